@@ -1,0 +1,54 @@
+# Two entry points (see README): `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := .run/tools/bin/uv
+export BROKER_PORT ?= 19092
+export OUTBOX_TEST_DB_URL ?= mysql+pymysql://root@127.0.0.1:3306/test
+export OUTBOX_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(BROKER_PORT)
+
+.PHONY: install services broker broker-stop demo test lint typecheck unit integration clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@mkdir -p .run
+	@test -x $(UV) || ($(PYTHON) -m venv .run/tools && .run/tools/bin/pip install -q uv==0.13.8)
+	$(UV) venv -q --allow-existing -p $(PYTHON) $(VENV)
+	$(UV) pip sync -q -p $(PY) requirements.lock
+	@# The project's packages are used in place: include/ and plugins/ go on the venv's path.
+	@printf '%s\n%s\n' "$(CURDIR)/include" "$(CURDIR)/plugins" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/outbox_relay_project.pth
+	@touch $@
+
+services: install
+	@bash include/devstack/mysql.sh
+	@bash include/devstack/broker.sh start
+
+broker: services
+
+broker-stop:
+	@bash include/devstack/broker.sh stop
+
+demo: services
+	@bash include/devstack/demo.sh $(SCENARIO)
+
+lint: install
+	$(VENV)/bin/ruff check include plugins dags tests
+	$(VENV)/bin/ruff format --check include plugins dags tests
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(PY) -m pytest tests/unit -q
+
+integration: services
+	$(PY) -m pytest tests/integration tests/airflow -q
+
+test: services lint typecheck
+	$(PY) -m pytest -q -p no:cacheprovider
+
+clean:
+	@bash include/devstack/broker.sh stop || true
+	rm -rf .run $(VENV)

@@ -1,0 +1,1 @@
+"""Order -> inventory: the classic outbox scenario used by ``make demo``."""

@@ -1,0 +1,101 @@
+"""Check a service config against the live database and broker (the ``validate``/``plan`` CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.identifiers import quote
+from outbox_relay.repository import ATTEMPT_TABLE
+from outbox_relay.topics import missing_topics, service_topics
+
+
+@dataclass
+class CheckReport:
+    service: str
+    problems: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _split(table: str) -> tuple[str | None, str]:
+    schema, _, name = table.rpartition(".")
+    return (schema or None), name
+
+
+def _columns(conn: Connection, table: str) -> dict[str, str]:
+    schema, name = _split(table)
+    rows = conn.execute(
+        text(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name"
+        ),
+        {"schema": schema, "name": name},
+    )
+    return {str(r[0]).lower(): str(r[1]) for r in rows}
+
+
+def _indexes(conn: Connection, table: str) -> dict[str, list[str]]:
+    schema, name = _split(table)
+    rows = conn.execute(
+        text(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name "
+            "ORDER BY INDEX_NAME, SEQ_IN_INDEX"
+        ),
+        {"schema": schema, "name": name},
+    )
+    indexes: dict[str, list[str]] = {}
+    for index_name, column in rows:
+        indexes.setdefault(str(index_name), []).append(str(column).lower())
+    return indexes
+
+
+def check_database(conn: Connection, config: ServiceConfig, report: CheckReport) -> None:
+    columns = _columns(conn, config.table)
+    if not columns:
+        report.problems.append(f"table {config.table} does not exist (or is not visible to this connection)")
+        if config.table == "outbox_message":
+            report.fixes.append("apply sql/01_outbox_message.sql")
+        return
+    mapped = {k: v for k, v in config.columns.model_dump().items() if v is not None}
+    for logical, column in [*mapped.items(), *(("payload.columns", c) for c in config.payload.columns)]:
+        if column.lower() not in columns:
+            report.problems.append(f"column {column!r} (columns.{logical}) not found in {config.table}")
+    status, pk = config.columns.status.lower(), config.columns.id.lower()
+    indexes = _indexes(conn, config.table)
+    if not any(
+        cols[:2] == [status, pk] or (cols[:1] == [status] and len(cols) == 1) for cols in indexes.values()
+    ):
+        name = f"ix_{_split(config.table)[1]}_{status}_{pk}"[:64]
+        report.problems.append(
+            f"no index starting with ({status}, {pk}): every scan would read the whole table"
+        )
+        report.fixes.append(
+            f"ALTER TABLE {quote(config.table)} ADD INDEX {quote(name)} ({quote(status)}, {quote(pk)});"
+        )
+    if not config.columns.inline_retry_state and not _columns(conn, ATTEMPT_TABLE):
+        report.problems.append(
+            f"retry state table {ATTEMPT_TABLE} is missing (this table has no attempts columns)"
+        )
+        report.fixes.append("apply sql/02_outbox_relay_attempt.sql")
+
+
+def check_broker(admin: Any, config: ServiceConfig, report: CheckReport) -> None:
+    wanted = service_topics(config)
+    for name in missing_topics(admin, wanted):
+        report.problems.append(f"topic {name!r} does not exist")
+        report.fixes.append(
+            f"create topic {name} with {wanted[name]} partitions (the relay DAG's ensure_topics task does it)"
+        )
+    if config.columns.topic is not None and not config.topics and config.topic is None:
+        report.notes.append(
+            f"rows name their own topic in column {config.columns.topic!r}; list them in 'topics'"
+        )

@@ -1,0 +1,110 @@
+"""Load service YAML files, turning every problem into an error that names file and field."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from outbox_relay.config import ServiceConfig
+
+SERVICES_DIR_ENV = "OUTBOX_RELAY_SERVICES_DIR"
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+class ConfigError(ValueError):
+    """A service config that cannot be used; the message names the file and each bad field."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class LoadedServices:
+    services: dict[str, ServiceConfig]
+    errors: list[ConfigError]
+
+
+def default_services_dir() -> Path:
+    """``$OUTBOX_RELAY_SERVICES_DIR``, else ``dags/services`` of this project."""
+    env = os.environ.get(SERVICES_DIR_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "dags" / "services"
+
+
+def _field_path(loc: Iterable[int | str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(error: Any) -> str:
+    field = _field_path(error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field (check the spelling against the configuration reference)"
+    if error["type"] == "missing":
+        message = "required field is missing"
+    return f"field '{field}': {message}"
+
+
+def parse_service_config(path: Path) -> ServiceConfig:
+    """Read and validate one file, raising ``ConfigError`` with every problem found."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"cannot read file: {exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [f"invalid YAML: {exc}".replace("\n", " ")]) from None
+    if not isinstance(document, dict):
+        kind = type(document).__name__
+        raise ConfigError(path, [f"expected a mapping of settings at the top level, got {kind}"])
+    document.setdefault("service", path.stem)
+    try:
+        config = ServiceConfig.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(path, [_describe(e) for e in exc.errors()]) from None
+    if config.service != path.stem:
+        raise ConfigError(
+            path, [f"field 'service': {config.service!r} must equal the file name {path.stem!r}"]
+        )
+    return config
+
+
+def config_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix in CONFIG_SUFFIXES and p.is_file())
+
+
+def load_services(directory: Path | None = None) -> LoadedServices:
+    """Load every config in the folder; a bad file is reported, never fatal for the others."""
+    services: dict[str, ServiceConfig] = {}
+    errors: list[ConfigError] = []
+    for path in config_files(directory or default_services_dir()):
+        try:
+            config = parse_service_config(path)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        services[config.service] = config
+    return LoadedServices(services=services, errors=errors)
+
+
+def load_service(name: str, directory: Path | None = None) -> ServiceConfig:
+    """The named service's config, re-read at task run time so a running task sees the current file."""
+    folder = directory or default_services_dir()
+    for suffix in CONFIG_SUFFIXES:
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            return parse_service_config(path)
+    raise LookupError(f"no config for service {name!r} in {folder} (expected {name}.yaml)")

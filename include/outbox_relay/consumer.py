@@ -1,0 +1,231 @@
+"""The consumer side: an idempotent consumer with an inbox table.
+
+For each message, ONE database transaction records the message id in the inbox
+and runs the business handler; a redelivered id is skipped (its stored result is
+answered again). A handler exception rolls back the business change, is
+recorded as FAILED with its error and answered as FAILED: never swallowed.
+Offsets are committed only after the DB commit and the acknowledged answers,
+so a crash between receiving and processing means the message is processed
+after restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import IntegrityError
+
+from outbox_relay.identifiers import quote
+from outbox_relay.models import OutboxRow
+from outbox_relay.publisher import HEADER_MESSAGE_ID, KafkaPublisher, OutboundMessage
+from outbox_relay.repository import truncate_error
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 1062
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    message_id: str
+    key: str | None
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.value)
+
+
+Handler = Callable[[Connection, InboundMessage], None]
+
+
+@dataclass
+class ConsumeStats:
+    received: int = 0
+    processed: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    elapsed_seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def to_inbound(message: Any) -> InboundMessage | None:
+    headers = {k: bytes(v).decode("utf-8", "replace") for k, v in (message.headers() or []) if v is not None}
+    message_id = headers.get(HEADER_MESSAGE_ID)
+    if not message_id:
+        return None
+    key = message.key()
+    return InboundMessage(
+        message_id=message_id,
+        key=None if key is None else bytes(key).decode("utf-8", "replace"),
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        value=message.value() or b"",
+        headers=headers,
+    )
+
+
+class IdempotentConsumer:
+    """Consumes relayed messages once per message id and answers on the result topic."""
+
+    def __init__(
+        self,
+        name: str,
+        engine: Engine,
+        consumer: Any,
+        results: KafkaPublisher,
+        result_topic: str,
+        handler: Handler,
+        inbox_table: str = "inbox_message",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.engine = engine
+        self.consumer = consumer
+        self.results = results
+        self.result_topic = result_topic
+        self.handler = handler
+        self.inbox = quote(inbox_table)
+        self.clock = clock
+
+    def run(
+        self, time_budget_seconds: float, idle_seconds: float = 3.0, batch_size: int = 500
+    ) -> ConsumeStats:
+        stats = ConsumeStats()
+        started = last = self.clock()
+        while self.clock() - started < time_budget_seconds:
+            assigned = bool(self.consumer.assignment())
+            if assigned and self.clock() - last >= idle_seconds:
+                break
+            messages = [m for m in self.consumer.consume(batch_size, timeout=0.5) if self._usable(m)]
+            if not assigned or messages:
+                last = self.clock()
+            if messages:
+                self.process_batch(messages, stats)
+        stats.elapsed_seconds = round(self.clock() - started, 3)
+        return stats
+
+    def _usable(self, message: Any) -> bool:
+        err = message.error()
+        if err is None:
+            return True
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer %s: %s", self.name, err.str())
+        return False
+
+    def process_batch(self, messages: list[Any], stats: ConsumeStats) -> None:
+        answers: list[OutboundMessage] = []
+        for raw in messages:
+            stats.received += 1
+            message = to_inbound(raw)
+            if message is None:
+                stats.malformed += 1
+                log.error(
+                    "consumer %s: message %s[%s]@%s has no %s header; cannot dedupe, skipped",
+                    self.name,
+                    raw.topic(),
+                    raw.partition(),
+                    raw.offset(),
+                    HEADER_MESSAGE_ID,
+                )
+                continue
+            status, error = self._process_one(message, stats)
+            answers.append(self._answer(message, status, error))
+        outcome = self.results.publish(answers)
+        if len(outcome.acked) != len(answers):
+            problems = [reason for _m, reason in outcome.rejected + outcome.unavailable]
+            raise RuntimeError(
+                f"consumer {self.name}: {len(answers) - len(outcome.acked)} results not acknowledged "
+                f"({problems[:3]}); offsets not committed, the batch will be processed again (deduped)"
+            )
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                raise
+
+    def _process_one(self, message: InboundMessage, stats: ConsumeStats) -> tuple[str, str | None]:
+        with self.engine.connect() as conn, conn.begin():
+            try:
+                conn.execute(
+                    text(
+                        f"INSERT INTO {self.inbox} (consumer, message_id, topic, kafka_partition, kafka_offset, "
+                        "status) VALUES (:consumer, :mid, :topic, :part, :off, 'PROCESSING')"
+                    ),
+                    {
+                        "consumer": self.name,
+                        "mid": message.message_id,
+                        "topic": message.topic,
+                        "part": message.partition,
+                        "off": message.offset,
+                    },
+                )
+            except IntegrityError as exc:
+                if getattr(exc.orig, "args", (None,))[0] != DUPLICATE_KEY:
+                    raise
+                stats.duplicates += 1
+                row = conn.execute(
+                    text(f"SELECT status, error FROM {self.inbox} WHERE consumer = :c AND message_id = :m"),
+                    {"c": self.name, "m": message.message_id},
+                ).one()
+                return str(row[0]), row[1]
+            status, error = self._run_handler(conn, message, stats)
+            conn.execute(
+                text(
+                    f"UPDATE {self.inbox} SET status = :s, error = :e WHERE consumer = :c AND message_id = :m"
+                ),
+                {"s": status, "e": error, "c": self.name, "m": message.message_id},
+            )
+        return status, error
+
+    def _run_handler(
+        self, conn: Connection, message: InboundMessage, stats: ConsumeStats
+    ) -> tuple[str, str | None]:
+        savepoint = conn.begin_nested()
+        try:
+            self.handler(conn, message)
+        except Exception as exc:  # the handler's failure is data: recorded and answered, not swallowed
+            savepoint.rollback()
+            error = truncate_error(f"{type(exc).__name__}: {exc}")
+            log.warning(
+                "consumer %s: handler failed for message %s: %s", self.name, message.message_id, error
+            )
+            log.debug("handler traceback", exc_info=True)
+            stats.failed += 1
+            stats.errors = [*stats.errors, error][:10]
+            return "FAILED", error
+        savepoint.commit()
+        stats.processed += 1
+        return "SUCCESS", None
+
+    def _answer(self, message: InboundMessage, status: str, error: str | None) -> OutboundMessage:
+        body = {
+            "message_id": message.message_id,
+            "status": status,
+            "error": error,
+            "consumer": self.name,
+            "processed_at": datetime.now(UTC).isoformat(),
+        }
+        row = OutboxRow(
+            message.message_id, message.message_id, message.message_id, None, None, None, None, None
+        )
+        headers = [(HEADER_MESSAGE_ID, message.message_id.encode())]
+        return OutboundMessage(
+            row, self.result_topic, message.message_id.encode(), json.dumps(body).encode(), headers
+        )

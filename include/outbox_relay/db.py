@@ -1,0 +1,24 @@
+"""Database engines for the relay: READ COMMITTED, DB-side time zone, health-checked pool."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import URL, Engine, create_engine
+
+_OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
+
+
+def make_engine(url: str | URL, time_zone: str = "+00:00", pool_size: int = 5) -> Engine:
+    """An engine whose sessions use READ COMMITTED (so SKIP LOCKED and chunked deletes lock only
+    what they touch) and the given session time zone (so ``NOW(6)`` matches the stored timestamps)."""
+    if not _OFFSET.match(time_zone):
+        raise ValueError(f"time zone {time_zone!r} must be a UTC offset like '+00:00'")
+    return create_engine(
+        url,
+        isolation_level="READ COMMITTED",
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        pool_size=pool_size,
+        connect_args={"init_command": f"SET time_zone = '{time_zone}'", "connect_timeout": 10},
+    )

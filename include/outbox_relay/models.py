@@ -1,0 +1,75 @@
+"""Plain data passed between the repository, the publisher and the relay loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Window:
+    """A backfill's data interval: rows created in ``[start, end)`` (DB time zone, naive)."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end} must be after its start {self.start}")
+
+
+@dataclass
+class OutboxRow:
+    """One claimed outbox row with its retry state."""
+
+    row_id: Any
+    message_id: str
+    key: Any
+    event_type: str | None
+    topic: str | None
+    body: Any
+    extra_headers: Any
+    status: Any
+    attempts: int = 0
+    waiting: bool = False
+    failed: bool = False
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A row whose publication failed, with what to record for it."""
+
+    row: OutboxRow
+    error: str
+    terminal: bool
+    delay_seconds: float
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A parsed message from a result topic."""
+
+    message_id: str
+    success: bool
+    error: str | None
+
+
+@dataclass
+class RunStats:
+    """What a relay run did; returned to Airflow (XCom) and printed by the CLI."""
+
+    batches: int = 0
+    claimed: int = 0
+    published: int = 0
+    republished: int = 0
+    retried: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    held_back: int = 0
+    elapsed_seconds: float = 0.0
+    stopped_because: str = "drained"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)

@@ -1,0 +1,184 @@
+"""Produce a batch to Kafka and report, per message, whether the broker acknowledged it.
+
+Every delivery report is checked. A message with no report by the flush timeout
+is purged and counted as undelivered, so nothing is marked SENT without an ack.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, KafkaException
+
+from outbox_relay.models import OutboxRow
+
+HEADER_MESSAGE_ID = "outbox-message-id"
+HEADER_EVENT_TYPE = "outbox-event-type"
+HEADER_SERVICE = "outbox-service"
+HEADER_SOURCE_TABLE = "outbox-source-table"
+HEADER_ROW_ID = "outbox-row-id"
+HEADER_REPLAY = "outbox-replay"
+HEADER_ERROR = "outbox-error"
+
+# Delivery errors that say the cluster (not the message) is the problem: the run
+# stops and Airflow retries it later, without spending the rows' attempts.
+BROKER_UNAVAILABLE_CODES = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._PURGE_QUEUE,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError._DESTROY,
+        KafkaError._FATAL,
+        KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
+
+NO_REPORT = "no delivery report before the flush timeout (message purged)"
+
+
+class ProducerLike(Protocol):
+    def produce(self, topic: str, *args: Any, **kwargs: Any) -> None: ...
+    def poll(self, timeout: float = ...) -> int: ...
+    def flush(self, timeout: float = ...) -> int: ...
+    def purge(self, in_queue: bool = ..., in_flight: bool = ..., blocking: bool = ...) -> None: ...
+
+
+class BrokerUnavailableError(RuntimeError):
+    """Kafka did not acknowledge messages for cluster-level reasons (down, unreachable, timing out)."""
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    row: OutboxRow
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class DeliveryOutcome:
+    """Per-message result of one ``publish`` call, in input order."""
+
+    acked: list[OutboundMessage] = field(default_factory=list)
+    rejected: list[tuple[OutboundMessage, str]] = field(default_factory=list)
+    unavailable: list[tuple[OutboundMessage, str]] = field(default_factory=list)
+    held: list[OutboundMessage] = field(default_factory=list)
+
+
+def build_headers(row: OutboxRow, service: str, table: str, replay: bool) -> list[tuple[str, bytes]]:
+    headers = [
+        (HEADER_MESSAGE_ID, row.message_id.encode()),
+        (HEADER_SERVICE, service.encode()),
+        (HEADER_SOURCE_TABLE, table.encode()),
+        (HEADER_ROW_ID, str(row.row_id).encode()),
+    ]
+    if row.event_type:
+        headers.append((HEADER_EVENT_TYPE, str(row.event_type).encode()))
+    if replay:
+        headers.append((HEADER_REPLAY, b"true"))
+    if row.extra_headers:
+        extra = row.extra_headers if isinstance(row.extra_headers, dict) else json.loads(row.extra_headers)
+        if not isinstance(extra, dict):
+            raise ValueError("headers column must hold a JSON object")
+        headers += [(str(k), str(v).encode()) for k, v in extra.items()]
+    return headers
+
+
+def _describe(err: Any) -> str:
+    if isinstance(err, KafkaError):
+        return f"{err.name()}: {err.str()}"
+    return str(err)
+
+
+def _classify(
+    outcome: DeliveryOutcome, message: OutboundMessage, held: bool, delivered: bool, err: Any
+) -> None:
+    if held:
+        outcome.held.append(message)
+    elif not delivered:
+        outcome.unavailable.append((message, NO_REPORT))
+    elif err is None:
+        outcome.acked.append(message)
+    elif isinstance(err, KafkaError) and err.code() in BROKER_UNAVAILABLE_CODES:
+        outcome.unavailable.append((message, _describe(err)))
+    else:
+        outcome.rejected.append((message, _describe(err)))
+
+
+class KafkaPublisher:
+    """Sends batches through one long-lived producer (idempotent, acks=all)."""
+
+    def __init__(self, producer: ProducerLike, flush_timeout_seconds: float) -> None:
+        self.producer = producer
+        self.flush_timeout_seconds = flush_timeout_seconds
+
+    def publish(self, messages: Sequence[OutboundMessage]) -> DeliveryOutcome:
+        reports: list[Any] = [None] * len(messages)
+        delivered = [False] * len(messages)
+
+        def on_delivery(index: int) -> Any:
+            def callback(err: Any, _msg: Any) -> None:
+                reports[index] = err
+                delivered[index] = True
+
+            return callback
+
+        rejected_keys: set[bytes] = set()
+        held = [False] * len(messages)
+        for index, message in enumerate(messages):
+            if message.key is not None and message.key in rejected_keys:
+                held[index] = True  # an older message of this key was just rejected: keep per-key order
+                continue
+            self._produce(message, on_delivery(index), reports, delivered, index)
+            if reports[index] is not None and message.key is not None:
+                rejected_keys.add(message.key)
+        self._flush_or_purge()
+        outcome = DeliveryOutcome()
+        for index, message in enumerate(messages):
+            _classify(outcome, message, held[index], delivered[index], reports[index])
+        return outcome
+
+    def _produce(
+        self, message: OutboundMessage, callback: Any, reports: list[Any], done: list[bool], i: int
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    message.topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=message.headers,
+                    on_delivery=callback,
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)  # local queue full: serve reports, then try again
+            except KafkaException as exc:  # rejected before leaving the client (too large, bad topic...)
+                reports[i] = exc.args[0] if exc.args else exc
+                done[i] = True
+                return
+            except (TypeError, ValueError) as exc:
+                reports[i] = exc
+                done[i] = True
+                return
+
+    def _flush_or_purge(self) -> None:
+        deadline = time.monotonic() + self.flush_timeout_seconds
+        remaining = self.producer.flush(self.flush_timeout_seconds)
+        if remaining:
+            # Give up on what is still queued or in flight; their reports (purged) arrive on the next poll.
+            self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+            self.producer.flush(max(0.0, min(1.0, deadline - time.monotonic())) or 0.5)

@@ -1,0 +1,448 @@
+"""All SQL against a registered outbox table.
+
+Every identifier comes from a validated config and is quoted; every value is a
+bound parameter. Times are the database's (``NOW(6)``), never the relay host's,
+so a skewed relay clock cannot relay early or delete early.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+from sqlalchemy.sql.elements import TextClause
+
+from outbox_relay.config import ServiceConfig, StatusValue
+from outbox_relay.identifiers import quote
+from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
+
+ATTEMPT_TABLE = "outbox_relay_attempt"
+MAX_ERROR_CHARS = 2000
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def _expanding(sql: str, *names: str) -> TextClause:
+    return text(sql).bindparams(*(bindparam(n, expanding=True) for n in names))
+
+
+def truncate_error(error: str) -> str:
+    return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 3] + "..."
+
+
+class OutboxRepository:
+    """SQL for one service's outbox table, built once from its config."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.columns = config.columns
+        self.table = quote(config.table)
+        self.id_col = quote(self.columns.id)
+        self.status_col = quote(self.columns.status)
+        self.message_prefix = f"{config.service}:{config.table}:"
+        self._claim_sql = self._build_claim()
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _q(self, logical: str) -> str | None:
+        column = getattr(self.columns, logical)
+        return None if column is None else quote(column)
+
+    def message_id_for(self, row_id: Any, stored: Any) -> str:
+        """The stored message id, or the derived ``service:table:row_id`` for tables without one."""
+        return str(stored) if self.columns.message_id else f"{self.message_prefix}{row_id}"
+
+    def row_id_from_message_id(self, message_id: str) -> str | None:
+        if not message_id.startswith(self.message_prefix):
+            return None
+        return message_id[len(self.message_prefix) :]
+
+    @property
+    def _age_column(self) -> str:
+        age = self._q("updated_at") or self._q("created_at")
+        assert age is not None, "validated by ServiceConfig"
+        return age
+
+    def cursor_start(self, conn: Connection) -> Any:
+        """A value below every primary key: '' for textual keys (UUIDs), -1 for numeric ones."""
+        schema, _, table = self.config.table.rpartition(".")
+        kind = conn.execute(
+            text(
+                "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) "
+                "AND TABLE_NAME = :tbl AND COLUMN_NAME = :col"
+            ),
+            {"schema": schema or None, "tbl": table, "col": self.columns.id},
+        ).scalar()
+        if kind is None:
+            raise LookupError(
+                f"service {self.config.service!r}: table {self.config.table} has no column "
+                f"{self.columns.id!r} (columns.id); run 'python -m outbox_relay_airflow.cli validate'"
+            )
+        return "" if str(kind).lower() in {"char", "varchar", "binary", "varbinary", "text"} else -1
+
+    # --- claim -----------------------------------------------------------------------
+
+    def _build_claim(self) -> TextClause:
+        select = [f"{self.id_col} AS r_id", f"{self.status_col} AS r_status"]
+        for logical in ("message_id", "key", "event_type", "topic", "payload", "headers", "attempts"):
+            column = self._q(logical)
+            if column:
+                select.append(f"{column} AS r_{logical}")
+        if self.columns.next_attempt_at:
+            nxt = quote(self.columns.next_attempt_at)
+            select.append(f"({nxt} IS NOT NULL AND {nxt} > NOW(6)) AS r_waiting")
+        select += [f"{quote(c)} AS p_{c}" for c in self.config.payload.columns]
+        where = [f"{self.status_col} IN :statuses", f"{self.id_col} > :after"]
+        created = self._q("created_at")
+        if created and self.config.threshold_seconds > 0:
+            where.append(f"{created} <= NOW(6) - INTERVAL :threshold_us MICROSECOND")
+        if created:
+            where.append(f"(:win_start IS NULL OR {created} >= :win_start)")
+            where.append(f"(:win_end IS NULL OR {created} < :win_end)")
+        sql = (
+            f"SELECT {', '.join(select)} FROM {self.table} WHERE {' AND '.join(where)} "
+            f"ORDER BY {self.id_col} LIMIT :limit FOR UPDATE SKIP LOCKED"
+        )
+        return _expanding(sql, "statuses")
+
+    def claim(
+        self,
+        conn: Connection,
+        after: Any,
+        limit: int,
+        window: Window | None = None,
+        republish: bool = False,
+    ) -> list[OutboxRow]:
+        """Lock the next rows (others' locked rows are skipped) in primary-key order."""
+        if window is not None and self.columns.created_at is None:
+            raise ValueError(
+                f"service {self.config.service!r}: a backfill window needs columns.created_at, "
+                f"but table {self.config.table} has none mapped"
+            )
+        statuses: list[StatusValue] = [self.config.statuses.new]
+        if republish:
+            statuses.append(self.config.statuses.sent)
+        params = {
+            "statuses": statuses,
+            "after": after,
+            "limit": limit,
+            "threshold_us": int(self.config.threshold_seconds * 1_000_000),
+            "win_start": window.start if window else None,
+            "win_end": window.end if window else None,
+        }
+        records = conn.execute(self._claim_sql, params).mappings().all()
+        rows = [self._to_row(r) for r in records]
+        if rows and not self.columns.inline_retry_state:
+            self._load_attempt_state(conn, rows)
+        return rows
+
+    def _to_row(self, r: Any) -> OutboxRow:
+        columns = self.config.payload.columns
+        body: Any = {c: r[f"p_{c}"] for c in columns} if columns else r["r_payload"]
+        return OutboxRow(
+            row_id=r["r_id"],
+            message_id=self.message_id_for(r["r_id"], r.get("r_message_id")),
+            key=r.get("r_key"),
+            event_type=r.get("r_event_type", self.config.event_type),
+            topic=r.get("r_topic") or self.config.topic,
+            body=body,
+            extra_headers=r.get("r_headers"),
+            status=r["r_status"],
+            attempts=int(r.get("r_attempts") or 0),
+            waiting=bool(r.get("r_waiting") or False),
+        )
+
+    def _load_attempt_state(self, conn: Connection, rows: list[OutboxRow]) -> None:
+        sql = _expanding(
+            f"SELECT row_id, attempts, (next_attempt_at IS NOT NULL AND next_attempt_at > NOW(6)) AS waiting,"
+            f" failed FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl"
+            " AND row_id IN :ids",
+            "ids",
+        )
+        by_id = {str(r.row_id): r for r in rows}
+        params = {"service": self.config.service, "tbl": self.config.table, "ids": list(by_id)}
+        for state in conn.execute(sql, params).mappings():
+            row = by_id[state["row_id"]]
+            row.attempts = int(state["attempts"])
+            row.waiting = bool(state["waiting"])
+            row.failed = bool(state["failed"])
+
+    def waiting_keys(self, conn: Connection) -> set[Any]:
+        """Keys that have a NEW row waiting for its retry time: their newer rows must wait too."""
+        key = self._q("key")
+        if key is None:
+            return set()
+        if self.columns.inline_retry_state:
+            nxt = self._q("next_attempt_at")
+            sql = text(
+                f"SELECT DISTINCT {key} AS k FROM {self.table} "
+                f"WHERE {self.status_col} = :new AND {nxt} > NOW(6)"
+            )
+        else:
+            sql = text(
+                f"SELECT DISTINCT o.{key} AS k FROM {ATTEMPT_TABLE} a JOIN {self.table} o "
+                f"ON o.{self.id_col} = a.row_id WHERE a.service = :service AND a.source_table = :tbl "
+                f"AND a.failed = 0 AND a.next_attempt_at > NOW(6) AND o.{self.status_col} = :new"
+            )
+        params = {"new": self.config.statuses.new, "service": self.config.service, "tbl": self.config.table}
+        return {r[0] for r in conn.execute(sql, params)}
+
+    # --- outcome of a batch ----------------------------------------------------------
+
+    def mark_sent(self, conn: Connection, rows: Sequence[OutboxRow], run_id: str) -> int:
+        """One statement for the whole batch of acknowledged rows."""
+        if not rows:
+            return 0
+        sets = [f"{self.status_col} = :sent"]
+        if self.columns.sent_at:
+            sets.append(f"{quote(self.columns.sent_at)} = NOW(6)")
+        if self.columns.run_id:
+            sets.append(f"{quote(self.columns.run_id)} = :run_id")
+        if self.columns.next_attempt_at:
+            sets.append(f"{quote(self.columns.next_attempt_at)} = NULL")
+        sql = _expanding(
+            f"UPDATE {self.table} SET {', '.join(sets)} "
+            f"WHERE {self.id_col} IN :ids AND {self.status_col} IN :claimable",
+            "ids",
+            "claimable",
+        )
+        statuses = self.config.statuses
+        params = {
+            "sent": statuses.sent,
+            "run_id": run_id[:250],
+            "ids": [r.row_id for r in rows],
+            "claimable": [statuses.new, statuses.sent],
+        }
+        updated = conn.execute(sql, params).rowcount
+        retried = [str(r.row_id) for r in rows if r.attempts and not self.columns.inline_retry_state]
+        if retried:
+            conn.execute(
+                _expanding(
+                    f"DELETE FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl "
+                    "AND row_id IN :ids",
+                    "ids",
+                ),
+                {"service": self.config.service, "tbl": self.config.table, "ids": retried},
+            )
+        return int(updated)
+
+    def record_failures(self, conn: Connection, failures: Sequence[Failure]) -> None:
+        """Attempts+1, error and next attempt time; FAILED once out of attempts."""
+        if not failures:
+            return
+        statuses = self.config.statuses
+        if self.columns.inline_retry_state:
+            sql = text(
+                f"UPDATE {self.table} SET {quote(self.columns.attempts or '')} = "
+                f"{quote(self.columns.attempts or '')} + 1, {quote(self.columns.last_error or '')} = :error, "
+                f"{quote(self.columns.next_attempt_at or '')} = NOW(6) + INTERVAL :delay_us MICROSECOND, "
+                f"{self.status_col} = :status WHERE {self.id_col} = :id"
+            )
+            conn.execute(
+                sql,
+                [
+                    {
+                        "error": truncate_error(f.error),
+                        "delay_us": int(f.delay_seconds * 1_000_000),
+                        "status": statuses.failed if f.terminal else f.row.status,
+                        "id": f.row.row_id,
+                    }
+                    for f in failures
+                ],
+            )
+            return
+        self._record_failures_in_attempt_table(conn, failures)
+
+    def _record_failures_in_attempt_table(self, conn: Connection, failures: Sequence[Failure]) -> None:
+        sql = text(
+            f"INSERT INTO {ATTEMPT_TABLE} (service, source_table, row_id, attempts, last_error, "
+            "next_attempt_at, failed) VALUES (:service, :tbl, :row_id, :attempts, :error, "
+            "NOW(6) + INTERVAL :delay_us MICROSECOND, :failed) ON DUPLICATE KEY UPDATE "
+            "attempts = VALUES(attempts), last_error = VALUES(last_error), "
+            "next_attempt_at = VALUES(next_attempt_at), failed = VALUES(failed)"
+        )
+        base = {"service": self.config.service, "tbl": self.config.table}
+        conn.execute(
+            sql,
+            [
+                {
+                    **base,
+                    "row_id": str(f.row.row_id),
+                    "attempts": f.row.attempts + 1,
+                    "error": truncate_error(f.error),
+                    "delay_us": int(f.delay_seconds * 1_000_000),
+                    "failed": 1 if f.terminal else 0,
+                }
+                for f in failures
+            ],
+        )
+        terminal = [f.row.row_id for f in failures if f.terminal]
+        if terminal and self.config.statuses.failed is not None:
+            conn.execute(
+                _expanding(
+                    f"UPDATE {self.table} SET {self.status_col} = :failed WHERE {self.id_col} IN :ids", "ids"
+                ),
+                {"failed": self.config.statuses.failed, "ids": terminal},
+            )
+
+    # --- confirmations ---------------------------------------------------------------
+
+    def apply_confirmations(
+        self, conn: Connection, confirmations: Sequence[Confirmation]
+    ) -> tuple[int, int, list[str]]:
+        """Apply a batch; terminal states are never overwritten. Returns (confirmed, failed, unknown ids)."""
+        lookup_col = quote(self.columns.message_id) if self.columns.message_id else self.id_col
+        wanted: dict[Any, Confirmation] = {}
+        unknown: list[str] = []
+        for c in confirmations:
+            lookup = c.message_id if self.columns.message_id else self.row_id_from_message_id(c.message_id)
+            if lookup is None:
+                unknown.append(c.message_id)
+            else:
+                wanted.setdefault(lookup, c)  # the first word on a message wins, as with one clean delivery
+        if not wanted:
+            return 0, 0, unknown
+        found = {
+            str(r[0])
+            for r in conn.execute(
+                _expanding(f"SELECT {lookup_col} FROM {self.table} WHERE {lookup_col} IN :ids", "ids"),
+                {"ids": list(wanted)},
+            )
+        }
+        unknown += [c.message_id for k, c in wanted.items() if str(k) not in found]
+        ok = [k for k, c in wanted.items() if c.success and str(k) in found]
+        bad = [(k, c) for k, c in wanted.items() if not c.success and str(k) in found]
+        return self._confirm(conn, lookup_col, ok), self._fail(conn, lookup_col, bad), unknown
+
+    def _open_statuses(self) -> list[StatusValue]:
+        return [self.config.statuses.new, self.config.statuses.sent]
+
+    def _confirm(self, conn: Connection, lookup_col: str, keys: list[Any]) -> int:
+        if not keys:
+            return 0
+        sets = [f"{self.status_col} = :confirmed"]
+        if self.columns.confirmed_at:
+            sets.append(f"{quote(self.columns.confirmed_at)} = NOW(6)")
+        sql = _expanding(
+            f"UPDATE {self.table} SET {', '.join(sets)} WHERE {lookup_col} IN :ids AND {self.status_col} IN :open",
+            "ids",
+            "open",
+        )
+        params = {"confirmed": self.config.statuses.confirmed, "ids": keys, "open": self._open_statuses()}
+        return int(conn.execute(sql, params).rowcount)
+
+    def _fail(self, conn: Connection, lookup_col: str, items: list[tuple[Any, Confirmation]]) -> int:
+        if not items:
+            return 0
+        sets = [f"{self.status_col} = :failed"]
+        if self.columns.last_error:
+            sets.append(f"{quote(self.columns.last_error)} = :error")
+        if self.columns.confirmed_at:
+            sets.append(f"{quote(self.columns.confirmed_at)} = NOW(6)")
+        sql = _expanding(
+            f"UPDATE {self.table} SET {', '.join(sets)} WHERE {lookup_col} = :id AND {self.status_col} IN :open",
+            "open",
+        )
+        total = 0
+        for key, c in items:
+            params = {
+                "failed": self.config.statuses.failed,
+                "error": truncate_error(c.error or "consumer reported FAILED without an error text"),
+                "id": key,
+                "open": self._open_statuses(),
+            }
+            total += int(conn.execute(sql, params).rowcount)
+        return total
+
+    # --- retention -------------------------------------------------------------------
+
+    def expired_ids(
+        self, conn: Connection, statuses: Sequence[StatusValue], age_seconds: float, after: Any, limit: int
+    ) -> list[Any]:
+        """A plain (non-locking) read of the next chunk of expired terminal rows."""
+        sql = _expanding(
+            f"SELECT {self.id_col} FROM {self.table} WHERE {self.status_col} IN :statuses "
+            f"AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND AND {self.id_col} > :after "
+            f"ORDER BY {self.id_col} LIMIT :limit",
+            "statuses",
+        )
+        params = {"statuses": list(statuses), "age_s": int(age_seconds), "after": after, "limit": limit}
+        return [r[0] for r in conn.execute(sql, params)]
+
+    def delete_expired(
+        self, conn: Connection, ids: Sequence[Any], statuses: Sequence[StatusValue], age_seconds: float
+    ) -> int:
+        """Delete by primary key, re-checking status and age so only those rows are touched."""
+        sql = _expanding(
+            f"DELETE FROM {self.table} WHERE {self.id_col} IN :ids AND {self.status_col} IN :statuses "
+            f"AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND",
+            "ids",
+            "statuses",
+        )
+        params = {"ids": list(ids), "statuses": list(statuses), "age_s": int(age_seconds)}
+        return int(conn.execute(sql, params).rowcount)
+
+    def expired_failed_attempt_ids(self, conn: Connection, age_seconds: float, limit: int) -> list[str]:
+        """Rows given up on, for tables whose FAILED state lives in the attempt table."""
+        sql = text(
+            f"SELECT row_id FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl "
+            "AND failed = 1 AND updated_at < NOW(6) - INTERVAL :age_s SECOND ORDER BY row_id LIMIT :limit"
+        )
+        params = {
+            "service": self.config.service,
+            "tbl": self.config.table,
+            "age_s": int(age_seconds),
+            "limit": limit,
+        }
+        return [r[0] for r in conn.execute(sql, params)]
+
+    def delete_failed_attempt_rows(self, conn: Connection, row_ids: Sequence[str]) -> int:
+        deleted = conn.execute(
+            _expanding(
+                f"DELETE FROM {self.table} WHERE {self.id_col} IN :ids AND {self.status_col} IN :given_up",
+                "ids",
+                "given_up",
+            ),
+            {
+                "ids": list(row_ids),
+                "given_up": [
+                    s for s in (self.config.statuses.new, self.config.statuses.failed) if s is not None
+                ],
+            },
+        ).rowcount
+        conn.execute(
+            _expanding(
+                f"DELETE FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl AND row_id IN :ids",
+                "ids",
+            ),
+            {"service": self.config.service, "tbl": self.config.table, "ids": list(row_ids)},
+        )
+        return int(deleted)
+
+
+def encode_body(row: OutboxRow, fmt: str) -> bytes:
+    """The Kafka value for a row; raises ``ValueError`` naming the problem for poison rows."""
+    body = row.body
+    if isinstance(body, dict):
+        return json.dumps(body, default=_json_default, separators=(",", ":")).encode()
+    if body is None:
+        raise ValueError("payload is NULL")
+    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if fmt == "json":
+        try:
+            json.loads(data)
+        except ValueError as exc:
+            raise ValueError(f"payload is not valid JSON ({exc})") from None
+    return data

@@ -1,0 +1,57 @@
+"""Explicit topic creation: production clusters usually disable auto-creation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+
+from outbox_relay.config import ServiceConfig
+
+log = logging.getLogger(__name__)
+
+
+def service_topics(config: ServiceConfig) -> dict[str, int]:
+    """Topic -> partition count for everything the service produces to or consumes."""
+    topics = {name: config.kafka.partitions for name in config.all_topics}
+    if config.confirmation is not None:
+        topics.setdefault(config.confirmation.topic, config.confirmation.partitions)
+    return topics
+
+
+def existing_topics(admin: Any, timeout: float = 10.0) -> set[str]:
+    return set(admin.list_topics(timeout=timeout).topics)
+
+
+def ensure_topics(
+    admin: Any, wanted: dict[str, int], replication_factor: int, timeout: float = 10.0
+) -> list[str]:
+    """Create the missing topics; an existing topic is left as it is. Returns the names created."""
+    missing = [name for name in wanted if name not in existing_topics(admin, timeout)]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(name, num_partitions=wanted[name], replication_factor=replication_factor)
+            for name in missing
+        ],
+        request_timeout=timeout,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+            log.info("created topic %s with %d partitions", name, wanted[name])
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise RuntimeError(f"could not create topic {name!r}: {exc.args[0].str()}") from None
+    return created
+
+
+def missing_topics(admin: Any, names: Iterable[str], timeout: float = 10.0) -> list[str]:
+    have = existing_topics(admin, timeout)
+    return [n for n in names if n not in have]

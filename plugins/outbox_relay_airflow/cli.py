@@ -1,0 +1,121 @@
+"""Command line: ``python -m outbox_relay_airflow.cli validate|plan|relay|confirm|cleanup``.
+
+Connections are resolved the Airflow way (``AIRFLOW_CONN_*`` variables, secrets
+backends or the metadata DB), so the CLI checks exactly what the DAGs will use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from outbox_relay.checks import CheckReport, check_broker, check_database
+from outbox_relay.config import ServiceConfig
+from outbox_relay.config_loader import default_services_dir, load_services
+from outbox_relay.identifiers import quote
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m outbox_relay_airflow.cli", description=__doc__)
+    parser.add_argument("--services-dir", type=Path, default=None, help="folder of service YAML files")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in [
+        ("validate", "check every config, then the live DB (table, columns, index) and broker (topics)"),
+        ("plan", "validate, then show each service's backlog and the DDL to fix problems"),
+        ("relay", "run one relay pass for a service now (outside the scheduler)"),
+        ("confirm", "ingest a service's confirmation topic now"),
+        ("cleanup", "run retention for a service now"),
+    ]:
+        cmd = sub.add_parser(name, help=help_text)
+        if name in {"validate", "plan"}:
+            cmd.add_argument("--offline", action="store_true", help="only check the files, no DB or broker")
+            cmd.add_argument("services", nargs="*", help="limit to these services")
+        else:
+            cmd.add_argument("service")
+    return parser
+
+
+def _live_report(config: ServiceConfig) -> CheckReport:
+    from outbox_relay_airflow.hooks import admin_client, db_engine
+
+    report = CheckReport(config.service)
+    try:
+        engine = db_engine(config, pool_size=1)
+        with engine.connect() as conn:
+            check_database(conn, config, report)
+        engine.dispose()
+    except Exception as exc:
+        report.problems.append(f"database connection {config.connections.db!r} failed: {exc}")
+    try:
+        check_broker(admin_client(config.connections.kafka), config, report)
+    except Exception as exc:
+        report.problems.append(f"Kafka connection {config.connections.kafka!r} failed: {exc}")
+    return report
+
+
+def _backlog(config: ServiceConfig) -> dict[str, Any]:
+    from outbox_relay_airflow.hooks import db_engine
+
+    engine = db_engine(config, pool_size=1)
+    status = quote(config.columns.status)
+    with engine.connect() as conn:
+        rows = conn.execute(text(f"SELECT {status}, COUNT(*) FROM {quote(config.table)} GROUP BY {status}"))
+        counts = {str(r[0]): int(r[1]) for r in rows}
+    engine.dispose()
+    return counts
+
+
+def _validate(args: argparse.Namespace, plan: bool) -> int:
+    directory = args.services_dir or default_services_dir()
+    loaded = load_services(directory)
+    failed = False
+    for error in loaded.errors:
+        print(f"INVALID {error}")
+        failed = True
+    selected = [c for name, c in loaded.services.items() if not args.services or name in args.services]
+    if not loaded.services and not loaded.errors:
+        print(f"no service configs found in {directory}")
+        return 1
+    for config in selected:
+        report = CheckReport(config.service) if args.offline else _live_report(config)
+        print(f"{'OK     ' if report.ok else 'PROBLEM'} {config.service} ({directory / config.service}.yaml)")
+        for problem in report.problems:
+            print(f"    problem: {problem}")
+        for fix in report.fixes:
+            print(f"    fix:     {fix}")
+        for note in report.notes:
+            print(f"    note:    {note}")
+        if plan and report.ok and not args.offline:
+            print(f"    rows by status: {json.dumps(_backlog(config))}")
+        failed = failed or not report.ok
+    return 1 if failed else 0
+
+
+def _run_now(args: argparse.Namespace) -> int:
+    from outbox_relay_airflow import tasks
+
+    context: dict[str, Any] = {"run_id": f"cli__{args.command}", "params": {}}
+    runner = {"relay": tasks.run_relay, "confirm": tasks.run_confirmations, "cleanup": tasks.run_cleanup}
+    print(json.dumps(runner[args.command](args.service, context), default=str))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.services_dir is not None:
+        import os
+
+        os.environ["OUTBOX_RELAY_SERVICES_DIR"] = str(args.services_dir)
+    if args.command in {"validate", "plan"}:
+        return _validate(args, plan=args.command == "plan")
+    return _run_now(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Build each registered service's DAGs from its YAML file.
+
+Parsing does no database or network I/O: tasks re-read their config and open
+connections only when they run. A bad config never stops the other services'
+DAGs from loading; ``config_errors`` turns it into an import error of its own.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.config_loader import ConfigError, load_services
+from outbox_relay_airflow import tasks
+
+START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+CRON_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+
+def _timetable(schedule: str | None) -> Any:
+    """Cron schedules get data intervals, which backfills need to know which rows to re-scan."""
+    if schedule is None or schedule in {"@once", "@continuous"}:
+        return schedule
+    return CronDataIntervalTimetable(CRON_PRESETS.get(schedule, schedule), timezone="UTC")
+
+
+def _default_args(config: ServiceConfig) -> dict[str, Any]:
+    return {
+        "owner": config.owner,
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    }
+
+
+def _budget_param() -> Param:
+    return Param(
+        None,
+        type=["null", "number"],
+        minimum=1,
+        description="Seconds this run may keep working; empty = the service's time_budget_seconds.",
+    )
+
+
+def _doc(config: ServiceConfig, what: str) -> str:
+    confirmation = config.confirmation.topic if config.confirmation else "none"
+    return (
+        f"### Outbox {what} for service `{config.service}`\n\n{config.description}\n\n"
+        f"* table: `{config.table}` (connection `{config.connections.db}`)\n"
+        f"* topics: {', '.join(f'`{t}`' for t in config.all_topics) or 'per row'} "
+        f"(connection `{config.connections.kafka}`)\n"
+        f"* confirmation topic: `{confirmation}`\n"
+        f"* batch {config.batch_size}, threshold {config.threshold_seconds:g}s, "
+        f"max attempts {config.retry.max_attempts}\n\n"
+        "Generated from the service's YAML file; see the project README for backfills."
+    )
+
+
+def relay_dag(config: ServiceConfig) -> DAG:
+    with DAG(
+        dag_id=f"outbox_{config.service}_relay",
+        description=f"Relay {config.table} to Kafka",
+        schedule=_timetable(config.schedule),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(config),
+        tags=["outbox", "relay", config.service],
+        doc_md=_doc(config, "relay"),
+        params={
+            "republish": Param(
+                False,
+                type="boolean",
+                description="Backfill runs only: also re-publish SENT-but-unconfirmed rows of the window "
+                "(with an outbox-replay header).",
+            ),
+            "time_budget_seconds": _budget_param(),
+        },
+    ) as dag:
+
+        @task(task_id="ensure_topics")
+        def ensure_topics(service: str) -> list[str]:
+            return tasks.run_ensure_topics(service)
+
+        @task(task_id="relay")
+        def relay(service: str) -> dict[str, Any]:
+            return tasks.run_relay(service, dict(get_current_context()))
+
+        ensure_topics(config.service) >> relay(config.service)
+    return dag
+
+
+def confirmations_dag(config: ServiceConfig) -> DAG:
+    with DAG(
+        dag_id=f"outbox_{config.service}_confirmations",
+        description=f"Ingest {config.confirmation.topic if config.confirmation else ''} into {config.table}",
+        schedule=_timetable(config.confirm_schedule),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(config),
+        tags=["outbox", "confirmations", config.service],
+        doc_md=_doc(config, "confirmation ingestion"),
+        params={"time_budget_seconds": _budget_param()},
+    ) as dag:
+
+        @task(task_id="ingest_confirmations")
+        def ingest(service: str) -> dict[str, Any]:
+            return tasks.run_confirmations(service, dict(get_current_context()))
+
+        ingest(config.service)
+    return dag
+
+
+def cleanup_dag(config: ServiceConfig) -> DAG:
+    with DAG(
+        dag_id=f"outbox_{config.service}_cleanup",
+        description=f"Delete old terminal rows of {config.table}",
+        schedule=_timetable(config.cleanup_schedule),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(config),
+        tags=["outbox", "cleanup", config.service],
+        doc_md=_doc(config, "retention"),
+        params={"time_budget_seconds": _budget_param()},
+    ) as dag:
+
+        @task(task_id="delete_expired_rows")
+        def cleanup(service: str) -> dict[str, Any]:
+            return tasks.run_cleanup(service, dict(get_current_context()))
+
+        cleanup(config.service)
+    return dag
+
+
+def service_dags(config: ServiceConfig) -> list[DAG]:
+    dags = [relay_dag(config)]
+    if config.confirmation is not None:
+        dags.append(confirmations_dag(config))
+    if config.retention is not None:
+        dags.append(cleanup_dag(config))
+    return dags
+
+
+def build_all(directory: Path | None = None) -> tuple[dict[str, DAG], list[ConfigError]]:
+    """Every valid service's DAGs, plus the errors of the invalid ones (never raised here)."""
+    loaded = load_services(directory)
+    dags: dict[str, DAG] = {}
+    errors = list(loaded.errors)
+    for config in loaded.services.values():
+        try:
+            built = service_dags(config)
+        except Exception as exc:  # a DAG the config validated but Airflow refuses: report it, keep the rest
+            errors.append(ConfigError(Path(f"{config.service}.yaml"), [f"Airflow rejected the DAG: {exc}"]))
+            continue
+        dags.update({d.dag_id: d for d in built})
+    return dags, errors
+
+
+class ServiceConfigError(Exception):
+    """Raised by the config-errors DAG file so Airflow lists each broken service as an import error."""
+
+
+def raise_config_errors(directory: Path | None = None) -> None:
+    """Validate only (building DAGs here would register them twice)."""
+    errors = load_services(directory).errors
+    if errors:
+        lines = "\n".join(f"- {e}" for e in errors)
+        raise ServiceConfigError(
+            f"{len(errors)} outbox service config(s) are invalid; their DAGs are not loaded "
+            f"(other services are unaffected):\n{lines}"
+        )

@@ -1,0 +1,103 @@
+"""Task bodies: each builds clients from Airflow connections and hands them to the relay core."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.config_loader import load_service
+from outbox_relay.confirmations import ConfirmationIngester
+from outbox_relay.models import Window
+from outbox_relay.publisher import KafkaPublisher
+from outbox_relay.relay import OutboxRelay, RunRequest
+from outbox_relay.retention import RetentionCleaner
+from outbox_relay.topics import ensure_topics, service_topics
+from outbox_relay_airflow.hooks import (
+    OutboxConsumerHook,
+    OutboxProducerHook,
+    admin_client,
+    db_engine,
+    producer_settings,
+)
+
+log = logging.getLogger(__name__)
+
+BACKFILL_RUN_TYPES = {"backfill", "backfill_job"}
+
+
+def _naive_in(moment: datetime, config: ServiceConfig) -> datetime:
+    """Convert an aware Airflow timestamp to the naive local time the service's DB stores."""
+    sign = -1 if config.db_time_zone.startswith("-") else 1
+    hours, minutes = (int(x) for x in config.db_time_zone[1:].split(":"))
+    return moment.astimezone(timezone(sign * timedelta(hours=hours, minutes=minutes))).replace(tzinfo=None)
+
+
+def window_for(context: dict[str, Any], config: ServiceConfig) -> Window | None:
+    """Backfill runs re-scan their data interval; scheduled and manual runs relay everything eligible."""
+    dag_run = context.get("dag_run")
+    run_type = str(getattr(dag_run, "run_type", "") or "").lower().split(".")[-1]
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if run_type not in BACKFILL_RUN_TYPES or start is None or end is None or start >= end:
+        return None
+    return Window(_naive_in(start, config), _naive_in(end, config))
+
+
+def run_ensure_topics(service: str) -> list[str]:
+    config = load_service(service)
+    return ensure_topics(
+        admin_client(config.connections.kafka), service_topics(config), config.kafka.replication_factor
+    )
+
+
+def run_relay(service: str, context: dict[str, Any]) -> dict[str, Any]:
+    config = load_service(service)
+    params = context.get("params") or {}
+    window = window_for(context, config)
+    republish = bool(params.get("republish")) and window is not None
+    if params.get("republish") and window is None:
+        log.warning("republish=true is only honoured by backfill runs (they have a window); ignored")
+    producer = OutboxProducerHook(config.connections.kafka, producer_settings(config)).get_producer()
+    engine = db_engine(config)
+    try:
+        relay = OutboxRelay(config, engine, KafkaPublisher(producer, config.kafka.flush_timeout_seconds))
+        request = RunRequest(
+            run_id=str(context.get("run_id") or "manual"),
+            window=window,
+            republish=republish,
+            time_budget_seconds=params.get("time_budget_seconds") or None,
+        )
+        log.info("relaying %s: window=%s republish=%s", service, window, republish)
+        return relay.run(request).as_dict()
+    finally:
+        engine.dispose()
+
+
+def run_confirmations(service: str, context: dict[str, Any]) -> dict[str, Any]:
+    config = load_service(service)
+    if config.confirmation is None:
+        return {"skipped": "service has no confirmation topic"}
+    hook = OutboxConsumerHook(
+        [config.confirmation.topic], config.connections.kafka, config.confirmation_group_id
+    )
+    consumer = hook.get_consumer()
+    engine = db_engine(config)
+    try:
+        budget = float((context.get("params") or {}).get("time_budget_seconds") or config.time_budget_seconds)
+        return ConfirmationIngester(config, engine, consumer).run(budget).as_dict()
+    finally:
+        consumer.close()
+        engine.dispose()
+
+
+def run_cleanup(service: str, context: dict[str, Any]) -> dict[str, Any]:
+    config = load_service(service)
+    if config.retention is None:
+        return {"skipped": "retention disabled"}
+    engine = db_engine(config)
+    try:
+        budget = float((context.get("params") or {}).get("time_budget_seconds") or config.time_budget_seconds)
+        return RetentionCleaner(config, engine).run(budget).as_dict()
+    finally:
+        engine.dispose()

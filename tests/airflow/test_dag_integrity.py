@@ -1,0 +1,89 @@
+"""DAG integrity: every generated DAG imports cleanly with the hygiene operators rely on, and a bad
+service config breaks only its own DAGs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.airflow
+
+
+def _dagbag(dags_folder: Path) -> object:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(dags_folder))
+
+
+@pytest.fixture
+def services_dir(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "services"
+    shutil.copytree(ROOT / "dags" / "services", folder)
+    previous = os.environ.get("OUTBOX_RELAY_SERVICES_DIR")
+    os.environ["OUTBOX_RELAY_SERVICES_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ["OUTBOX_RELAY_SERVICES_DIR"]
+    else:
+        os.environ["OUTBOX_RELAY_SERVICES_DIR"] = previous
+
+
+def test_every_generated_dag_imports_with_tags_retries_and_one_active_run(services_dir: Path) -> None:
+    bag = _dagbag(ROOT / "dags")
+    assert bag.import_errors == {}  # type: ignore[attr-defined]
+    dags = bag.dags  # type: ignore[attr-defined]
+    assert {"outbox_orders_relay", "outbox_orders_confirmations", "outbox_orders_cleanup"} <= set(dags)
+    for dag_id, dag in dags.items():
+        assert dag.tags and "outbox" in dag.tags, dag_id
+        assert dag.max_active_runs == 1, dag_id
+        assert dag.doc_md, dag_id
+        for t in dag.tasks:
+            assert t.retries >= 1 and t.retry_exponential_backoff, (dag_id, t.task_id)
+            assert t.owner == "orders-team"
+    relay = dags["outbox_orders_relay"]
+    assert [t.task_id for t in relay.topological_sort()] == ["ensure_topics", "relay"]
+    assert relay.params.get_param("republish").description
+
+
+def test_a_bad_config_is_an_import_error_naming_file_and_field_and_others_still_load(
+    services_dir: Path,
+) -> None:
+    (services_dir / "payments.yaml").write_text("topic: pay.events\nbatch_size: -3\n")
+    (services_dir / "coupons.yaml").write_text("topic: coupons.events\n")
+    bag = _dagbag(ROOT / "dags")
+    errors = bag.import_errors  # type: ignore[attr-defined]
+    assert list(errors) == [str(ROOT / "dags" / "outbox_service_config_errors.py")]
+    message = next(iter(errors.values()))
+    assert "payments.yaml" in message and "field 'batch_size'" in message
+    dags = bag.dags  # type: ignore[attr-defined]
+    assert "outbox_coupons_relay" in dags and "outbox_orders_relay" in dags
+    assert not any(d.startswith("outbox_payments") for d in dags)
+
+
+def test_backfill_runs_get_their_data_interval_as_window() -> None:
+    from outbox_relay.config import ServiceConfig
+    from outbox_relay_airflow.tasks import window_for
+
+    config = ServiceConfig.model_validate({"service": "s", "topic": "t", "db_time_zone": "+02:00"})
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 6, tzinfo=UTC)
+    backfill = {
+        "dag_run": SimpleNamespace(run_type="backfill"),
+        "data_interval_start": start,
+        "data_interval_end": end,
+    }
+    window = window_for(backfill, config)
+    assert (
+        window is not None
+        and window.start == datetime(2026, 1, 1, 2)
+        and window.end == datetime(2026, 1, 1, 8)
+    )
+    scheduled = {**backfill, "dag_run": SimpleNamespace(run_type="scheduled")}
+    assert window_for(scheduled, config) is None

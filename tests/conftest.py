@@ -1,0 +1,59 @@
+"""Shared fixtures: a scratch MySQL database per test and unique topics on the real broker."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from outbox_examples.dbsetup import apply_ddl, recreate_database
+from outbox_relay.config import ServiceConfig
+from outbox_relay.db import make_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+# Airflow reads its settings at import: point it at a throw-away home before any test imports it.
+_AIRFLOW_HOME = ROOT / ".run" / "airflow-tests"
+_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
+DB_SERVER_URL = os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+BOOTSTRAP = os.environ.get("OUTBOX_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+
+
+@pytest.fixture
+def db_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A fresh database with the project's DDL, dropped after the test."""
+    name = f"outbox_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    url = recreate_database(DB_SERVER_URL, name)
+    engine = make_engine(url.render_as_string(hide_password=False))
+    apply_ddl(engine)
+    yield engine
+    engine.dispose()
+    admin = create_engine(make_url(DB_SERVER_URL))
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
+
+
+@pytest.fixture
+def topic_name() -> Callable[[str], str]:
+    suffix = uuid.uuid4().hex[:10]
+    return lambda base: f"t.{base}.{suffix}"
+
+
+@pytest.fixture
+def service_config() -> Callable[..., ServiceConfig]:
+    def build(**fields: Any) -> ServiceConfig:
+        document: dict[str, Any] = {"service": "orders", "topic": "orders.events", "batch_size": 100}
+        document.update(fields)
+        return ServiceConfig.model_validate(document)
+
+    return build

@@ -1,0 +1,75 @@
+"""Broker helpers for integration tests. Reading back uses kafka-python, a second client library,
+so what the relay (confluent-kafka) reports is checked independently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer
+
+from tests.conftest import BOOTSTRAP
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+    headers: dict[str, str]
+
+
+def create_topics(*names: str, partitions: int = 3) -> None:
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
+    )
+    for future in futures.values():
+        future.result(timeout=10)
+
+
+def producer(**overrides: Any) -> Producer:
+    return Producer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            **overrides,
+        }
+    )
+
+
+def read_all(topic: str, idle_ms: int = 2500) -> list[Record]:
+    reader = KafkaConsumer(
+        topic,
+        bootstrap_servers=BOOTSTRAP,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=idle_ms,
+    )
+    records = [
+        Record(
+            r.topic,
+            r.partition,
+            r.offset,
+            None if r.key is None else r.key.decode(),
+            r.value,
+            {k: v.decode() for k, v in (r.headers or [])},
+        )
+        for r in reader
+    ]
+    reader.close()
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+def send(topic: str, values: list[tuple[str | None, bytes | None]]) -> None:
+    p = producer()
+    for key, value in values:
+        p.produce(topic, key=None if key is None else key.encode(), value=value)
+    assert p.flush(10) == 0

@@ -1,0 +1,48 @@
+"""Writing and reading outbox rows in tests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.models import RunStats
+from outbox_relay.publisher import KafkaPublisher
+from outbox_relay.relay import OutboxRelay, RunRequest
+from tests.integration.kafka_tools import producer
+
+
+def insert_rows(
+    engine: Engine, topic: str, keys: list[str], payload: Any = None, age_seconds: float = 0
+) -> list[str]:
+    """One standard outbox row per key (in order); returns their message ids."""
+    ids = []
+    with engine.begin() as conn:
+        for i, key in enumerate(keys):
+            mid = str(uuid.uuid4())
+            body = payload if isinstance(payload, str) else json.dumps(payload or {"n": i, "key": key})
+            conn.execute(
+                text(
+                    "INSERT INTO outbox_message (message_id, aggregate_id, event_type, topic, payload, created_at) "
+                    "VALUES (:m, :k, 'Evt', :t, :p, NOW(6) - INTERVAL :age SECOND)"
+                ),
+                {"m": mid, "k": key, "t": topic, "p": body, "age": age_seconds},
+            )
+            ids.append(mid)
+    return ids
+
+
+def statuses(engine: Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return {r[0]: r[1] for r in conn.execute(text("SELECT message_id, status FROM outbox_message"))}
+
+
+def run_relay(config: ServiceConfig, engine: Engine, run_id: str = "test_run", **request: Any) -> RunStats:
+    publisher = KafkaPublisher(
+        producer(**{"message.timeout.ms": config.kafka.delivery_timeout_ms}),
+        config.kafka.flush_timeout_seconds,
+    )
+    return OutboxRelay(config, engine, publisher).run(RunRequest(run_id=run_id, **request))

@@ -1,0 +1,205 @@
+"""Confirmation ingestion, retention and the consumer library, against MariaDB and the broker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Consumer
+from sqlalchemy import Connection, Engine, text
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.confirmations import ConfirmationIngester
+from outbox_relay.consumer import IdempotentConsumer, InboundMessage
+from outbox_relay.publisher import KafkaPublisher
+from outbox_relay.retention import RetentionCleaner
+from tests.conftest import BOOTSTRAP
+from tests.integration.kafka_tools import create_topics, producer, read_all, send
+from tests.integration.outbox_rows import insert_rows, run_relay, statuses
+
+pytestmark = pytest.mark.integration
+
+
+def _consumer(topic: str, group: str) -> Consumer:
+    c = Consumer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+        }
+    )
+    c.subscribe([topic])
+    return c
+
+
+def _answer(mid: str, status: str, error: str | None = None) -> tuple[str, bytes]:
+    return mid, json.dumps({"message_id": mid, "status": status, "error": error}).encode()
+
+
+def _ingest(config: ServiceConfig, engine: Engine, group: str) -> dict[str, object]:
+    assert config.confirmation is not None
+    consumer = _consumer(config.confirmation.topic, group)
+    try:
+        return ConfirmationIngester(config, engine, consumer).run(60, idle_seconds=3).as_dict()
+    finally:
+        consumer.close()
+
+
+def test_duplicate_early_unknown_and_malformed_confirmations_converge(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic, results = topic_name("ev"), topic_name("res")
+    create_topics(topic, results)
+    ids = insert_rows(db_engine, topic, ["a", "b", "c", "d"])
+    config = service_config(topic=topic, confirmation={"topic": results})
+    run_relay(config, db_engine)
+    with db_engine.begin() as conn:  # d: confirmation arrives before SENT was recorded
+        conn.execute(text("UPDATE outbox_message SET status = 'NEW' WHERE message_id = :m"), {"m": ids[3]})
+    answers = [
+        _answer(ids[1], "FAILED", "insufficient stock"),
+        _answer(ids[0], "SUCCESS"),
+        _answer(ids[0], "SUCCESS"),
+        _answer(ids[1], "SUCCESS"),  # duplicate, and a late contradicting one
+        _answer(ids[3], "SUCCESS"),
+        _answer(str(uuid.uuid4()), "SUCCESS"),  # early; unknown id
+    ]
+    malformed: list[tuple[str | None, bytes | None]] = [
+        (None, b"\xff\xfe not utf-8"),
+        (None, b"not json"),
+        (None, b'{"status": "SUCCESS"}'),
+        (None, b'{"message_id": "x", "status": "MAYBE"}'),
+        (None, b"x" * 900_000),
+    ]
+    send(results, [*answers[:3], *malformed, *answers[3:]])
+
+    stats = _ingest(config, db_engine, "g-" + uuid.uuid4().hex)
+
+    assert (
+        stats["confirmed"] == 2 and stats["failed"] == 1 and stats["unknown"] == 1 and stats["malformed"] == 5
+    )
+    assert statuses(db_engine) == {ids[0]: "CONFIRMED", ids[1]: "FAILED", ids[2]: "SENT", ids[3]: "CONFIRMED"}
+    with db_engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT last_error FROM outbox_message WHERE message_id = :m"), {"m": ids[1]}
+            ).scalar_one()
+            == "insufficient stock"
+        )
+
+    # Replaying the whole topic (new group = offsets from the start) changes nothing.
+    replay = _ingest(config, db_engine, "g-" + uuid.uuid4().hex)
+    assert replay["confirmed"] == 0 and replay["failed"] == 0
+    assert statuses(db_engine)[ids[2]] == "SENT"
+
+
+def test_offsets_are_committed_so_the_next_run_starts_after_the_batch(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic, results = topic_name("ev"), topic_name("res")
+    create_topics(topic, results)
+    ids = insert_rows(db_engine, topic, ["a"])
+    config = service_config(topic=topic, confirmation={"topic": results})
+    run_relay(config, db_engine)
+    send(results, [_answer(ids[0], "SUCCESS")])
+    group = "g-" + uuid.uuid4().hex
+    assert _ingest(config, db_engine, group)["messages"] == 1
+    assert _ingest(config, db_engine, group)["messages"] == 0
+
+
+def test_retention_deletes_only_old_terminal_rows(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("ret")
+    ids = insert_rows(db_engine, topic, [f"k{i}" for i in range(7)])
+    plan = ["CONFIRMED", "CONFIRMED", "SENT", "NEW", "FAILED", "FAILED", "CONFIRMED"]
+    ages = [10, 10, 10, 10, 10, 40, 1]  # days
+    with db_engine.begin() as conn:
+        for mid, status, age in zip(ids, plan, ages, strict=True):
+            conn.execute(
+                text(
+                    "UPDATE outbox_message SET status = :s, updated_at = NOW(6) - INTERVAL :d DAY "
+                    "WHERE message_id = :m"
+                ),
+                {"s": status, "d": age, "m": mid},
+            )
+    config = service_config(
+        topic=topic, confirmation={"topic": "r"}, retention={"days": 7, "failed_days": 30, "chunk_size": 1}
+    )
+    stats = RetentionCleaner(config, db_engine).run(60)
+    assert stats.deleted_terminal == 2 and stats.deleted_failed == 1 and stats.chunks == 3
+    assert set(statuses(db_engine)) == {ids[2], ids[3], ids[4], ids[6]}
+
+
+def test_retention_never_waits_on_locked_new_rows(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    ids = insert_rows(db_engine, topic_name("ret"), ["a", "b"])
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE outbox_message SET status='CONFIRMED', updated_at = NOW(6) - INTERVAL 9 DAY "
+                "WHERE message_id = :m"
+            ),
+            {"m": ids[1]},
+        )
+    with db_engine.connect() as relay_conn:
+        relay_conn.begin()
+        relay_conn.execute(
+            text("SELECT id FROM outbox_message WHERE message_id = :m FOR UPDATE"), {"m": ids[0]}
+        )
+        relay_conn.execute(text("SET SESSION innodb_lock_wait_timeout = 2"))
+        stats = RetentionCleaner(service_config(topic="x", confirmation={"topic": "r"}), db_engine).run(30)
+        relay_conn.rollback()
+    assert stats.deleted_terminal == 1 and set(statuses(db_engine)) == {ids[0]}
+
+
+def _inventory(conn: Connection, message: InboundMessage) -> None:
+    body = message.json()
+    if body.get("fail"):
+        raise ValueError(f"cannot reserve {body['n']}")
+    conn.execute(
+        text("INSERT INTO effects (message_id, n) VALUES (:m, :n)"), {"m": message.message_id, "n": body["n"]}
+    )
+
+
+def test_idempotent_consumer_applies_each_message_once_and_reports_failures(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic, results = topic_name("ev"), topic_name("res")
+    create_topics(topic, results)
+    with db_engine.begin() as conn:
+        conn.execute(
+            text("CREATE TABLE effects (id INT AUTO_INCREMENT PRIMARY KEY, message_id VARCHAR(64), n INT)")
+        )
+    ids = insert_rows(db_engine, topic, ["a", "b"]) + insert_rows(
+        db_engine, topic, ["c"], payload='{"n": 9, "fail": true}'
+    )
+    config = service_config(topic=topic)
+    run_relay(config, db_engine)
+    with db_engine.begin() as conn:  # deliver everything twice
+        conn.execute(text("UPDATE outbox_message SET status = 'NEW'"))
+    run_relay(config, db_engine)
+    assert len(read_all(topic)) == 6
+
+    consumer = _consumer(topic, "inventory-" + uuid.uuid4().hex)
+    answers = KafkaPublisher(producer(), 10)
+    service = IdempotentConsumer("inventory", db_engine, consumer, answers, results, _inventory)
+    stats = service.run(60, idle_seconds=3)
+    consumer.close()
+
+    assert stats.processed == 2 and stats.failed == 1 and stats.duplicates == 3
+    with db_engine.connect() as conn:
+        effects = conn.execute(text("SELECT message_id FROM effects ORDER BY id")).scalars().all()
+        inbox = dict(conn.execute(text("SELECT message_id, status FROM inbox_message")).all())
+    assert sorted(effects) == sorted(ids[:2])  # once each, none for the failed one (rolled back)
+    assert inbox == {ids[0]: "SUCCESS", ids[1]: "SUCCESS", ids[2]: "FAILED"}
+    answered = [json.loads(r.value) for r in read_all(results)]
+    assert len(answered) == 6  # every delivery answered, duplicates with the stored result
+    failed = [a for a in answered if a["message_id"] == ids[2]]
+    assert {a["status"] for a in failed} == {"FAILED"} and "cannot reserve 9" in failed[0]["error"]

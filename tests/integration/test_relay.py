@@ -1,0 +1,262 @@
+"""Relay contract against the real MariaDB and the real broker."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.models import Window
+from outbox_relay.publisher import BrokerUnavailableError, KafkaPublisher
+from outbox_relay.relay import OutboxRelay, RunRequest
+from tests.integration.kafka_tools import create_topics, producer, read_all
+from tests.integration.outbox_rows import insert_rows, run_relay, statuses
+
+pytestmark = pytest.mark.integration
+
+
+def test_relays_every_row_marks_sent_and_keeps_per_key_order(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("orders")
+    create_topics(topic)
+    keys = [f"k{i % 7}" for i in range(250)]
+    ids = insert_rows(db_engine, topic, keys)
+    config = service_config(topic=topic, batch_size=40)
+
+    stats = run_relay(config, db_engine, run_id="scheduled__1")
+
+    assert stats.published == 250 and stats.batches == 7  # drains many batches in one run
+    assert set(statuses(db_engine).values()) == {"SENT"}
+    with db_engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT COUNT(*) FROM outbox_message WHERE sent_at IS NOT NULL "
+                "AND relay_run_id = 'scheduled__1'"
+            )
+        ).scalar_one()
+    assert row == 250
+    records = read_all(topic)
+    assert [r.headers["outbox-message-id"] for r in records if r.key == "k3"] == [
+        mid for mid, k in zip(ids, keys, strict=True) if k == "k3"
+    ]
+    assert sorted(r.headers["outbox-message-id"] for r in records) == sorted(ids)
+    first = records[0]
+    assert {
+        "outbox-message-id",
+        "outbox-event-type",
+        "outbox-service",
+        "outbox-source-table",
+        "outbox-row-id",
+    } <= set(first.headers)
+    assert first.headers["outbox-service"] == "orders"
+    per_key: dict[str, set[int]] = defaultdict(set)
+    for r in records:
+        per_key[r.key or ""].add(r.partition)
+    assert all(len(p) == 1 for p in per_key.values())  # key = aggregate id -> one partition per key
+
+
+def test_threshold_uses_db_clock_and_skips_young_rows(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("thr")
+    create_topics(topic)
+    old = insert_rows(db_engine, topic, ["a"], age_seconds=120)
+    young = insert_rows(db_engine, topic, ["b"], age_seconds=0)
+    stats = run_relay(service_config(topic=topic, threshold_seconds=60), db_engine)
+    assert stats.published == 1
+    assert statuses(db_engine) == {old[0]: "SENT", young[0]: "NEW"}
+
+
+def test_poison_rows_fail_alone_and_hold_back_only_their_key(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic, dlq = topic_name("poison"), topic_name("dlq")
+    create_topics(topic, dlq)
+    bad = insert_rows(db_engine, topic, ["k1"], payload="{not json")
+    after_bad = insert_rows(db_engine, topic, ["k1", "k2"])
+    config = service_config(
+        topic=topic, dead_letter_topic=dlq, retry={"max_attempts": 2, "backoff_seconds": 60}
+    )
+
+    first = run_relay(config, db_engine)
+
+    assert first.retried == 1 and first.published == 1 and first.held_back == 1
+    state = statuses(db_engine)
+    assert state[bad[0]] == "NEW" and state[after_bad[0]] == "NEW" and state[after_bad[1]] == "SENT"
+    with db_engine.connect() as conn:
+        attempts, error, waits = conn.execute(
+            text(
+                "SELECT attempts, last_error, next_attempt_at > NOW(6) FROM outbox_message WHERE message_id = :m"
+            ),
+            {"m": bad[0]},
+        ).one()
+    assert attempts == 1 and "not valid JSON" in error and waits == 1
+
+    # Still in backoff: a second run relays nothing of k1.
+    second = run_relay(config, db_engine)
+    assert second.published == 0 and statuses(db_engine)[after_bad[0]] == "NEW"
+
+    with db_engine.begin() as conn:  # backoff elapsed
+        conn.execute(text("UPDATE outbox_message SET next_attempt_at = NOW(6) - INTERVAL 1 SECOND"))
+    third = run_relay(config, db_engine)
+    assert third.failed == 1 and third.dead_lettered == 1 and third.published == 1
+    assert statuses(db_engine) == {bad[0]: "FAILED", after_bad[0]: "SENT", after_bad[1]: "SENT"}
+    dead = read_all(dlq)
+    assert [r.headers["outbox-message-id"] for r in dead] == [bad[0]]
+    assert "not valid JSON" in dead[0].headers["outbox-error"]
+
+
+def test_null_key_and_oversized_payload_are_row_failures(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic, dlq = topic_name("big"), topic_name("bigdlq")
+    create_topics(topic, dlq)
+    big = insert_rows(db_engine, topic, ["big"], payload=json.dumps({"blob": "x" * 1_500_000}))
+    fine = insert_rows(db_engine, topic, ["ok"])
+    with db_engine.begin() as conn:
+        conn.execute(text("ALTER TABLE outbox_message MODIFY aggregate_id VARCHAR(191) NULL"))
+    nokey = insert_rows(db_engine, topic, ["tmp"])
+    with db_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE outbox_message SET aggregate_id = NULL WHERE message_id = :m"), {"m": nokey[0]}
+        )
+
+    config = service_config(topic=topic, dead_letter_topic=dlq, retry={"max_attempts": 1})
+    stats = run_relay(config, db_engine)
+
+    assert stats.published == 1 and stats.failed == 2 and stats.dead_lettered == 1
+    assert statuses(db_engine) == {big[0]: "FAILED", fine[0]: "SENT", nokey[0]: "FAILED"}
+    with db_engine.connect() as conn:
+        errors = dict(conn.execute(text("SELECT message_id, last_error FROM outbox_message")).all())
+    assert "MSG_SIZE_TOO_LARGE" in errors[big[0]] and "dead-letter copy rejected" in errors[big[0]]
+    assert [r.headers["outbox-message-id"] for r in read_all(dlq)] == nokey
+    assert "NULL" in errors[nokey[0]]
+
+
+def test_rows_locked_by_another_relay_are_skipped_not_waited_for(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("skip")
+    create_topics(topic)
+    ids = insert_rows(db_engine, topic, ["a", "b", "c"])
+    with db_engine.connect() as other:
+        other.begin()
+        other.execute(text("SELECT id FROM outbox_message WHERE message_id = :m FOR UPDATE"), {"m": ids[0]})
+        stats = run_relay(service_config(topic=topic), db_engine)
+        other.rollback()
+    assert stats.published == 2
+    assert statuses(db_engine) == {ids[0]: "NEW", ids[1]: "SENT", ids[2]: "SENT"}
+
+
+def test_unreachable_broker_fails_the_run_fast_and_marks_nothing_sent(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("down")
+    ids = insert_rows(db_engine, topic, ["a", "b"])
+    config = service_config(topic=topic, kafka={"delivery_timeout_ms": 2000, "flush_timeout_seconds": 3})
+    dead = producer(**{"bootstrap.servers": "127.0.0.1:1", "message.timeout.ms": 2000})
+    relay = OutboxRelay(config, db_engine, KafkaPublisher(dead, 3))
+    with pytest.raises(BrokerUnavailableError, match="Is the broker reachable"):
+        relay.run(RunRequest(run_id="r"))
+    assert set(statuses(db_engine).values()) == {"NEW"}
+    with db_engine.connect() as conn:
+        assert conn.execute(text("SELECT MAX(attempts) FROM outbox_message")).scalar_one() == 0
+    assert len(ids) == 2
+
+
+def test_backfill_window_relays_new_rows_and_republishes_unconfirmed_with_replay_header(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("backfill")
+    create_topics(topic)
+    in_window = insert_rows(db_engine, topic, ["a", "b"], age_seconds=3 * 3600)
+    outside = insert_rows(db_engine, topic, ["c"], age_seconds=10 * 3600)
+    config = service_config(topic=topic)
+    with db_engine.connect() as conn:
+        now: datetime = conn.execute(text("SELECT NOW(6)")).scalar_one()
+    window = Window(now - timedelta(hours=4), now - timedelta(hours=2))
+    with db_engine.begin() as conn:  # one row of the window was already sent but never confirmed
+        conn.execute(
+            text("UPDATE outbox_message SET status = 'SENT' WHERE message_id = :m"), {"m": in_window[1]}
+        )
+
+    plain = run_relay(config, db_engine, window=window)
+    assert plain.published == 1 and plain.republished == 0
+    assert statuses(db_engine)[outside[0]] == "NEW"
+
+    replay = run_relay(config, db_engine, window=window, republish=True)
+    assert replay.republished == 2 and replay.published == 0
+    records = read_all(topic)
+    replayed = [r for r in records if r.headers.get("outbox-replay") == "true"]
+    assert sorted(r.headers["outbox-message-id"] for r in replayed) == sorted(in_window)
+    assert outside[0] not in {r.headers["outbox-message-id"] for r in records}
+
+
+def _legacy_config(topic: str, **extra: Any) -> ServiceConfig:
+    return ServiceConfig.model_validate(
+        {
+            "service": "coupons",
+            "table": "t_user_coupon_tran",
+            "topic": topic,
+            "event_type": "CouponEarned",
+            "columns": {"id": "tid", "status": "status", "key": "uid"},
+            "statuses": {"new": 0, "sent": 1, "confirmed": None, "failed": None},
+            "payload": {"columns": ["uid", "coupon_money", "tid"]},
+            "retention": None,
+            **extra,
+        }
+    )
+
+
+def test_legacy_table_with_integer_statuses_and_built_payload(
+    db_engine: Engine, topic_name: Callable[[str], str]
+) -> None:
+    topic = topic_name("coupon")
+    create_topics(topic)
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE t_user_coupon_tran (tid BIGINT AUTO_INCREMENT PRIMARY KEY, uid BIGINT, "
+                "coupon_money DECIMAL(10,2), status INT NOT NULL DEFAULT 0, KEY ix_status_tid (status, tid))"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO t_user_coupon_tran (uid, coupon_money) VALUES (7, 5.50), (8, 1.00), (7, 2.25)")
+        )
+        conn.execute(text("INSERT INTO t_user_coupon_tran (uid, coupon_money) VALUES (NULL, 9.99)"))
+    config = _legacy_config(topic, retry={"max_attempts": 2, "backoff_seconds": 0})
+
+    stats = run_relay(config, db_engine)
+
+    assert stats.published == 3 and stats.retried == 1
+    records = read_all(topic)
+    bodies = [json.loads(r.value) for r in records if r.key == "7"]
+    assert bodies == [
+        {"uid": 7, "coupon_money": "5.50", "tid": 1},
+        {"uid": 7, "coupon_money": "2.25", "tid": 3},
+    ]
+    assert records[0].headers["outbox-message-id"].startswith("coupons:t_user_coupon_tran:")
+    with db_engine.connect() as conn:
+        assert dict(conn.execute(text("SELECT tid, status FROM t_user_coupon_tran")).all()) == {
+            1: 1,
+            2: 1,
+            3: 1,
+            4: 0,
+        }
+        attempt = conn.execute(text("SELECT attempts, failed, last_error FROM outbox_relay_attempt")).one()
+    assert attempt[0] == 1 and attempt[1] == 0 and "NULL" in attempt[2]
+
+    again = run_relay(config, db_engine)  # backoff 0: second attempt, then given up (max_attempts 2)
+    assert again.failed == 1
+    with db_engine.connect() as conn:
+        assert conn.execute(text("SELECT failed FROM outbox_relay_attempt")).scalar_one() == 1
+        assert conn.execute(text("SELECT status FROM t_user_coupon_tran WHERE tid = 4")).scalar_one() == 0
+    assert run_relay(config, db_engine).claimed == 1  # given-up row is scanned but never re-sent
+    assert len(read_all(topic)) == 3

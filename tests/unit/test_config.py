@@ -1,0 +1,123 @@
+"""Config schema and loader: every bad input gets an error naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from outbox_relay.config import STANDARD_COLUMNS, ServiceConfig
+from outbox_relay.config_loader import ConfigError, load_service, load_services, parse_service_config
+from outbox_relay.identifiers import InvalidIdentifierError, check_table_name, quote
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(folder: Path, name: str, body: str) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(body)
+    return path
+
+
+def test_standard_table_is_the_default_mapping() -> None:
+    config = ServiceConfig.model_validate({"service": "orders", "topic": "orders.events"})
+    assert config.columns.model_dump() == STANDARD_COLUMNS
+    assert config.columns.inline_retry_state and config.table == "outbox_message"
+
+
+def test_given_columns_replace_the_standard_mapping() -> None:
+    config = ServiceConfig.model_validate(
+        {
+            "service": "coupons",
+            "table": "t_user_coupon_tran",
+            "topic": "coupons",
+            "columns": {"id": "tid", "status": "status", "key": "uid"},
+            "statuses": {"new": 0, "sent": 1, "confirmed": None, "failed": None},
+            "payload": {"columns": ["uid", "coupon_money", "tid"]},
+            "retention": None,
+        }
+    )
+    assert config.columns.message_id is None and not config.columns.inline_retry_state
+    assert config.statuses.new == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ("topic: t\nbatch_size: 0\n", "batch_size", "greater than or equal to 1"),
+        ("topic: t\nretry:\n  max_attempts: -1\n", "retry.max_attempts", "greater than or equal to 1"),
+        ("topic: t\ntable: 'orders; DROP TABLE x'\n", "table", "not a valid SQL identifier"),
+        (
+            "topic: t\ncolumns:\n  id: 'id`'\n  status: status\n  payload: p\n",
+            "columns.id",
+            "not a valid SQL identifier",
+        ),
+        ("topic: 'bad topic!'\n", "topic", "not a valid Kafka topic name"),
+        ("topic: t\nschedul: '@daily'\n", "schedul", "unknown field"),
+        ("topic: t\nschedule: 'every minute'\n", "schedule", "neither a cron expression"),
+        ("columns: {id: id, status: s, payload: p}\nretention: null\n", "(top level)", "set 'topic'"),
+        ("topic: t\nconfirmation: {}\n", "confirmation.topic", "required field is missing"),
+    ],
+)
+def test_bad_fields_are_named(tmp_path: Path, body: str, field: str, words: str) -> None:
+    path = _write(tmp_path, "orders", body)
+    with pytest.raises(ConfigError) as caught:
+        parse_service_config(path)
+    message = str(caught.value)
+    assert str(path) in message and f"field '{field}'" in message and words in message
+
+
+def test_unparseable_yaml_and_wrong_shapes(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        parse_service_config(_write(tmp_path, "a", "topic: [unclosed\n"))
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        parse_service_config(_write(tmp_path, "b", "- just\n- a list\n"))
+    with pytest.raises(ConfigError, match="must equal the file name"):
+        parse_service_config(_write(tmp_path, "c", "service: other\ntopic: t\n"))
+
+
+def test_one_bad_file_does_not_hide_the_others(tmp_path: Path) -> None:
+    _write(tmp_path, "good", "topic: good.events\n")
+    _write(tmp_path, "bad", "topic: t\nbatch_size: lots\n")
+    loaded = load_services(tmp_path)
+    assert list(loaded.services) == ["good"]
+    assert len(loaded.errors) == 1 and "bad.yaml" in str(loaded.errors[0])
+    with pytest.raises(LookupError, match="no config for service 'missing'"):
+        load_service("missing", tmp_path)
+
+
+def test_consistency_rules() -> None:
+    base = {
+        "service": "s",
+        "topic": "t",
+        "columns": {"id": "id", "status": "st", "payload": "p"},
+        "retention": None,
+    }
+    with pytest.raises(ValidationError, match=r"threshold_seconds needs columns\.created_at"):
+        ServiceConfig.model_validate({**base, "threshold_seconds": 5})
+    with pytest.raises(ValidationError, match=r"statuses\.confirmed must be set"):
+        ServiceConfig.model_validate(
+            {**base, "confirmation": {"topic": "r"}, "statuses": {"confirmed": None}}
+        )
+    with pytest.raises(ValidationError, match="mapped together"):
+        ServiceConfig.model_validate({**base, "columns": {**base["columns"], "attempts": "a"}})  # type: ignore[dict-item]
+    with pytest.raises(ValidationError, match="retention needs"):
+        ServiceConfig.model_validate({k: v for k, v in base.items() if k != "retention"})
+    with pytest.raises(ValidationError, match="must be distinct"):
+        ServiceConfig.model_validate({**base, "statuses": {"new": 0, "sent": 0}})
+
+
+@pytest.mark.parametrize("name", ["a`b", "x; DROP TABLE y", "a b", "", "1abc", "a" * 65, "a.b.c", "t--"])
+def test_identifier_injection_is_rejected(name: str) -> None:
+    with pytest.raises(InvalidIdentifierError):
+        check_table_name(name)
+
+
+def test_quoting() -> None:
+    assert quote("db.outbox_message") == "`db`.`outbox_message`"
+
+
+def test_shipped_service_configs_are_valid() -> None:
+    loaded = load_services(ROOT / "dags" / "services")
+    assert not loaded.errors and "orders" in loaded.services

@@ -1,0 +1,416 @@
+"""Structural checks of the repository's docker-compose.yml.
+
+Docker is not needed: the file is read with ``yaml.safe_load`` and the wiring between services is
+checked the way ``docker compose`` would resolve it when no variables are set (every
+``${VAR:-default}`` takes its default).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+SQL_DIR = REPO_ROOT / "sql"
+DDL_GLOB = "[0-9][0-9]_*.sql"
+
+MYSQL_INITDB_DIR = "/docker-entrypoint-initdb.d"
+AIRFLOW_SERVICES = (
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+)
+LONG_RUNNING_AIRFLOW_SERVICES = tuple(name for name in AIRFLOW_SERVICES if name != "airflow-init")
+REQUIRED_SERVICES = ("mysql", "kafka", "postgres", *AIRFLOW_SERVICES)
+AIRFLOW_IMAGE_RE = re.compile(r"^apache/airflow:3\.3\.\d+-python3\.11$")
+REQUIRED_PIP_PINS = (
+    "apache-airflow-providers-apache-kafka==2.1.0",
+    "confluent-kafka==2.16.1",
+    "PyMySQL==1.2.4",
+)
+
+Services = dict[str, dict[str, Any]]
+
+# ${VAR}, ${VAR:-default}, ${VAR-default}; "$$" is compose's escape for a literal "$".
+_INTERPOLATION_RE = re.compile(
+    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}"
+)
+
+
+def resolve_defaults(value: str) -> str:
+    """Resolve compose interpolation as if no variable were set: take each default, unescape ``$$``."""
+
+    def _replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return match.group("default") or ""
+
+    return _INTERPOLATION_RE.sub(_replace, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    assert COMPOSE_FILE.is_file(), f"missing {COMPOSE_FILE}"
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict), "docker-compose.yml must be a mapping"
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> Services:
+    found = compose.get("services")
+    assert isinstance(found, dict) and found, "docker-compose.yml has no services"
+    return found
+
+
+def service_env(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment (map or KEY=VALUE list form), defaults resolved."""
+    raw = service.get("environment") or {}
+    pairs: dict[str, Any]
+    if isinstance(raw, list):
+        pairs = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw)
+    else:
+        pairs = dict(raw)
+    return {key: resolve_defaults("" if value is None else str(value)) for key, value in pairs.items()}
+
+
+def bind_mounts(service: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(source, target, read_only) of every volume entry of a service, defaults resolved."""
+    mounts: list[tuple[str, str, bool]] = []
+    for entry in service.get("volumes") or []:
+        if isinstance(entry, dict):
+            mounts.append(
+                (
+                    resolve_defaults(str(entry.get("source", ""))),
+                    str(entry["target"]),
+                    bool(entry.get("read_only", False)),
+                )
+            )
+            continue
+        parts = resolve_defaults(str(entry)).split(":")
+        if len(parts) == 1:  # anonymous volume
+            mounts.append(("", parts[0], False))
+            continue
+        mode = parts[2] if len(parts) > 2 else "rw"
+        mounts.append((parts[0], parts[1], "ro" in mode.split(",")))
+    return mounts
+
+
+def is_path_source(source: str) -> bool:
+    return source.startswith((".", "/", "~"))
+
+
+def depends_on_map(service: dict[str, Any]) -> dict[str, str]:
+    """depends_on as {target: condition}; the short list form means service_started."""
+    raw = service.get("depends_on") or {}
+    if isinstance(raw, list):
+        return {name: "service_started" for name in raw}
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in raw.items()}
+
+
+def listener_map(value: str) -> dict[str, tuple[str, int]]:
+    """Parse Kafka's "NAME://host:port,..." into {NAME: (host, port)}."""
+    listeners: dict[str, tuple[str, int]] = {}
+    for item in value.split(","):
+        name, _, address = item.strip().partition("://")
+        host, _, port = address.rpartition(":")
+        listeners[name] = (host, int(port))
+    return listeners
+
+
+def published_ports(service: dict[str, Any]) -> dict[int, int]:
+    """{host_port: container_port} of a service's short-syntax port mappings."""
+    mapping: dict[int, int] = {}
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            mapping[int(entry["published"])] = int(entry["target"])
+            continue
+        parts = resolve_defaults(str(entry)).split(":")
+        assert len(parts) >= 2, f"port {entry!r} is not published on the host"
+        mapping[int(parts[-2])] = int(parts[-1].split("/")[0])
+    return mapping
+
+
+def outbox_db_connection(services: Services) -> dict[str, Any]:
+    parsed = json.loads(service_env(services["airflow-scheduler"])["AIRFLOW_CONN_OUTBOX_DB"])
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def kafka_default_connection(services: Services) -> dict[str, Any]:
+    parsed = json.loads(service_env(services["airflow-scheduler"])["AIRFLOW_CONN_KAFKA_DEFAULT"])
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+# --------------------------------------------------------------------------- the helper itself
+
+
+def test_resolve_defaults_takes_defaults_and_unescapes_dollars() -> None:
+    assert resolve_defaults("${MYSQL_USER:-outbox}") == "outbox"
+    assert resolve_defaults("${A-x}/${B}/${C:-}") == "x//"
+    assert resolve_defaults('-p"$${MYSQL_ROOT_PASSWORD}"') == '-p"${MYSQL_ROOT_PASSWORD}"'
+    assert resolve_defaults("${PIP:-a==1 b>=2}") == "a==1 b>=2"
+    assert resolve_defaults("plain") == "plain"
+
+
+# --------------------------------------------------------------------------- services
+
+
+def test_required_services_are_defined(services: Services) -> None:
+    missing = [name for name in REQUIRED_SERVICES if name not in services]
+    assert not missing, f"services missing from docker-compose.yml: {missing}"
+
+
+def test_pinned_infrastructure_images(services: Services) -> None:
+    assert resolve_defaults(services["mysql"]["image"]) == "mysql:8.4"
+    assert resolve_defaults(services["postgres"]["image"]) == "postgres:16"
+    kafka_image = resolve_defaults(services["kafka"]["image"])
+    assert re.fullmatch(r"apache/kafka:\d+\.\d+\.\d+", kafka_image), kafka_image
+
+
+def test_airflow_common_anchor_is_defined(compose: dict[str, Any]) -> None:
+    common = compose.get("x-airflow-common")
+    assert isinstance(common, dict), "x-airflow-common extension (the shared anchor) is missing"
+    assert AIRFLOW_IMAGE_RE.match(resolve_defaults(common["image"]))
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_service_uses_common_image_and_env(
+    compose: dict[str, Any], services: Services, name: str
+) -> None:
+    service = services[name]
+    image = resolve_defaults(service["image"])
+    assert AIRFLOW_IMAGE_RE.match(image), f"{name} runs {image!r}, expected apache/airflow:3.3.x-python3.11"
+
+    env = service_env(service)
+    common_env = service_env(compose["x-airflow-common"])
+    overridable = {"_PIP_ADDITIONAL_REQUIREMENTS"} if name == "airflow-init" else set()
+    for key, value in common_env.items():
+        if key not in overridable:
+            assert env.get(key) == value, f"{name}: {key} differs from x-airflow-common"
+
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"], f"{name}: empty JWT secret"
+    assert env["PYTHONPATH"].split(":") == ["/opt/airflow/include", "/opt/airflow/plugins"]
+    assert env["OUTBOX_RELAY_SERVICES_DIR"] == "/opt/airflow/dags/services"
+
+    targets = {target: (source, ro) for source, target, ro in bind_mounts(service)}
+    assert targets["/opt/airflow/dags"][0] == "./dags"
+    assert targets["/opt/airflow/plugins"][0] == "./plugins"
+    assert targets["/opt/airflow/include"][0] == "./include"
+    assert targets["/opt/airflow/sql"] == ("./sql", True)
+    assert "/opt/airflow/logs" in targets
+
+
+def test_airflow_jwt_secret_is_shared(services: Services) -> None:
+    secrets = {service_env(services[name])["AIRFLOW__API_AUTH__JWT_SECRET"] for name in AIRFLOW_SERVICES}
+    assert len(secrets) == 1, "every Airflow component must use the same JWT secret"
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING_AIRFLOW_SERVICES)
+def test_airflow_service_installs_the_relay_dependencies(services: Services, name: str) -> None:
+    requirements = service_env(services[name])["_PIP_ADDITIONAL_REQUIREMENTS"].split()
+    for pin in REQUIRED_PIP_PINS:
+        assert pin in requirements, f"{name}: {pin} missing from _PIP_ADDITIONAL_REQUIREMENTS"
+    assert any(req.startswith("pydantic>=2") for req in requirements)
+    assert any(req.startswith("PyYAML>=6") for req in requirements)
+
+
+def test_airflow_commands(services: Services) -> None:
+    assert services["airflow-apiserver"]["command"] == "api-server"
+    assert services["airflow-scheduler"]["command"] == "scheduler"
+    assert services["airflow-dag-processor"]["command"] == "dag-processor"
+    assert services["airflow-triggerer"]["command"] == "triggerer"
+    assert published_ports(services["airflow-apiserver"]) == {8080: 8080}
+
+
+def test_airflow_init_migrates_the_metadata_db(services: Services) -> None:
+    init = services["airflow-init"]
+    env = service_env(init)
+    # The image entrypoint runs `airflow db migrate` when _AIRFLOW_DB_MIGRATE is set ...
+    assert env.get("_AIRFLOW_DB_MIGRATE", "").lower() == "true"
+    # ... which only happens if the script actually goes through the entrypoint.
+    script = init["command"] if isinstance(init["command"], str) else "\n".join(init["command"])
+    assert "/entrypoint airflow" in script
+    assert env.get("_PIP_ADDITIONAL_REQUIREMENTS", "") == ""
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def test_outbox_db_connection_points_at_mysql_service(services: Services) -> None:
+    conn = outbox_db_connection(services)
+    assert conn["conn_type"] == "mysql"
+    assert conn["host"] in services, f"outbox_db host {conn['host']!r} is not a compose service"
+    assert services[conn["host"]] is services["mysql"]
+    assert int(conn["port"]) == 3306
+
+
+def test_outbox_db_connection_matches_mysql_credentials(services: Services) -> None:
+    conn = outbox_db_connection(services)
+    mysql_env = service_env(services["mysql"])
+    assert mysql_env["MYSQL_DATABASE"] == "outbox"
+    assert conn["schema"] == mysql_env["MYSQL_DATABASE"]
+    assert conn["login"] == mysql_env["MYSQL_USER"]
+    assert conn["password"] == mysql_env["MYSQL_PASSWORD"]
+    assert mysql_env["MYSQL_USER"] != "root", "the mysql image refuses MYSQL_USER=root"
+    assert mysql_env["MYSQL_ROOT_PASSWORD"], "the mysql image needs a root password"
+
+
+def test_kafka_connection_uses_internal_advertised_listener(services: Services) -> None:
+    conn = kafka_default_connection(services)
+    assert conn["conn_type"] == "kafka"
+    bootstrap = conn["extra"]["bootstrap.servers"]
+
+    kafka_env = service_env(services["kafka"])
+    advertised = listener_map(kafka_env["KAFKA_ADVERTISED_LISTENERS"])
+    bound = listener_map(kafka_env["KAFKA_LISTENERS"])
+    by_address = {f"{host}:{port}": name for name, (host, port) in advertised.items()}
+    assert bootstrap in by_address, f"{bootstrap!r} is not one of the advertised listeners {advertised}"
+
+    listener = by_address[bootstrap]
+    host, port = advertised[listener]
+    kafka_hostnames = {"kafka", services["kafka"].get("hostname", "kafka")}
+    assert host in kafka_hostnames, f"containers must reach Kafka by its service name, not {host!r}"
+    assert bound[listener][1] == port, f"listener {listener} binds {bound[listener]} but advertises {port}"
+
+
+# --------------------------------------------------------------------------- kafka
+
+
+def test_kafka_is_single_node_kraft(services: Services) -> None:
+    env = service_env(services["kafka"])
+    roles = {role.strip() for role in env["KAFKA_PROCESS_ROLES"].split(",")}
+    assert roles == {"broker", "controller"}
+
+    node_id = env["KAFKA_NODE_ID"]
+    voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
+    assert len(voters) == 1
+    voter_id, _, voter_address = voters[0].partition("@")
+    assert voter_id == node_id
+
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    bound = listener_map(env["KAFKA_LISTENERS"])
+    assert controller in bound
+    assert voter_address.rpartition(":")[2] == str(bound[controller][1])
+    assert controller not in listener_map(env["KAFKA_ADVERTISED_LISTENERS"])
+
+    protocols = dict(item.split(":", 1) for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(bound) <= set(protocols), "every listener needs a security protocol"
+    assert env.get("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT") in bound
+
+
+def test_kafka_single_replica_internal_topics_and_no_auto_create(services: Services) -> None:
+    env = service_env(services["kafka"])
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"].lower() == "false"
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
+    assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
+
+
+def test_kafka_host_listener_is_published(services: Services) -> None:
+    env = service_env(services["kafka"])
+    advertised = listener_map(env["KAFKA_ADVERTISED_LISTENERS"])
+    bound = listener_map(env["KAFKA_LISTENERS"])
+    host_listeners = [name for name, address in advertised.items() if address == ("localhost", 29092)]
+    assert host_listeners, "no listener is advertised as localhost:29092"
+    container_port = bound[host_listeners[0]][1]
+    assert published_ports(services["kafka"]).get(29092) == container_port
+
+
+# --------------------------------------------------------------------------- mysql / DDL
+
+
+def test_mysql_mounts_sql_dir_as_initdb(services: Services) -> None:
+    mounts = {target: (source, ro) for source, target, ro in bind_mounts(services["mysql"])}
+    assert MYSQL_INITDB_DIR in mounts, f"mysql does not mount anything at {MYSQL_INITDB_DIR}"
+    source, read_only = mounts[MYSQL_INITDB_DIR]
+    assert (REPO_ROOT / source).resolve() == SQL_DIR.resolve()
+    assert read_only, f"{MYSQL_INITDB_DIR} should be mounted read-only"
+    assert "/var/lib/mysql" in mounts, "mysql data should live in a volume"
+
+
+def test_every_ddl_file_is_visible_to_mysql_initdb(services: Services) -> None:
+    ddl_files = sorted(SQL_DIR.glob(DDL_GLOB))
+    assert ddl_files, f"no {DDL_GLOB} DDL files in {SQL_DIR}"
+    source = {target: src for src, target, _ in bind_mounts(services["mysql"])}[MYSQL_INITDB_DIR]
+    # The image runs only the top level of /docker-entrypoint-initdb.d, in name order.
+    initdb_contents = sorted(path.name for path in (REPO_ROOT / source).glob("*.sql"))
+    for ddl in ddl_files:
+        assert ddl.name in initdb_contents, f"{ddl.name} would not reach {MYSQL_INITDB_DIR}"
+    numbers = [int(ddl.name[:2]) for ddl in ddl_files]
+    assert numbers == sorted(set(numbers)), f"DDL file numbers must be unique: {[d.name for d in ddl_files]}"
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def test_every_depends_on_target_is_a_service(services: Services) -> None:
+    conditions = {"service_started", "service_healthy", "service_completed_successfully"}
+    for name, service in services.items():
+        for target, condition in depends_on_map(service).items():
+            assert target in services, f"{name} depends on undefined service {target!r}"
+            assert target != name, f"{name} depends on itself"
+            assert condition in conditions, f"{name} -> {target}: unknown condition {condition!r}"
+            if condition == "service_healthy":
+                assert services[target].get("healthcheck"), f"{name} waits for {target}'s missing healthcheck"
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_service_waits_for_backing_services(services: Services, name: str) -> None:
+    deps = depends_on_map(services[name])
+    for backing in ("postgres", "mysql", "kafka"):
+        assert deps.get(backing) == "service_healthy", f"{name} must wait for {backing} to be healthy"
+    if name == "airflow-init":
+        assert "airflow-init" not in deps
+    else:
+        assert deps.get("airflow-init") == "service_completed_successfully"
+
+
+def test_bind_mount_sources_exist_and_named_volumes_are_declared(
+    compose: dict[str, Any], services: Services
+) -> None:
+    declared = set((compose.get("volumes") or {}).keys())
+    for name, service in services.items():
+        for source, target, _ in bind_mounts(service):
+            if not source:
+                continue
+            if is_path_source(source):
+                assert source.startswith("./"), f"{name}: bind mount {source} should be repo-relative"
+                assert (REPO_ROOT / source).exists(), f"{name}: bind-mount source {source} does not exist"
+            else:
+                assert source in declared, f"{name}: named volume {source!r} (-> {target}) is not declared"
+
+
+@pytest.mark.parametrize("name", ["mysql", "kafka", "postgres", "airflow-apiserver", "airflow-scheduler"])
+def test_healthcheck_present(services: Services, name: str) -> None:
+    healthcheck = services[name].get("healthcheck")
+    assert isinstance(healthcheck, dict) and healthcheck.get("test"), f"{name} has no healthcheck"
+    assert not healthcheck.get("disable", False)
+
+
+def test_healthcheck_commands(services: Services) -> None:
+    def command(name: str) -> str:
+        test = services[name]["healthcheck"]["test"]
+        return resolve_defaults(test if isinstance(test, str) else " ".join(test))
+
+    assert "mysqladmin ping" in command("mysql")
+    assert "kafka-broker-api-versions.sh" in command("kafka")
+    assert "pg_isready" in command("postgres")
+    assert "http://localhost:8080/api/v2/" in command("airflow-apiserver")
+    assert "http://localhost:8974/health" in command("airflow-scheduler")
+    assert service_env(services["airflow-scheduler"])["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"

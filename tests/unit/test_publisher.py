@@ -1,0 +1,76 @@
+"""Publisher bookkeeping with a fake producer (the real broker is covered in tests/integration)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaError
+
+from outbox_relay.models import OutboxRow
+from outbox_relay.publisher import NO_REPORT, KafkaPublisher, OutboundMessage
+
+
+class FakeProducer:
+    def __init__(self, outcomes: dict[bytes, Any]) -> None:
+        self.outcomes = outcomes
+        self.pending: list[tuple[Any, Any]] = []
+        self.purged = False
+
+    def produce(self, topic: str, value: bytes, key: bytes, headers: Any, on_delivery: Any) -> None:
+        outcome = self.outcomes.get(value, None)
+        if isinstance(outcome, str):
+            return
+        self.pending.append((on_delivery, outcome))
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        for callback, err in self.pending:
+            callback(err, None)
+        self.pending.clear()
+        return 1 if any(isinstance(v, str) for v in self.outcomes.values()) and not self.purged else 0
+
+    def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
+        self.purged = True
+
+
+def _msg(value: bytes, key: bytes = b"k") -> OutboundMessage:
+    row = OutboxRow(1, "m", key.decode(), None, "t", value, None, "NEW")
+    return OutboundMessage(row, "t", key, value, [])
+
+
+def test_every_report_is_classified() -> None:
+    fake = FakeProducer(
+        {
+            b"ok": None,
+            b"reject": KafkaError(KafkaError.MSG_SIZE_TOO_LARGE),
+            b"down": KafkaError(KafkaError._MSG_TIMED_OUT),
+            b"lost": "never",
+        }
+    )
+    outcome = KafkaPublisher(fake, 0.1).publish(
+        [_msg(b"ok", b"a"), _msg(b"reject", b"b"), _msg(b"down", b"c"), _msg(b"lost", b"d")]
+    )
+    assert [m.value for m in outcome.acked] == [b"ok"]
+    assert [m.value for m, _ in outcome.rejected] == [b"reject"]
+    assert sorted(m.value for m, _ in outcome.unavailable) == [b"down", b"lost"]
+    assert NO_REPORT in dict((m.value, r) for m, r in outcome.unavailable)[b"lost"]
+    assert fake.purged
+
+
+class RejectingProducer(FakeProducer):
+    def produce(self, topic: str, value: bytes, key: bytes, headers: Any, on_delivery: Any) -> None:
+        from confluent_kafka import KafkaException
+
+        if value == b"too-big":
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        super().produce(topic, value, key, headers, on_delivery)
+
+
+def test_sync_rejection_holds_back_newer_messages_of_the_same_key() -> None:
+    outcome = KafkaPublisher(RejectingProducer({}), 1).publish(
+        [_msg(b"too-big", b"a"), _msg(b"after", b"a"), _msg(b"other", b"b")]
+    )
+    assert [m.value for m in outcome.held] == [b"after"]
+    assert [m.value for m in outcome.acked] == [b"other"]
