@@ -66,9 +66,12 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
             report.fixes.append("apply sql/01_outbox_message.sql")
         return
     mapped = {k: v for k, v in config.columns.model_dump().items() if v is not None}
-    for logical, column in [*mapped.items(), *(("payload.columns", c) for c in config.payload.columns)]:
+    fields = [(f"columns.{k}", v) for k, v in mapped.items()] + [
+        ("payload.columns", c) for c in config.payload.columns
+    ]
+    for field_name, column in fields:
         if column.lower() not in columns:
-            report.problems.append(f"column {column!r} (columns.{logical}) not found in {config.table}")
+            report.problems.append(f"column {column!r} ({field_name}) not found in {config.table}")
     status, pk = config.columns.status.lower(), config.columns.id.lower()
     indexes = _indexes(conn, config.table)
     if not any(

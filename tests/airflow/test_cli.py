@@ -1,0 +1,68 @@
+"""`python -m outbox_relay_airflow.cli validate|plan` against the live DB and broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.conftest import BOOTSTRAP, ROOT
+from tests.integration.kafka_tools import create_topics
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+
+
+def _cli(args: list[str], db_url: str, services: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_OUTBOX_DB": db_url.replace("mysql+pymysql://", "mysql://"),
+        "AIRFLOW_CONN_KAFKA_DEFAULT": f'{{"conn_type": "kafka", "extra": {{"bootstrap.servers": "{BOOTSTRAP}"}}}}',
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "outbox_relay_airflow.cli", "--services-dir", str(services), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_validate_reports_missing_index_topic_and_bad_files(db_engine: Engine, tmp_path: Path) -> None:
+    url = db_engine.url.render_as_string(hide_password=False)
+    with db_engine.begin() as conn:
+        conn.execute(
+            text("CREATE TABLE legacy (tid BIGINT PRIMARY KEY, uid BIGINT, status INT, created DATETIME)")
+        )
+    topic = f"cli.{os.getpid()}.{tmp_path.name[-6:]}"
+    (tmp_path / "legacy.yaml").write_text(
+        f"topic: {topic}\ntable: legacy\ncolumns: {{id: tid, status: status, key: uid, created_at: created}}\n"
+        "statuses: {new: 0, sent: 1, confirmed: null, failed: null}\npayload: {columns: [uid, tid, nope]}\n"
+    )
+    (tmp_path / "broken.yaml").write_text("topic: t\nbatch_size: many\n")
+
+    done = _cli(["validate"], url, tmp_path)
+
+    assert done.returncode == 1
+    out = done.stdout
+    assert "INVALID" in out and "broken.yaml" in out and "field 'batch_size'" in out
+    assert "column 'nope' (payload.columns) not found in legacy" in out
+    assert "ALTER TABLE `legacy` ADD INDEX `ix_legacy_status_tid` (`status`, `tid`);" in out
+    assert f"topic '{topic}' does not exist" in out
+
+    create_topics(topic)
+    (tmp_path / "broken.yaml").unlink()
+    (tmp_path / "legacy.yaml").write_text(
+        f"topic: {topic}\ntable: legacy\ncolumns: {{id: tid, status: status, key: uid, created_at: created}}\n"
+        "statuses: {new: 0, sent: 1, confirmed: null, failed: null}\npayload: {columns: [uid, tid]}\n"
+    )
+    with db_engine.begin() as conn:
+        conn.execute(text("ALTER TABLE legacy ADD INDEX ix_legacy_status_tid (status, tid)"))
+        conn.execute(text("INSERT INTO legacy VALUES (1, 7, 0, NOW()), (2, 8, 1, NOW())"))
+    planned = _cli(["plan"], url, tmp_path)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "OK      legacy" in planned.stdout and '"0": 1' in planned.stdout and '"1": 1' in planned.stdout
