@@ -23,6 +23,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 services: install
 	@bash include/devstack/mysql.sh
+	@bash include/devstack/postgres.sh
 	@bash include/devstack/broker.sh start
 
 broker: services

@@ -191,6 +191,9 @@ class ServiceConfig(_Strict):
     schedule: str | None = Field("* * * * *", description="Cron expression or preset for the relay DAG.")
     confirm_schedule: str | None = "* * * * *"
     cleanup_schedule: str | None = "@daily"
+    start_paused: bool = Field(
+        False, description="Create the service's DAGs paused (Airflow's own default is paused)."
+    )
     db_time_zone: str = Field("+00:00", description="Session time zone the service's timestamps are in.")
     retry: Retry = Retry()
     confirmation: Confirmation | None = None

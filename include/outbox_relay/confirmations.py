@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, KafkaException
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.models import Confirmation
+from outbox_relay.models import Confirmation, StatsMixin
 from outbox_relay.publisher import HEADER_MESSAGE_ID
 from outbox_relay.repository import OutboxRepository
 
@@ -41,7 +41,7 @@ class MalformedConfirmationError(ValueError):
 
 
 @dataclass
-class IngestStats:
+class IngestStats(StatsMixin):
     messages: int = 0
     confirmed: int = 0
     failed: int = 0
@@ -52,9 +52,6 @@ class IngestStats:
     elapsed_seconds: float = 0.0
     stopped_because: str = "caught up"
     unknown_examples: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _header(message: Any, name: str) -> str | None:

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from outbox_relay.identifiers import quote
-from outbox_relay.models import OutboxRow
+from outbox_relay.models import OutboxRow, StatsMixin
 from outbox_relay.publisher import HEADER_MESSAGE_ID, KafkaPublisher, OutboundMessage
 from outbox_relay.repository import truncate_error
 
@@ -51,7 +51,7 @@ Handler = Callable[[Connection, InboundMessage], None]
 
 
 @dataclass
-class ConsumeStats:
+class ConsumeStats(StatsMixin):
     received: int = 0
     processed: int = 0
     failed: int = 0
@@ -59,9 +59,6 @@ class ConsumeStats:
     malformed: int = 0
     elapsed_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def to_inbound(message: Any) -> InboundMessage | None:

@@ -56,9 +56,16 @@ class Confirmation:
     error: str | None
 
 
+class StatsMixin:
+    """Run statistics are returned to Airflow (XCom) and printed, so they turn into plain dicts."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
 @dataclass
-class RunStats:
-    """What a relay run did; returned to Airflow (XCom) and printed by the CLI."""
+class RunStats(StatsMixin):
+    """What a relay run did."""
 
     batches: int = 0
     claimed: int = 0
@@ -70,6 +77,3 @@ class RunStats:
     held_back: int = 0
     elapsed_seconds: float = 0.0
     stopped_because: str = "drained"
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)

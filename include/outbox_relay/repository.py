@@ -60,6 +60,15 @@ class OutboxRepository:
         column = getattr(self.columns, logical)
         return None if column is None else quote(column)
 
+    def _set_clause(self, status_param: str, optional: Sequence[tuple[str, str]]) -> str:
+        """``status = :param`` plus each optional assignment whose logical column is mapped."""
+        sets = [f"{self.status_col} = :{status_param}"]
+        for logical, value in optional:
+            column = getattr(self.columns, logical)
+            if column:
+                sets.append(f"{quote(column)} = {value}")
+        return ", ".join(sets)
+
     def message_id_for(self, row_id: Any, stored: Any) -> str:
         """The stored message id, or the derived ``service:table:row_id`` for tables without one."""
         return str(stored) if self.columns.message_id else f"{self.message_prefix}{row_id}"
@@ -205,16 +214,11 @@ class OutboxRepository:
         """One statement for the whole batch of acknowledged rows."""
         if not rows:
             return 0
-        sets = [f"{self.status_col} = :sent"]
-        if self.columns.sent_at:
-            sets.append(f"{quote(self.columns.sent_at)} = NOW(6)")
-        if self.columns.run_id:
-            sets.append(f"{quote(self.columns.run_id)} = :run_id")
-        if self.columns.next_attempt_at:
-            sets.append(f"{quote(self.columns.next_attempt_at)} = NULL")
+        sets = self._set_clause(
+            "sent", [("sent_at", "NOW(6)"), ("run_id", ":run_id"), ("next_attempt_at", "NULL")]
+        )
         sql = _expanding(
-            f"UPDATE {self.table} SET {', '.join(sets)} "
-            f"WHERE {self.id_col} IN :ids AND {self.status_col} IN :claimable",
+            f"UPDATE {self.table} SET {sets} WHERE {self.id_col} IN :ids AND {self.status_col} IN :claimable",
             "ids",
             "claimable",
         )
@@ -332,11 +336,9 @@ class OutboxRepository:
     def _confirm(self, conn: Connection, lookup_col: str, keys: list[Any]) -> int:
         if not keys:
             return 0
-        sets = [f"{self.status_col} = :confirmed"]
-        if self.columns.confirmed_at:
-            sets.append(f"{quote(self.columns.confirmed_at)} = NOW(6)")
+        sets = self._set_clause("confirmed", [("confirmed_at", "NOW(6)")])
         sql = _expanding(
-            f"UPDATE {self.table} SET {', '.join(sets)} WHERE {lookup_col} IN :ids AND {self.status_col} IN :open",
+            f"UPDATE {self.table} SET {sets} WHERE {lookup_col} IN :ids AND {self.status_col} IN :open",
             "ids",
             "open",
         )
@@ -346,13 +348,9 @@ class OutboxRepository:
     def _fail(self, conn: Connection, lookup_col: str, items: list[tuple[Any, Confirmation]]) -> int:
         if not items:
             return 0
-        sets = [f"{self.status_col} = :failed"]
-        if self.columns.last_error:
-            sets.append(f"{quote(self.columns.last_error)} = :error")
-        if self.columns.confirmed_at:
-            sets.append(f"{quote(self.columns.confirmed_at)} = NOW(6)")
+        sets = self._set_clause("failed", [("last_error", ":error"), ("confirmed_at", "NOW(6)")])
         sql = _expanding(
-            f"UPDATE {self.table} SET {', '.join(sets)} WHERE {lookup_col} = :id AND {self.status_col} IN :open",
+            f"UPDATE {self.table} SET {sets} WHERE {lookup_col} = :id AND {self.status_col} IN :open",
             "open",
         )
         total = 0

@@ -16,21 +16,19 @@ from typing import Any
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig, StatusValue
+from outbox_relay.models import StatsMixin
 from outbox_relay.repository import OutboxRepository
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class RetentionStats:
+class RetentionStats(StatsMixin):
     deleted_terminal: int = 0
     deleted_failed: int = 0
     chunks: int = 0
     elapsed_seconds: float = 0.0
     stopped_because: str = "nothing left to delete"
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class RetentionCleaner:

@@ -57,7 +57,7 @@ def _budget_param() -> Param:
 def _doc(config: ServiceConfig, what: str) -> str:
     confirmation = config.confirmation.topic if config.confirmation else "none"
     return (
-        f"### Outbox {what} for service `{config.service}`\n\n{config.description}\n\n"
+        f"### Outbox {what} DAG for service `{config.service}`\n\n{config.description}\n\n"
         f"* table: `{config.table}` (connection `{config.connections.db}`)\n"
         f"* topics: {', '.join(f'`{t}`' for t in config.all_topics) or 'per row'} "
         f"(connection `{config.connections.kafka}`)\n"
@@ -68,26 +68,34 @@ def _doc(config: ServiceConfig, what: str) -> str:
     )
 
 
-def relay_dag(config: ServiceConfig) -> DAG:
-    with DAG(
-        dag_id=f"outbox_{config.service}_relay",
-        description=f"Relay {config.table} to Kafka",
-        schedule=_timetable(config.schedule),
+def _service_dag(
+    config: ServiceConfig, kind: str, description: str, schedule: str | None, **params: Param
+) -> DAG:
+    """The settings every generated DAG shares; use as a context manager."""
+    return DAG(
+        dag_id=f"outbox_{config.service}_{kind}",
+        description=description,
+        schedule=_timetable(schedule),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
+        is_paused_upon_creation=config.start_paused,
         default_args=_default_args(config),
-        tags=["outbox", "relay", config.service],
-        doc_md=_doc(config, "relay"),
-        params={
-            "republish": Param(
-                False,
-                type="boolean",
-                description="Backfill runs only: also re-publish SENT-but-unconfirmed rows of the window "
-                "(with an outbox-replay header).",
-            ),
-            "time_budget_seconds": _budget_param(),
-        },
+        tags=["outbox", kind, config.service],
+        doc_md=_doc(config, kind),
+        params={**params, "time_budget_seconds": _budget_param()},
+    )
+
+
+def relay_dag(config: ServiceConfig) -> DAG:
+    republish = Param(
+        False,
+        type="boolean",
+        description="Backfill runs only: also re-publish SENT-but-unconfirmed rows of the window "
+        "(with an outbox-replay header).",
+    )
+    with _service_dag(
+        config, "relay", f"Relay {config.table} to Kafka", config.schedule, republish=republish
     ) as dag:
 
         @task(task_id="ensure_topics")
@@ -103,17 +111,9 @@ def relay_dag(config: ServiceConfig) -> DAG:
 
 
 def confirmations_dag(config: ServiceConfig) -> DAG:
-    with DAG(
-        dag_id=f"outbox_{config.service}_confirmations",
-        description=f"Ingest {config.confirmation.topic if config.confirmation else ''} into {config.table}",
-        schedule=_timetable(config.confirm_schedule),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=_default_args(config),
-        tags=["outbox", "confirmations", config.service],
-        doc_md=_doc(config, "confirmation ingestion"),
-        params={"time_budget_seconds": _budget_param()},
+    topic = config.confirmation.topic if config.confirmation else ""
+    with _service_dag(
+        config, "confirmations", f"Ingest {topic} into {config.table}", config.confirm_schedule
     ) as dag:
 
         @task(task_id="ingest_confirmations")
@@ -125,18 +125,8 @@ def confirmations_dag(config: ServiceConfig) -> DAG:
 
 
 def cleanup_dag(config: ServiceConfig) -> DAG:
-    with DAG(
-        dag_id=f"outbox_{config.service}_cleanup",
-        description=f"Delete old terminal rows of {config.table}",
-        schedule=_timetable(config.cleanup_schedule),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=_default_args(config),
-        tags=["outbox", "cleanup", config.service],
-        doc_md=_doc(config, "retention"),
-        params={"time_budget_seconds": _budget_param()},
-    ) as dag:
+    description = f"Delete old terminal rows of {config.table}"
+    with _service_dag(config, "cleanup", description, config.cleanup_schedule) as dag:
 
         @task(task_id="delete_expired_rows")
         def cleanup(service: str) -> dict[str, Any]:
