@@ -188,6 +188,9 @@ class ServiceConfig(_Strict):
     batch_size: int = Field(1000, ge=1, le=50_000)
     threshold_seconds: float = Field(0, ge=0, description="Only relay rows at least this old (DB clock).")
     time_budget_seconds: float = Field(300, gt=0, description="A relay run stops claiming after this.")
+    relay_lock_wait_seconds: float = Field(
+        30, ge=0, description="How long a relay run waits for another relay of the same table to finish."
+    )
     schedule: str | None = Field("* * * * *", description="Cron expression or preset for the relay DAG.")
     confirm_schedule: str | None = "* * * * *"
     cleanup_schedule: str | None = "@daily"

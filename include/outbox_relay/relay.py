@@ -43,6 +43,10 @@ class RunRequest:
     time_budget_seconds: float | None = None
 
 
+class RelayLockBusyError(RuntimeError):
+    """A backfill run could not get its turn on the table in time."""
+
+
 class OutboxRelay:
     """Relays one service's outbox table; one instance per run."""
 
@@ -69,19 +73,41 @@ class OutboxRelay:
         started = self.clock()
         budget = request.time_budget_seconds or self.config.time_budget_seconds
         with self.engine.connect() as conn:
-            held_keys = self.repo.waiting_keys(conn)
-            cursor: Any = self.repo.cursor_start(conn)
-            conn.commit()
-            while True:
-                if self.clock() - started >= budget:
-                    stats.stopped_because = "time budget spent"
-                    break
-                last = self._one_batch(conn, cursor, request, held_keys, stats)
-                if last is _DRAINED:
-                    break
-                cursor = last
+            if not self.repo.acquire_relay_lock(conn, self.config.relay_lock_wait_seconds):
+                return self._lock_busy(request, stats)
+            try:
+                self._drain(conn, request, stats, started, budget)
+            finally:
+                self.repo.release_relay_lock(conn)
         stats.elapsed_seconds = round(self.clock() - started, 3)
         log.info("service %s relay run %s: %s", self.config.service, request.run_id, stats.as_dict())
+        return stats
+
+    def _drain(
+        self, conn: Connection, request: RunRequest, stats: RunStats, started: float, budget: float
+    ) -> None:
+        held_keys = self.repo.waiting_keys(conn)
+        cursor: Any = self.repo.cursor_start(conn)
+        conn.commit()
+        while True:
+            if self.clock() - started >= budget:
+                stats.stopped_because = "time budget spent"
+                return
+            last = self._one_batch(conn, cursor, request, held_keys, stats)
+            if last is _DRAINED:
+                return
+            cursor = last
+
+    def _lock_busy(self, request: RunRequest, stats: RunStats) -> RunStats:
+        """Another relay of this table holds the lock: a scheduled run has nothing to add, a backfill must retry."""
+        message = (
+            f"service {self.config.service}: another relay of {self.config.table} held the relay lock for "
+            f"{self.config.relay_lock_wait_seconds:g}s"
+        )
+        if request.window is not None:
+            raise RelayLockBusyError(f"{message}; the backfill run fails so that Airflow retries it")
+        log.info("%s; this run has nothing to do", message)
+        stats.stopped_because = "another relay of this table is running"
         return stats
 
     def _one_batch(

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import TextClause
 
 from outbox_relay.config import ServiceConfig, StatusValue
@@ -100,6 +101,29 @@ class OutboxRepository:
                 f"{self.columns.id!r} (columns.id); run 'python -m outbox_relay_airflow.cli validate'"
             )
         return "" if str(kind).lower() in {"char", "varchar", "binary", "varbinary", "text"} else -1
+
+    # --- one relay per table at a time ----------------------------------------------
+
+    _LOCK_NAME = "LEFT(CONCAT('outbox-relay:', DATABASE(), ':', :tbl), 64)"
+
+    def acquire_relay_lock(self, conn: Connection, wait_seconds: float) -> bool:
+        """A session lock (dies with the connection) so relays of one table take turns: per-key order
+        then holds even when a backfill and a scheduled run overlap."""
+        got = conn.execute(
+            text(f"SELECT GET_LOCK({self._LOCK_NAME}, :wait)"),
+            {"tbl": self.config.table, "wait": wait_seconds},
+        ).scalar()
+        conn.commit()
+        return bool(got)
+
+    def release_relay_lock(self, conn: Connection) -> None:
+        """Release the lock; if the connection is broken, discard it (the server drops the lock with it)."""
+        try:
+            conn.rollback()
+            conn.execute(text(f"DO RELEASE_LOCK({self._LOCK_NAME})"), {"tbl": self.config.table})
+            conn.commit()
+        except SQLAlchemyError:
+            conn.invalidate()
 
     # --- claim -----------------------------------------------------------------------
 

@@ -260,3 +260,47 @@ def test_legacy_table_with_integer_statuses_and_built_payload(
         assert conn.execute(text("SELECT status FROM t_user_coupon_tran WHERE tid = 4")).scalar_one() == 0
     assert run_relay(config, db_engine).claimed == 1  # given-up row is scanned but never re-sent
     assert len(read_all(topic)) == 3
+
+
+def test_concurrent_relays_take_turns_publish_each_row_once_and_keep_key_order(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    topic = topic_name("concurrent")
+    create_topics(topic)
+    keys = [f"k{i % 13}" for i in range(1200)]
+    ids = insert_rows(db_engine, topic, keys)
+    config = service_config(topic=topic, batch_size=50, relay_lock_wait_seconds=60)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda n: run_relay(config, db_engine, run_id=f"r{n}"), range(4)))
+    assert sum(r.published for r in results) == 1200
+    records = read_all(topic)
+    seen = [r.headers["outbox-message-id"] for r in records]
+    assert sorted(seen) == sorted(ids)  # each row exactly once
+    order = {mid: i for i, mid in enumerate(ids)}
+    for key in set(keys):
+        positions = [order[r.headers["outbox-message-id"]] for r in records if r.key == key]
+        assert positions == sorted(positions), key
+
+
+def test_a_busy_table_skips_a_scheduled_run_and_fails_a_backfill_run(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    from outbox_relay.relay import RelayLockBusyError
+    from outbox_relay.repository import OutboxRepository
+
+    topic = topic_name("busy")
+    create_topics(topic)
+    insert_rows(db_engine, topic, ["a"])
+    config = service_config(topic=topic, relay_lock_wait_seconds=0)
+    with db_engine.connect() as other:
+        assert OutboxRepository(config).acquire_relay_lock(other, 0)
+        skipped = run_relay(config, db_engine)
+        assert skipped.stopped_because == "another relay of this table is running" and skipped.published == 0
+        with db_engine.connect() as conn:
+            now: datetime = conn.execute(text("SELECT NOW(6)")).scalar_one()
+        with pytest.raises(RelayLockBusyError, match="held the relay lock"):
+            run_relay(config, db_engine, window=Window(now - timedelta(hours=1), now))
+        other.invalidate()  # the holder's connection dies (a crashed relay): its lock goes with it
+    assert run_relay(config, db_engine).published == 1  # the lock died with the other connection
