@@ -164,6 +164,8 @@ class OutboxRelay:
             raise ValueError(f"key column {self.config.columns.key!r} is NULL")
         if not row.topic:
             raise ValueError("row has no topic and the service has no default topic")
+        if self.config.topics and row.topic not in self.config.all_topics:
+            raise ValueError(f"topic {row.topic!r} is not one of the service's registered topics")
         key = None if row.key is None else str(row.key).encode()
         headers = build_headers(row, self.config.service, self.config.table, replay)
         return OutboundMessage(row, row.topic, key, encode_body(row, self.config.payload.format), headers)

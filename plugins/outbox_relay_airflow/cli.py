@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from outbox_relay.checks import CheckReport, check_broker, check_database
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config_loader import default_services_dir, load_services
+from outbox_relay.config_loader import config_files, default_services_dir, load_services
 from outbox_relay.identifiers import quote
 
 
@@ -78,13 +78,18 @@ def _validate(args: argparse.Namespace, plan: bool) -> int:
     for error in loaded.errors:
         print(f"INVALID {error}")
         failed = True
+    unknown = sorted(set(args.services) - set(loaded.services) - {e.path.stem for e in loaded.errors})
+    for name in unknown:
+        print(f"UNKNOWN {name}: no {name}.yaml in {directory}")
+        failed = True
     selected = [c for name, c in loaded.services.items() if not args.services or name in args.services]
     if not loaded.services and not loaded.errors:
         print(f"no service configs found in {directory}")
         return 1
     for config in selected:
         report = CheckReport(config.service) if args.offline else _live_report(config)
-        print(f"{'OK     ' if report.ok else 'PROBLEM'} {config.service} ({directory / config.service}.yaml)")
+        path = next((p for p in config_files(directory) if p.stem == config.service), directory)
+        print(f"{'OK     ' if report.ok else 'PROBLEM'} {config.service} ({path})")
         for problem in report.problems:
             print(f"    problem: {problem}")
         for fix in report.fixes:

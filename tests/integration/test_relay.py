@@ -345,3 +345,24 @@ def test_a_relay_killed_mid_batch_leaves_no_stuck_claim_and_the_next_run_converg
     assert (
         set(published) == set(ids) and len(published) == 170
     )  # the killed batch went out twice: at-least-once
+
+
+def test_rows_naming_an_unregistered_or_invalid_topic_fail_alone(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("registered")
+    create_topics(topic)
+    good = insert_rows(db_engine, topic, ["a"])
+    stray = insert_rows(db_engine, "payments.events", ["b"])
+    config = service_config(topic=None, topics=[topic], retry={"max_attempts": 1})
+    stats = run_relay(config, db_engine)
+    assert stats.published == 1 and stats.failed == 1
+    assert statuses(db_engine) == {good[0]: "SENT", stray[0]: "FAILED"}
+
+    invalid = insert_rows(db_engine, "bad topic!", ["c"])
+    stats = run_relay(service_config(topic=None, retry={"max_attempts": 1}), db_engine)
+    assert stats.failed == 1 and statuses(db_engine)[invalid[0]] == "FAILED"
+    with db_engine.connect() as conn:
+        errors = dict(conn.execute(text("SELECT message_id, last_error FROM outbox_message")).all())
+    assert "not one of the service's registered topics" in errors[stray[0]]
+    assert "TOPIC_EXCEPTION" in errors[invalid[0]]
