@@ -23,7 +23,6 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 services: install
 	@bash include/devstack/mysql.sh
-	@bash include/devstack/postgres.sh
 	@bash include/devstack/broker.sh start
 
 broker: services
@@ -45,9 +44,11 @@ unit: install
 	$(PY) -m pytest tests/unit -q
 
 integration: services
+	@bash include/devstack/postgres.sh
 	$(PY) -m pytest tests/integration tests/airflow -q
 
 test: services lint typecheck
+	@bash include/devstack/postgres.sh
 	$(PY) -m pytest -q -p no:cacheprovider
 
 clean:

@@ -16,11 +16,15 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
 export AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
 export OUTBOX_RELAY_SERVICES_DIR="$ROOT/dags/services"
-export AIRFLOW_CONN_OUTBOX_DB="mysql://root@127.0.0.1:3306/$DEMO_DB"
 export AIRFLOW_CONN_KAFKA_DEFAULT="{\"conn_type\": \"kafka\", \"extra\": {\"bootstrap.servers\": \"${OUTBOX_KAFKA_BOOTSTRAP}\"}}"
 PY="$ROOT/.venv/bin/python"
 AIRFLOW="$ROOT/.venv/bin/airflow"
 mkdir -p "$AIRFLOW_HOME"
+# The Airflow connection points at the same server as OUTBOX_TEST_DB_URL, database $DEMO_DB.
+AIRFLOW_CONN_OUTBOX_DB="$("$PY" -c 'import os; from sqlalchemy import make_url
+u = make_url(os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"))
+print(u.set(drivername="mysql", database=os.environ["DEMO_DB"]).render_as_string(hide_password=False))')"
+export AIRFLOW_CONN_OUTBOX_DB
 
 step() { printf '\n--- %s\n' "$*"; }
 dag_test() {
