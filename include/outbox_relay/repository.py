@@ -388,6 +388,29 @@ class OutboxRepository:
             total += int(conn.execute(sql, params).rowcount)
         return total
 
+    # --- on-call view ----------------------------------------------------------------
+
+    def backlog(self, conn: Connection) -> dict[str, Any]:
+        """Rows by stored status, and how long the oldest NEW row has waited (DB clock)."""
+        counts = {
+            str(r[0]): int(r[1])
+            for r in conn.execute(
+                text(f"SELECT {self.status_col}, COUNT(*) FROM {self.table} GROUP BY {self.status_col}")
+            )
+        }
+        summary: dict[str, Any] = {"rows_by_status": counts}
+        created = self._q("created_at")
+        if created:
+            oldest = conn.execute(
+                text(
+                    f"SELECT TIMESTAMPDIFF(SECOND, MIN({created}), NOW(6)) FROM {self.table} "
+                    f"WHERE {self.status_col} = :new"
+                ),
+                {"new": self.config.statuses.new},
+            ).scalar()
+            summary["oldest_new_seconds"] = None if oldest is None else int(oldest)
+        return summary
+
     # --- retention -------------------------------------------------------------------
 
     def expired_ids(

@@ -13,12 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 from outbox_relay.checks import CheckReport, check_broker, check_database
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config_loader import config_files, default_services_dir, load_services
-from outbox_relay.identifiers import quote
+from outbox_relay.repository import OutboxRepository
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,12 +61,10 @@ def _backlog(config: ServiceConfig) -> dict[str, Any]:
     from outbox_relay_airflow.hooks import db_engine
 
     engine = db_engine(config, pool_size=1)
-    status = quote(config.columns.status)
     with engine.connect() as conn:
-        rows = conn.execute(text(f"SELECT {status}, COUNT(*) FROM {quote(config.table)} GROUP BY {status}"))
-        counts = {str(r[0]): int(r[1]) for r in rows}
+        summary = OutboxRepository(config).backlog(conn)
     engine.dispose()
-    return counts
+    return summary
 
 
 def _validate(args: argparse.Namespace, plan: bool) -> int:
@@ -97,7 +93,7 @@ def _validate(args: argparse.Namespace, plan: bool) -> int:
         for note in report.notes:
             print(f"    note:    {note}")
         if plan and report.ok and not args.offline:
-            print(f"    rows by status: {json.dumps(_backlog(config))}")
+            print(f"    backlog: {json.dumps(_backlog(config))}")
         failed = failed or not report.ok
     return 1 if failed else 0
 
