@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from outbox_relay.identifiers import quote
@@ -226,3 +226,32 @@ class IdempotentConsumer:
         return OutboundMessage(
             row, self.result_topic, message.message_id.encode(), json.dumps(body).encode(), headers
         )
+
+
+def purge_inbox(
+    engine: Engine,
+    consumer: str,
+    older_than_days: float,
+    inbox_table: str = "inbox_message",
+    chunk: int = 1000,
+) -> int:
+    """Delete a consumer's inbox rows older than the broker's retention: a message that old can no
+    longer be redelivered, so its dedupe record is no longer needed. Chunked by primary key."""
+    if older_than_days <= 0:
+        raise ValueError(f"older_than_days must be positive, got {older_than_days}")
+    table, deleted = quote(inbox_table), 0
+    select = text(
+        f"SELECT message_id FROM {table} WHERE consumer = :c AND received_at < NOW(6) - INTERVAL :s SECOND "
+        "ORDER BY message_id LIMIT :n"
+    )
+    delete = text(f"DELETE FROM {table} WHERE consumer = :c AND message_id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
+    while True:
+        with engine.begin() as conn:
+            ids = list(
+                conn.execute(select, {"c": consumer, "s": int(older_than_days * 86400), "n": chunk}).scalars()
+            )
+            if not ids:
+                return deleted
+            deleted += int(conn.execute(delete, {"c": consumer, "ids": ids}).rowcount)

@@ -127,6 +127,7 @@ class OutboxRelay:
             self.repo.mark_sent(conn, [m.row for m in outcome.acked], request.run_id)
             self.repo.record_failures(conn, failures)
             self._count(outcome, failures, stats)
+        self._log_failures(failures)
         if outcome.unavailable:
             _message, reason = outcome.unavailable[0]
             raise BrokerUnavailableError(
@@ -215,6 +216,14 @@ class OutboxRelay:
             elif id(f.row) not in acked:  # broker trouble: keep the row retryable rather than lose the copy
                 kept.append(replace(f, error=f"{f.error}; dead-letter copy not acknowledged", terminal=False))
         return kept
+
+    def _log_failures(self, failures: list[Failure]) -> None:
+        """Operators see every row given up on (and every retry) in the task log, with its error."""
+        for f in failures:
+            level = logging.WARNING if f.terminal else logging.INFO
+            what = "FAILED (out of attempts)" if f.terminal else f"will retry in {f.delay_seconds:g}s"
+            log.log(level, "service %s row %s (message %s) %s: %s",
+                    self.config.service, f.row.row_id, f.row.message_id, what, f.error)  # fmt: skip
 
     def _count(self, outcome: DeliveryOutcome, failures: list[Failure], stats: RunStats) -> None:
         replayed = sum(1 for m in outcome.acked if m.row.status == self.config.statuses.sent)

@@ -203,3 +203,28 @@ def test_idempotent_consumer_applies_each_message_once_and_reports_failures(
     assert len(answered) == 6  # every delivery answered, duplicates with the stored result
     failed = [a for a in answered if a["message_id"] == ids[2]]
     assert {a["status"] for a in failed} == {"FAILED"} and "cannot reserve 9" in failed[0]["error"]
+
+
+def test_inbox_purge_keeps_recent_dedupe_records(db_engine: Engine) -> None:
+    from outbox_relay.consumer import purge_inbox
+
+    with db_engine.begin() as conn:
+        for mid, consumer, days in [
+            ("old-1", "inv", 30),
+            ("old-2", "inv", 20),
+            ("new", "inv", 1),
+            ("other", "x", 30),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO inbox_message (consumer, message_id, topic, kafka_partition, kafka_offset, status,"
+                    " received_at) VALUES (:c, :m, 't', 0, 0, 'SUCCESS', NOW(6) - INTERVAL :d DAY)"
+                ),
+                {"c": consumer, "m": mid, "d": days},
+            )
+    assert purge_inbox(db_engine, "inv", older_than_days=14, chunk=1) == 2
+    with db_engine.connect() as conn:
+        left = set(conn.execute(text("SELECT message_id FROM inbox_message")).scalars())
+    assert left == {"new", "other"}
+    with pytest.raises(ValueError, match="must be positive"):
+        purge_inbox(db_engine, "inv", older_than_days=0)

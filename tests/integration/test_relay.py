@@ -114,7 +114,10 @@ def test_poison_rows_fail_alone_and_hold_back_only_their_key(
 
 
 def test_null_key_and_oversized_payload_are_row_failures(
-    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+    db_engine: Engine,
+    topic_name: Callable[[str], str],
+    service_config: Callable[..., ServiceConfig],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic, dlq = topic_name("big"), topic_name("bigdlq")
     create_topics(topic, dlq)
@@ -137,6 +140,10 @@ def test_null_key_and_oversized_payload_are_row_failures(
         errors = dict(conn.execute(text("SELECT message_id, last_error FROM outbox_message")).all())
     assert "MSG_SIZE_TOO_LARGE" in errors[big[0]] and "dead-letter copy rejected" in errors[big[0]]
     assert [r.headers["outbox-message-id"] for r in read_all(dlq)] == nokey
+    given_up = [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "FAILED" in r.getMessage()
+    ]
+    assert len(given_up) == 2 and any(big[0] in m and "MSG_SIZE_TOO_LARGE" in m for m in given_up)
     assert "NULL" in errors[nokey[0]]
 
 
