@@ -9,7 +9,7 @@ from sqlalchemy import Connection, text
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.identifiers import quote
-from outbox_relay.repository import ATTEMPT_TABLE
+from outbox_relay.repository import ATTEMPT_TABLE, column_types, split_table_name
 from outbox_relay.topics import missing_topics, service_topics
 
 
@@ -25,25 +25,8 @@ class CheckReport:
         return not self.problems
 
 
-def _split(table: str) -> tuple[str | None, str]:
-    schema, _, name = table.rpartition(".")
-    return (schema or None), name
-
-
-def _columns(conn: Connection, table: str) -> dict[str, str]:
-    schema, name = _split(table)
-    rows = conn.execute(
-        text(
-            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name"
-        ),
-        {"schema": schema, "name": name},
-    )
-    return {str(r[0]).lower(): str(r[1]) for r in rows}
-
-
 def _indexes(conn: Connection, table: str) -> dict[str, list[str]]:
-    schema, name = _split(table)
+    schema, name = split_table_name(table)
     rows = conn.execute(
         text(
             "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
@@ -59,7 +42,7 @@ def _indexes(conn: Connection, table: str) -> dict[str, list[str]]:
 
 
 def check_database(conn: Connection, config: ServiceConfig, report: CheckReport) -> None:
-    columns = _columns(conn, config.table)
+    columns = column_types(conn, config.table)
     if not columns:
         report.problems.append(f"table {config.table} does not exist (or is not visible to this connection)")
         if config.table == "outbox_message":
@@ -77,14 +60,14 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
     if not any(
         cols[:2] == [status, pk] or (cols[:1] == [status] and len(cols) == 1) for cols in indexes.values()
     ):
-        name = f"ix_{_split(config.table)[1]}_{status}_{pk}"[:64]
+        name = f"ix_{split_table_name(config.table)[1]}_{status}_{pk}"[:64]
         report.problems.append(
             f"no index starting with ({status}, {pk}): every scan would read the whole table"
         )
         report.fixes.append(
             f"ALTER TABLE {quote(config.table)} ADD INDEX {quote(name)} ({quote(status)}, {quote(pk)});"
         )
-    if not config.columns.inline_retry_state and not _columns(conn, ATTEMPT_TABLE):
+    if not config.columns.inline_retry_state and not column_types(conn, ATTEMPT_TABLE):
         report.problems.append(
             f"retry state table {ATTEMPT_TABLE} is missing (this table has no attempts columns)"
         )

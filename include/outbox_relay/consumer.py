@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from outbox_relay.identifiers import quote
 from outbox_relay.models import OutboxRow, StatsMixin
 from outbox_relay.publisher import HEADER_MESSAGE_ID, KafkaPublisher, OutboundMessage
-from outbox_relay.repository import truncate_error
+from outbox_relay.repository import expanding, truncate_error
 
 log = logging.getLogger(__name__)
 
@@ -244,9 +244,7 @@ def purge_inbox(
         f"SELECT message_id FROM {table} WHERE consumer = :c AND received_at < NOW(6) - INTERVAL :s SECOND "
         "ORDER BY message_id LIMIT :n"
     )
-    delete = text(f"DELETE FROM {table} WHERE consumer = :c AND message_id IN :ids").bindparams(
-        bindparam("ids", expanding=True)
-    )
+    delete = expanding(f"DELETE FROM {table} WHERE consumer = :c AND message_id IN :ids", "ids")
     while True:
         with engine.begin() as conn:
             ids = list(

@@ -35,8 +35,28 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
-def _expanding(sql: str, *names: str) -> TextClause:
+def expanding(sql: str, *names: str) -> TextClause:
+    """SQL text whose named parameters take lists (``IN :ids``)."""
     return text(sql).bindparams(*(bindparam(n, expanding=True) for n in names))
+
+
+def split_table_name(table: str) -> tuple[str | None, str]:
+    """``schema.table`` -> (schema, table); a bare name has no schema (the connection's database)."""
+    schema, _, name = table.rpartition(".")
+    return (schema or None), name
+
+
+def column_types(conn: Connection, table: str) -> dict[str, str]:
+    """Lower-cased column name -> data type, from information_schema; empty if the table is missing."""
+    schema, name = split_table_name(table)
+    rows = conn.execute(
+        text(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name"
+        ),
+        {"schema": schema, "name": name},
+    )
+    return {str(r[0]).lower(): str(r[1]) for r in rows}
 
 
 def truncate_error(error: str) -> str:
@@ -65,9 +85,9 @@ class OutboxRepository:
         """``status = :param`` plus each optional assignment whose logical column is mapped."""
         sets = [f"{self.status_col} = :{status_param}"]
         for logical, value in optional:
-            column = getattr(self.columns, logical)
+            column = self._q(logical)
             if column:
-                sets.append(f"{quote(column)} = {value}")
+                sets.append(f"{column} = {value}")
         return ", ".join(sets)
 
     def message_id_for(self, row_id: Any, stored: Any) -> str:
@@ -87,14 +107,7 @@ class OutboxRepository:
 
     def cursor_start(self, conn: Connection) -> Any:
         """A value below every primary key: '' for textual keys (UUIDs), -1 for numeric ones."""
-        schema, _, table = self.config.table.rpartition(".")
-        kind = conn.execute(
-            text(
-                "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) "
-                "AND TABLE_NAME = :tbl AND COLUMN_NAME = :col"
-            ),
-            {"schema": schema or None, "tbl": table, "col": self.columns.id},
-        ).scalar()
+        kind = column_types(conn, self.config.table).get(self.columns.id.lower())
         if kind is None:
             raise LookupError(
                 f"service {self.config.service!r}: table {self.config.table} has no column "
@@ -148,7 +161,7 @@ class OutboxRepository:
             f"SELECT {', '.join(select)} FROM {self.table} WHERE {' AND '.join(where)} "
             f"ORDER BY {self.id_col} LIMIT :limit FOR UPDATE SKIP LOCKED"
         )
-        return _expanding(sql, "statuses")
+        return expanding(sql, "statuses")
 
     def claim(
         self,
@@ -198,7 +211,7 @@ class OutboxRepository:
         )
 
     def _load_attempt_state(self, conn: Connection, rows: list[OutboxRow]) -> None:
-        sql = _expanding(
+        sql = expanding(
             f"SELECT row_id, attempts, (next_attempt_at IS NOT NULL AND next_attempt_at > NOW(6)) AS waiting,"
             f" failed FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl"
             " AND row_id IN :ids",
@@ -241,7 +254,7 @@ class OutboxRepository:
         sets = self._set_clause(
             "sent", [("sent_at", "NOW(6)"), ("run_id", ":run_id"), ("next_attempt_at", "NULL")]
         )
-        sql = _expanding(
+        sql = expanding(
             f"UPDATE {self.table} SET {sets} WHERE {self.id_col} IN :ids AND {self.status_col} IN :claimable",
             "ids",
             "claimable",
@@ -257,7 +270,7 @@ class OutboxRepository:
         retried = [str(r.row_id) for r in rows if r.attempts and not self.columns.inline_retry_state]
         if retried:
             conn.execute(
-                _expanding(
+                expanding(
                     f"DELETE FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl "
                     "AND row_id IN :ids",
                     "ids",
@@ -319,7 +332,7 @@ class OutboxRepository:
         terminal = [f.row.row_id for f in failures if f.terminal]
         if terminal and self.config.statuses.failed is not None:
             conn.execute(
-                _expanding(
+                expanding(
                     f"UPDATE {self.table} SET {self.status_col} = :failed WHERE {self.id_col} IN :ids", "ids"
                 ),
                 {"failed": self.config.statuses.failed, "ids": terminal},
@@ -345,7 +358,7 @@ class OutboxRepository:
         found = {
             str(r[0])
             for r in conn.execute(
-                _expanding(f"SELECT {lookup_col} FROM {self.table} WHERE {lookup_col} IN :ids", "ids"),
+                expanding(f"SELECT {lookup_col} FROM {self.table} WHERE {lookup_col} IN :ids", "ids"),
                 {"ids": list(wanted)},
             )
         }
@@ -361,7 +374,7 @@ class OutboxRepository:
         if not keys:
             return 0
         sets = self._set_clause("confirmed", [("confirmed_at", "NOW(6)")])
-        sql = _expanding(
+        sql = expanding(
             f"UPDATE {self.table} SET {sets} WHERE {lookup_col} IN :ids AND {self.status_col} IN :open",
             "ids",
             "open",
@@ -373,7 +386,7 @@ class OutboxRepository:
         if not items:
             return 0
         sets = self._set_clause("failed", [("last_error", ":error"), ("confirmed_at", "NOW(6)")])
-        sql = _expanding(
+        sql = expanding(
             f"UPDATE {self.table} SET {sets} WHERE {lookup_col} = :id AND {self.status_col} IN :open",
             "open",
         )
@@ -417,7 +430,7 @@ class OutboxRepository:
         self, conn: Connection, statuses: Sequence[StatusValue], age_seconds: float, after: Any, limit: int
     ) -> list[Any]:
         """A plain (non-locking) read of the next chunk of expired terminal rows."""
-        sql = _expanding(
+        sql = expanding(
             f"SELECT {self.id_col} FROM {self.table} WHERE {self.status_col} IN :statuses "
             f"AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND AND {self.id_col} > :after "
             f"ORDER BY {self.id_col} LIMIT :limit",
@@ -430,7 +443,7 @@ class OutboxRepository:
         self, conn: Connection, ids: Sequence[Any], statuses: Sequence[StatusValue], age_seconds: float
     ) -> int:
         """Delete by primary key, re-checking status and age so only those rows are touched."""
-        sql = _expanding(
+        sql = expanding(
             f"DELETE FROM {self.table} WHERE {self.id_col} IN :ids AND {self.status_col} IN :statuses "
             f"AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND",
             "ids",
@@ -455,7 +468,7 @@ class OutboxRepository:
 
     def delete_failed_attempt_rows(self, conn: Connection, row_ids: Sequence[str]) -> int:
         deleted = conn.execute(
-            _expanding(
+            expanding(
                 f"DELETE FROM {self.table} WHERE {self.id_col} IN :ids AND {self.status_col} IN :given_up",
                 "ids",
                 "given_up",
@@ -468,7 +481,7 @@ class OutboxRepository:
             },
         ).rowcount
         conn.execute(
-            _expanding(
+            expanding(
                 f"DELETE FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl AND row_id IN :ids",
                 "ids",
             ),

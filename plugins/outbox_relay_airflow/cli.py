@@ -82,10 +82,10 @@ def _validate(args: argparse.Namespace, plan: bool) -> int:
     if not loaded.services and not loaded.errors:
         print(f"no service configs found in {directory}")
         return 1
+    paths = {p.stem: p for p in config_files(directory)}
     for config in selected:
         report = CheckReport(config.service) if args.offline else _live_report(config)
-        path = next((p for p in config_files(directory) if p.stem == config.service), directory)
-        print(f"{'OK     ' if report.ok else 'PROBLEM'} {config.service} ({path})")
+        print(f"{'OK     ' if report.ok else 'PROBLEM'} {config.service} ({paths[config.service]})")
         for problem in report.problems:
             print(f"    problem: {problem}")
         for fix in report.fixes:
