@@ -188,6 +188,13 @@ class ServiceConfig(_Strict):
     batch_size: int = Field(1000, ge=1, le=50_000)
     threshold_seconds: float = Field(0, ge=0, description="Only relay rows at least this old (DB clock).")
     time_budget_seconds: float = Field(300, gt=0, description="A relay run stops claiming after this.")
+    poll_interval_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=60,
+        description="Low-latency mode: a run that drained the table keeps polling at this interval until "
+        "its time budget is spent (pair with schedule '@continuous'). Unset: a run ends once drained.",
+    )
     relay_lock_wait_seconds: float = Field(
         30, ge=0, description="How long a relay run waits for another relay of the same table to finish."
     )

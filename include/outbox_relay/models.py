@@ -75,5 +75,6 @@ class RunStats(StatsMixin):
     failed: int = 0
     dead_lettered: int = 0
     held_back: int = 0
+    polls: int = 0
     elapsed_seconds: float = 0.0
     stopped_because: str = "drained"

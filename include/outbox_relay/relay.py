@@ -41,6 +41,7 @@ class RunRequest:
     window: Window | None = None
     republish: bool = False
     time_budget_seconds: float | None = None
+    poll_interval_seconds: float | None = None
 
 
 class RelayLockBusyError(RuntimeError):
@@ -56,12 +57,14 @@ class OutboxRelay:
         engine: Engine,
         publisher: KafkaPublisher,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self.engine = engine
         self.publisher = publisher
         self.repo = OutboxRepository(config)
         self.clock = clock
+        self.sleep = sleep
 
     def backoff_seconds(self, attempts_before: int) -> float:
         retry = self.config.retry
@@ -86,17 +89,24 @@ class OutboxRelay:
     def _drain(
         self, conn: Connection, request: RunRequest, stats: RunStats, started: float, budget: float
     ) -> None:
-        held_keys = self.repo.waiting_keys(conn)
-        cursor: Any = self.repo.cursor_start(conn)
-        conn.commit()
+        """Claim batches until the table is drained; in polling mode keep looking until the budget is spent."""
+        poll = request.poll_interval_seconds or self.config.poll_interval_seconds
         while True:
-            if self.clock() - started >= budget:
-                stats.stopped_because = "time budget spent"
+            held_keys = self.repo.waiting_keys(conn)
+            cursor: Any = self.repo.cursor_start(conn)
+            conn.commit()
+            while True:
+                if self.clock() - started >= budget:
+                    stats.stopped_because = "time budget spent"
+                    return
+                last = self._one_batch(conn, cursor, request, held_keys, stats)
+                if last is _DRAINED:
+                    break
+                cursor = last
+            if not poll or self.clock() - started + poll >= budget:
                 return
-            last = self._one_batch(conn, cursor, request, held_keys, stats)
-            if last is _DRAINED:
-                return
-            cursor = last
+            stats.polls += 1
+            self.sleep(poll)
 
     def _lock_busy(self, request: RunRequest, stats: RunStats) -> RunStats:
         """Another relay of this table holds the lock: a scheduled run has nothing to add, a backfill must retry."""

@@ -74,6 +74,7 @@ class OutboxRepository:
         self.status_col = quote(self.columns.status)
         self.message_prefix = f"{config.service}:{config.table}:"
         self._claim_sql = self._build_claim()
+        self._cursor_start: Any = None
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -107,13 +108,17 @@ class OutboxRepository:
 
     def cursor_start(self, conn: Connection) -> Any:
         """A value below every primary key: '' for textual keys (UUIDs), -1 for numeric ones."""
+        if self._cursor_start is not None:
+            return self._cursor_start
         kind = column_types(conn, self.config.table).get(self.columns.id.lower())
         if kind is None:
             raise LookupError(
                 f"service {self.config.service!r}: table {self.config.table} has no column "
                 f"{self.columns.id!r} (columns.id); run 'python -m outbox_relay_airflow.cli validate'"
             )
-        return "" if str(kind).lower() in {"char", "varchar", "binary", "varbinary", "text"} else -1
+        textual = str(kind).lower() in {"char", "varchar", "binary", "varbinary", "text"}
+        self._cursor_start = "" if textual else -1
+        return self._cursor_start
 
     # --- one relay per table at a time ----------------------------------------------
 

@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 from outbox_examples.dbsetup import SQL_DIR, apply_ddl, recreate_database
+from outbox_examples.demo_support import bootstrap, db_url, print_summary, read_back, server_url
 from outbox_examples.order_inventory.services import (
     ORDER_TOPIC,
     cancel_failed_orders,
@@ -31,20 +32,8 @@ RESULT_TOPIC = "orders.results"
 STATE = Path(os.environ.get("DEMO_STATE", ".run/demo-state.json"))
 
 
-def _server_url() -> str:
-    return os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-
-
-def _db_url() -> str:
-    return make_url(_server_url()).set(database=os.environ["DEMO_DB"]).render_as_string(hide_password=False)
-
-
-def _bootstrap() -> str:
-    return os.environ.get("OUTBOX_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-
-
 def setup() -> None:
-    url = recreate_database(_server_url(), os.environ["DEMO_DB"])
+    url = recreate_database(server_url(), os.environ["DEMO_DB"])
     engine = create_engine(url)
     apply_ddl(engine)
     apply_ddl(engine, SQL_DIR / "examples" / "order_inventory.sql")
@@ -57,7 +46,7 @@ def setup() -> None:
 
 
 def place(count: int) -> None:
-    engine = make_engine(_db_url())
+    engine = make_engine(db_url())
     started = time.monotonic()
     place_orders(engine, count, list(SKUS))
     print(
@@ -68,10 +57,10 @@ def place(count: int) -> None:
 
 
 def inventory() -> None:
-    engine = make_engine(_db_url())
+    engine = make_engine(db_url())
     consumer = Consumer(
         {
-            "bootstrap.servers": _bootstrap(),
+            "bootstrap.servers": bootstrap(),
             "group.id": "inventory-service",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -81,7 +70,7 @@ def inventory() -> None:
     )
     consumer.subscribe([ORDER_TOPIC])
     results = KafkaPublisher(
-        Producer({"bootstrap.servers": _bootstrap(), "enable.idempotence": True, "acks": "all"}), 30
+        Producer({"bootstrap.servers": bootstrap(), "enable.idempotence": True, "acks": "all"}), 30
     )
     service = IdempotentConsumer("inventory", engine, consumer, results, RESULT_TOPIC, reserve_stock)
     stats = service.run(time_budget_seconds=180, idle_seconds=3)
@@ -91,38 +80,15 @@ def inventory() -> None:
 
 
 def compensate() -> None:
-    engine = make_engine(_db_url())
+    engine = make_engine(db_url())
     with engine.begin() as conn:
         cancelled = cancel_failed_orders(conn)
     engine.dispose()
     print(f"order service: cancelled {cancelled} orders whose outbox message ended FAILED")
 
 
-def _published_ids(ours: set[str]) -> tuple[int, set[str]]:
-    """Read orders.events back with a second client library (kafka-python) as an independent check."""
-    from kafka import KafkaConsumer
-
-    reader = KafkaConsumer(
-        ORDER_TOPIC,
-        bootstrap_servers=_bootstrap(),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=4000,
-    )
-    total, ids = 0, set()
-    for record in reader:
-        headers = dict(record.headers or [])
-        message_id = headers.get("outbox-message-id", b"").decode()
-        if message_id in ours:  # the topic may hold earlier demo runs' messages
-            total += 1
-            ids.add(message_id)
-    reader.close()
-    return total, ids
-
-
 def report() -> int:
-    engine = make_engine(_db_url())
+    engine = make_engine(db_url())
     with engine.connect() as conn:
         written = conn.execute(text("SELECT COUNT(*) FROM orders")).scalar_one()
         rows: dict[str, int] = dict(
@@ -139,7 +105,8 @@ def report() -> int:
         ).scalar_one()
         cancelled = conn.execute(text("SELECT COUNT(*) FROM orders WHERE status='CANCELLED'")).scalar_one()
     engine.dispose()
-    total_msgs, published = _published_ids(all_ids)
+    landed = read_back(ORDER_TOPIC, all_ids)
+    published, total_msgs = landed.ids, landed.total
     lost = len(all_ids - published - failed_ids)
     elapsed = time.time() - json.loads(STATE.read_text())["started"]
     table = [
@@ -154,10 +121,7 @@ def report() -> int:
         ("duplicate business effects (must be 0)", int(dup_effects)),
         ("elapsed", f"{elapsed:.1f}s"),
     ]
-    width = max(len(k) for k, _ in table)
-    print("\n== outbox demo: order -> inventory ==")
-    for name, value in table:
-        print(f"  {name:<{width}}  {value}")
+    print_summary("order -> inventory", table)
     return 0 if lost == 0 and dup_effects == 0 else 1
 
 

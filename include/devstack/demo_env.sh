@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Sourced by every scenario's demo.sh: Airflow on SQLite in .run/airflow-demo-<scenario>, the
+# scenario's own MySQL database ($DEMO_DB), its service configs, and helpers `step` / `dag_test`.
+# Needs: ROOT, SCENARIO, DEMO_DB (default outbox_demo_<scenario>), SERVICES_DIR.
+set -euo pipefail
+export DEMO_DB="${DEMO_DB:-outbox_demo_${SCENARIO}}"
+export AIRFLOW_HOME="${DEMO_AIRFLOW_HOME:-$ROOT/.run/airflow-demo-$SCENARIO}"
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
+export AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
+export OUTBOX_RELAY_SERVICES_DIR="${SERVICES_DIR:?SERVICES_DIR must name the scenario\'s service configs}"
+export OUTBOX_KAFKA_BOOTSTRAP="${OUTBOX_KAFKA_BOOTSTRAP:-127.0.0.1:${BROKER_PORT:-19092}}"
+export AIRFLOW_CONN_KAFKA_DEFAULT="{\"conn_type\": \"kafka\", \"extra\": {\"bootstrap.servers\": \"${OUTBOX_KAFKA_BOOTSTRAP}\"}}"
+export DEMO_STATE="${DEMO_STATE:-$ROOT/.run/demo-state-$SCENARIO.json}"
+PY="$ROOT/.venv/bin/python"
+AIRFLOW="$ROOT/.venv/bin/airflow"
+mkdir -p "$AIRFLOW_HOME"
+# The Airflow connection points at the same server as OUTBOX_TEST_DB_URL, database $DEMO_DB.
+AIRFLOW_CONN_OUTBOX_DB="$("$PY" -c 'import os; from sqlalchemy import make_url
+u = make_url(os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"))
+print(u.set(drivername="mysql", database=os.environ["DEMO_DB"]).render_as_string(hide_password=False))')"
+export AIRFLOW_CONN_OUTBOX_DB
+
+step() { printf '\n--- %s\n' "$*"; }
+
+airflow_db() {
+  "$AIRFLOW" db migrate >"$AIRFLOW_HOME/migrate.log" 2>&1 || { tail -30 "$AIRFLOW_HOME/migrate.log"; exit 1; }
+}
+
+# Run one DAG through `airflow dags test`, fail loudly, and print the task's one-line stats.
+dag_test() {
+  local log="$AIRFLOW_HOME/$1.log"
+  if ! "$AIRFLOW" dags test "$@" >"$log" 2>&1; then
+    echo "airflow dags test $1 failed; last lines of $log:" >&2; tail -40 "$log" >&2; exit 1
+  fi
+  if grep -qiE "state=failed|Marking run .* failed|dagrun failed" "$log"; then
+    echo "DAG run $1 failed; see $log" >&2; grep -iE "error|exception" "$log" | tail -20 >&2; exit 1
+  fi
+  grep -oE "(relay run|confirmations|retention|reconciliation)[^{]*\{[^}]*\}" "$log" | tail -1 || true
+}
