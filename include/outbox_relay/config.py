@@ -195,6 +195,12 @@ class ServiceConfig(_Strict):
         description="Low-latency mode: a run that drained the table keeps polling at this interval until "
         "its time budget is spent (pair with schedule '@continuous'). Unset: a run ends once drained.",
     )
+    pipelining: bool = Field(
+        True,
+        description="Claim the next batch and mark the previous one SENT (on their own connections) while "
+        "the current batch is produced. A crash can then leave up to two batches acknowledged but not yet "
+        "marked SENT (republished by the next run, deduped by consumers); false keeps that to one batch.",
+    )
     relay_lock_wait_seconds: float = Field(
         30, ge=0, description="How long a relay run waits for another relay of the same table to finish."
     )

@@ -34,6 +34,7 @@ class OutboxRow:
     attempts: int = 0
     waiting: bool = False
     failed: bool = False
+    valid_json: bool | None = None  # the server's JSON_VALID() of the payload, when it was asked
     raw: dict[str, Any] = field(default_factory=dict)
 
 

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
@@ -78,11 +79,15 @@ class DeliveryOutcome:
     held: list[OutboundMessage] = field(default_factory=list)
 
 
+@lru_cache(maxsize=256)
+def _source_headers(service: str, table: str) -> tuple[tuple[str, bytes], tuple[str, bytes]]:
+    return (HEADER_SERVICE, service.encode()), (HEADER_SOURCE_TABLE, table.encode())
+
+
 def build_headers(row: OutboxRow, service: str, table: str, replay: bool) -> list[tuple[str, bytes]]:
     headers = [
         (HEADER_MESSAGE_ID, row.message_id.encode()),
-        (HEADER_SERVICE, service.encode()),
-        (HEADER_SOURCE_TABLE, table.encode()),
+        *_source_headers(service, table),
         (HEADER_ROW_ID, str(row.row_id).encode()),
     ]
     if row.event_type:
@@ -129,12 +134,12 @@ class KafkaPublisher:
         reports: list[Any] = [None] * len(messages)
         delivered = [False] * len(messages)
 
-        def on_delivery(index: int) -> Any:
-            def callback(err: Any, _msg: Any) -> None:
-                reports[index] = err
-                delivered[index] = True
+        def record(index: int, err: Any, _msg: Any) -> None:
+            reports[index] = err
+            delivered[index] = True
 
-            return callback
+        def on_delivery(index: int) -> Any:
+            return partial(record, index)
 
         rejected_keys: set[bytes] = set()
         held = [False] * len(messages)

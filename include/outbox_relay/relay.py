@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.models import Failure, OutboxRow, RunStats, Window
@@ -30,7 +33,13 @@ from outbox_relay.repository import OutboxRepository, encode_body
 
 log = logging.getLogger(__name__)
 
-_DRAINED = object()  # returned by a batch that found nothing left
+
+def _abandon(conn: Connection) -> None:
+    """Roll back after an error; a connection that is itself broken is discarded."""
+    try:
+        conn.rollback()
+    except SQLAlchemyError:
+        conn.invalidate()
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,28 @@ class RelayLockBusyError(RuntimeError):
     """A backfill run could not get its turn on the table in time."""
 
 
+@dataclass
+class _Run:
+    request: RunRequest
+    stats: RunStats
+    started: float
+    budget: float
+
+    def budget_left(self, now: float) -> float:
+        return self.budget - (now - self.started)
+
+
+@dataclass
+class _Batch:
+    """A claimed batch and the connection its outcome is recorded on."""
+
+    conn: Connection
+    rows: list[OutboxRow]
+    outcome: DeliveryOutcome = field(default_factory=DeliveryOutcome)
+    failures: list[Failure] = field(default_factory=list)
+    sendable: int = 0
+
+
 class OutboxRelay:
     """Relays one service's outbox table; one instance per run."""
 
@@ -63,6 +94,7 @@ class OutboxRelay:
         self.engine = engine
         self.publisher = publisher
         self.repo = OutboxRepository(config)
+        self._registered_topics = frozenset(config.all_topics) if config.topics else frozenset()
         self.clock = clock
         self.sleep = sleep
 
@@ -79,34 +111,97 @@ class OutboxRelay:
             if not self.repo.acquire_relay_lock(conn, self.config.relay_lock_wait_seconds):
                 return self._lock_busy(request, stats)
             try:
-                self._drain(conn, request, stats, started, budget)
+                self._drain(conn, _Run(request, stats, started, budget))
             finally:
                 self.repo.release_relay_lock(conn)
         stats.elapsed_seconds = round(self.clock() - started, 3)
         log.info("service %s relay run %s: %s", self.config.service, request.run_id, stats.as_dict())
         return stats
 
-    def _drain(
-        self, conn: Connection, request: RunRequest, stats: RunStats, started: float, budget: float
-    ) -> None:
-        """Claim batches until the table is drained; in polling mode keep looking until the budget is spent."""
-        poll = request.poll_interval_seconds or self.config.poll_interval_seconds
+    def _drain(self, lock_conn: Connection, run: _Run) -> None:
+        """Pass over the table until drained; in polling mode keep looking until the budget is spent."""
+        poll = run.request.poll_interval_seconds or self.config.poll_interval_seconds
         while True:
-            held_keys = self.repo.waiting_keys(conn)
-            cursor: Any = self.repo.cursor_start(conn)
-            conn.commit()
-            while True:
-                if self.clock() - started >= budget:
-                    stats.stopped_because = "time budget spent"
-                    return
-                last = self._one_batch(conn, cursor, request, held_keys, stats)
-                if last is _DRAINED:
-                    break
-                cursor = last
-            if not poll or self.clock() - started + poll >= budget:
+            held_keys = self.repo.waiting_keys(lock_conn)
+            cursor: Any = self.repo.cursor_start(lock_conn)
+            lock_conn.commit()
+            if self.config.pipelining:
+                self._pass_pipelined(run, cursor, held_keys)
+            else:
+                self._pass_serial(lock_conn, run, cursor, held_keys)
+            if run.stats.stopped_because != "drained":
                 return
-            stats.polls += 1
+            if not poll or run.budget_left(self.clock()) <= poll:
+                return
+            run.stats.polls += 1
             self.sleep(poll)
+
+    def _pass_serial(self, conn: Connection, run: _Run, cursor: Any, held_keys: set[Any]) -> None:
+        """One batch at a time on one connection: at most one batch is acked but not yet marked SENT."""
+        while self._has_budget(run):
+            batch = self._claim(conn, cursor, run.request)
+            if batch is None:
+                return
+            self._publish(batch, run, held_keys)
+            self._settle(batch, run.request.run_id)
+            self._raise_if_unavailable(batch)
+            cursor = batch.rows[-1].row_id
+
+    def _pass_pipelined(self, run: _Run, cursor: Any, held_keys: set[Any]) -> None:
+        """Claim batch n+1 and mark batch n-1 SENT (each on its own connection, in worker threads) while
+        batch n is produced. Publishing stays strictly in batch order, so per-key order is unchanged.
+
+        Claims commit at once instead of holding row locks until SENT: the relay lock already keeps other
+        relays of the table away, and a claim that held its locks would block the SENT update of the batch
+        before it (InnoDB locks neighbouring ``(status, id)`` index entries), which waits for it in turn.
+        """
+        claim_conn, settle_conn = self.engine.connect(), self.engine.connect()
+        claiming: Future[_Batch | None] | None = None
+        settling: Future[None] | None = None
+        try:
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbox-relay-db") as workers:
+                claiming = workers.submit(self._claim, claim_conn, cursor, run.request, settle_conn)
+                while claiming is not None:
+                    batch = claiming.result()
+                    claiming = None
+                    if batch is None:
+                        break
+                    if self._has_budget(run):
+                        after = batch.rows[-1].row_id
+                        claiming = workers.submit(self._claim, claim_conn, after, run.request, settle_conn)
+                    self._publish(batch, run, held_keys)
+                    if settling is not None:
+                        settling.result()  # a failed SENT update fails the run here
+                    settling = workers.submit(self._settle, batch, run.request.run_id)
+                    if batch.outcome.unavailable:
+                        settling.result()
+                        self._raise_if_unavailable(batch)
+                if settling is not None:
+                    settling.result()  # the last batch's SENT update must have committed
+                    settling = None
+        finally:
+            self._finish_pipeline(claiming, settling, [claim_conn, settle_conn])
+
+    @staticmethod
+    def _finish_pipeline(
+        claiming: Future[_Batch | None] | None,
+        settling: Future[None] | None,
+        connections: list[Connection],
+    ) -> None:
+        """Let in-flight work end before the connections close (the run's own error is the one reported)."""
+        for future in (settling, claiming):
+            if future is not None:
+                with suppress(Exception):
+                    future.result()
+        for conn in connections:
+            with suppress(SQLAlchemyError):
+                conn.close()
+
+    def _has_budget(self, run: _Run) -> bool:
+        if run.budget_left(self.clock()) > 0:
+            return True
+        run.stats.stopped_because = "time budget spent"
+        return False
 
     def _lock_busy(self, request: RunRequest, stats: RunStats) -> RunStats:
         """Another relay of this table holds the lock: a scheduled run has nothing to add, a backfill must retry."""
@@ -120,33 +215,57 @@ class OutboxRelay:
         stats.stopped_because = "another relay of this table is running"
         return stats
 
-    def _one_batch(
-        self, conn: Connection, cursor: Any, request: RunRequest, held_keys: set[Any], stats: RunStats
-    ) -> Any:
-        """Process one batch in one transaction; returns the last row id seen, or ``_DRAINED``."""
-        with conn.begin():
+    def _claim(
+        self, conn: Connection, cursor: Any, request: RunRequest, settle_on: Connection | None = None
+    ) -> _Batch | None:
+        """Claim the next batch; ``None`` when none is left. Without ``settle_on`` the claim's transaction
+        (and its row locks) stays open until the batch is settled on the same connection."""
+        try:
             rows = self.repo.claim(conn, cursor, self.config.batch_size, request.window, request.republish)
-            if not rows:
-                return _DRAINED
-            stats.batches += 1
-            stats.claimed += len(rows)
-            sendable, failures = self._prepare(rows, held_keys, stats, request.republish)
-            outcome = self.publisher.publish(sendable)
-            failures += self._failures_from(outcome, held_keys)
-            failures = self._dead_letter(failures, stats)
-            self.repo.mark_sent(conn, [m.row for m in outcome.acked], request.run_id)
-            self.repo.record_failures(conn, failures)
-            self._count(outcome, failures, stats)
-        self._log_failures(failures)
-        if outcome.unavailable:
-            _message, reason = outcome.unavailable[0]
-            raise BrokerUnavailableError(
-                f"service {self.config.service}: Kafka did not acknowledge {len(outcome.unavailable)} of "
-                f"{len(sendable)} messages within {self.publisher.flush_timeout_seconds:g}s ({reason}). "
-                f"Is the broker reachable? {len(outcome.acked)} acknowledged rows were marked SENT; "
-                "the rest stay NEW and are retried by the next run."
-            )
-        return rows[-1].row_id
+            if not rows or settle_on is not None:
+                conn.commit()
+        except BaseException:
+            _abandon(conn)
+            raise
+        if not rows:
+            return None
+        return _Batch(settle_on or conn, rows)
+
+    def _publish(self, batch: _Batch, run: _Run, held_keys: set[Any]) -> None:
+        """Produce the batch and wait for every delivery report; decides each row's outcome."""
+        stats = run.stats
+        stats.batches += 1
+        stats.claimed += len(batch.rows)
+        sendable, failures = self._prepare(batch.rows, held_keys, stats, run.request.republish)
+        batch.sendable = len(sendable)
+        batch.outcome = self.publisher.publish(sendable)
+        failures += self._failures_from(batch.outcome, held_keys)
+        batch.failures = self._dead_letter(failures, stats)
+        self._count(batch.outcome, batch.failures, stats)
+
+    def _settle(self, batch: _Batch, run_id: str) -> None:
+        """Record the batch's outcome and commit (which also releases row locks the claim still held)."""
+        conn = batch.conn
+        try:
+            self.repo.mark_sent(conn, [m.row for m in batch.outcome.acked], run_id)
+            self.repo.record_failures(conn, batch.failures)
+            conn.commit()
+        except BaseException:
+            _abandon(conn)
+            raise
+        self._log_failures(batch.failures)
+
+    def _raise_if_unavailable(self, batch: _Batch) -> None:
+        outcome = batch.outcome
+        if not outcome.unavailable:
+            return
+        _message, reason = outcome.unavailable[0]
+        raise BrokerUnavailableError(
+            f"service {self.config.service}: Kafka did not acknowledge {len(outcome.unavailable)} of "
+            f"{batch.sendable} messages within {self.publisher.flush_timeout_seconds:g}s ({reason}). "
+            f"Is the broker reachable? {len(outcome.acked)} acknowledged rows were marked SENT; "
+            "the rest stay NEW and are retried by the next run."
+        )
 
     def _prepare(
         self, rows: list[OutboxRow], held_keys: set[Any], stats: RunStats, republish: bool
@@ -175,7 +294,7 @@ class OutboxRelay:
             raise ValueError(f"key column {self.config.columns.key!r} is NULL")
         if not row.topic:
             raise ValueError("row has no topic and the service has no default topic")
-        if self.config.topics and row.topic not in self.config.all_topics:
+        if self._registered_topics and row.topic not in self._registered_topics:
             raise ValueError(f"topic {row.topic!r} is not one of the service's registered topics")
         key = None if row.key is None else str(row.key).encode()
         headers = build_headers(row, self.config.service, self.config.table, replay)

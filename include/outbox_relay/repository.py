@@ -8,9 +8,10 @@ so a skewed relay clock cannot relay early or delete early.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
@@ -73,7 +74,7 @@ class OutboxRepository:
         self.id_col = quote(self.columns.id)
         self.status_col = quote(self.columns.status)
         self.message_prefix = f"{config.service}:{config.table}:"
-        self._claim_sql = self._build_claim()
+        self._claim_sql = {republish: self._build_claim(with_status=republish) for republish in (False, True)}
         self._cursor_start: Any = None
 
     # --- helpers ---------------------------------------------------------------------
@@ -90,6 +91,20 @@ class OutboxRepository:
             if column:
                 sets.append(f"{column} = {value}")
         return ", ".join(sets)
+
+    @property
+    def _by_primary_key(self) -> str:
+        """The table for UPDATEs of claimed rows. Forcing the primary key keeps the statement from scanning
+        the (status, id) index, whose neighbouring entries belong to batches that other connections of the
+        same pipelined run hold locked: it would wait for them while they wait for it."""
+        return f"{self.table} FORCE INDEX (PRIMARY)"
+
+    @staticmethod
+    def _id_list(ids: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+        """SQL for ``IN (...)``: integer ids inline (one short statement, no per-id parameter), others bound."""
+        if all(type(i) is int for i in ids):
+            return ",".join(map(str, ids)), {}
+        return ",".join(f":id_{n}" for n in range(len(ids))), {f"id_{n}": v for n, v in enumerate(ids)}
 
     def message_id_for(self, row_id: Any, stored: Any) -> str:
         """The stored message id, or the derived ``service:table:row_id`` for tables without one."""
@@ -145,16 +160,28 @@ class OutboxRepository:
 
     # --- claim -----------------------------------------------------------------------
 
-    def _build_claim(self) -> TextClause:
-        select = [f"{self.id_col} AS r_id", f"{self.status_col} AS r_status"]
+    def _build_claim(self, with_status: bool) -> tuple[TextClause, dict[str, int]]:
+        """The claim statement and the position of each selected field in its result rows.
+
+        Payload validity is checked by the server (``JSON_VALID``), which saves the relay parsing every
+        body; the status is only selected when a republish may return SENT rows."""
+        fields = ["id", "status"] if with_status else ["id"]
+        select = [self.id_col, self.status_col] if with_status else [self.id_col]
         for logical in ("message_id", "key", "event_type", "topic", "payload", "headers", "attempts"):
             column = self._q(logical)
             if column:
-                select.append(f"{column} AS r_{logical}")
+                fields.append(logical)
+                select.append(column)
         if self.columns.next_attempt_at:
             nxt = quote(self.columns.next_attempt_at)
-            select.append(f"({nxt} IS NOT NULL AND {nxt} > NOW(6)) AS r_waiting")
-        select += [f"{quote(c)} AS p_{c}" for c in self.config.payload.columns]
+            fields.append("waiting")
+            select.append(f"({nxt} IS NOT NULL AND {nxt} > NOW(6))")
+        if self.columns.payload and self.config.payload.format == "json":
+            fields.append("json_valid")
+            select.append(f"JSON_VALID({quote(self.columns.payload)})")
+        for column in self.config.payload.columns:
+            fields.append(f"p_{column}")
+            select.append(quote(column))
         where = [f"{self.status_col} IN :statuses", f"{self.id_col} > :after"]
         created = self._q("created_at")
         if created and self.config.threshold_seconds > 0:
@@ -166,7 +193,7 @@ class OutboxRepository:
             f"SELECT {', '.join(select)} FROM {self.table} WHERE {' AND '.join(where)} "
             f"ORDER BY {self.id_col} LIMIT :limit FOR UPDATE SKIP LOCKED"
         )
-        return expanding(sql, "statuses")
+        return expanding(sql, "statuses"), {name: n for n, name in enumerate(fields)}
 
     def claim(
         self,
@@ -193,27 +220,51 @@ class OutboxRepository:
             "win_start": window.start if window else None,
             "win_end": window.end if window else None,
         }
-        records = conn.execute(self._claim_sql, params).mappings().all()
-        rows = [self._to_row(r) for r in records]
+        sql, fields = self._claim_sql[republish]
+        records = conn.execute(sql, params).all()
+        rows = self._to_rows(records, fields)
         if rows and not self.columns.inline_retry_state:
             self._load_attempt_state(conn, rows)
         return rows
 
-    def _to_row(self, r: Any) -> OutboxRow:
-        columns = self.config.payload.columns
-        body: Any = {c: r[f"p_{c}"] for c in columns} if columns else r["r_payload"]
-        return OutboxRow(
-            row_id=r["r_id"],
-            message_id=self.message_id_for(r["r_id"], r.get("r_message_id")),
-            key=r.get("r_key"),
-            event_type=r.get("r_event_type", self.config.event_type),
-            topic=r.get("r_topic") or self.config.topic,
-            body=body,
-            extra_headers=r.get("r_headers"),
-            status=r["r_status"],
-            attempts=int(r.get("r_attempts") or 0),
-            waiting=bool(r.get("r_waiting") or False),
-        )
+    def _to_rows(self, records: Sequence[Any], fields: dict[str, int]) -> list[OutboxRow]:
+        """Result tuples -> rows; positions are looked up once per batch, not per row and field."""
+
+        def at(name: str) -> Callable[[Any], Any]:
+            index = fields.get(name)
+            return (lambda r: None) if index is None else itemgetter(index)
+
+        status, message_id, key, event_type, topic, payload, headers, attempts, waiting, valid = (
+            at(name)
+            for name in (
+                "status", "message_id", "key", "event_type", "topic", "payload",
+                "headers", "attempts", "waiting", "json_valid",
+            )
+        )  # fmt: skip
+        built = self.config.payload.columns
+        parts = [(c, fields[f"p_{c}"]) for c in built]
+        new, default_topic, default_type = self.config.statuses.new, self.config.topic, self.config.event_type
+        has_type, has_status = "event_type" in fields, "status" in fields
+        rows = []
+        for r in records:
+            row_id = r[0]
+            json_ok = valid(r)
+            rows.append(
+                OutboxRow(
+                    row_id=row_id,
+                    message_id=self.message_id_for(row_id, message_id(r)),
+                    key=key(r),
+                    event_type=event_type(r) if has_type else default_type,
+                    topic=topic(r) or default_topic,
+                    body={c: r[i] for c, i in parts} if built else payload(r),
+                    extra_headers=headers(r),
+                    status=status(r) if has_status else new,
+                    attempts=int(attempts(r) or 0),
+                    waiting=bool(waiting(r)),
+                    valid_json=None if json_ok is None else bool(json_ok),
+                )
+            )
+        return rows
 
     def _load_attempt_state(self, conn: Connection, rows: list[OutboxRow]) -> None:
         sql = expanding(
@@ -259,18 +310,13 @@ class OutboxRepository:
         sets = self._set_clause(
             "sent", [("sent_at", "NOW(6)"), ("run_id", ":run_id"), ("next_attempt_at", "NULL")]
         )
-        sql = expanding(
-            f"UPDATE {self.table} SET {sets} WHERE {self.id_col} IN :ids AND {self.status_col} IN :claimable",
-            "ids",
-            "claimable",
-        )
+        ids_sql, params = self._id_list([r.row_id for r in rows])
         statuses = self.config.statuses
-        params = {
-            "sent": statuses.sent,
-            "run_id": run_id[:250],
-            "ids": [r.row_id for r in rows],
-            "claimable": [statuses.new, statuses.sent],
-        }
+        params.update(sent=statuses.sent, run_id=run_id[:250], new=statuses.new, sent_before=statuses.sent)
+        sql = text(
+            f"UPDATE {self._by_primary_key} SET {sets} WHERE {self.id_col} IN ({ids_sql}) "
+            f"AND {self.status_col} IN (:new, :sent_before)"
+        )
         updated = conn.execute(sql, params).rowcount
         retried = [str(r.row_id) for r in rows if r.attempts and not self.columns.inline_retry_state]
         if retried:
@@ -291,7 +337,7 @@ class OutboxRepository:
         statuses = self.config.statuses
         if self.columns.inline_retry_state:
             sql = text(
-                f"UPDATE {self.table} SET {quote(self.columns.attempts or '')} = "
+                f"UPDATE {self._by_primary_key} SET {quote(self.columns.attempts or '')} = "
                 f"{quote(self.columns.attempts or '')} + 1, {quote(self.columns.last_error or '')} = :error, "
                 f"{quote(self.columns.next_attempt_at or '')} = NOW(6) + INTERVAL :delay_us MICROSECOND, "
                 f"{self.status_col} = :status WHERE {self.id_col} = :id"
@@ -336,11 +382,12 @@ class OutboxRepository:
         )
         terminal = [f.row.row_id for f in failures if f.terminal]
         if terminal and self.config.statuses.failed is not None:
+            ids_sql, params = self._id_list(terminal)
             conn.execute(
-                expanding(
-                    f"UPDATE {self.table} SET {self.status_col} = :failed WHERE {self.id_col} IN :ids", "ids"
+                text(
+                    f"UPDATE {self._by_primary_key} SET {self.status_col} = :failed WHERE {self.id_col} IN ({ids_sql})"
                 ),
-                {"failed": self.config.statuses.failed, "ids": terminal},
+                {**params, "failed": self.config.statuses.failed},
             )
 
     # --- confirmations ---------------------------------------------------------------
@@ -503,9 +550,11 @@ def encode_body(row: OutboxRow, fmt: str) -> bytes:
     if body is None:
         raise ValueError("payload is NULL")
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-    if fmt == "json":
+    if fmt == "json" and row.valid_json is not True:
         try:
             json.loads(data)
         except ValueError as exc:
             raise ValueError(f"payload is not valid JSON ({exc})") from None
+        if row.valid_json is False:  # Python accepts what the server rejected (e.g. NaN): trust the server
+            raise ValueError("payload is not valid JSON (the database's JSON_VALID() rejects it)")
     return data

@@ -21,14 +21,18 @@ from tests.integration.outbox_rows import insert_rows, run_relay, statuses
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "serial"])
 def test_relays_every_row_marks_sent_and_keeps_per_key_order(
-    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+    db_engine: Engine,
+    topic_name: Callable[[str], str],
+    service_config: Callable[..., ServiceConfig],
+    pipelining: bool,
 ) -> None:
     topic = topic_name("orders")
     create_topics(topic)
     keys = [f"k{i % 7}" for i in range(250)]
     ids = insert_rows(db_engine, topic, keys)
-    config = service_config(topic=topic, batch_size=40)
+    config = service_config(topic=topic, batch_size=40, pipelining=pipelining)
 
     stats = run_relay(config, db_engine, run_id="scheduled__1")
 
@@ -147,8 +151,12 @@ def test_null_key_and_oversized_payload_are_row_failures(
     assert "NULL" in errors[nokey[0]]
 
 
-def test_rows_locked_by_another_relay_are_skipped_not_waited_for(
-    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "serial"])
+def test_rows_locked_by_another_session_are_skipped_not_waited_for(
+    db_engine: Engine,
+    topic_name: Callable[[str], str],
+    service_config: Callable[..., ServiceConfig],
+    pipelining: bool,
 ) -> None:
     topic = topic_name("skip")
     create_topics(topic)
@@ -156,7 +164,7 @@ def test_rows_locked_by_another_relay_are_skipped_not_waited_for(
     with db_engine.connect() as other:
         other.begin()
         other.execute(text("SELECT id FROM outbox_message WHERE message_id = :m FOR UPDATE"), {"m": ids[0]})
-        stats = run_relay(service_config(topic=topic), db_engine)
+        stats = run_relay(service_config(topic=topic, pipelining=pipelining), db_engine)
         other.rollback()
     assert stats.published == 2
     assert statuses(db_engine) == {ids[0]: "NEW", ids[1]: "SENT", ids[2]: "SENT"}
@@ -373,3 +381,20 @@ def test_rows_naming_an_unregistered_or_invalid_topic_fail_alone(
         errors = dict(conn.execute(text("SELECT message_id, last_error FROM outbox_message")).all())
     assert "not one of the service's registered topics" in errors[stray[0]]
     assert "TOPIC_EXCEPTION" in errors[invalid[0]]
+
+
+def test_a_payload_python_would_parse_but_the_database_calls_invalid_json_fails(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("nan")
+    create_topics(topic)
+    bad = insert_rows(db_engine, topic, ["a"], payload='{"price": NaN}')  # json.loads accepts NaN
+    good = insert_rows(db_engine, topic, ["b"], payload='{"price": 1.5}')
+    stats = run_relay(service_config(topic=topic, retry={"max_attempts": 1}), db_engine)
+    assert stats.failed == 1 and stats.published == 1
+    assert statuses(db_engine) == {bad[0]: "FAILED", good[0]: "SENT"}
+    with db_engine.connect() as conn:
+        error = conn.execute(
+            text("SELECT last_error FROM outbox_message WHERE message_id = :m"), {"m": bad[0]}
+        ).scalar_one()
+    assert "JSON_VALID" in error
