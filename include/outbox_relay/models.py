@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +19,10 @@ class Window:
             raise ValueError(f"window end {self.end} must be after its start {self.start}")
 
 
-@dataclass
+@dataclass(slots=True)
 class OutboxRow:
-    """One claimed outbox row with its retry state."""
+    """One claimed outbox row with its retry state (built positionally in ``OutboxRepository._to_rows``:
+    keep the field order)."""
 
     row_id: Any
     message_id: str
@@ -35,7 +36,6 @@ class OutboxRow:
     waiting: bool = False
     failed: bool = False
     valid_json: bool | None = None  # the server's JSON_VALID() of the payload, when it was asked
-    raw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -60,8 +60,9 @@ class BrokerUnavailableError(RuntimeError):
     """Kafka did not acknowledge messages for cluster-level reasons (down, unreachable, timing out)."""
 
 
-@dataclass(frozen=True)
-class OutboundMessage:
+class OutboundMessage(NamedTuple):
+    """A message ready for ``produce`` (a tuple: built once per row, so it must be cheap)."""
+
     row: OutboxRow
     topic: str
     key: bytes | None
@@ -108,19 +109,21 @@ def _describe(err: Any) -> str:
     return str(err)
 
 
-def _classify(
-    outcome: DeliveryOutcome, message: OutboundMessage, held: bool, delivered: bool, err: Any
-) -> None:
-    if held:
-        outcome.held.append(message)
-    elif not delivered:
-        outcome.unavailable.append((message, NO_REPORT))
-    elif err is None:
+_PENDING = object()  # no delivery report (yet)
+_HELD = object()  # not produced: an older message of its key was rejected in this batch
+
+
+def _classify(outcome: DeliveryOutcome, message: OutboundMessage, report: Any) -> None:
+    if report is None:
         outcome.acked.append(message)
-    elif isinstance(err, KafkaError) and err.code() in BROKER_UNAVAILABLE_CODES:
-        outcome.unavailable.append((message, _describe(err)))
+    elif report is _HELD:
+        outcome.held.append(message)
+    elif report is _PENDING:
+        outcome.unavailable.append((message, NO_REPORT))
+    elif isinstance(report, KafkaError) and report.code() in BROKER_UNAVAILABLE_CODES:
+        outcome.unavailable.append((message, _describe(report)))
     else:
-        outcome.rejected.append((message, _describe(err)))
+        outcome.rejected.append((message, _describe(report)))
 
 
 class KafkaPublisher:
@@ -131,54 +134,46 @@ class KafkaPublisher:
         self.flush_timeout_seconds = flush_timeout_seconds
 
     def publish(self, messages: Sequence[OutboundMessage]) -> DeliveryOutcome:
-        reports: list[Any] = [None] * len(messages)
-        delivered = [False] * len(messages)
+        reports: list[Any] = [_PENDING] * len(messages)
 
         def record(index: int, err: Any, _msg: Any) -> None:
             reports[index] = err
-            delivered[index] = True
 
-        def on_delivery(index: int) -> Any:
-            return partial(record, index)
-
+        produce = self.producer.produce
         rejected_keys: set[bytes] = set()
-        held = [False] * len(messages)
         for index, message in enumerate(messages):
-            if message.key is not None and message.key in rejected_keys:
-                held[index] = True  # an older message of this key was just rejected: keep per-key order
+            if rejected_keys and message.key in rejected_keys:
+                reports[index] = _HELD  # an older message of this key was just rejected: keep per-key order
                 continue
-            self._produce(message, on_delivery(index), reports, delivered, index)
-            if reports[index] is not None and message.key is not None:
-                rejected_keys.add(message.key)
+            callback = partial(record, index)
+            try:
+                produce(message.topic, message.value, message.key, headers=message.headers, on_delivery=callback)
+            except (BufferError, KafkaException, TypeError, ValueError) as exc:
+                reports[index] = self._produce_slowly(message, callback, exc)
+                if reports[index] is not _PENDING and message.key is not None:
+                    rejected_keys.add(message.key)
         self._flush_or_purge()
         outcome = DeliveryOutcome()
-        for index, message in enumerate(messages):
-            _classify(outcome, message, held[index], delivered[index], reports[index])
+        for message, report in zip(messages, reports, strict=True):
+            _classify(outcome, message, report)
         return outcome
 
-    def _produce(
-        self, message: OutboundMessage, callback: Any, reports: list[Any], done: list[bool], i: int
-    ) -> None:
-        while True:
+    def _produce_slowly(self, message: OutboundMessage, callback: Any, error: Exception) -> Any:
+        """The first ``produce`` raised. A full local queue is waited out (serving delivery reports frees
+        it); anything else is the client refusing the message (too large, bad topic...): that error is the
+        message's report. Returns the report so far (``_PENDING`` once the message is queued)."""
+        while isinstance(error, BufferError):
+            self.producer.poll(0.05)
             try:
                 self.producer.produce(
-                    message.topic,
-                    value=message.value,
-                    key=message.key,
-                    headers=message.headers,
-                    on_delivery=callback,
+                    message.topic, message.value, message.key, headers=message.headers, on_delivery=callback
                 )
-                return
-            except BufferError:
-                self.producer.poll(0.05)  # local queue full: serve reports, then try again
-            except KafkaException as exc:  # rejected before leaving the client (too large, bad topic...)
-                reports[i] = exc.args[0] if exc.args else exc
-                done[i] = True
-                return
-            except (TypeError, ValueError) as exc:
-                reports[i] = exc
-                done[i] = True
-                return
+                return _PENDING
+            except (BufferError, KafkaException, TypeError, ValueError) as exc:
+                error = exc
+        if isinstance(error, KafkaException) and error.args:
+            return error.args[0]
+        return error
 
     def _flush_or_purge(self) -> None:
         deadline = time.monotonic() + self.flush_timeout_seconds

@@ -95,6 +95,9 @@ class OutboxRelay:
         self.publisher = publisher
         self.repo = OutboxRepository(config)
         self._registered_topics = frozenset(config.all_topics) if config.topics else frozenset()
+        # Read once per row: plain attributes rather than lookups through the config models.
+        self._key_column = config.columns.key
+        self._service, self._table, self._payload_format = config.service, config.table, config.payload.format
         self.clock = clock
         self.sleep = sleep
 
@@ -290,15 +293,17 @@ class OutboxRelay:
         return messages, failures
 
     def _message(self, row: OutboxRow, replay: bool) -> OutboundMessage:
-        if self.config.columns.key is not None and row.key is None:
-            raise ValueError(f"key column {self.config.columns.key!r} is NULL")
-        if not row.topic:
+        key = row.key
+        if key is None and self._key_column is not None:
+            raise ValueError(f"key column {self._key_column!r} is NULL")
+        topic = row.topic
+        if not topic:
             raise ValueError("row has no topic and the service has no default topic")
-        if self._registered_topics and row.topic not in self._registered_topics:
-            raise ValueError(f"topic {row.topic!r} is not one of the service's registered topics")
-        key = None if row.key is None else str(row.key).encode()
-        headers = build_headers(row, self.config.service, self.config.table, replay)
-        return OutboundMessage(row, row.topic, key, encode_body(row, self.config.payload.format), headers)
+        if self._registered_topics and topic not in self._registered_topics:
+            raise ValueError(f"topic {topic!r} is not one of the service's registered topics")
+        headers = build_headers(row, self._service, self._table, replay)
+        value = encode_body(row, self._payload_format)
+        return OutboundMessage(row, topic, None if key is None else str(key).encode(), value, headers)
 
     def _failure(self, row: OutboxRow, error: str, held_keys: set[Any]) -> Failure:
         terminal = row.attempts + 1 >= self.config.retry.max_attempts

@@ -250,18 +250,19 @@ class OutboxRepository:
             row_id = r[0]
             json_ok = valid(r)
             rows.append(
-                OutboxRow(
-                    row_id=row_id,
-                    message_id=self.message_id_for(row_id, message_id(r)),
-                    key=key(r),
-                    event_type=event_type(r) if has_type else default_type,
-                    topic=topic(r) or default_topic,
-                    body={c: r[i] for c, i in parts} if built else payload(r),
-                    extra_headers=headers(r),
-                    status=status(r) if has_status else new,
-                    attempts=int(attempts(r) or 0),
-                    waiting=bool(waiting(r)),
-                    valid_json=None if json_ok is None else bool(json_ok),
+                OutboxRow(  # positional: this runs once per relayed row, and keywords cost twice as much
+                    row_id,
+                    self.message_id_for(row_id, message_id(r)),
+                    key(r),
+                    event_type(r) if has_type else default_type,
+                    topic(r) or default_topic,
+                    {c: r[i] for c, i in parts} if built else payload(r),
+                    headers(r),
+                    status(r) if has_status else new,
+                    int(attempts(r) or 0),
+                    bool(waiting(r)),
+                    False,
+                    None if json_ok is None else bool(json_ok),
                 )
             )
         return rows
