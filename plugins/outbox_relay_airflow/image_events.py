@@ -41,7 +41,9 @@ def sqs_client(config: DrainSettings) -> Any:
         log.info("no connection %r: boto3 default credentials and region", config.aws_conn_id)
         return aws_client("sqs", None)
     extra = conn.extra_dejson or {}
-    credentials = {"aws_access_key_id": conn.login, "aws_secret_access_key": conn.password} if conn.login else {}
+    credentials = (
+        {"aws_access_key_id": conn.login, "aws_secret_access_key": conn.password} if conn.login else {}
+    )
     return aws_client("sqs", extra.get("endpoint_url"), extra.get("region_name", "us-east-1"), **credentials)
 
 
@@ -56,7 +58,10 @@ def run_drain(time_budget_seconds: float | None = None) -> dict[str, Any]:
     overrides = {"message.timeout.ms": int(config.flush_timeout_seconds * 1000) - 1000, "linger.ms": 5}
     producer = OutboxProducerHook(config.kafka_conn_id, overrides).get_producer()
     drain = SqsDrain(
-        sqs_client(config), config.queue_url, KafkaPublisher(producer, config.flush_timeout_seconds), config.topics
+        sqs_client(config),
+        config.queue_url,
+        KafkaPublisher(producer, config.flush_timeout_seconds),
+        config.topics,
     )
     stats = drain.run(time_budget_seconds or config.time_budget_seconds, config.wait_seconds)
     log.info("image events drain %s", stats.as_dict())

@@ -108,7 +108,7 @@ class DeletesFail:
     def receive_message(self, **kwargs: Any) -> Any:
         return self.sqs.receive_message(**kwargs)
 
-    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:  # noqa: N803
+    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
         return {"Failed": [{"Id": e["Id"], "Code": "Crash", "Message": "host died"} for e in Entries]}
 
 
@@ -143,7 +143,11 @@ def test_uploads_reach_both_services_once_with_every_message_delivered_twice(
     # Pass 2: SQS redelivers every notification; published again with the same ids, then deleted.
     _wait_visible(store, notifications)
     second = SqsDrain(store.sqs, store.queue_url, publisher, topics).run(30)
-    assert (second.received, second.deleted, second.redelivered) == (notifications, notifications, notifications)
+    assert (second.received, second.deleted, second.redelivered) == (
+        notifications,
+        notifications,
+        notifications,
+    )
     assert second.published == expected.accepted_records
     assert queue_depth(store.sqs, store.queue_url) == 0
 
@@ -162,7 +166,9 @@ def test_uploads_reach_both_services_once_with_every_message_delivered_twice(
         once = consume(scenario_db, name, topics.images, BOOTSTRAP, f"{name}-{uuid.uuid4().hex[:6]}", results)
         assert (once.received, once.failed) == (2 * expected.accepted_records, 0), once.errors
         assert once.processed == once.duplicates == expected.accepted_records
-        again = consume(scenario_db, name, topics.images, BOOTSTRAP, f"{name}-{uuid.uuid4().hex[:6]}", results)
+        again = consume(
+            scenario_db, name, topics.images, BOOTSTRAP, f"{name}-{uuid.uuid4().hex[:6]}", results
+        )
         assert (again.processed, again.duplicates) == (0, 2 * expected.accepted_records)
 
     seen = observe(scenario_db, expected)

@@ -73,7 +73,10 @@ def test_test_event_foreign_sources_and_non_create_events_are_ignored_with_their
         (s3_record(BUCKET, "part/x-2.png", 9), "is not '<imageId>-<epochMillis>.<ext>'"),
         (s3_record(BUCKET, "part/1-2.jpg", "9"), "'s3.object.size' of 'part/1-2.jpg' is '9', not an integer"),  # type: ignore[arg-type]
         (s3_record(BUCKET, "part%FF/1-2.jpg", 9), "does not URL-decode to UTF-8"),
-        ({"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "eventTime": "t"}, "'s3.bucket.name' is missing"),
+        (
+            {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "eventTime": "t"},
+            "'s3.bucket.name' is missing",
+        ),
     ],
 )
 def test_rejects_name_the_record_and_what_is_wrong(record: dict[str, object], reason: str) -> None:

@@ -143,7 +143,9 @@ class SqsDrain:
     def _delete(self, done: list[_Pending], stats: DrainStats) -> None:
         if not done:
             return
-        entries = [{"Id": str(i), "ReceiptHandle": p.sqs_message["ReceiptHandle"]} for i, p in enumerate(done)]
+        entries = [
+            {"Id": str(i), "ReceiptHandle": p.sqs_message["ReceiptHandle"]} for i, p in enumerate(done)
+        ]
         answer = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
         failed = answer.get("Failed", [])
         for failure in failed:

@@ -159,7 +159,9 @@ def parse_record(record: Mapping[str, Any]) -> ImageUploaded | Ignored:
     encoded = _required(record, "s3.object.key")
     event_time = _required(record, "eventTime")
     if not all(isinstance(v, str) and v for v in (bucket, encoded, event_time)):
-        raise RecordRejectedError("fields 's3.bucket.name', 's3.object.key', 'eventTime' must be non-empty text")
+        raise RecordRejectedError(
+            "fields 's3.bucket.name', 's3.object.key', 'eventTime' must be non-empty text"
+        )
     try:
         key = decode_key(encoded)
     except UnicodeDecodeError as exc:
@@ -207,7 +209,9 @@ def load_document(body: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     return document
 
 
-def parse_notification(body: str | bytes | Mapping[str, Any], where: str = "notification") -> ParsedNotification:
+def parse_notification(
+    body: str | bytes | Mapping[str, Any], where: str = "notification"
+) -> ParsedNotification:
     """Every record of one notification document, in order. ``where`` prefixes the positions in reasons."""
     result = ParsedNotification()
     try:

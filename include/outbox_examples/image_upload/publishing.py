@@ -100,6 +100,8 @@ def unacknowledged(messages: Sequence[OutboundMessage], outcome: DeliveryOutcome
     for message in messages:
         if id(message) in acked:
             continue
-        why = reasons.get(id(message), "held back behind a failed message of its key" if id(message) in held else "?")
+        why = reasons.get(
+            id(message), "held back behind a failed message of its key" if id(message) in held else "?"
+        )
         problems.append(f"{message.topic} key={message.key!r} id={message.row.message_id}: {why}")
     return problems

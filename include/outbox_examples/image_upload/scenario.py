@@ -36,7 +36,9 @@ class Expected:
     ready: dict[int, str] = field(default_factory=dict)  # image id -> final decoded key
     pending: list[int] = field(default_factory=list)  # images whose only upload was rejected
     linked: dict[int, int] = field(default_factory=dict)  # part id -> image id
-    upload_order: dict[int, list[int]] = field(default_factory=dict)  # image id -> epochMillis in upload order
+    upload_order: dict[int, list[int]] = field(
+        default_factory=dict
+    )  # image id -> epochMillis in upload order
     accepted_records: int = 0
     rejected_records: int = 0
     ignored_records: int = 0
@@ -141,7 +143,9 @@ def observe(engine: Engine, expected: Expected) -> Observed:
     """Both services' tables against the expectations."""
     with engine.connect() as conn:
         images = {r[0]: (r[1], r[2]) for r in conn.execute(text("SELECT image_id, status, path FROM image"))}
-        parts = dict(conn.execute(text("SELECT part_id, image_id FROM part")).all())
+        parts: dict[int, int | None] = dict(
+            conn.execute(text("SELECT part_id, image_id FROM part")).tuples().all()
+        )
         dup_images = conn.execute(
             text(
                 "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM image_change_log "
@@ -149,14 +153,18 @@ def observe(engine: Engine, expected: Expected) -> Observed:
             )
         ).scalar_one()
         dup_links = conn.execute(
-            text("SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM part_image_link_log GROUP BY image_id) x")
+            text(
+                "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM part_image_link_log GROUP BY image_id) x"
+            )
         ).scalar_one()
     ready_wrong = [
         f"image {i}: {images.get(i)} != READY {key!r}"
         for i, key in expected.ready.items()
         if images.get(i) != ("READY", key)
     ]
-    linked_wrong = [f"part {p}: image {parts.get(p)} != {i}" for p, i in expected.linked.items() if parts.get(p) != i]
+    linked_wrong = [
+        f"part {p}: image {parts.get(p)} != {i}" for p, i in expected.linked.items() if parts.get(p) != i
+    ]
     return Observed(
         ready_ok=len(expected.ready) - len(ready_wrong),
         ready_wrong=ready_wrong,

@@ -40,7 +40,8 @@ def request_part_image(conn: Connection, part_id: int) -> int:
     and linked nothing it could look up)."""
     image_id = register_image(conn, PART_SERVICE)
     conn.execute(
-        text("INSERT INTO part_image_request (image_id, part_id) VALUES (:i, :p)"), {"i": image_id, "p": part_id}
+        text("INSERT INTO part_image_request (image_id, part_id) VALUES (:i, :p)"),
+        {"i": image_id, "p": part_id},
     )
     return image_id
 
@@ -63,12 +64,15 @@ def mark_image_ready(conn: Connection, message: InboundMessage) -> None:
     event = _event(message)
     millis = parse_key(event["key"]).uploaded_millis
     row = conn.execute(
-        text("SELECT service, uploaded_millis FROM image WHERE image_id = :i FOR UPDATE"), {"i": event["image_id"]}
+        text("SELECT service, uploaded_millis FROM image WHERE image_id = :i FOR UPDATE"),
+        {"i": event["image_id"]},
     ).one_or_none()
     if row is None:
         raise ImageEventError(f"no image {event['image_id']} (key {event['key']!r})")
     if row[0] != event["service"]:
-        raise ImageEventError(f"image {event['image_id']} belongs to {row[0]!r}, key is in folder {event['service']!r}")
+        raise ImageEventError(
+            f"image {event['image_id']} belongs to {row[0]!r}, key is in folder {event['service']!r}"
+        )
     if row[1] is not None and row[1] >= millis:
         return
     conn.execute(
@@ -95,7 +99,9 @@ def link_part_image(conn: Connection, message: InboundMessage) -> None:
         text("SELECT part_id FROM part_image_request WHERE image_id = :i"), {"i": event["image_id"]}
     ).scalar_one_or_none()
     if part_id is None:
-        raise ImageEventError(f"part service never requested image {event['image_id']} (key {event['key']!r})")
+        raise ImageEventError(
+            f"part service never requested image {event['image_id']} (key {event['key']!r})"
+        )
     changed = conn.execute(
         text("UPDATE part SET image_id = :i WHERE part_id = :p AND (image_id IS NULL OR image_id <> :i)"),
         {"i": event["image_id"], "p": part_id},
@@ -131,7 +137,9 @@ def consume(
         }
     )
     consumer.subscribe([topic])
-    results = KafkaPublisher(Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"}), 30)
+    results = KafkaPublisher(
+        Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"}), 30
+    )
     try:
         service = IdempotentConsumer(name, engine, consumer, results, result_topic, HANDLERS[name])
         return service.run(time_budget_seconds=time_budget_seconds, idle_seconds=3)

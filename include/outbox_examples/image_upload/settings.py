@@ -57,4 +57,6 @@ def load_settings(overlay: Mapping[str, Any] | str | None = None, source: str = 
         return DrainSettings.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(f"field {'.'.join(map(str, e['loc']))!r}: {e['msg']}" for e in exc.errors())
-        raise SettingsError(f"image upload drain settings (env {ENV_PREFIX}* + {source}): {problems}") from None
+        raise SettingsError(
+            f"image upload drain settings (env {ENV_PREFIX}* + {source}): {problems}"
+        ) from None
