@@ -33,6 +33,7 @@ from outbox_examples.image_upload.objectstore import (
 )
 from outbox_examples.image_upload.publishing import Topics
 from outbox_examples.image_upload.scenario import (
+    DeletesLost,
     Workload,
     copies_per_message,
     observe,
@@ -98,20 +99,6 @@ def _publisher(bootstrap: str = BOOTSTRAP, timeout: float = 15) -> KafkaPublishe
     return KafkaPublisher(Producer({**settings, "message.timeout.ms": int(timeout * 1000) - 1000}), timeout)
 
 
-class DeletesFail:
-    """The drain's host dies between Kafka's ack and the SQS delete: the queue is real, only the delete
-    answer is replaced by a failure, so every notification comes back after its visibility timeout."""
-
-    def __init__(self, sqs: Any) -> None:
-        self.sqs = sqs
-
-    def receive_message(self, **kwargs: Any) -> Any:
-        return self.sqs.receive_message(**kwargs)
-
-    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
-        return {"Failed": [{"Id": e["Id"], "Code": "Crash", "Message": "host died"} for e in Entries]}
-
-
 def _wait_visible(store: Store, count: int) -> None:
     deadline = time.monotonic() + VISIBILITY_SECONDS + 20
     while time.monotonic() < deadline:
@@ -134,7 +121,7 @@ def test_uploads_reach_both_services_once_with_every_message_delivered_twice(
 
     # Pass 1 publishes everything, then "crashes" before deleting: nothing leaves the queue.
     publisher = _publisher()
-    first = SqsDrain(DeletesFail(store.sqs), store.queue_url, publisher, topics).run(30)
+    first = SqsDrain(DeletesLost(store.sqs), store.queue_url, publisher, topics).run(30)
     assert (first.received, first.deleted, first.delete_failures) == (notifications, 0, notifications)
     assert (first.published, first.rejected) == (expected.accepted_records, expected.rejected_records)
     assert first.ignored == expected.ignored_records and first.nothing_to_publish == 2

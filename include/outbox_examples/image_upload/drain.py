@@ -148,8 +148,9 @@ class SqsDrain:
         ]
         answer = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
         failed = answer.get("Failed", [])
-        for failure in failed:
-            # Published but not deleted: it comes back and is published again with the same ids (deduped).
-            log.error("sqs delete failed for entry %s: %s", failure.get("Id"), failure.get("Message"))
+        if failed:
+            # Published but not deleted: they come back and are published again with the same ids (deduped).
+            reasons = sorted({str(f.get("Message") or f.get("Code")) for f in failed})
+            log.error("sqs delete failed for %d of %d notification(s): %s", len(failed), len(entries), reasons)
         stats.delete_failures += len(failed)
         stats.deleted += len(done) - len(failed)

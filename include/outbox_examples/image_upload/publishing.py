@@ -79,9 +79,9 @@ def reject_message(reject: Rejected, topic: str, source: str) -> OutboundMessage
 def outbound_messages(parsed: ParsedNotification, topics: Topics, source: str) -> list[OutboundMessage]:
     """Accepted records (in record order) then rejects; also logs what is ignored and rejected."""
     for ignored in parsed.ignored:
-        log.info("%s: %s ignored: %s", source, ignored.where, ignored.reason)
+        log.info("%s ignored: %s", ignored.where, ignored.reason)
     for reject in parsed.rejected:
-        log.warning("%s: %s rejected (to %s): %s", source, reject.where, topics.rejects, reject.reason)
+        log.warning("%s rejected (to %s): %s", reject.where, topics.rejects, reject.reason)
     return [image_message(e, topics.images) for e in parsed.accepted] + [
         reject_message(r, topics.rejects, source) for r in parsed.rejected
     ]

@@ -129,6 +129,24 @@ class Workload:
         self.expected.ignored_records += 1
 
 
+class DeletesLost:
+    """Failure injection: the drain's host dies after Kafka acknowledged and before SQS deleted. The
+    queue is the real one; only the delete answer is replaced, so every notification comes back."""
+
+    def __init__(self, sqs: Any) -> None:
+        self.sqs = sqs
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        return self.sqs.receive_message(**kwargs)
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        return {
+            "Failed": [
+                {"Id": e["Id"], "Code": "Crash", "Message": "host died before deleting"} for e in Entries
+            ]
+        }
+
+
 @dataclass
 class Observed:
     ready_ok: int
