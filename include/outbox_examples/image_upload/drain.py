@@ -151,6 +151,8 @@ class SqsDrain:
         if failed:
             # Published but not deleted: they come back and are published again with the same ids (deduped).
             reasons = sorted({str(f.get("Message") or f.get("Code")) for f in failed})
-            log.error("sqs delete failed for %d of %d notification(s): %s", len(failed), len(entries), reasons)
+            log.error(
+                "sqs delete failed for %d of %d notification(s): %s", len(failed), len(entries), reasons
+            )
         stats.delete_failures += len(failed)
         stats.deleted += len(done) - len(failed)
