@@ -9,7 +9,10 @@ although every Kafka message is on the topic twice and read twice more, per-imag
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,9 +43,9 @@ from outbox_examples.image_upload.scenario import (
     order_violations,
     read_topic,
 )
-from outbox_examples.image_upload.services import IMAGE_CONSUMER, PART_CONSUMER, consume
+from outbox_examples.image_upload.services import consume_both
 from outbox_relay.publisher import KafkaPublisher
-from tests.conftest import BOOTSTRAP
+from tests.conftest import BOOTSTRAP, ROOT
 from tests.integration.kafka_tools import create_topics
 
 pytestmark = pytest.mark.integration
@@ -149,14 +152,15 @@ def test_uploads_reach_both_services_once_with_every_message_delivered_twice(
 
     # Both consumers read everything (each message twice), then again from the start in a new group.
     results = f"{topics.images}.results"
-    for name in (IMAGE_CONSUMER, PART_CONSUMER):
-        once = consume(scenario_db, name, topics.images, BOOTSTRAP, f"{name}-{uuid.uuid4().hex[:6]}", results)
-        assert (once.received, once.failed) == (2 * expected.accepted_records, 0), once.errors
+    for name, once in consume_both(
+        scenario_db, topics.images, BOOTSTRAP, uuid.uuid4().hex[:6], results
+    ).items():
+        assert (name, once.received, once.failed) == (name, 2 * expected.accepted_records, 0), once.errors
         assert once.processed == once.duplicates == expected.accepted_records
-        again = consume(
-            scenario_db, name, topics.images, BOOTSTRAP, f"{name}-{uuid.uuid4().hex[:6]}", results
-        )
-        assert (again.processed, again.duplicates) == (0, 2 * expected.accepted_records)
+    for name, again in consume_both(
+        scenario_db, topics.images, BOOTSTRAP, uuid.uuid4().hex[:6], results
+    ).items():
+        assert (name, again.processed, again.duplicates) == (name, 0, 2 * expected.accepted_records)
 
     seen = observe(scenario_db, expected)
     assert seen.ready_wrong == [] and seen.ready_ok == len(expected.ready) == 8
@@ -221,3 +225,38 @@ def test_lambda_invocation_fails_when_kafka_does_not_acknowledge(
     monkeypatch.setenv("IMAGE_EVENTS_TOPIC", topics.images)
     with pytest.raises(lambda_module.DeliveryIncompleteError, match="1 of 1 messages not acknowledged"):
         lambda_module.lambda_handler({"Records": [s3_record("b", "part/1-2.jpg", 3)]}, None)
+
+
+@pytest.mark.airflow
+def test_demo_runs_the_airflow_drain_dag_and_reports_nothing_lost_nothing_doubled() -> None:
+    """`make demo SCENARIO=image_upload` small: moto_server process, `airflow dags test image_upload_events`."""
+    env = {
+        **os.environ,
+        "DEMO_PARTS": "6",
+        "DEMO_DB": f"outbox_demo_img_t{os.getpid()}",
+        "DEMO_STATE": str(ROOT / ".run" / f"demo-test-state-image-{os.getpid()}.json"),
+    }
+    for key in [k for k in env if k.startswith("AIRFLOW")]:
+        del env[key]  # the demo sets up its own Airflow home
+    done = subprocess.run(
+        ["bash", "include/devstack/demo.sh", "image_upload"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    figures = dict(re.findall(r"^  (.+?)\s{2,}(\S+)$", done.stdout, re.MULTILINE))
+    assert figures["image records accepted (distinct ids)"] == "11"
+    assert figures["messages on topic (each sent twice)"] == "22"
+    assert (figures["rejected to the reject topic"], figures["ignored (test event, non-S3, non-create)"]) == (
+        "3",
+        "3",
+    )
+    assert figures["images READY with their path"] == "8/8"
+    assert figures["images left PENDING (bad uploads)"] == "2/2"
+    assert figures["parts linked to their image"] == "7/7"
+    for must_be_zero in ("lost", "duplicate business effects", "per-image order violations", "left in SQS"):
+        assert figures[f"{must_be_zero} (must be 0)"] == "0", must_be_zero
+    assert "'redelivered': 14, 'delete_failures': 0" in done.stdout  # the DAG drained the redelivered ones

@@ -127,3 +127,28 @@ def test_outbound_messages_are_keyed_by_image_id_and_rejects_go_to_the_reject_to
     assert headers["outbox-message-id"].decode() == parsed.accepted[0].message_id
     assert json.loads(messages[1].value)["reason"].startswith("key 'part/43-1.txt' has extension 'txt'")
     assert dict(messages[1].headers)["outbox-error"]
+
+
+def test_drain_settings_come_from_env_then_the_variable_and_name_bad_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from outbox_examples.image_upload.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("IMAGE_EVENTS_QUEUE_URL", "http://127.0.0.1:5000/123/q")
+    monkeypatch.setenv("IMAGE_EVENTS_TIME_BUDGET_SECONDS", "40")
+    settings = load_settings('{"topic": "img.up"}')
+    assert (settings.queue_url, settings.topic, settings.time_budget_seconds) == (
+        "http://127.0.0.1:5000/123/q",
+        "img.up",
+        40,
+    )
+    assert settings.topics == Topics("img.up", "images.uploaded.rejected")
+    with pytest.raises(
+        SettingsError, match=r"Variable 'v'.*field 'wait_seconds': Input should be less than or equal to 20"
+    ):
+        load_settings({"wait_seconds": 99}, source="Variable 'v'")
+    with pytest.raises(SettingsError, match="field 'bogus'"):
+        load_settings({"bogus": 1})
+    monkeypatch.delenv("IMAGE_EVENTS_QUEUE_URL")
+    with pytest.raises(SettingsError, match="field 'queue_url': Field required"):
+        load_settings(None)

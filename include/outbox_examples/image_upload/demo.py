@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import create_engine
 
@@ -31,7 +32,7 @@ from outbox_examples.image_upload.scenario import (
     order_violations,
     read_topic,
 )
-from outbox_examples.image_upload.services import IMAGE_CONSUMER, PART_CONSUMER, consume
+from outbox_examples.image_upload.services import consume_both
 from outbox_relay.db import make_engine
 from outbox_relay.publisher import KafkaPublisher
 from outbox_relay.topics import ensure_topics
@@ -53,6 +54,29 @@ def _clients() -> tuple[Any, Any]:
     return local_clients(os.environ["MOTO_ENDPOINT"])
 
 
+def fresh_topics(wanted: dict[str, int]) -> None:
+    """The demo's own topics, emptied: a fresh database must not meet an earlier run's image ids."""
+    admin = AdminClient({"bootstrap.servers": bootstrap()})
+    old = [name for name in wanted if name in admin.list_topics(timeout=10).topics]
+    for future in admin.delete_topics(old, operation_timeout=10).values() if old else []:
+        future.result()
+    deadline = time.monotonic() + 30
+    while set(old) & set(admin.list_topics(timeout=10).topics):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics {old} still listed 30s after deleting them")
+        time.sleep(0.5)
+    ensure_topics(admin, wanted, 1)
+    probe = Consumer({"bootstrap.servers": bootstrap(), "group.id": "image-demo-probe"})
+    for name, partitions in wanted.items():
+        for partition in range(partitions):
+            low, high = probe.get_watermark_offsets(TopicPartition(name, partition), timeout=10)
+            if high != low:
+                raise RuntimeError(
+                    f"topic {name}[{partition}] is not empty after re-creation ({low}..{high})"
+                )
+    probe.close()
+
+
 def setup() -> None:
     STATE.parent.mkdir(parents=True, exist_ok=True)
     STATE.unlink(missing_ok=True)
@@ -61,7 +85,7 @@ def setup() -> None:
     apply_ddl(engine, SQL_DIR / "examples" / "image_upload.sql")
     engine.dispose()
     topics = Topics.from_env()
-    ensure_topics(AdminClient({"bootstrap.servers": bootstrap()}), {topics.images: 3, topics.rejects: 1}, 1)
+    fresh_topics({topics.images: 3, topics.rejects: 1})
     s3, sqs = _clients()
     bucket = f"images-{int(time.time())}"  # per run: the topics may hold earlier runs' messages
     queue_url = create_bucket_with_queue(s3, sqs, bucket, bucket, VISIBILITY_SECONDS)
@@ -106,10 +130,10 @@ def crash() -> None:
 def consumers() -> None:
     engine = make_engine(db_url())
     topic = Topics.from_env().images
-    for round_name in ("first read", "re-read from the start (new group, same inbox)"):
-        for name in (IMAGE_CONSUMER, PART_CONSUMER):
-            group = f"{name}-{int(time.time() * 1000)}"
-            stats = consume(engine, name, topic, bootstrap(), group, RESULT_TOPIC)
+    for round_name in ("first read", "re-read from the start (new groups, same inbox)"):
+        for name, stats in consume_both(
+            engine, topic, bootstrap(), str(time.time_ns()), RESULT_TOPIC
+        ).items():
             shown = {k: v for k, v in stats.as_dict().items() if k != "errors"}
             print(f"{name}, {round_name}: {json.dumps(shown)}")
     engine.dispose()

@@ -7,6 +7,7 @@ project's inbox transaction (``IdempotentConsumer``), and are idempotent on thei
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -145,3 +146,15 @@ def consume(
         return service.run(time_budget_seconds=time_budget_seconds, idle_seconds=3)
     finally:
         consumer.close()
+
+
+def consume_both(
+    engine: Engine, topic: str, bootstrap: str, group_suffix: str, result_topic: str
+) -> dict[str, ConsumeStats]:
+    """Image service and part service side by side (each its own group, client and inbox rows)."""
+    with ThreadPoolExecutor(max_workers=len(HANDLERS)) as pool:
+        futures = {
+            name: pool.submit(consume, engine, name, topic, bootstrap, f"{name}-{group_suffix}", result_topic)
+            for name in HANDLERS
+        }
+        return {name: future.result() for name, future in futures.items()}
