@@ -192,6 +192,14 @@ def test_a_broker_failure_leaves_the_notification_in_the_queue_until_kafka_ackno
     assert (retried.published, retried.deleted, retried.redelivered) == (1, 1, 1)
     assert [r.body["key"] for r in read_topic(topics.images, BOOTSTRAP)] == ["part/9-1.jpg"]
 
+    # A body that is no notification at all is not dropped unseen: it goes to the reject topic, then is deleted.
+    store.sqs.send_message(QueueUrl=store.queue_url, MessageBody="<Error>not a notification</Error>")
+    poison = SqsDrain(store.sqs, store.queue_url, _publisher(), topics).run(20)
+    assert (poison.rejected, poison.deleted) == (1, 1) and queue_depth(store.sqs, store.queue_url) == 0
+    [reject] = read_topic(topics.rejects, BOOTSTRAP)
+    assert reject.body["record"] == "<Error>not a notification</Error>"
+    assert reject.body["reason"].startswith("notification is not JSON")
+
 
 def test_lambda_handler_reuses_one_producer_and_acknowledges_before_returning(
     topics: Topics, monkeypatch: pytest.MonkeyPatch
@@ -260,3 +268,18 @@ def test_demo_runs_the_airflow_drain_dag_and_reports_nothing_lost_nothing_double
     for must_be_zero in ("lost", "duplicate business effects", "per-image order violations", "left in SQS"):
         assert figures[f"{must_be_zero} (must be 0)"] == "0", must_be_zero
     assert "'redelivered': 14, 'delete_failures': 0" in done.stdout  # the DAG drained the redelivered ones
+
+
+@pytest.mark.airflow
+def test_the_drain_dag_parses_without_io_and_runs_every_minute_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.delenv("IMAGE_EVENTS_QUEUE_URL", raising=False)  # settings read at parse time would fail
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "image_upload_events.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags["image_upload_events"]
+    assert [t.task_id for t in dag.topological_sort()] == ["ensure_topics", "drain_sqs"]
+    assert dag.max_active_runs == 1 and not dag.catchup and "image_upload" in dag.tags
+    assert dag.timetable.expression == "* * * * *"
