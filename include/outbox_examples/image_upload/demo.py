@@ -101,9 +101,9 @@ def upload(parts: int) -> None:
     engine.dispose()
     _save(expected=expected.to_json(), notifications=queue_depth(sqs, state["queue_url"]))
     print(
-        f"part service: {len(expected.linked)} parts requested images; {expected.accepted_records} image uploads "
-        f"accepted-to-be, {expected.rejected_records} bad (empty, .txt), plus hand-made documents "
-        f"(multi-record, foreign source); {_state()['notifications']} notifications on the queue"
+        f"part service: {len(expected.linked)} parts requested an image; {expected.accepted_records} uploads "
+        f"to accept (some images twice), {expected.rejected_records} to reject (empty, .txt), hand-made "
+        f"documents (multi-record, foreign source); {_state()['notifications']} notifications on the queue"
     )
 
 
