@@ -47,7 +47,8 @@ def test_every_generated_dag_imports_with_tags_retries_and_one_active_run(servic
         assert dag.doc_md, dag_id
         for t in dag.tasks:
             assert t.retries >= 1 and t.retry_exponential_backoff, (dag_id, t.task_id)
-            assert t.owner == "orders-team"
+            if dag_id.startswith("outbox_orders_"):
+                assert t.owner == "orders-team"
     relay = dags["outbox_orders_relay"]
     assert [t.task_id for t in relay.topological_sort()] == ["ensure_topics", "relay"]
     assert relay.params.get_param("republish").description

@@ -29,4 +29,5 @@ def test_core_has_no_airflow_imports() -> None:
 def test_dag_files_are_thin() -> None:
     for dag_file in (CORE.parents[1] / "dags").glob("*.py"):
         imported = _imported_modules(dag_file)
-        assert imported <= {"outbox_relay_airflow.dag_factory"}, (dag_file.name, imported)
+        # DAG files only call into the plugin layer (dag_factory or a scenario's DAG builder there).
+        assert all(m.startswith("outbox_relay_airflow.") for m in imported), (dag_file.name, imported)
