@@ -147,7 +147,9 @@ class KafkaPublisher:
                 continue
             callback = partial(record, index)
             try:
-                produce(message.topic, message.value, message.key, headers=message.headers, on_delivery=callback)
+                produce(
+                    message.topic, message.value, message.key, headers=message.headers, on_delivery=callback
+                )
             except (BufferError, KafkaException, TypeError, ValueError) as exc:
                 reports[index] = self._produce_slowly(message, callback, exc)
                 if reports[index] is not _PENDING and message.key is not None:
