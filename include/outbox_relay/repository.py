@@ -408,17 +408,18 @@ class OutboxRepository:
                 wanted.setdefault(lookup, c)  # the first word on a message wins, as with one clean delivery
         if not wanted:
             return 0, 0, unknown
-        found = {
-            str(r[0])
-            for r in conn.execute(
-                expanding(f"SELECT {lookup_col} FROM {self.table} WHERE {lookup_col} IN :ids", "ids"),
-                {"ids": list(wanted)},
-            )
-        }
-        unknown += [c.message_id for k, c in wanted.items() if str(k) not in found]
-        ok = [k for k, c in wanted.items() if c.success and str(k) in found]
-        bad = [(k, c) for k, c in wanted.items() if not c.success and str(k) in found]
-        return self._confirm(conn, lookup_col, ok), self._fail(conn, lookup_col, bad), unknown
+        confirmed = self._confirm(conn, lookup_col, [k for k, c in wanted.items() if c.success])
+        failed = self._fail(conn, lookup_col, [(k, c) for k, c in wanted.items() if not c.success])
+        if confirmed + failed < len(wanted):  # some were already terminal or are unknown: find the unknown
+            found = {
+                str(r[0])
+                for r in conn.execute(
+                    expanding(f"SELECT {lookup_col} FROM {self.table} WHERE {lookup_col} IN :ids", "ids"),
+                    {"ids": list(wanted)},
+                )
+            }
+            unknown += [c.message_id for k, c in wanted.items() if str(k) not in found]
+        return confirmed, failed, unknown
 
     def _open_statuses(self) -> list[StatusValue]:
         return [self.config.statuses.new, self.config.statuses.sent]
