@@ -35,6 +35,8 @@ class OutboxRow:
     waiting: bool = False
     failed: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
+    partition: int | None = None  # the row's own partition (columns.partition); None = by key
+    retry: bool = True  # False when the row's retry flag (columns.retry_flag) is 0
 
 
 @dataclass(frozen=True)

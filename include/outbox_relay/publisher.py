@@ -66,6 +66,7 @@ class OutboundMessage:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
+    partition: int | None = None
 
 
 @dataclass
@@ -114,6 +115,9 @@ def _classify(
         outcome.acked.append(message)
     elif isinstance(err, KafkaError) and err.code() in BROKER_UNAVAILABLE_CODES:
         outcome.unavailable.append((message, _describe(err)))
+    elif isinstance(err, KafkaError) and err.code() == KafkaError._UNKNOWN_PARTITION:
+        where = f"partition {message.partition} of topic {message.topic!r}"
+        outcome.rejected.append((message, f"{where} does not exist ({_describe(err)})"))
     else:
         outcome.rejected.append((message, _describe(err)))
 
@@ -154,6 +158,7 @@ class KafkaPublisher:
     def _produce(
         self, message: OutboundMessage, callback: Any, reports: list[Any], done: list[bool], i: int
     ) -> None:
+        placement = {} if message.partition is None else {"partition": message.partition}
         while True:
             try:
                 self.producer.produce(
@@ -162,6 +167,7 @@ class KafkaPublisher:
                     key=message.key,
                     headers=message.headers,
                     on_delivery=callback,
+                    **placement,
                 )
                 return
             except BufferError:

@@ -73,6 +73,11 @@ class OutboxRepository:
         self.id_col = quote(self.columns.id)
         self.status_col = quote(self.columns.status)
         self.message_prefix = f"{config.service}:{config.table}:"
+        # Several services sharing one table (row_filter) each see only their own rows.
+        rf = config.row_filter
+        self.row_filter = "" if rf is None else f" AND {self.table}.{quote(rf.column)} = :row_filter"
+        self.filter_params: dict[str, Any] = {} if rf is None else {"row_filter": rf.equals}
+        self._lock_key = config.table if rf is None else f"{config.table}:{rf.equals}"
         self._claim_sql = self._build_claim()
         self._cursor_start: Any = None
 
@@ -129,7 +134,7 @@ class OutboxRepository:
         then holds even when a backfill and a scheduled run overlap."""
         got = conn.execute(
             text(f"SELECT GET_LOCK({self._LOCK_NAME}, :wait)"),
-            {"tbl": self.config.table, "wait": wait_seconds},
+            {"tbl": self._lock_key, "wait": wait_seconds},
         ).scalar()
         conn.commit()
         return bool(got)
@@ -138,7 +143,7 @@ class OutboxRepository:
         """Release the lock; if the connection is broken, discard it (the server drops the lock with it)."""
         try:
             conn.rollback()
-            conn.execute(text(f"DO RELEASE_LOCK({self._LOCK_NAME})"), {"tbl": self.config.table})
+            conn.execute(text(f"DO RELEASE_LOCK({self._LOCK_NAME})"), {"tbl": self._lock_key})
             conn.commit()
         except SQLAlchemyError:
             conn.invalidate()
@@ -151,11 +156,15 @@ class OutboxRepository:
             column = self._q(logical)
             if column:
                 select.append(f"{column} AS r_{logical}")
+        for logical in ("partition", "retry_flag"):  # optional per-row placement and retry switch
+            column = self._q(logical)
+            if column:
+                select.append(f"{column} AS r_{logical}")
         if self.columns.next_attempt_at:
             nxt = quote(self.columns.next_attempt_at)
             select.append(f"({nxt} IS NOT NULL AND {nxt} > NOW(6)) AS r_waiting")
         select += [f"{quote(c)} AS p_{c}" for c in self.config.payload.columns]
-        where = [f"{self.status_col} IN :statuses", f"{self.id_col} > :after"]
+        where = [f"{self.status_col} IN :statuses{self.row_filter}", f"{self.id_col} > :after"]
         created = self._q("created_at")
         if created and self.config.threshold_seconds > 0:
             where.append(f"{created} <= NOW(6) - INTERVAL :threshold_us MICROSECOND")
@@ -192,6 +201,7 @@ class OutboxRepository:
             "threshold_us": int(self.config.threshold_seconds * 1_000_000),
             "win_start": window.start if window else None,
             "win_end": window.end if window else None,
+            **self.filter_params,
         }
         records = conn.execute(self._claim_sql, params).mappings().all()
         rows = [self._to_row(r) for r in records]
@@ -213,6 +223,8 @@ class OutboxRepository:
             status=r["r_status"],
             attempts=int(r.get("r_attempts") or 0),
             waiting=bool(r.get("r_waiting") or False),
+            partition=r.get("r_partition"),
+            retry=r.get("r_retry_flag") is None or bool(r["r_retry_flag"]),
         )
 
     def _load_attempt_state(self, conn: Connection, rows: list[OutboxRow]) -> None:
@@ -239,15 +251,21 @@ class OutboxRepository:
             nxt = self._q("next_attempt_at")
             sql = text(
                 f"SELECT DISTINCT {key} AS k FROM {self.table} "
-                f"WHERE {self.status_col} = :new AND {nxt} > NOW(6)"
+                f"WHERE {self.status_col} = :new AND {nxt} > NOW(6){self.row_filter}"
             )
         else:
             sql = text(
                 f"SELECT DISTINCT o.{key} AS k FROM {ATTEMPT_TABLE} a JOIN {self.table} o "
                 f"ON o.{self.id_col} = a.row_id WHERE a.service = :service AND a.source_table = :tbl "
                 f"AND a.failed = 0 AND a.next_attempt_at > NOW(6) AND o.{self.status_col} = :new"
+                + self.row_filter.replace(self.table, "o")
             )
-        params = {"new": self.config.statuses.new, "service": self.config.service, "tbl": self.config.table}
+        params = {
+            "new": self.config.statuses.new,
+            "service": self.config.service,
+            "tbl": self.config.table,
+            **self.filter_params,
+        }
         return {r[0] for r in conn.execute(sql, params)}
 
     # --- outcome of a batch ----------------------------------------------------------
@@ -413,7 +431,11 @@ class OutboxRepository:
         counts = {
             str(r[0]): int(r[1])
             for r in conn.execute(
-                text(f"SELECT {self.status_col}, COUNT(*) FROM {self.table} GROUP BY {self.status_col}")
+                text(
+                    f"SELECT {self.status_col}, COUNT(*) FROM {self.table} WHERE 1 = 1{self.row_filter} "
+                    f"GROUP BY {self.status_col}"
+                ),
+                self.filter_params,
             )
         }
         summary: dict[str, Any] = {"rows_by_status": counts}
@@ -422,9 +444,9 @@ class OutboxRepository:
             oldest = conn.execute(
                 text(
                     f"SELECT TIMESTAMPDIFF(SECOND, MIN({created}), NOW(6)) FROM {self.table} "
-                    f"WHERE {self.status_col} = :new"
+                    f"WHERE {self.status_col} = :new{self.row_filter}"
                 ),
-                {"new": self.config.statuses.new},
+                {"new": self.config.statuses.new, **self.filter_params},
             ).scalar()
             summary["oldest_new_seconds"] = None if oldest is None else int(oldest)
         return summary
@@ -437,11 +459,17 @@ class OutboxRepository:
         """A plain (non-locking) read of the next chunk of expired terminal rows."""
         sql = expanding(
             f"SELECT {self.id_col} FROM {self.table} WHERE {self.status_col} IN :statuses "
-            f"AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND AND {self.id_col} > :after "
-            f"ORDER BY {self.id_col} LIMIT :limit",
+            f"AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND AND {self.id_col} > :after"
+            f"{self.row_filter} ORDER BY {self.id_col} LIMIT :limit",
             "statuses",
         )
-        params = {"statuses": list(statuses), "age_s": int(age_seconds), "after": after, "limit": limit}
+        params = {
+            "statuses": list(statuses),
+            "age_s": int(age_seconds),
+            "after": after,
+            "limit": limit,
+            **self.filter_params,
+        }
         return [r[0] for r in conn.execute(sql, params)]
 
     def delete_expired(
@@ -450,11 +478,16 @@ class OutboxRepository:
         """Delete by primary key, re-checking status and age so only those rows are touched."""
         sql = expanding(
             f"DELETE FROM {self.table} WHERE {self.id_col} IN :ids AND {self.status_col} IN :statuses "
-            f"AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND",
+            f"AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND{self.row_filter}",
             "ids",
             "statuses",
         )
-        params = {"ids": list(ids), "statuses": list(statuses), "age_s": int(age_seconds)}
+        params = {
+            "ids": list(ids),
+            "statuses": list(statuses),
+            "age_s": int(age_seconds),
+            **self.filter_params,
+        }
         return int(conn.execute(sql, params).rowcount)
 
     def expired_failed_attempt_ids(self, conn: Connection, age_seconds: float, limit: int) -> list[str]:
