@@ -170,9 +170,7 @@ class Reconciler:
                 todo = self._classify(rows, states, report, include_failed)
                 if redeliver:
                     self._repair(conn, todo, report)
-        level = logging.WARNING if report.missing or report.failures else logging.INFO
-        log.log(level, "%s", report.summary())
-        return report
+        return report  # the caller logs or prints it (the CLI's --json output stays clean)
 
     def _window(self, conn: Connection, since: datetime | None, until: datetime | None) -> tuple[Any, Any]:
         if since is not None and until is not None and since >= until:
