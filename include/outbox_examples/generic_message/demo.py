@@ -119,12 +119,12 @@ def consume(drop: int) -> None:
 def report() -> int:
     engine = make_engine(db_url())
     with engine.connect() as conn:
-        sent_rows = dict(
+        sent_rows: dict[int, int] = dict(
             conn.execute(text("SELECT status, COUNT(*) FROM message_send GROUP BY status")).all()
         )
         all_ids = set(conn.execute(text("SELECT message_id FROM message_send")).scalars())
         given_up = set(conn.execute(text("SELECT message_id FROM message_send WHERE status = 2")).scalars())
-        consumed = dict(
+        consumed: dict[int, int] = dict(
             conn.execute(text("SELECT status, COUNT(*) FROM message_consume GROUP BY status")).all()
         )
         recorded = set(conn.execute(text("SELECT message_id FROM message_consume")).scalars())
