@@ -182,4 +182,6 @@ def run_reconciliation(service: str, context: dict[str, Any]) -> dict[str, Any]:
         if config.reconciliation.on_discrepancy == "fail":
             raise ReconciliationDiscrepancyError(message)
         log.warning("%s", message)
-    return report.as_dict()
+    result = report.as_dict()  # XCom keeps the first ids of each category; the log lists all of them
+    result["listed"] = {category: items[:20] for category, items in report.listed.items()}
+    return result

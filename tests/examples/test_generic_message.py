@@ -269,3 +269,28 @@ def test_example_configs_are_valid() -> None:
 
     loaded = load_services(Path(SERVICES))
     assert loaded.errors == [] and set(loaded.services) == {"billing", "shipping"}
+
+
+def test_validate_knows_the_shared_table_index_and_the_consumer_table(engine: Engine) -> None:
+    from outbox_relay.checks import CheckReport, check_database
+
+    billing = example_config("billing")
+
+    def problems(config: ServiceConfig) -> list[str]:
+        report = CheckReport(config.service)
+        with engine.connect() as conn:
+            check_database(conn, config, report)
+        return report.problems + report.fixes
+
+    assert problems(billing) == []  # (service_name, status, id) serves the filtered scan
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE message_send DROP INDEX ix_message_send_service_status_id"))
+        conn.execute(text("ALTER TABLE message_consume RENAME COLUMN error_text TO err"))
+    wrong_filter = billing.model_copy(
+        update={"row_filter": billing.row_filter.model_copy(update={"column": "svc"})}
+    )  # type: ignore[union-attr]
+    found = problems(wrong_filter)
+    assert "column 'svc' (row_filter.column) not found in message_send" in found
+    assert "column 'err'" not in " ".join(found)
+    assert "column 'error_text' (reconciliation.columns.error) not found in message_consume" in found
+    assert any("ADD INDEX `ix_message_send_svc_status_id` (`svc`, `status`, `id`)" in p for p in found)

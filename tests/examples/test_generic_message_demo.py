@@ -46,3 +46,4 @@ def test_generic_message_demo_finds_and_redelivers_what_was_lost_without_duplica
     assert "sent_not_consumed 3, consumed_not_marked_sent 2" in done.stdout
     assert "redelivered 3, marked sent 2" in done.stdout
     assert "reconciliation: {'sent_not_consumed': 0, 'consumed_not_marked_sent': 0" in done.stdout
+    assert "OK      billing" in done.stdout and "OK      shipping" in done.stdout

@@ -42,4 +42,6 @@ dag_test outbox_shipping_reconcile
 step "cleanup DAGs: history of message_send and message_consume beyond their windows"
 dag_test outbox_billing_cleanup
 dag_test outbox_shipping_cleanup
+step "validate + plan: both subsystems of the shared table, each with its own backlog"
+$CLI plan billing shipping || true
 $DEMO report
