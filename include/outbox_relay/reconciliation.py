@@ -261,9 +261,9 @@ class Reconciler:
             if todo["reset"]:
                 report.redelivered += self._reset(conn, todo["reset"])
             if todo["mark_sent"]:
-                sets = self.repo._set_clause(
-                    "to", [("sent_at", f"COALESCE({quote(self.config.columns.sent_at or 'x')}, NOW(6))")]
-                )
+                sent_at = self.config.columns.sent_at
+                keep = [("sent_at", f"COALESCE({quote(sent_at)}, NOW(6))")] if sent_at else []
+                sets = self.repo._set_clause("to", [*keep, ("next_attempt_at", "NULL")])
                 from_ = [s for s in (st.new, st.failed) if s is not None]
                 report.marked_sent += self._update(conn, sets, todo["mark_sent"], st.sent, from_)
 

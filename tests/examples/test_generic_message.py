@@ -184,6 +184,16 @@ def test_shared_table_partition_retry_flag_consumer_table_and_reconciliation(
             == 1
         )
 
+    # --include-failed: the rows the relay gave up on get a fresh try (and fail again: partition 99)
+    retried = Reconciler(billing, engine).run(redeliver=True, include_failed=True)
+    assert retried.redelivered == 2 and retried.counts[PRODUCER_FAILED] == 2
+    assert {(r["status"], r["attempts"]) for r in rows(engine, "kafka_partition = 99")} == {(0, 0)}
+    assert run_relay(billing, engine).failed == 1  # the retry-flag-0 row, at once
+    assert sorted((r["status"], r["attempts"]) for r in rows(engine, "kafka_partition = 99")) == [
+        (0, 1),
+        (2, 1),
+    ]
+
 
 def test_a_window_and_the_grace_period_limit_what_is_reported(
     engine: Engine, configs: tuple[ServiceConfig, ServiceConfig]
