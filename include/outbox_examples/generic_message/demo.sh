@@ -33,7 +33,7 @@ step "reconciliation (CLI): sent but never consumed, consumed but never marked s
 $CLI reconcile billing || echo "(exit $?: discrepancies found)"
 $CLI reconcile shipping
 step "one command re-delivers the missing ones"
-$CLI reconcile billing --redeliver | head -1
+$CLI reconcile billing --redeliver | sed -n 1p  # the summary line (ids as above)
 dag_test outbox_billing_relay
 $DEMO consume
 step "reconcile DAGs (daily; fail on discrepancies): clean now"
