@@ -52,26 +52,49 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
     fields = [(f"columns.{k}", v) for k, v in mapped.items()] + [
         ("payload.columns", c) for c in config.payload.columns
     ]
+    if config.row_filter is not None:
+        fields.append(("row_filter.column", config.row_filter.column))
     for field_name, column in fields:
         if column.lower() not in columns:
             report.problems.append(f"column {column!r} ({field_name}) not found in {config.table}")
     status, pk = config.columns.status.lower(), config.columns.id.lower()
+    # With a row_filter the scan is `filter = ? AND status = ? ORDER BY id`: the filter column leads.
+    lead = [config.row_filter.column.lower()] if config.row_filter else []
+    want = [*lead, status, pk]
     indexes = _indexes(conn, config.table)
     if not any(
-        cols[:2] == [status, pk] or (cols[:1] == [status] and len(cols) == 1) for cols in indexes.values()
+        cols[: len(want)] == want or (cols[:1] == [status] and len(cols) == 1) for cols in indexes.values()
     ):
-        name = f"ix_{split_table_name(config.table)[1]}_{status}_{pk}"[:64]
+        name = f"ix_{split_table_name(config.table)[1]}_{'_'.join(want)}"[:64]
         report.problems.append(
-            f"no index starting with ({status}, {pk}): every scan would read the whole table"
+            f"no index starting with ({', '.join(want)}): every scan would read the whole table"
         )
         report.fixes.append(
-            f"ALTER TABLE {quote(config.table)} ADD INDEX {quote(name)} ({quote(status)}, {quote(pk)});"
+            f"ALTER TABLE {quote(config.table)} ADD INDEX {quote(name)} ({', '.join(quote(c) for c in want)});"
         )
+    _check_consumer_table(conn, config, report)
     if not config.columns.inline_retry_state and not column_types(conn, ATTEMPT_TABLE):
         report.problems.append(
             f"retry state table {ATTEMPT_TABLE} is missing (this table has no attempts columns)"
         )
         report.fixes.append("apply sql/02_outbox_relay_attempt.sql")
+
+
+def _check_consumer_table(conn: Connection, config: ServiceConfig, report: CheckReport) -> None:
+    """The reconciliation's consumer table, when it is reachable through the same connection."""
+    rec = config.reconciliation
+    if rec is None or rec.connection not in (None, config.connections.db):
+        return
+    columns = column_types(conn, rec.consumer_table)
+    if not columns:
+        report.problems.append(f"reconciliation.consumer_table {rec.consumer_table} does not exist")
+        return
+    wanted = [(f"reconciliation.columns.{k}", v) for k, v in rec.columns.model_dump().items() if v]
+    if rec.row_filter is not None:
+        wanted.append(("reconciliation.row_filter.column", rec.row_filter.column))
+    for field_name, column in wanted:
+        if column.lower() not in columns:
+            report.problems.append(f"column {column!r} ({field_name}) not found in {rec.consumer_table}")
 
 
 def check_broker(admin: Any, config: ServiceConfig, report: CheckReport) -> None:

@@ -49,6 +49,15 @@ def check_topic(name: str) -> str:
     return name
 
 
+def check_schedule(value: str | None) -> str | None:
+    if value is None or value in _PRESETS:
+        return value
+    fields = value.split()
+    if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError(f"{value!r} is neither a cron expression (5 fields) nor one of {sorted(_PRESETS)}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,6 +90,13 @@ class Columns(_Strict):
     run_id: str | None = None
     confirmed_at: str | None = None
     updated_at: str | None = None
+    partition: str | None = Field(
+        None,
+        description="Per-row Kafka partition; NULL = chosen by key. A partition that does not exist fails the row.",
+    )
+    retry_flag: str | None = Field(
+        None, description="Per-row retry switch: rows holding 0 become FAILED on their first failure."
+    )
 
     @field_validator("*")
     @classmethod
@@ -158,6 +174,85 @@ class Retention(_Strict):
     chunk_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per statement.")
 
 
+class RowFilter(_Strict):
+    """Only the rows whose ``column`` equals ``equals``: several services share one table."""
+
+    column: str = Field(description="Column naming the subsystem a row belongs to.")
+    equals: StatusValue = Field(description="This service's value in that column.")
+
+    @field_validator("column")
+    @classmethod
+    def _column(cls, value: str) -> str:
+        return check_identifier(value)
+
+
+class ConsumerColumns(_Strict):
+    """Logical field -> column of the consumers' table (the record each consumer writes per message)."""
+
+    message_id: str = "message_id"
+    status: str = "status"
+    error: str | None = "error_text"
+    created_at: str | None = Field("created_at", description="When the consumer wrote the row (retention).")
+
+    @field_validator("*")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        return None if value is None else check_identifier(value)
+
+
+class ConsumerStatuses(_Strict):
+    pending: StatusValue = 0
+    consumed: StatusValue = 1
+    failed: StatusValue = 2
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        if len({self.pending, self.consumed, self.failed}) != 3:
+            raise ValueError("pending, consumed and failed must be distinct values")
+        return self
+
+
+class Reconciliation(_Strict):
+    """Compare the outbox table with the consumers' table for a time window (report + re-delivery)."""
+
+    consumer_table: str = Field(description="Consumers' table ('table' or 'schema.table').")
+    connection: str | None = Field(
+        None, description="Airflow connection id of the consumers' database; default connections.db."
+    )
+    columns: ConsumerColumns = ConsumerColumns()
+    statuses: ConsumerStatuses = ConsumerStatuses()
+    row_filter: RowFilter | None = Field(None, description="Only this consumer's rows of a shared table.")
+    grace_seconds: float = Field(
+        300, ge=0, description="A sent row not consumed after this long (since sent) is reported missing."
+    )
+    window_hours: float = Field(24, gt=0, description="Default window when no start is given.")
+    schedule: str | None = Field("@daily", description="Schedule of the reconciliation DAG.")
+    on_discrepancy: Literal["fail", "warn"] = Field(
+        "fail", description="The reconciliation task fails (default) or only logs a warning."
+    )
+    max_listed: int = Field(1000, ge=1, le=1_000_000, description="Ids listed per category in a report.")
+    chunk_size: int = Field(2000, ge=1, le=50_000, description="Outbox rows compared per query.")
+    retention: Retention | None = Field(
+        None, description="Delete consumed (days) and failed (failed_days) consumer rows; null = keep."
+    )
+
+    @field_validator("consumer_table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        return check_table_name(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value)
+
+    @model_validator(mode="after")
+    def _retention_age(self) -> Self:
+        if self.retention is not None and self.columns.created_at is None:
+            raise ValueError("reconciliation.retention needs reconciliation.columns.created_at to age rows")
+        return self
+
+
 class Kafka(_Strict):
     """Producer timing; everything else (servers, TLS, SASL) comes from the Airflow connection."""
 
@@ -215,6 +310,10 @@ class ServiceConfig(_Strict):
     confirmation: Confirmation | None = None
     retention: Retention | None = Retention()
     kafka: Kafka = Kafka()
+    row_filter: RowFilter | None = Field(
+        None, description="Only rows whose column equals this value (several services share one table)."
+    )
+    reconciliation: Reconciliation | None = None
 
     @field_validator("service")
     @classmethod
@@ -241,14 +340,7 @@ class ServiceConfig(_Strict):
     @field_validator("schedule", "confirm_schedule", "cleanup_schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        if value is None or value in _PRESETS:
-            return value
-        fields = value.split()
-        if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
-            raise ValueError(
-                f"{value!r} is neither a cron expression (5 fields) nor one of {sorted(_PRESETS)}"
-            )
-        return value
+        return check_schedule(value)
 
     @field_validator("db_time_zone")
     @classmethod
@@ -264,6 +356,7 @@ class ServiceConfig(_Strict):
         self._check_statuses()
         if self.threshold_seconds > 0 and self.columns.created_at is None:
             raise ValueError("threshold_seconds needs columns.created_at (the table has no creation time)")
+        self._check_reconciliation()
         if self.retention is not None and self.columns.created_at is None and self.columns.updated_at is None:
             raise ValueError(
                 "retention needs columns.created_at or columns.updated_at to age rows; "
@@ -291,6 +384,27 @@ class ServiceConfig(_Strict):
             )
         if self.confirmation is not None and self.statuses.failed is None:
             raise ValueError("confirmation is configured, so statuses.failed must be set")
+
+    def _check_reconciliation(self) -> None:
+        if self.columns.retry_flag is not None and self.statuses.failed is None:
+            raise ValueError(
+                "columns.retry_flag needs statuses.failed (a row that may not retry ends FAILED)"
+            )
+        if self.reconciliation is None:
+            return
+        if self.columns.created_at is None:
+            raise ValueError(
+                "reconciliation needs columns.created_at (the window selects rows by creation time)"
+            )
+        if (
+            self.reconciliation.retention
+            and self.retention
+            and self.reconciliation.retention.days < self.retention.days
+        ):
+            raise ValueError(
+                "reconciliation.retention.days must be >= retention.days: consumer records deleted before "
+                "the outbox rows would be reported as never consumed"
+            )
 
     # --- derived values -------------------------------------------------------------
 

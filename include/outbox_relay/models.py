@@ -36,6 +36,8 @@ class OutboxRow:
     waiting: bool = False
     failed: bool = False
     valid_json: bool | None = None  # the server's JSON_VALID() of the payload, when it was asked
+    partition: int | None = None  # the row's own partition (columns.partition); None = by key
+    retry: bool = True  # False when the row's retry flag (columns.retry_flag) is 0
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ class OutboundMessage(NamedTuple):
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
+    partition: int | None = None
 
 
 @dataclass
@@ -122,6 +123,9 @@ def _classify(outcome: DeliveryOutcome, message: OutboundMessage, report: Any) -
         outcome.unavailable.append((message, NO_REPORT))
     elif isinstance(report, KafkaError) and report.code() in BROKER_UNAVAILABLE_CODES:
         outcome.unavailable.append((message, _describe(report)))
+    elif isinstance(report, KafkaError) and report.code() == KafkaError._UNKNOWN_PARTITION:
+        where = f"partition {message.partition} of topic {message.topic!r}"
+        outcome.rejected.append((message, f"{where} does not exist ({_describe(report)})"))
     else:
         outcome.rejected.append((message, _describe(report)))
 
@@ -139,7 +143,7 @@ class KafkaPublisher:
         def record(index: int, err: Any, _msg: Any) -> None:
             reports[index] = err
 
-        produce = self.producer.produce
+        send = self._send
         rejected_keys: set[bytes] = set()
         for index, message in enumerate(messages):
             if rejected_keys and message.key in rejected_keys:
@@ -147,9 +151,7 @@ class KafkaPublisher:
                 continue
             callback = partial(record, index)
             try:
-                produce(
-                    message.topic, message.value, message.key, headers=message.headers, on_delivery=callback
-                )
+                send(message, callback)
             except (BufferError, KafkaException, TypeError, ValueError) as exc:
                 reports[index] = self._produce_slowly(message, callback, exc)
                 if reports[index] is not _PENDING and message.key is not None:
@@ -160,6 +162,21 @@ class KafkaPublisher:
             _classify(outcome, message, report)
         return outcome
 
+    def _send(self, message: OutboundMessage, callback: Any) -> None:
+        if message.partition is None:
+            self.producer.produce(
+                message.topic, message.value, message.key, headers=message.headers, on_delivery=callback
+            )
+        else:
+            self.producer.produce(
+                message.topic,
+                message.value,
+                message.key,
+                partition=message.partition,
+                headers=message.headers,
+                on_delivery=callback,
+            )
+
     def _produce_slowly(self, message: OutboundMessage, callback: Any, error: Exception) -> Any:
         """The first ``produce`` raised. A full local queue is waited out (serving delivery reports frees
         it); anything else is the client refusing the message (too large, bad topic...): that error is the
@@ -167,9 +184,7 @@ class KafkaPublisher:
         while isinstance(error, BufferError):
             self.producer.poll(0.05)
             try:
-                self.producer.produce(
-                    message.topic, message.value, message.key, headers=message.headers, on_delivery=callback
-                )
+                self._send(message, callback)
                 return _PENDING
             except (BufferError, KafkaException, TypeError, ValueError) as exc:
                 error = exc

@@ -303,10 +303,12 @@ class OutboxRelay:
             raise ValueError(f"topic {topic!r} is not one of the service's registered topics")
         headers = build_headers(row, self._service, self._table, replay)
         value = encode_body(row, self._payload_format)
-        return OutboundMessage(row, topic, None if key is None else str(key).encode(), value, headers)
+        encoded_key = None if key is None else str(key).encode()
+        partition = None if row.partition is None else _partition(row.partition)
+        return OutboundMessage(row, topic, encoded_key, value, headers, partition)
 
     def _failure(self, row: OutboxRow, error: str, held_keys: set[Any]) -> Failure:
-        terminal = row.attempts + 1 >= self.config.retry.max_attempts
+        terminal = not row.retry or row.attempts + 1 >= self.config.retry.max_attempts  # retry flag 0: once
         if not terminal and row.key is not None:
             held_keys.add(row.key)  # newer rows of this key wait for the retry
         return Failure(row, error, terminal, self.backoff_seconds(row.attempts))
@@ -366,3 +368,17 @@ class OutboxRelay:
         stats.failed += sum(1 for f in failures if f.terminal)
         stats.retried += sum(1 for f in failures if not f.terminal)
         stats.held_back += len(outcome.held)
+
+
+def _partition(value: Any) -> int | None:
+    """The row's partition column: NULL = by key; anything but a non-negative integer fails the row
+    (librdkafka would read -1 as 'any partition')."""
+    if value is None:
+        return None
+    try:
+        partition = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"partition {value!r} is not an integer") from None
+    if partition < 0 or str(partition) != str(value).strip():
+        raise ValueError(f"partition {value!r} must be a non-negative integer")
+    return partition

@@ -74,6 +74,11 @@ class OutboxRepository:
         self.id_col = quote(self.columns.id)
         self.status_col = quote(self.columns.status)
         self.message_prefix = f"{config.service}:{config.table}:"
+        # Several services sharing one table (row_filter) each see only their own rows.
+        rf = config.row_filter
+        self.row_filter = "" if rf is None else f" AND {self.table}.{quote(rf.column)} = :row_filter"
+        self.filter_params: dict[str, Any] = {} if rf is None else {"row_filter": rf.equals}
+        self._lock_key = config.table if rf is None else f"{config.table}:{rf.equals}"
         self._claim_sql = {republish: self._build_claim(with_status=republish) for republish in (False, True)}
         self._cursor_start: Any = None
 
@@ -145,7 +150,7 @@ class OutboxRepository:
         then holds even when a backfill and a scheduled run overlap."""
         got = conn.execute(
             text(f"SELECT GET_LOCK({self._LOCK_NAME}, :wait)"),
-            {"tbl": self.config.table, "wait": wait_seconds},
+            {"tbl": self._lock_key, "wait": wait_seconds},
         ).scalar()
         conn.commit()
         return bool(got)
@@ -154,7 +159,7 @@ class OutboxRepository:
         """Release the lock; if the connection is broken, discard it (the server drops the lock with it)."""
         try:
             conn.rollback()
-            conn.execute(text(f"DO RELEASE_LOCK({self._LOCK_NAME})"), {"tbl": self.config.table})
+            conn.execute(text(f"DO RELEASE_LOCK({self._LOCK_NAME})"), {"tbl": self._lock_key})
             conn.commit()
         except SQLAlchemyError:
             conn.invalidate()
@@ -175,19 +180,19 @@ class OutboxRepository:
             if column:
                 fields.append(logical)
                 select.append(column)
-        state = []
-        if self.columns.attempts and self.columns.next_attempt_at:
-            nxt = quote(self.columns.next_attempt_at)
-            state.append(f"{quote(self.columns.attempts)} * 4 + 2 * ({nxt} IS NOT NULL AND {nxt} > NOW(6))")
-        if self._server_checks_json:
-            state.append(f"COALESCE(JSON_VALID({quote(self.columns.payload or '')}), 0)")
+        for logical in ("partition", "retry_flag"):  # optional per-row placement and retry switch
+            column = self._q(logical)
+            if column:
+                fields.append(logical)
+                select.append(column)
+        state = self._packed_state_sql()
         if state:
             fields.append("state")
-            select.append(" + ".join(state))
+            select.append(state)
         for column in self.config.payload.columns:
             fields.append(f"p_{column}")
             select.append(quote(column))
-        where = [f"{self.status_col} IN :statuses", f"{self.id_col} > :after"]
+        where = [f"{self.status_col} IN :statuses{self.row_filter}", f"{self.id_col} > :after"]
         created = self._q("created_at")
         if created and self.config.threshold_seconds > 0:
             where.append(f"{created} <= NOW(6) - INTERVAL :threshold_us MICROSECOND")
@@ -224,6 +229,7 @@ class OutboxRepository:
             "threshold_us": int(self.config.threshold_seconds * 1_000_000),
             "win_start": window.start if window else None,
             "win_end": window.end if window else None,
+            **self.filter_params,
         }
         sql, fields = self._claim_sql[republish]
         records = conn.execute(sql, params).all()
@@ -231,6 +237,16 @@ class OutboxRepository:
         if rows and not self.columns.inline_retry_state:
             self._load_attempt_state(conn, rows)
         return rows
+
+    def _packed_state_sql(self) -> str | None:
+        """``attempts * 4 + waiting * 2 + JSON_VALID``, with the parts the table has."""
+        state = []
+        if self.columns.attempts and self.columns.next_attempt_at:
+            nxt = quote(self.columns.next_attempt_at)
+            state.append(f"{quote(self.columns.attempts)} * 4 + 2 * ({nxt} IS NOT NULL AND {nxt} > NOW(6))")
+        if self._server_checks_json:
+            state.append(f"COALESCE(JSON_VALID({quote(self.columns.payload or '')}), 0)")
+        return " + ".join(state) or None
 
     @property
     def _server_checks_json(self) -> bool:
@@ -243,10 +259,13 @@ class OutboxRepository:
             index = fields.get(name)
             return (lambda r: None) if index is None else itemgetter(index)
 
-        status, message_id, key, event_type, topic, payload, headers, packed = (
+        status, message_id, key, event_type, topic, payload, headers, packed, partition, retry_flag = (
             at(name)
-            for name in ("status", "message_id", "key", "event_type", "topic", "payload", "headers", "state")
-        )
+            for name in (
+                "status", "message_id", "key", "event_type", "topic", "payload", "headers", "state",
+                "partition", "retry_flag",
+            )
+        )  # fmt: skip
         built = self.config.payload.columns
         parts = [(c, fields[f"p_{c}"]) for c in built]
         new, default_topic, default_type = self.config.statuses.new, self.config.topic, self.config.event_type
@@ -269,6 +288,8 @@ class OutboxRepository:
                     bool(state & 2),
                     False,
                     bool(state & 1) if checked else None,
+                    partition(r),
+                    retry_flag(r) is None or bool(retry_flag(r)),
                 )
             )
         return rows
@@ -297,15 +318,21 @@ class OutboxRepository:
             nxt = self._q("next_attempt_at")
             sql = text(
                 f"SELECT DISTINCT {key} AS k FROM {self.table} "
-                f"WHERE {self.status_col} = :new AND {nxt} > NOW(6)"
+                f"WHERE {self.status_col} = :new AND {nxt} > NOW(6){self.row_filter}"
             )
         else:
             sql = text(
                 f"SELECT DISTINCT o.{key} AS k FROM {ATTEMPT_TABLE} a JOIN {self.table} o "
                 f"ON o.{self.id_col} = a.row_id WHERE a.service = :service AND a.source_table = :tbl "
                 f"AND a.failed = 0 AND a.next_attempt_at > NOW(6) AND o.{self.status_col} = :new"
+                + self.row_filter.replace(self.table, "o")
             )
-        params = {"new": self.config.statuses.new, "service": self.config.service, "tbl": self.config.table}
+        params = {
+            "new": self.config.statuses.new,
+            "service": self.config.service,
+            "tbl": self.config.table,
+            **self.filter_params,
+        }
         return {r[0] for r in conn.execute(sql, params)}
 
     # --- outcome of a batch ----------------------------------------------------------
@@ -468,7 +495,11 @@ class OutboxRepository:
         counts = {
             str(r[0]): int(r[1])
             for r in conn.execute(
-                text(f"SELECT {self.status_col}, COUNT(*) FROM {self.table} GROUP BY {self.status_col}")
+                text(
+                    f"SELECT {self.status_col}, COUNT(*) FROM {self.table} WHERE 1 = 1{self.row_filter} "
+                    f"GROUP BY {self.status_col}"
+                ),
+                self.filter_params,
             )
         }
         summary: dict[str, Any] = {"rows_by_status": counts}
@@ -477,9 +508,9 @@ class OutboxRepository:
             oldest = conn.execute(
                 text(
                     f"SELECT TIMESTAMPDIFF(SECOND, MIN({created}), NOW(6)) FROM {self.table} "
-                    f"WHERE {self.status_col} = :new"
+                    f"WHERE {self.status_col} = :new{self.row_filter}"
                 ),
-                {"new": self.config.statuses.new},
+                {"new": self.config.statuses.new, **self.filter_params},
             ).scalar()
             summary["oldest_new_seconds"] = None if oldest is None else int(oldest)
         return summary
@@ -492,11 +523,17 @@ class OutboxRepository:
         """A plain (non-locking) read of the next chunk of expired terminal rows."""
         sql = expanding(
             f"SELECT {self.id_col} FROM {self.table} WHERE {self.status_col} IN :statuses "
-            f"AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND AND {self.id_col} > :after "
-            f"ORDER BY {self.id_col} LIMIT :limit",
+            f"AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND AND {self.id_col} > :after"
+            f"{self.row_filter} ORDER BY {self.id_col} LIMIT :limit",
             "statuses",
         )
-        params = {"statuses": list(statuses), "age_s": int(age_seconds), "after": after, "limit": limit}
+        params = {
+            "statuses": list(statuses),
+            "age_s": int(age_seconds),
+            "after": after,
+            "limit": limit,
+            **self.filter_params,
+        }
         return [r[0] for r in conn.execute(sql, params)]
 
     def delete_expired(
@@ -506,10 +543,11 @@ class OutboxRepository:
         ids_sql, params = self._id_list(ids)
         sql = expanding(
             f"DELETE FROM {self.table} WHERE {self.id_col} IN ({ids_sql}) "
-            f"AND {self.status_col} IN :statuses AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND",
+            f"AND {self.status_col} IN :statuses AND {self._age_column} < NOW(6) - INTERVAL :age_s SECOND"
+            f"{self.row_filter}",
             "statuses",
         )
-        params.update(statuses=list(statuses), age_s=int(age_seconds))
+        params.update(statuses=list(statuses), age_s=int(age_seconds), **self.filter_params)
         return int(conn.execute(sql, params).rowcount)
 
     def expired_failed_attempt_ids(self, conn: Connection, age_seconds: float, limit: int) -> list[str]:

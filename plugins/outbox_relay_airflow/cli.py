@@ -1,4 +1,4 @@
-"""Command line: ``python -m outbox_relay_airflow.cli validate|plan|relay|confirm|cleanup``.
+"""Command line: ``python -m outbox_relay_airflow.cli validate|plan|relay|confirm|cleanup|reconcile``.
 
 Connections are resolved the Airflow way (``AIRFLOW_CONN_*`` variables, secrets
 backends or the metadata DB), so the CLI checks exactly what the DAGs will use.
@@ -10,12 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from outbox_relay.checks import CheckReport, check_broker, check_database
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config_loader import config_files, default_services_dir, load_services
+from outbox_relay.config_loader import ConfigError, config_files, default_services_dir, load_services
 from outbox_relay.repository import OutboxRepository
 
 
@@ -36,7 +37,62 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("services", nargs="*", help="limit to these services")
         else:
             cmd.add_argument("service")
+    _reconcile_parser(sub)
     return parser
+
+
+def _iso(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO date/time like 2026-01-31 or 2026-01-31T06:00:00"
+        ) from None
+
+
+def _reconcile_parser(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "reconcile",
+        help="compare a service's outbox table with its consumers' table for a time window",
+        description="Report ids sent but never consumed, consumed but never marked sent, and failures; "
+        "--redeliver repairs the first two. Times without an offset are in the service's db_time_zone.",
+    )
+    cmd.add_argument("service")
+    cmd.add_argument("--since", type=_iso, help="window start (default: until - reconciliation.window_hours)")
+    cmd.add_argument("--until", type=_iso, help="window end, exclusive (default: now)")
+    cmd.add_argument(
+        "--redeliver",
+        action="store_true",
+        help="reset missing rows to new (relayed again), mark consumed sent",
+    )
+    cmd.add_argument(
+        "--include-failed",
+        action="store_true",
+        help="with --redeliver: also resend rows the relay gave up on",
+    )
+    cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _reconcile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from outbox_relay_airflow import tasks
+
+    if args.since and args.until and args.since >= args.until:
+        parser.error(f"--since {args.since} must be before --until {args.until}")
+    if args.include_failed and not args.redeliver:
+        parser.error("--include-failed only makes sense with --redeliver")
+    try:
+        report = tasks.reconcile(args.service, args.since, args.until, args.redeliver, args.include_failed)
+    except (LookupError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({**report.as_dict(), "missing": report.missing}, default=str))
+    else:
+        print(report.summary())
+        for category, items in report.listed.items():
+            for item in items:
+                print(f"  {category}: {json.dumps(item, default=str)}")
+    return 1 if report.missing and not args.redeliver else 0
 
 
 def _live_report(config: ServiceConfig) -> CheckReport:
@@ -108,13 +164,16 @@ def _run_now(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.services_dir is not None:
         import os
 
         os.environ["OUTBOX_RELAY_SERVICES_DIR"] = str(args.services_dir)
     if args.command in {"validate", "plan"}:
         return _validate(args, plan=args.command == "plan")
+    if args.command == "reconcile":
+        return _reconcile(args, parser)
     return _run_now(args)
 
 

@@ -1,4 +1,4 @@
-"""Build each registered service's DAGs from its YAML file.
+"""Build each registered service's DAGs from its YAML file (relay, confirmations, cleanup, reconcile).
 
 Parsing does no database or network I/O: tasks re-read their config and open
 connections only when they run. A bad config never stops the other services'
@@ -136,12 +136,41 @@ def cleanup_dag(config: ServiceConfig) -> DAG:
     return dag
 
 
+def reconciliation_dag(config: ServiceConfig) -> DAG:
+    """Daily (by default) comparison of the outbox table with the consumers' table."""
+    assert config.reconciliation is not None
+    rec = config.reconciliation
+    window = "ISO date/time in the DB time zone; empty = the run's data interval (manual runs: the last "
+    params = {
+        "since": Param(None, type=["null", "string"], description=f"{window}{rec.window_hours:g} h)."),
+        "until": Param(None, type=["null", "string"], description=f"{window}{rec.window_hours:g} h)."),
+        "redeliver": Param(
+            False, type="boolean", description="Re-deliver what is missing (sent but never consumed) and mark "
+            "consumed rows sent, instead of failing.",
+        ),
+        "include_failed": Param(
+            False, type="boolean", description="With redeliver: also send rows the relay gave up on again."
+        ),
+    }  # fmt: skip
+    description = f"Reconcile {config.table} with {rec.consumer_table}"
+    with _service_dag(config, "reconcile", description, rec.schedule, **params) as dag:
+
+        @task(task_id="reconcile")
+        def reconcile(service: str) -> dict[str, Any]:
+            return tasks.run_reconciliation(service, dict(get_current_context()))
+
+        reconcile(config.service)
+    return dag
+
+
 def service_dags(config: ServiceConfig) -> list[DAG]:
     dags = [relay_dag(config)]
     if config.confirmation is not None:
         dags.append(confirmations_dag(config))
     if config.retention is not None:
         dags.append(cleanup_dag(config))
+    if config.reconciliation is not None:
+        dags.append(reconciliation_dag(config))
     return dags
 
 

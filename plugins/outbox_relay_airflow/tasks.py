@@ -9,8 +9,10 @@ from typing import Any
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config_loader import load_service
 from outbox_relay.confirmations import ConfirmationIngester
+from outbox_relay.db import make_engine
 from outbox_relay.models import Window
 from outbox_relay.publisher import KafkaPublisher
+from outbox_relay.reconciliation import Reconciler, ReconciliationReport, purge_consumer_table
 from outbox_relay.relay import OutboxRelay, RunRequest
 from outbox_relay.retention import RetentionCleaner
 from outbox_relay.topics import ensure_topics, service_topics
@@ -20,6 +22,7 @@ from outbox_relay_airflow.hooks import (
     admin_client,
     db_engine,
     producer_settings,
+    sqlalchemy_url,
 )
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,87 @@ def run_cleanup(service: str, context: dict[str, Any]) -> dict[str, Any]:
     engine = db_engine(config)
     try:
         budget = float((context.get("params") or {}).get("time_budget_seconds") or config.time_budget_seconds)
-        return RetentionCleaner(config, engine).run(budget).as_dict()
+        stats = RetentionCleaner(config, engine).run(budget).as_dict()
     finally:
         engine.dispose()
+    if config.reconciliation is not None and config.reconciliation.retention is not None:
+        consumer_engine = _consumer_engine(config)
+        try:
+            stats["consumer_table"] = purge_consumer_table(config, consumer_engine).as_dict()
+        finally:
+            consumer_engine.dispose()
+    return stats
+
+
+class ReconciliationDiscrepancyError(RuntimeError):
+    """Reconciliation found messages sent but never consumed, or consumed but never marked sent."""
+
+
+def _consumer_engine(config: ServiceConfig) -> Any:
+    assert config.reconciliation is not None
+    conn_id = config.reconciliation.connection or config.connections.db
+    return make_engine(sqlalchemy_url(conn_id), config.db_time_zone, pool_size=1)
+
+
+def reconcile(
+    service: str,
+    since: datetime | None,
+    until: datetime | None,
+    redeliver: bool = False,
+    include_failed: bool = False,
+) -> ReconciliationReport:
+    """Run one reconciliation; aware datetimes are converted to the service's DB time zone."""
+    config = load_service(service)
+    if config.reconciliation is None:
+        raise LookupError(f"service {service!r} has no 'reconciliation' section in its config")
+    since, until = (None if t is None or t.tzinfo is None else _naive_in(t, config) for t in (since, until))
+    engine = db_engine(config, pool_size=1)
+    consumer = _consumer_engine(config) if config.reconciliation.connection else None
+    try:
+        return Reconciler(config, engine, consumer).run(since, until, redeliver, include_failed)
+    finally:
+        engine.dispose()
+        if consumer is not None:
+            consumer.dispose()
+
+
+def _param_time(params: dict[str, Any], name: str) -> datetime | None:
+    value = params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(
+            f"param {name!r}: {value!r} is not an ISO date/time like 2026-01-31T00:00:00"
+        ) from None
+
+
+def run_reconciliation(service: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The reconciliation DAG's task: params since/until, else a scheduled run's data interval, else the
+    last ``window_hours``. Missing messages fail the task (``on_discrepancy: fail``) unless re-delivered."""
+    config = load_service(service)
+    params = context.get("params") or {}
+    since, until = _param_time(params, "since"), _param_time(params, "until")
+    run_type = str(getattr(context.get("dag_run"), "run_type", "") or "").lower().split(".")[-1]
+    if since is None and until is None and run_type in {"scheduled", *BACKFILL_RUN_TYPES}:
+        since, until = context.get("data_interval_start"), context.get("data_interval_end")
+    redeliver = bool(params.get("redeliver"))
+    report = reconcile(service, since, until, redeliver, bool(params.get("include_failed")))
+    log.info("%s", report.summary())
+    log.info("service %s reconciliation: %s", service, {**report.counts, "checked": report.checked})
+    for category, items in report.listed.items():
+        for item in items:
+            log.warning("%s: %s", category, item)
+    assert config.reconciliation is not None
+    if report.missing and not redeliver:
+        message = (
+            f"{report.summary()}. Re-deliver with: python -m outbox_relay_airflow.cli reconcile {service} "
+            f"--since '{report.since}' --until '{report.until}' --redeliver (or trigger with redeliver=true)"
+        )
+        if config.reconciliation.on_discrepancy == "fail":
+            raise ReconciliationDiscrepancyError(message)
+        log.warning("%s", message)
+    result = report.as_dict()  # XCom keeps the first ids of each category; the log lists all of them
+    result["listed"] = {category: items[:20] for category, items in report.listed.items()}
+    return result

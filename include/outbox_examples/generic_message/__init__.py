@@ -1,0 +1,1 @@
+"""Generic message table with compensation, consumer table and reconciliation (scenario 3)."""
