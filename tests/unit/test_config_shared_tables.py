@@ -45,8 +45,10 @@ def test_shared_table_config_is_accepted(tmp_path: Path) -> None:
     repo = OutboxRepository(config)
     assert repo.row_filter == " AND `message_send`.`service_name` = :row_filter"
     assert repo.filter_params == {"row_filter": "billing"}
-    claim = str(repo._claim_sql)
-    assert "`part` AS r_partition" in claim and "`rf` AS r_retry_flag" in claim and ":row_filter" in claim
+    sql, fields = repo._claim_sql[False]
+    claim = str(sql)
+    assert "`part`" in claim and "`rf`" in claim and ":row_filter" in claim
+    assert {"partition", "retry_flag"} <= set(fields)
 
 
 @pytest.mark.parametrize(
@@ -108,9 +110,15 @@ def test_bad_row_partitions_fail_the_row(value: Any, words: str) -> None:
 
 def test_rows_retry_unless_their_flag_is_zero(tmp_path: Path) -> None:
     repo = OutboxRepository(_config(tmp_path, ""))
-    base = {"r_id": 1, "r_status": 0, "r_payload": "{}"}
-    assert repo._to_row({**base, "r_retry_flag": 0}).retry is False
-    assert repo._to_row({**base, "r_retry_flag": 1}).retry is True
-    assert repo._to_row({**base, "r_retry_flag": None}).retry is True
-    row: OutboxRow = repo._to_row({**base, "r_partition": 2})
-    assert row.partition == 2
+    _sql, fields = repo._claim_sql[True]
+
+    def row(**values: object) -> OutboxRow:
+        record = [None] * len(fields)
+        for name, value in {"id": 1, "status": 0, "payload": "{}", **values}.items():
+            record[fields[name]] = value
+        return repo._to_rows([tuple(record)], fields)[0]
+
+    assert row(retry_flag=0).retry is False
+    assert row(retry_flag=1).retry is True
+    assert row(retry_flag=None).retry is True
+    assert row(partition=2).partition == 2
