@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -16,7 +17,7 @@ def is_duplicate_on(exc: IntegrityError, key_name: str) -> bool:
     and must surface; the message is "Duplicate entry '..' for key 'name'" (MySQL 8 writes
     'table.name'), so the key is matched exactly, not by prefix.
     """
-    args = getattr(exc.orig, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(exc.orig, "args", ()))
     if len(args) < 2 or args[0] != DUPLICATE_ENTRY:
         return False
     match = re.search(r"for key '(?:[^'.]*\.)?([^'.]+)'\s*$", str(args[1]))

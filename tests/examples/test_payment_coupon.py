@@ -56,7 +56,9 @@ def _listen(engine: Engine, topic: str, results: str) -> ConsumeStats:
     consumer.subscribe([topic])
     publisher = KafkaPublisher(producer(), 30)
     try:
-        return CouponListener(engine, consumer, publisher, results).run(time_budget_seconds=60, idle_seconds=3)
+        return CouponListener(engine, consumer, publisher, results).run(
+            time_budget_seconds=60, idle_seconds=3
+        )
     finally:
         consumer.close()
 
@@ -106,7 +108,9 @@ def test_every_payment_twice_grants_one_coupon_per_tid_in_per_user_order(
         assert [c.tid for c in coupons if c.uid == uid] == tids[i::3]  # granted in payment order per user
     assert balances + sum(paid.values()) == 3000
     answers = _answers(results)
-    assert len(answers) == 30 and all([a["status"] for a in v] == ["SUCCESS", "SUCCESS"] for v in answers.values())
+    assert len(answers) == 30 and all(
+        [a["status"] for a in v] == ["SUCCESS", "SUCCESS"] for v in answers.values()
+    )
 
 
 def test_only_a_duplicate_tid_counts_as_done_every_other_error_is_answered_failed(
@@ -122,7 +126,9 @@ def test_only_a_duplicate_tid_counts_as_done_every_other_error_is_answered_faile
     }
     p = producer()
     for mid, body in bodies.items():
-        p.produce(topic, key=b"1", value=json.dumps(body).encode(), headers=[("outbox-message-id", mid.encode())])
+        p.produce(
+            topic, key=b"1", value=json.dumps(body).encode(), headers=[("outbox-message-id", mid.encode())]
+        )
     assert p.flush(10) == 0
 
     stats = _listen(engine, topic, results)
@@ -143,10 +149,15 @@ def test_only_a_duplicate_tid_counts_as_done_every_other_error_is_answered_faile
     assert is_duplicate_on(same_key.value, TID_UNIQUE_KEY)
 
 
-def test_rejected_payments_leave_no_outbox_row_and_concurrent_payments_cannot_overdraw(engine: Engine) -> None:
+def test_rejected_payments_leave_no_outbox_row_and_concurrent_payments_cannot_overdraw(
+    engine: Engine,
+) -> None:
     with engine.begin() as conn:
         uid = create_user(conn, "alili", 100)
-    for bad, error in ((lambda c: pay(c, uid, 101), InsufficientBalanceError), (lambda c: pay(c, 999, 1), UnknownUserError)):
+    for bad, error in (
+        (lambda c: pay(c, uid, 101), InsufficientBalanceError),
+        (lambda c: pay(c, 999, 1), UnknownUserError),
+    ):
         with pytest.raises(error, match="payment rejected: user"), engine.begin() as conn:
             bad(conn)
 
@@ -163,7 +174,10 @@ def test_rejected_payments_leave_no_outbox_row_and_concurrent_payments_cannot_ov
     assert outcomes.count("paid") == 10 and outcomes.count("rejected") == 10
     with engine.connect() as conn:
         assert conn.execute(text("SELECT money FROM t_user WHERE uid = :u"), {"u": uid}).scalar_one() == 0
-        assert conn.execute(text("SELECT COUNT(*), SUM(coupon_money) FROM t_user_coupon_tran")).one() == (10, 100)
+        assert conn.execute(text("SELECT COUNT(*), SUM(coupon_money) FROM t_user_coupon_tran")).one() == (
+            10,
+            100,
+        )
 
 
 @pytest.mark.airflow
@@ -177,7 +191,12 @@ def test_demo_script_prints_no_loss_and_no_duplicate_coupons() -> None:
     for key in [k for k in env if k.startswith("AIRFLOW")]:
         del env[key]
     done = subprocess.run(
-        ["bash", str(demo_script("payment_coupon"))], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        ["bash", str(demo_script("payment_coupon"))],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     figures = demo_figures(done.stdout)

@@ -66,8 +66,12 @@ def test_every_event_twice_and_a_crash_still_give_one_coupon_per_user_in_order(
     users = register_users(engine, 30, deactivate_every=3)
     deactivated = set(users[::3])
     with engine.connect() as conn:
-        created_order = [r[0] for r in conn.execute(text("SELECT id FROM EventPublish ORDER BY createdAt, id"))]
-    assert len(created_order) == 40 and created_order == sorted(created_order)  # UUIDv7: id order = time order
+        created_order = [
+            r[0] for r in conn.execute(text("SELECT id FROM EventPublish ORDER BY createdAt, id"))
+        ]
+    assert len(created_order) == 40 and created_order == sorted(
+        created_order
+    )  # UUIDv7: id order = time order
 
     assert run_relay(config, engine).published == 40
     with engine.begin() as conn:  # the relay "died" after the acks, before marking: it publishes again
@@ -103,21 +107,33 @@ def test_every_event_twice_and_a_crash_still_give_one_coupon_per_user_in_order(
 
     with engine.connect() as conn:
         published = {r[0] for r in conn.execute(text("SELECT id FROM EventPublish"))}
-        processed = {r[0] for r in conn.execute(text("SELECT id FROM EventProcess WHERE status = 'PROCESSED'"))}
+        processed = {
+            r[0] for r in conn.execute(text("SELECT id FROM EventProcess WHERE status = 'PROCESSED'"))
+        }
         coupons = dict(conn.execute(text("SELECT user_id, status FROM coupon")).all())
     assert published - processed == set()  # nothing lost
     assert sorted(coupons) == sorted(users)  # exactly one coupon per user (unique key)
-    assert {u for u, s in coupons.items() if s == "REVOKED"} == deactivated  # deactivation applied after creation
+    assert {
+        u for u, s in coupons.items() if s == "REVOKED"
+    } == deactivated  # deactivation applied after creation
 
 
 def test_processor_dedupes_by_the_unique_key_and_fails_bad_events_with_their_error(engine: Engine) -> None:
     user_id = register_users(engine, 1, deactivate_every=0)[0]
     events = [
-        ReceivedEvent("00000000-0000-7000-8000-000000000001", USER_CREATED, "1", json.dumps({"user_id": user_id})),
-        ReceivedEvent("00000000-0000-7000-8000-000000000002", USER_CREATED, "1", json.dumps({"user_id": user_id})),
-        ReceivedEvent("00000000-0000-7000-8000-000000000003", USER_DEACTIVATED, "9", json.dumps({"user_id": 9})),
+        ReceivedEvent(
+            "00000000-0000-7000-8000-000000000001", USER_CREATED, "1", json.dumps({"user_id": user_id})
+        ),
+        ReceivedEvent(
+            "00000000-0000-7000-8000-000000000002", USER_CREATED, "1", json.dumps({"user_id": user_id})
+        ),
+        ReceivedEvent(
+            "00000000-0000-7000-8000-000000000003", USER_DEACTIVATED, "9", json.dumps({"user_id": 9})
+        ),
         ReceivedEvent("00000000-0000-7000-8000-000000000004", USER_CREATED, "2", "not json"),
-        ReceivedEvent("00000000-0000-7000-8000-000000000005", "USER_RENAMED", "1", json.dumps({"user_id": 1})),
+        ReceivedEvent(
+            "00000000-0000-7000-8000-000000000005", "USER_RENAMED", "1", json.dumps({"user_id": 1})
+        ),
     ]
     with engine.begin() as conn:
         assert [record_event(conn, e) for e in events] == [True] * 5
@@ -154,7 +170,12 @@ def test_demo_script_prints_no_loss_and_no_duplicate_coupons() -> None:
     for key in [k for k in env if k.startswith("AIRFLOW")]:
         del env[key]
     done = subprocess.run(
-        ["bash", str(demo_script("user_coupon"))], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        ["bash", str(demo_script("user_coupon"))],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     figures = demo_figures(done.stdout)

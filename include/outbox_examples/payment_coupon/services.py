@@ -45,7 +45,9 @@ class InsufficientBalanceError(PaymentRejectedError):
 
 def create_user(conn: Connection, name: str, money: int) -> int:
     return int(
-        conn.execute(text("INSERT INTO t_user (uname, money) VALUES (:n, :m)"), {"n": name, "m": money}).lastrowid
+        conn.execute(
+            text("INSERT INTO t_user (uname, money) VALUES (:n, :m)"), {"n": name, "m": money}
+        ).lastrowid
     )
 
 
@@ -61,10 +63,14 @@ def pay(conn: Connection, uid: int, money: int) -> int:
         text("UPDATE t_user SET money = money - :m WHERE uid = :u AND money >= :m"), {"m": money, "u": uid}
     ).rowcount
     if deducted != 1:
-        balance = conn.execute(text("SELECT money FROM t_user WHERE uid = :u"), {"u": uid}).scalar_one_or_none()
+        balance = conn.execute(
+            text("SELECT money FROM t_user WHERE uid = :u"), {"u": uid}
+        ).scalar_one_or_none()
         if balance is None:
             raise UnknownUserError(f"payment rejected: user {uid} does not exist")
-        raise InsufficientBalanceError(f"payment rejected: user {uid} has balance {balance}, cannot pay {money}")
+        raise InsufficientBalanceError(
+            f"payment rejected: user {uid} has balance {balance}, cannot pay {money}"
+        )
     return int(
         conn.execute(
             text("INSERT INTO t_user_coupon_tran (uid, coupon_money, status) VALUES (:u, :m, :s)"),

@@ -103,8 +103,12 @@ class CouponService:
                 inbound = to_inbound(raw)
                 if inbound is None:
                     stats.malformed += 1
-                    log.error("coupon service: %s[%s]@%s has no message id; skipped", raw.topic(),
-                              raw.partition(), raw.offset())
+                    log.error(
+                        "coupon service: %s[%s]@%s has no message id; skipped",
+                        raw.topic(),
+                        raw.partition(),
+                        raw.offset(),
+                    )
                     continue
                 event = ReceivedEvent(
                     inbound.message_id,

@@ -53,15 +53,19 @@ def register(count: int) -> None:
     with engine.connect() as conn:
         events = conn.execute(text("SELECT COUNT(*) FROM EventPublish")).scalar_one()
     engine.dispose()
-    print(f"user service: {count} users (user row + USER_CREATED in one transaction), every 5th then "
-          f"deactivated (USER_DEACTIVATED); {events} EventPublish rows")
+    print(
+        f"user service: {count} users (user row + USER_CREATED in one transaction), every 5th then "
+        f"deactivated (USER_DEACTIVATED); {events} EventPublish rows"
+    )
 
 
 def redeliver() -> None:
     """What a relay crash after the broker's ack but before marking PUBLISHED leaves behind."""
     engine = make_engine(db_url())
     with engine.begin() as conn:
-        reset = conn.execute(text("UPDATE EventPublish SET status = 'NEW' WHERE status = 'PUBLISHED'")).rowcount
+        reset = conn.execute(
+            text("UPDATE EventPublish SET status = 'NEW' WHERE status = 'PUBLISHED'")
+        ).rowcount
     engine.dispose()
     print(f"set {reset} PUBLISHED events back to NEW: the next relay run publishes each a second time")
 
@@ -69,25 +73,37 @@ def redeliver() -> None:
 def crash() -> None:
     """Run the coupon service as a real process that SIGKILLs itself after recording its first batch."""
     done = subprocess.run(
-        [sys.executable, "-m", "outbox_examples.user_coupon.coupon_service", "--group", GROUP, "--die-after-record"],
+        [
+            sys.executable,
+            "-m",
+            "outbox_examples.user_coupon.coupon_service",
+            "--group",
+            GROUP,
+            "--die-after-record",
+        ],
         capture_output=True,
         text=True,
         timeout=180,
     )
     if done.returncode != -signal.SIGKILL:
-        sys.exit(f"coupon service was expected to die by SIGKILL, exit code {done.returncode}:\n{done.stderr}")
+        sys.exit(
+            f"coupon service was expected to die by SIGKILL, exit code {done.returncode}:\n{done.stderr}"
+        )
     engine = make_engine(db_url())
     with engine.connect() as conn:
         left_new = conn.execute(text("SELECT COUNT(*) FROM EventProcess WHERE status = 'NEW'")).scalar_one()
         coupons = conn.execute(text("SELECT COUNT(*) FROM coupon")).scalar_one()
     engine.dispose()
     _save(killed=True, left_new=left_new)
-    print(f"coupon service killed -9 after recording: {left_new} events NEW in EventProcess, {coupons} coupons")
+    print(
+        f"coupon service killed -9 after recording: {left_new} events NEW in EventProcess, {coupons} coupons"
+    )
 
 
 def report() -> int:
     engine = make_engine(db_url())
     with engine.connect() as conn:
+
         def one(sql: str) -> int:
             return int(conn.execute(text(sql)).scalar_one())
 
@@ -95,11 +111,15 @@ def report() -> int:
         deactivated = one("SELECT COUNT(*) FROM app_user WHERE status = 'DEACTIVATED'")
         event_ids = {str(r[0]) for r in conn.execute(text("SELECT id FROM EventPublish"))}
         still_new = one("SELECT COUNT(*) FROM EventPublish WHERE status = 'NEW'")
-        processed = {str(r[0]) for r in conn.execute(text("SELECT id FROM EventProcess WHERE status = 'PROCESSED'"))}
+        processed = {
+            str(r[0]) for r in conn.execute(text("SELECT id FROM EventProcess WHERE status = 'PROCESSED'"))
+        }
         failed = one("SELECT COUNT(*) FROM EventProcess WHERE status = 'FAILED'")
         coupons = one("SELECT COUNT(*) FROM coupon")
         revoked = one("SELECT COUNT(*) FROM coupon WHERE status = 'REVOKED'")
-        dup_effects = one("SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM coupon GROUP BY user_id) x")
+        dup_effects = one(
+            "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) n FROM coupon GROUP BY user_id) x"
+        )
         order_violations = one(
             "SELECT COUNT(*) FROM app_user u LEFT JOIN coupon c ON c.user_id = u.user_id "
             "WHERE c.status IS NULL OR (u.status = 'DEACTIVATED') <> (c.status = 'REVOKED')"

@@ -102,7 +102,12 @@ def record_event(conn: Connection, event: ReceivedEvent) -> bool:
                     "INSERT INTO EventProcess (id, status, payload, eventType, aggregateId) "
                     "VALUES (:id, 'NEW', :payload, :type, :agg)"
                 ),
-                {"id": event.event_id, "payload": event.payload, "type": event.event_type, "agg": event.user_key},
+                {
+                    "id": event.event_id,
+                    "payload": event.payload,
+                    "type": event.event_type,
+                    "agg": event.user_key,
+                },
             )
     except IntegrityError as exc:
         if is_duplicate_on(exc, "PRIMARY"):
