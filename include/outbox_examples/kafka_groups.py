@@ -1,26 +1,58 @@
-"""Start a demo consumer group at the end of a topic that earlier demo runs already filled."""
+"""Move a demo consumer group past what earlier demo runs left on a topic."""
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, TopicPartition
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from outbox_examples.demo_support import bootstrap
 
 
-def start_group_at_end(topic: str, group: str) -> int:
-    """Commit ``group``'s offsets at the current end of every partition of ``topic`` (if it exists), so
-    a fresh demo database is fed only this run's events, not those of earlier runs; returns the
-    number of partitions moved."""
-    consumer = Consumer({"bootstrap.servers": bootstrap(), "group.id": group, "enable.auto.commit": False})
+def skip_to_end(topic: str, group: str, timeout_seconds: float = 60) -> int:
+    """Read ``group``'s backlog on ``topic`` up to the end of every partition, without processing it,
+    and commit: a fresh demo database is then fed only this run's messages. Returns the messages skipped.
+
+    The group itself reads to end-of-partition because the broker's reported high watermark can lag
+    the last batch, so committing "the watermark" would replay part of an earlier run.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap(),
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:
-            return 0  # not created yet: the relay's ensure_topics creates it, the group starts at offset 0
-        ends = [
-            TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
-            for p in meta.partitions
-        ]
-        consumer.commit(offsets=ends, asynchronous=False)
-        return len(ends)
+            return 0  # not created yet: the relay's ensure_topics creates it, the group starts at 0
+        consumer.subscribe([topic])
+        skipped, at_end, deadline = 0, set(), time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is None:
+                skipped += 1
+                at_end.discard(message.partition())
+            elif error.code() == KafkaError._PARTITION_EOF:
+                at_end.add(message.partition())
+                assigned = {tp.partition for tp in consumer.assignment()}
+                if assigned and assigned <= at_end:
+                    break
+        else:
+            raise TimeoutError(f"group {group} did not reach the end of {topic} in {timeout_seconds:g}s")
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                raise
+        return skipped
     finally:
         consumer.close()

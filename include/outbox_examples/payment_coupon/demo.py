@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from outbox_examples.dbsetup import SQL_DIR, apply_ddl, recreate_database
 from outbox_examples.demo_support import bootstrap, db_url, print_summary, read_back, server_url
-from outbox_examples.kafka_groups import start_group_at_end
+from outbox_examples.kafka_groups import skip_to_end
 from outbox_examples.payment_coupon.services import (
     COUPON_TOPIC,
     RESULT_TOPIC,
@@ -54,9 +54,13 @@ def setup(payments: int) -> None:
     balance = max(100, payments * 25 // USERS)
     with engine.begin() as conn:
         users = [create_user(conn, f"user-{i}", balance) for i in range(USERS)]
+        # Message ids are derived from tid ('payments:t_user_coupon_tran:<tid>'). A real table never
+        # restarts its AUTO_INCREMENT; this recreated one would, and repeat earlier runs' ids on the
+        # topic, so each run starts its tids where no earlier run reached (a table option, not a change).
+        conn.execute(text(f"ALTER TABLE t_user_coupon_tran AUTO_INCREMENT = {int(time.time()) * 1000}"))
     engine.dispose()
     ensure_topics(AdminClient({"bootstrap.servers": bootstrap()}), {RESULT_TOPIC: 1}, replication_factor=1)
-    start_group_at_end(COUPON_TOPIC, GROUP)
+    skip_to_end(COUPON_TOPIC, GROUP)
     STATE.parent.mkdir(parents=True, exist_ok=True)
     STATE.write_text(json.dumps({"started": time.time(), "users": users, "total_money": balance * USERS}))
 

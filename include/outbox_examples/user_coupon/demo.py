@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from outbox_examples.dbsetup import SQL_DIR, apply_ddl, recreate_database
 from outbox_examples.demo_support import db_url, print_summary, read_back, server_url
-from outbox_examples.kafka_groups import start_group_at_end
+from outbox_examples.kafka_groups import skip_to_end
 from outbox_examples.user_coupon import coupon_service
 from outbox_examples.user_coupon.services import USER_TOPIC, register_users
 from outbox_relay.db import make_engine
@@ -42,7 +42,7 @@ def setup() -> None:
     apply_ddl(engine)  # the project DDL: outbox_relay_attempt keeps EventPublish's retry state
     apply_ddl(engine, SQL_DIR / "examples" / "user_coupon.sql")
     engine.dispose()
-    start_group_at_end(USER_TOPIC, GROUP)
+    skip_to_end(USER_TOPIC, GROUP)
     STATE.parent.mkdir(parents=True, exist_ok=True)
     STATE.write_text(json.dumps({"started": time.time(), "killed": False, "left_new": 0}))
 
