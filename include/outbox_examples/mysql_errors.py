@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 DUPLICATE_ENTRY = 1062
@@ -22,3 +23,16 @@ def is_duplicate_on(exc: IntegrityError, key_name: str) -> bool:
         return False
     match = re.search(r"for key '(?:[^'.]*\.)?([^'.]+)'\s*$", str(args[1]))
     return match is not None and match.group(1) == key_name
+
+
+def insert_once(conn: Connection, statement: str, params: dict[str, Any], key_name: str) -> bool:
+    """Run an INSERT in a savepoint; False when it hit ``key_name`` (the row is already there: done before),
+    True when inserted. Any other error rolls the savepoint back and is raised."""
+    try:
+        with conn.begin_nested():
+            conn.execute(text(statement), params)
+    except IntegrityError as exc:
+        if is_duplicate_on(exc, key_name):
+            return False
+        raise
+    return True

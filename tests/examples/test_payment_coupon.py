@@ -4,18 +4,16 @@ activity service -> t_coupon, every message delivered twice."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from confluent_kafka import Consumer
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
+from outbox_examples.kafka_groups import group_consumer
 from outbox_examples.mysql_errors import is_duplicate_on
 from outbox_examples.payment_coupon.services import (
     TID_UNIQUE_KEY,
@@ -28,8 +26,7 @@ from outbox_examples.payment_coupon.services import (
 )
 from outbox_relay.consumer import ConsumeStats
 from outbox_relay.publisher import KafkaPublisher
-from tests.conftest import BOOTSTRAP, ROOT
-from tests.examples.coupon_support import demo_figures, demo_script, example_config, with_example_tables
+from tests.examples.coupon_support import example_config, run_demo, with_example_tables
 from tests.integration.kafka_tools import create_topics, producer, read_all
 from tests.integration.outbox_rows import run_relay
 
@@ -43,17 +40,7 @@ def engine(db_engine: Engine) -> Engine:
 
 
 def _listen(engine: Engine, topic: str, results: str) -> ConsumeStats:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": BOOTSTRAP,
-            "group.id": f"activity-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
-    )
-    consumer.subscribe([topic])
+    consumer = group_consumer(f"activity-{uuid.uuid4().hex[:8]}", topic)
     publisher = KafkaPublisher(producer(), 30)
     try:
         return CouponListener(engine, consumer, publisher, results).run(
@@ -182,24 +169,7 @@ def test_rejected_payments_leave_no_outbox_row_and_concurrent_payments_cannot_ov
 
 @pytest.mark.airflow
 def test_demo_script_prints_no_loss_and_no_duplicate_coupons() -> None:
-    env = {
-        **os.environ,
-        "DEMO_PAYMENTS": "120",
-        "DEMO_DB": f"outbox_demo_pc_t{os.getpid()}",
-        "DEMO_STATE": str(ROOT / ".run" / "demo-test-state-payment_coupon.json"),
-    }
-    for key in [k for k in env if k.startswith("AIRFLOW")]:
-        del env[key]
-    done = subprocess.run(
-        ["bash", str(demo_script("payment_coupon"))],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    figures = demo_figures(done.stdout)
+    figures = run_demo("payment_coupon", DEMO_PAYMENTS="120")
     paid, rejected = int(figures["payments accepted"]), int(figures["payments rejected (no outbox row)"])
     assert paid + rejected == 120 and paid > 0 and rejected > 0
     assert figures["outbox rows written"] == str(paid)

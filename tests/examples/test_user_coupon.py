@@ -8,9 +8,7 @@ and processing; the restarted service still issues exactly one coupon per user, 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,12 +27,10 @@ from outbox_examples.user_coupon.services import (
     register_users,
 )
 from outbox_examples.user_coupon.uuid7 import Uuid7Generator
-from tests.conftest import ROOT
 from tests.examples.coupon_support import (
-    demo_figures,
-    demo_script,
     example_config,
     printed_stats,
+    run_demo,
     run_module,
     with_example_tables,
 )
@@ -161,24 +157,7 @@ def test_uuid7_ids_sort_in_creation_order_even_when_the_clock_steps_back() -> No
 
 @pytest.mark.airflow
 def test_demo_script_prints_no_loss_and_no_duplicate_coupons() -> None:
-    env = {
-        **os.environ,
-        "DEMO_USERS": "60",
-        "DEMO_DB": f"outbox_demo_uc_t{os.getpid()}",
-        "DEMO_STATE": str(ROOT / ".run" / "demo-test-state-user_coupon.json"),
-    }
-    for key in [k for k in env if k.startswith("AIRFLOW")]:
-        del env[key]
-    done = subprocess.run(
-        ["bash", str(demo_script("user_coupon"))],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    figures = demo_figures(done.stdout)
+    figures = run_demo("user_coupon", DEMO_USERS="60")
     assert figures["users registered"] == "60"
     assert figures["events written"] == "72"
     assert figures["published (distinct ids on topic)"] == "72"

@@ -10,16 +10,15 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import create_engine, text
 
 from outbox_examples.dbsetup import SQL_DIR, apply_ddl, recreate_database
+from outbox_examples.demo_state import DemoState
 from outbox_examples.demo_support import bootstrap, db_url, print_summary, read_back, server_url
-from outbox_examples.kafka_groups import skip_to_end
+from outbox_examples.kafka_groups import group_consumer, skip_to_end
 from outbox_examples.payment_coupon.services import (
     COUPON_TOPIC,
     RESULT_TOPIC,
@@ -34,16 +33,7 @@ from outbox_relay.topics import ensure_topics
 GROUP = "activity-service"
 USERS = 20
 UNKNOWN_USER = 999_999  # payments for it must be rejected
-STATE = Path(os.environ.get("DEMO_STATE", ".run/demo-state-payment_coupon.json"))
-
-
-def _state() -> dict[str, Any]:
-    state: dict[str, Any] = json.loads(STATE.read_text())
-    return state
-
-
-def _save(**changes: Any) -> None:
-    STATE.write_text(json.dumps({**_state(), **changes}))
+STATE = DemoState("payment_coupon")
 
 
 def setup(payments: int) -> None:
@@ -61,15 +51,14 @@ def setup(payments: int) -> None:
     engine.dispose()
     ensure_topics(AdminClient({"bootstrap.servers": bootstrap()}), {RESULT_TOPIC: 1}, replication_factor=1)
     skip_to_end(COUPON_TOPIC, GROUP)
-    STATE.parent.mkdir(parents=True, exist_ok=True)
-    STATE.write_text(json.dumps({"started": time.time(), "users": users, "total_money": balance * USERS}))
+    STATE.start(users=users, total_money=balance * USERS)
 
 
 def pay(count: int) -> None:
     engine = make_engine(db_url())
-    run = run_payments(engine, [*_state()["users"], UNKNOWN_USER], count, max_amount=60)
+    run = run_payments(engine, [*STATE.read()["users"], UNKNOWN_USER], count, max_amount=60)
     engine.dispose()
-    _save(rejected=len(run.rejected))
+    STATE.update(rejected=len(run.rejected))
     unknown = [r for r in run.rejected if "does not exist" in r]
     short = [r for r in run.rejected if "does not exist" not in r]
     print(
@@ -91,29 +80,19 @@ def redeliver() -> None:
 
 def activity() -> None:
     engine = make_engine(db_url())
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap(),
-            "group.id": GROUP,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
-    )
-    consumer.subscribe([COUPON_TOPIC])
+    consumer = group_consumer(GROUP, COUPON_TOPIC)
     results = KafkaPublisher(
         Producer({"bootstrap.servers": bootstrap(), "enable.idempotence": True, "acks": "all"}), 30
     )
     stats = CouponListener(engine, consumer, results).run(time_budget_seconds=180, idle_seconds=3)
     consumer.close()
     engine.dispose()
-    _save(already_granted=stats.duplicates, answered_failed=stats.failed)
+    STATE.update(already_granted=stats.duplicates, answered_failed=stats.failed)
     print(f"activity service: {json.dumps({k: v for k, v in stats.as_dict().items() if k != 'errors'})}")
 
 
 def report() -> int:
-    state = _state()
+    state = STATE.read()
     engine = make_engine(db_url())
     with engine.connect() as conn:
 
@@ -156,7 +135,7 @@ def report() -> int:
         ("duplicate business effects (must be 0)", dup_effects),
         ("per-user order violations (must be 0)", order_violations),
         ("money conserved", "yes" if money == state["total_money"] else f"NO ({money})"),
-        ("elapsed", f"{time.time() - state['started']:.1f}s"),
+        ("elapsed", STATE.elapsed()),
     ]
     print_summary("payment -> cash-back coupon (legacy table)", table)
     ok = lost == dup_effects == order_violations == wrong_amounts == 0 and money == state["total_money"]

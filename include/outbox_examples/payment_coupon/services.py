@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import IntegrityError
 
-from outbox_examples.mysql_errors import is_duplicate_on
+from outbox_examples.mysql_errors import insert_once
 from outbox_relay.consumer import ConsumeStats, Handler, IdempotentConsumer, InboundMessage
 from outbox_relay.publisher import KafkaPublisher
 
@@ -125,15 +124,13 @@ class CouponListener(IdempotentConsumer):
     def _grant_handler(self) -> Handler:
         def grant(conn: Connection, message: InboundMessage) -> None:
             uid, money, tid = parse_coupon_message(message)
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        text("INSERT INTO t_coupon (cmoney, uid, tid) VALUES (:m, :u, :t)"),
-                        {"m": money, "u": uid, "t": tid},
-                    )
-            except IntegrityError as exc:
-                if not is_duplicate_on(exc, TID_UNIQUE_KEY):
-                    raise  # NOT NULL, another key, ...: a real error, answered FAILED
+            granted = insert_once(
+                conn,
+                "INSERT INTO t_coupon (cmoney, uid, tid) VALUES (:m, :u, :t)",
+                {"m": money, "u": uid, "t": tid},
+                TID_UNIQUE_KEY,  # any other error (NOT NULL, another key, ...) is raised: answered FAILED
+            )
+            if not granted:
                 log.info("activity: coupon for tid=%s already granted; redelivery acknowledged", tid)
                 self._already_granted = True
 

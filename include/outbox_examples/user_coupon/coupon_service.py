@@ -26,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from sqlalchemy import Engine
 
-from outbox_examples.demo_support import bootstrap, db_url
+from outbox_examples.demo_support import db_url
+from outbox_examples.kafka_groups import group_consumer
 from outbox_examples.user_coupon.services import (
     USER_TOPIC,
     ProcessStats,
@@ -135,22 +136,6 @@ class CouponService:
         stats.failed += result.failed
 
 
-def make_consumer(topic: str, group: str) -> Consumer:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap(),
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
-    )
-    consumer.subscribe([topic])
-    return consumer
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m outbox_examples.user_coupon.coupon_service")
     parser.add_argument("--topic", default=USER_TOPIC)
@@ -162,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     engine = make_engine(args.db_url or db_url())
-    consumer = make_consumer(args.topic, args.group)
+    consumer = group_consumer(args.group, args.topic, **{"enable.partition.eof": True})
     stats = CouponService(engine, consumer, args.die_after_record).run(args.budget, args.idle)
     consumer.close()
     engine.dispose()

@@ -6,18 +6,15 @@ Usage: python -m outbox_examples.user_coupon.demo setup|register N|redeliver|cra
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy import create_engine, text
 
 from outbox_examples.dbsetup import SQL_DIR, apply_ddl, recreate_database
+from outbox_examples.demo_state import DemoState
 from outbox_examples.demo_support import db_url, print_summary, read_back, server_url
 from outbox_examples.kafka_groups import skip_to_end
 from outbox_examples.user_coupon import coupon_service
@@ -25,16 +22,7 @@ from outbox_examples.user_coupon.services import USER_TOPIC, register_users
 from outbox_relay.db import make_engine
 
 GROUP = "coupon-service"
-STATE = Path(os.environ.get("DEMO_STATE", ".run/demo-state-user_coupon.json"))
-
-
-def _state() -> dict[str, Any]:
-    state: dict[str, Any] = json.loads(STATE.read_text())
-    return state
-
-
-def _save(**changes: Any) -> None:
-    STATE.write_text(json.dumps({**_state(), **changes}))
+STATE = DemoState("user_coupon")
 
 
 def setup() -> None:
@@ -43,8 +31,7 @@ def setup() -> None:
     apply_ddl(engine, SQL_DIR / "examples" / "user_coupon.sql")
     engine.dispose()
     skip_to_end(USER_TOPIC, GROUP)
-    STATE.parent.mkdir(parents=True, exist_ok=True)
-    STATE.write_text(json.dumps({"started": time.time(), "killed": False, "left_new": 0}))
+    STATE.start(killed=False, left_new=0)
 
 
 def register(count: int) -> None:
@@ -94,7 +81,7 @@ def crash() -> None:
         left_new = conn.execute(text("SELECT COUNT(*) FROM EventProcess WHERE status = 'NEW'")).scalar_one()
         coupons = conn.execute(text("SELECT COUNT(*) FROM coupon")).scalar_one()
     engine.dispose()
-    _save(killed=True, left_new=left_new)
+    STATE.update(killed=True, left_new=left_new)
     print(
         f"coupon service killed -9 after recording: {left_new} events NEW in EventProcess, {coupons} coupons"
     )
@@ -127,7 +114,7 @@ def report() -> int:
     engine.dispose()
     landed = read_back(USER_TOPIC, event_ids)
     lost = len(event_ids - processed)  # end to end: written by the user service, never processed
-    state = _state()
+    state = STATE.read()
     table = [
         ("users registered", users),
         ("users deactivated", deactivated),
@@ -144,7 +131,7 @@ def report() -> int:
         ("lost (must be 0)", lost),
         ("duplicate business effects (must be 0)", dup_effects),
         ("per-user order violations (must be 0)", order_violations),
-        ("elapsed", f"{time.time() - state['started']:.1f}s"),
+        ("elapsed", STATE.elapsed()),
     ]
     print_summary("user registration -> welcome coupon", table)
     return 0 if lost == 0 and dup_effects == 0 and order_violations == 0 and failed == 0 else 1

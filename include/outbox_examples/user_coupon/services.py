@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from outbox_examples.mysql_errors import is_duplicate_on
+from outbox_examples.mysql_errors import insert_once
 from outbox_examples.user_coupon.uuid7 import uuid7
 from outbox_relay.repository import truncate_error
 
@@ -95,37 +95,23 @@ class ReceivedEvent:
 
 def record_event(conn: Connection, event: ReceivedEvent) -> bool:
     """Record one received event as NEW; False when this event id was recorded before (a redelivery)."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                text(
-                    "INSERT INTO EventProcess (id, status, payload, eventType, aggregateId) "
-                    "VALUES (:id, 'NEW', :payload, :type, :agg)"
-                ),
-                {
-                    "id": event.event_id,
-                    "payload": event.payload,
-                    "type": event.event_type,
-                    "agg": event.user_key,
-                },
-            )
-    except IntegrityError as exc:
-        if is_duplicate_on(exc, "PRIMARY"):
-            return False
-        raise
-    return True
+    return insert_once(
+        conn,
+        "INSERT INTO EventProcess (id, status, payload, eventType, aggregateId) "
+        "VALUES (:id, 'NEW', :payload, :type, :agg)",
+        {"id": event.event_id, "payload": event.payload, "type": event.event_type, "agg": event.user_key},
+        "PRIMARY",
+    )
 
 
 def _issue_coupon(conn: Connection, user_id: int, event_id: str) -> None:
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                text("INSERT INTO coupon (user_id, amount, event_id) VALUES (:u, :a, :e)"),
-                {"u": user_id, "a": WELCOME_COUPON, "e": event_id},
-            )
-    except IntegrityError as exc:
-        if not is_duplicate_on(exc, "uq_coupon_user"):
-            raise
+    issued = insert_once(
+        conn,
+        "INSERT INTO coupon (user_id, amount, event_id) VALUES (:u, :a, :e)",
+        {"u": user_id, "a": WELCOME_COUPON, "e": event_id},
+        "uq_coupon_user",
+    )
+    if not issued:
         log.info("user %s already has a coupon; event %s issues none", user_id, event_id)
 
 
