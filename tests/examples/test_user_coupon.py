@@ -167,3 +167,21 @@ def test_demo_script_prints_no_loss_and_no_duplicate_coupons() -> None:
     assert figures["lost (must be 0)"] == "0"
     assert figures["duplicate business effects (must be 0)"] == "0"
     assert figures["per-user order violations (must be 0)"] == "0"
+
+
+def test_why_uuid7_random_ids_would_let_the_relay_publish_a_users_events_out_of_order(
+    engine: Engine, topic_name: Callable[[str], str]
+) -> None:
+    """The relay claims in primary-key order: two waiting events of one user whose random ids sort
+    the wrong way round go out deactivation-first. (The services use uuid7(), which cannot do this.)"""
+    topic = topic_name("users")
+    create_topics(topic)
+    insert = text(
+        "INSERT INTO EventPublish (id, payload, eventType, aggregateId) VALUES (:id, '{\"user_id\": 1}', :t, '1')"
+    )
+    with engine.begin() as conn:  # written in this order, but a v4 id can sort either way
+        conn.execute(insert, {"id": "f" + str(uuid.uuid4())[1:], "t": USER_CREATED})
+    with engine.begin() as conn:
+        conn.execute(insert, {"id": "0" + str(uuid.uuid4())[1:], "t": USER_DEACTIVATED})
+    run_relay(example_config("user_coupon", "users", topic), engine)
+    assert [r.headers["outbox-event-type"] for r in read_all(topic)] == [USER_DEACTIVATED, USER_CREATED]
