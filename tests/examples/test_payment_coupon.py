@@ -110,6 +110,7 @@ def test_only_a_duplicate_tid_counts_as_done_every_other_error_is_answered_faile
         "m-no-tid": {"uid": 1, "coupon_money": 5},
         "m-ok": {"uid": 1, "coupon_money": 5, "tid": 902},
         "m-same-tid-again": {"uid": 1, "coupon_money": 5, "tid": 902},
+        "m-same-tid-other-user": {"uid": 2, "coupon_money": 5, "tid": 902},
     }
     p = producer()
     for mid, body in bodies.items():
@@ -120,11 +121,13 @@ def test_only_a_duplicate_tid_counts_as_done_every_other_error_is_answered_faile
 
     stats = _listen(engine, topic, results)
 
-    assert (stats.processed, stats.duplicates, stats.failed) == (1, 1, 2)
+    assert (stats.processed, stats.duplicates, stats.failed) == (1, 1, 3)
     answers = {mid: v[-1] for mid, v in _answers(results).items()}
     assert answers["m-ok"]["status"] == answers["m-same-tid-again"]["status"] == "SUCCESS"
     assert answers["m-null-uid"]["status"] == "FAILED" and "1048" in answers["m-null-uid"]["error"]
     assert answers["m-no-tid"]["status"] == "FAILED" and "lacks ['tid']" in answers["m-no-tid"]["error"]
+    assert answers["m-same-tid-other-user"]["status"] == "FAILED"
+    assert "tid 902 was already granted to uid 1" in answers["m-same-tid-other-user"]["error"]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT tid FROM t_coupon")).scalars().all() == [902]
         cid = conn.execute(text("SELECT cid FROM t_coupon")).scalar_one()

@@ -111,6 +111,16 @@ def parse_coupon_message(message: InboundMessage) -> tuple[int, int, int]:
     return body["uid"], body["coupon_money"], body["tid"]
 
 
+def _check_same_grant(conn: Connection, uid: int, money: int, tid: int) -> None:
+    """A redelivery carries the same uid and amount; a different one under the same tid is a conflict."""
+    granted = conn.execute(text("SELECT uid, cmoney FROM t_coupon WHERE tid = :t"), {"t": tid}).one()
+    if (granted.uid, granted.cmoney) != (uid, money):
+        raise ValueError(
+            f"tid {tid} was already granted to uid {granted.uid} with {granted.cmoney}; "
+            f"this message says uid {uid} with {money}"
+        )
+
+
 class CouponListener(IdempotentConsumer):
     """The activity service: ``IdempotentConsumer``'s loop, answers and commit discipline, but deduped
     by the business table's unique key (``t_coupon.tid``) instead of an inbox table."""
@@ -131,6 +141,7 @@ class CouponListener(IdempotentConsumer):
                 TID_UNIQUE_KEY,  # any other error (NOT NULL, another key, ...) is raised: answered FAILED
             )
             if not granted:
+                _check_same_grant(conn, uid, money, tid)
                 log.info("activity: coupon for tid=%s already granted; redelivery acknowledged", tid)
                 self._already_granted = True
 
