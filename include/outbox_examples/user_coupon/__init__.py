@@ -1,0 +1,1 @@
+"""User registration -> welcome coupon: the event-table pattern (EventPublish / EventProcess)."""
