@@ -88,3 +88,14 @@ def test_backfill_runs_get_their_data_interval_as_window() -> None:
     )
     scheduled = {**backfill, "dag_run": SimpleNamespace(run_type="scheduled")}
     assert window_for(scheduled, config) is None
+
+
+def test_a_low_latency_service_gets_a_continuous_relay_dag(services_dir: Path) -> None:
+    (services_dir / "fastlane.yaml").write_text(
+        'topic: fast.events\nschedule: "@continuous"\npoll_interval_seconds: 0.2\ntime_budget_seconds: 600\n'
+    )
+    bag = _dagbag(ROOT / "dags")
+    assert bag.import_errors == {}  # type: ignore[attr-defined]
+    relay = bag.dags["outbox_fastlane_relay"]  # type: ignore[attr-defined]
+    assert type(relay.timetable).__name__ == "ContinuousTimetable"
+    assert relay.max_active_runs == 1  # Airflow requires it for @continuous; a run polls until its budget

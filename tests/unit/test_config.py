@@ -58,6 +58,9 @@ def test_given_columns_replace_the_standard_mapping() -> None:
         ("topic: t\nschedule: 'every minute'\n", "schedule", "neither a cron expression"),
         ("columns: {id: id, status: s, payload: p}\nretention: null\n", "(top level)", "set 'topic'"),
         ("topic: t\nconfirmation: {}\n", "confirmation.topic", "required field is missing"),
+        ("topic: t\npoll_interval_seconds: 0\n", "poll_interval_seconds", "greater than 0"),
+        ("topic: t\npoll_interval_seconds: 120\n", "poll_interval_seconds", "less than or equal to 60"),
+        ("topic: t\npipelining: maybe\n", "pipelining", "valid boolean"),
     ],
 )
 def test_bad_fields_are_named(tmp_path: Path, body: str, field: str, words: str) -> None:
