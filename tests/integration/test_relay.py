@@ -313,47 +313,6 @@ def test_a_busy_table_skips_a_scheduled_run_and_fails_a_backfill_run(
     assert run_relay(config, db_engine).published == 1  # the lock died with the other connection
 
 
-def test_a_relay_killed_mid_batch_leaves_no_stuck_claim_and_the_next_run_converges(
-    db_engine: Engine,
-    topic_name: Callable[[str], str],
-    service_config: Callable[..., ServiceConfig],
-    tmp_path: Any,
-) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import ROOT
-
-    topic = topic_name("crash")
-    create_topics(topic)
-    ids = insert_rows(db_engine, topic, [f"k{i % 5}" for i in range(120)])
-    flag = tmp_path / "acked"
-    url = db_engine.url.render_as_string(hide_password=False)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.crashing_relay", url, topic, str(flag)], cwd=ROOT
-    )
-    deadline = time.monotonic() + 60
-    while not flag.exists():
-        assert child.poll() is None and time.monotonic() < deadline, (
-            "the doomed relay never got its batch acked"
-        )
-        time.sleep(0.1)
-    child.send_signal(signal.SIGKILL)
-    child.wait(10)
-    assert flag.read_text() == "50" and set(statuses(db_engine).values()) == {"NEW"}  # acked, but not marked
-
-    stats = run_relay(service_config(topic=topic, batch_size=50, relay_lock_wait_seconds=10), db_engine)
-
-    assert stats.published == 120 and set(statuses(db_engine).values()) == {"SENT"}
-    records = read_all(topic)
-    published = [r.headers["outbox-message-id"] for r in records]
-    assert (
-        set(published) == set(ids) and len(published) == 170
-    )  # the killed batch went out twice: at-least-once
-
-
 def test_rows_naming_an_unregistered_or_invalid_topic_fail_alone(
     db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
 ) -> None:
