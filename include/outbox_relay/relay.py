@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
-from outbox_relay.config import ServiceConfig
+from outbox_relay.config import ServiceConfig, check_topic
 from outbox_relay.models import Failure, OutboxRow, RunStats, Window
 from outbox_relay.publisher import (
     HEADER_ERROR,
@@ -46,6 +47,10 @@ class RunRequest:
 
 class RelayLockBusyError(RuntimeError):
     """A backfill run could not get its turn on the table in time."""
+
+
+class RelayDatabaseError(RuntimeError):
+    """The database failed mid-run (connection killed, server gone): the unfinished batch rolled back."""
 
 
 class OutboxRelay:
@@ -80,6 +85,12 @@ class OutboxRelay:
                 return self._lock_busy(request, stats)
             try:
                 self._drain(conn, request, stats, started, budget)
+            except DBAPIError as exc:
+                raise RelayDatabaseError(
+                    f"service {self.config.service}: database error while relaying {self.config.table} "
+                    f"({exc.orig}); the unfinished batch was not marked SENT, so its rows stay NEW and the "
+                    f"next run re-publishes them (at-least-once). Stats so far: {stats.as_dict()}"
+                ) from exc
             finally:
                 self.repo.release_relay_lock(conn)
         stats.elapsed_seconds = round(self.clock() - started, 3)
@@ -177,6 +188,7 @@ class OutboxRelay:
             raise ValueError("row has no topic and the service has no default topic")
         if self.config.topics and row.topic not in self.config.all_topics:
             raise ValueError(f"topic {row.topic!r} is not one of the service's registered topics")
+        check_topic(row.topic)  # before producing: a broker rejection arrives too late to hold its key
         key = None if row.key is None else str(row.key).encode()
         headers = build_headers(row, self.config.service, self.config.table, replay)
         return OutboundMessage(row, row.topic, key, encode_body(row, self.config.payload.format), headers)

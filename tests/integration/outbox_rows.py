@@ -50,7 +50,11 @@ def relay_publisher(config: ServiceConfig, bootstrap: str = BOOTSTRAP) -> KafkaP
 
 
 def run_relay(
-    config: ServiceConfig, engine: Engine, run_id: str = "test_run", bootstrap: str = BOOTSTRAP, **request: Any
+    config: ServiceConfig,
+    engine: Engine,
+    run_id: str = "test_run",
+    bootstrap: str = BOOTSTRAP,
+    **request: Any,
 ) -> RunStats:
     publisher = relay_publisher(config, bootstrap)
     return OutboxRelay(config, engine, publisher).run(RunRequest(run_id=run_id, **request))
