@@ -94,7 +94,7 @@ def main() -> None:
     else:
         relay = OutboxRelay(config, engine, _publisher(spec, config))
         stats = relay.run(RunRequest(run_id=spec.get("run_id", "proc")))
-    print(json.dumps(stats.as_dict()))
+    print(json.dumps({**stats.as_dict(), "host_time": time.time()}))
 
 
 if __name__ == "__main__":
