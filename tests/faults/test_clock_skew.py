@@ -36,14 +36,20 @@ def test_a_skewed_relay_host_follows_the_database_clock(
     day = 86400
     with db_engine.begin() as conn:
         conn.execute(
-            text("UPDATE outbox_message SET attempts = 1, next_attempt_at = NOW(6) + INTERVAL 5 MINUTE WHERE message_id = :m"),
+            text(
+                "UPDATE outbox_message SET attempts = 1, next_attempt_at = NOW(6) + INTERVAL 5 MINUTE "
+                "WHERE message_id = :m"
+            ),
             {"m": backing_off},
-        )  # fmt: skip
+        )
         for mid, age in ((expired, 7 * day + 300), (not_yet, 7 * day - 300)):  # 5 minutes either side
             conn.execute(
-                text("UPDATE outbox_message SET status = 'SENT', updated_at = NOW(6) - INTERVAL :s SECOND WHERE message_id = :m"),
+                text(
+                    "UPDATE outbox_message SET status = 'SENT', updated_at = NOW(6) - INTERVAL :s SECOND "
+                    "WHERE message_id = :m"
+                ),
                 {"s": age, "m": mid},
-            )  # fmt: skip
+            )
     document = config_document(topic, threshold_seconds=60, retention={"days": 7})
 
     started = time.time()

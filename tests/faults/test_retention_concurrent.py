@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 
 from outbox_relay.db import make_engine
+from outbox_relay.repository import expanding
 from outbox_relay.retention import RetentionCleaner
 from tests.faults.conftest import Broker
 from tests.faults.history import check_history
@@ -58,9 +59,13 @@ def test_retention_alongside_the_relay_deletes_only_expired_terminal_rows_and_bl
             (failed, "FAILED", 40),
         ):
             conn.execute(
-                text(f"UPDATE outbox_message SET status = :s, updated_at = NOW(6) - INTERVAL :d DAY WHERE message_id IN ({', '.join(repr(m) for m in ids)})"),
-                {"s": status, "d": days},
-            )  # fmt: skip
+                expanding(
+                    "UPDATE outbox_message SET status = :s, updated_at = NOW(6) - INTERVAL :d DAY "
+                    "WHERE message_id IN :ids",
+                    "ids",
+                ),
+                {"s": status, "d": days, "ids": ids},
+            )
         conn.execute(  # NEW rows as old as the expired ones: age alone must never delete them
             text("UPDATE outbox_message SET updated_at = NOW(6) - INTERVAL 30 DAY WHERE status = 'NEW'")
         )
