@@ -143,3 +143,49 @@ def record_figures(request: pytest.FixtureRequest) -> Callable[..., None]:
             out.write(json.dumps({"test": request.node.name, **figures, **extra}, default=str) + "\n")
 
     return record
+
+
+@pytest.fixture(scope="session")
+def airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Airflow metadata DB (SQLite) migrated once; each test copies it."""
+    home = tmp_path_factory.mktemp("airflow-template")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    )
+    done = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return home / "airflow.db"
+
+
+AIRFLOW = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "airflow")
+FAULT_DAGS = Path(__file__).resolve().parent / "airflow_dags"
+
+
+@pytest.fixture
+def airflow_env(airflow_template: Path, tmp_path: Path) -> dict[str, str]:
+    """Environment for `airflow dags test` in a private home (fresh copy of the migrated DB), DAGs from
+    the fault suite's DAG folder; the test adds connections and OUTBOX_RELAY_SERVICES_DIR."""
+    import shutil
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    shutil.copy(airflow_template, home / "airflow.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(FAULT_DAGS),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(Path(__file__).resolve().parents[2] / "plugins"),
+        AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+    )
+    return env
+
+
+def dags_test(env: dict[str, str], dag_id: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AIRFLOW, "dags", "test", dag_id], env=env, capture_output=True, text=True, timeout=timeout
+    )
