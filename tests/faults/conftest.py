@@ -185,7 +185,9 @@ def airflow_env(airflow_template: Path, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def dags_test(env: dict[str, str], dag_id: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [AIRFLOW, "dags", "test", dag_id], env=env, capture_output=True, text=True, timeout=timeout
-    )
+def dags_test(
+    env: dict[str, str], dag_id: str, *task: str, timeout: float = 150
+) -> subprocess.CompletedProcess[str]:
+    """`airflow dags test DAG`, or `airflow tasks test DAG TASK` when a task id is given."""
+    command = ["tasks", "test", dag_id, *task] if task else ["dags", "test", dag_id]
+    return subprocess.run([AIRFLOW, *command], env=env, capture_output=True, text=True, timeout=timeout)
