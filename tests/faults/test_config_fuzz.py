@@ -76,6 +76,14 @@ def _assert_names_file_and_field(error: ConfigError, path: Path) -> None:
             assert problem.startswith("field '"), problem
 
 
+def _fuzzed(mutations: list[tuple[Any, Any]]) -> str:
+    """The base config with each (path, value) mutation applied, as YAML."""
+    document = yaml.safe_load(yaml.safe_dump(BASE))
+    for path, value in mutations:
+        _mutate(document, path, value)
+    return yaml.safe_dump(document, allow_unicode=True)
+
+
 def _load(folder: Path, text: str) -> None:
     """The fuzzed file next to a valid one: the valid service must always load, the fuzzed one either
     loads or is reported with file and field; nothing else may escape."""
@@ -93,11 +101,8 @@ def _load(folder: Path, text: str) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(PATHS), values), min_size=1, max_size=3))
 def test_fuzzed_fields_give_a_config_error_naming_file_and_field(mutations: list[tuple[Any, Any]]) -> None:
-    document = yaml.safe_load(yaml.safe_dump(BASE))
-    for path, value in mutations:
-        _mutate(document, path, value)
     with tempfile.TemporaryDirectory() as tmp:
-        _load(Path(tmp), yaml.safe_dump(document, allow_unicode=True))
+        _load(Path(tmp), _fuzzed(mutations))
 
 
 @settings(max_examples=300, deadline=None)
@@ -127,12 +132,9 @@ def test_arbitrary_text_gives_a_config_error_naming_the_file(text: str) -> None:
 def test_a_fuzzed_config_never_takes_the_other_services_dags_down(mutations: list[tuple[Any, Any]]) -> None:
     from outbox_relay_airflow.dag_factory import ServiceConfigError, build_all, raise_config_errors
 
-    document = yaml.safe_load(yaml.safe_dump(BASE))
-    for path, value in mutations:
-        _mutate(document, path, value)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "fuzzed.yaml").write_text(yaml.safe_dump(document, allow_unicode=True))
+        (folder / "fuzzed.yaml").write_text(_fuzzed(mutations))
         (folder / "good.yaml").write_text(yaml.safe_dump({"topic": "good.events"}))
         dags, errors = build_all(folder)
         assert "outbox_good_relay" in dags

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import random
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from tests.faults.conftest import Broker
-from tests.faults.history import check_history, high_watermarks
+from tests.faults.history import History, check_history, high_watermarks
 from tests.faults.support import config_document, service, spawn
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows, run_relay, statuses
@@ -19,47 +21,62 @@ from tests.integration.outbox_rows import insert_rows, run_relay, statuses
 pytestmark = pytest.mark.integration
 
 ROWS, BATCH = 120, 50
+Doomed = Callable[..., tuple[subprocess.Popen[str], Path]]
 
 
-def _kill(child: object) -> None:
-    import subprocess
+@pytest.fixture
+def doomed_relay(
+    db_engine: Engine, broker: Broker, tmp_path: Path, wait_for: Callable[..., None]
+) -> Iterator[Doomed]:
+    """Start a relay process with a fault; return once its flag file says the fault point is reached."""
+    children: list[subprocess.Popen[str]] = []
 
-    assert isinstance(child, subprocess.Popen)
+    def start(
+        topic: str, fault: str, ready: Callable[[Path], bool] = Path.exists, **fields: Any
+    ) -> tuple[subprocess.Popen[str], Path]:
+        create_topics(topic, bootstrap=broker.bootstrap)
+        insert_rows(db_engine, topic, [f"k{i % 7}" for i in range(fields.pop("rows", ROWS))])
+        flag = tmp_path / fault
+        document = config_document(topic, **fields)
+        child = spawn(db_engine, broker.bootstrap, document, fault=fault, flag=str(flag))
+        children.append(child)
+        wait_for(lambda: (flag.exists() and ready(flag)) or child.poll() is not None, f"the relay's {fault}")
+        return child, flag
+
+    yield start
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
     assert child.poll() is None, child.communicate()[1][-2000:]
     child.kill()
     child.wait(10)
 
 
-def _setup(db_engine: Engine, broker: Broker, topic: str) -> list[str]:
-    create_topics(topic, bootstrap=broker.bootstrap)
-    return insert_rows(db_engine, topic, [f"k{i % 5}" for i in range(ROWS)])
-
-
-def _converge(db_engine: Engine, broker: Broker, topic: str) -> int:
+def _converge(db_engine: Engine, broker: Broker, topic: str, expected: int) -> History:
+    """The next run relays what is left; then the checker reads everything back, consumer included."""
     stats = run_relay(service(topic, relay_lock_wait_seconds=10), db_engine, bootstrap=broker.bootstrap)
-    return stats.published
+    assert stats.published == expected
+    return check_history(db_engine, [topic], broker.bootstrap, consume=True)
 
 
 def test_kill_9_after_the_broker_acked_but_before_sent_committed_republishes_one_batch(
     db_engine: Engine,
     topic_name: Callable[[str], str],
     broker: Broker,
-    tmp_path: Path,
-    wait_for: Callable[..., None],
+    doomed_relay: Doomed,
     record_figures: Callable[..., None],
 ) -> None:
     topic = topic_name("crash")
-    _setup(db_engine, broker, topic)
-    flag = tmp_path / "acked"
-    child = spawn(db_engine, broker.bootstrap, config_document(topic), fault="hang_after_ack", flag=str(flag))
-    wait_for(lambda: flag.exists() or child.poll() is not None, "the doomed relay's first acked batch")
+    child, flag = doomed_relay(topic, "hang_after_ack")
     _kill(child)
     assert flag.read_text() == str(BATCH)  # the broker acked a whole batch ...
     assert set(statuses(db_engine).values()) == {"NEW"}  # ... that was never marked SENT
 
-    assert _converge(db_engine, broker, topic) == ROWS  # the next run re-publishes it
-
-    history = check_history(db_engine, [topic], broker.bootstrap, consume=True)
+    history = _converge(db_engine, broker, topic, ROWS)  # the next run re-publishes it
     record_figures(history.figures())
     history.assert_converged(max_duplicates=BATCH)
     assert history.duplicates_published == BATCH and history.duplicate_effects == 0
@@ -69,15 +86,12 @@ def test_kill_9_inside_flush_marks_nothing_sent_and_the_next_run_converges(
     db_engine: Engine,
     topic_name: Callable[[str], str],
     broker: Broker,
-    tmp_path: Path,
+    doomed_relay: Doomed,
     wait_for: Callable[..., None],
     record_figures: Callable[..., None],
 ) -> None:
     topic = topic_name("flush")
-    _setup(db_engine, broker, topic)
-    flag = tmp_path / "flushing"
-    child = spawn(db_engine, broker.bootstrap, config_document(topic), fault="hang_in_flush", flag=str(flag))
-    wait_for(lambda: flag.exists() or child.poll() is not None, "the relay to enter flush")
+    child, _flag = doomed_relay(topic, "hang_in_flush")
     # Kill once the broker holds (acked) the first messages of the batch; their reports are never served.
     wait_for(lambda: high_watermarks([topic], broker.bootstrap) > 0, "the broker to take the batch")
     _kill(child)
@@ -85,9 +99,8 @@ def test_kill_9_inside_flush_marks_nothing_sent_and_the_next_run_converges(
     before = check_history(db_engine, [topic], broker.bootstrap)
     assert before.published_messages > 0  # the broker had acked messages of the killed batch ...
     assert before.sent_without_ack == 0 and set(statuses(db_engine).values()) == {"NEW"}  # ... none SENT
-    assert _converge(db_engine, broker, topic) == ROWS
 
-    history = check_history(db_engine, [topic], broker.bootstrap, consume=True)
+    history = _converge(db_engine, broker, topic, ROWS)
     record_figures(history.figures(), published_before_kill=before.published_messages)
     history.assert_converged(max_duplicates=BATCH)
 
@@ -96,24 +109,18 @@ def test_kill_9_in_the_middle_of_a_multi_batch_run_leaves_no_row_sent_without_ac
     db_engine: Engine,
     topic_name: Callable[[str], str],
     broker: Broker,
-    tmp_path: Path,
-    wait_for: Callable[..., None],
+    doomed_relay: Doomed,
     record_figures: Callable[..., None],
 ) -> None:
     topic = topic_name("multi")
-    create_topics(topic, bootstrap=broker.bootstrap)
-    insert_rows(db_engine, topic, [f"k{i % 7}" for i in range(400)])
-    flag = tmp_path / "batches"
-    document = config_document(topic, batch_size=40)
-    child = spawn(db_engine, broker.bootstrap, document, fault="slow_batches", flag=str(flag))
-    wait_for(lambda: flag.exists() and int(flag.read_text() or 0) >= 3, "three published batches")
+    three_batches: Callable[[Path], bool] = lambda flag: int(flag.read_text() or 0) >= 3  # noqa: E731
+    child, _flag = doomed_relay(topic, "slow_batches", three_batches, rows=400, batch_size=40)
     time.sleep(random.uniform(0, 0.25))  # anywhere in the next batch: claim, produce, flush or SENT update
     _kill(child)
 
     before = check_history(db_engine, [topic], broker.bootstrap)
     assert before.sent_without_ack == 0 and 0 < before.stuck < 400
-    assert _converge(db_engine, broker, topic) == before.stuck
 
-    history = check_history(db_engine, [topic], broker.bootstrap, consume=True)
+    history = _converge(db_engine, broker, topic, before.stuck)
     record_figures(history.figures(), sent_before_kill=400 - before.stuck)
     history.assert_converged(max_duplicates=40)
