@@ -144,3 +144,14 @@ def test_a_fuzzed_config_never_takes_the_other_services_dags_down(mutations: lis
         else:
             assert "outbox_fuzzed_relay" in dags
             raise_config_errors(folder)
+
+
+def test_a_value_yaml_cannot_build_is_reported_with_its_field(tmp_path: Path) -> None:
+    """Found by the fuzzing above: safe_load raises a bare ValueError for these, which used to escape
+    load_services and fail the import of every service's DAGs."""
+    path = tmp_path / "orders.yaml"
+    path.write_text("topic: orders.events\nretry:\n  max_attempts: !!int abc\nschedule: 2001-13-01\n")
+    with pytest.raises(ConfigError) as error:
+        parse_service_config(path)
+    assert str(error.value).startswith(f"{path}: field 'retry.max_attempts': invalid YAML value")
+    assert load_services(tmp_path).errors[0].path == path  # reported, not raised
