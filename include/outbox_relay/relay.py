@@ -88,8 +88,9 @@ class OutboxRelay:
             except DBAPIError as exc:
                 raise RelayDatabaseError(
                     f"service {self.config.service}: database error while relaying {self.config.table} "
-                    f"({exc.orig}); the unfinished batch was not marked SENT, so its rows stay NEW and the "
-                    f"next run re-publishes them (at-least-once). Stats so far: {stats.as_dict()}"
+                    f"({exc.orig}); the unfinished batch's transaction rolled back (unless its COMMIT reached "
+                    "the server first), so its rows stay NEW and the next run re-publishes them "
+                    f"(at-least-once). Stats so far: {stats.as_dict()}"
                 ) from exc
             finally:
                 self.repo.release_relay_lock(conn)
