@@ -57,6 +57,29 @@ def _describe(error: Any) -> str:
     return f"field '{field}': {message}"
 
 
+def _unbuildable_field(text: str) -> str | None:
+    """The field whose value YAML cannot build (``safe_load`` does not say which one)."""
+
+    def walk(node: yaml.Node, name: str) -> str | None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                found = walk(value, f"{name}.{key.value}" if name else str(key.value))
+                if found:
+                    return found
+            return None
+        try:
+            yaml.SafeLoader("").construct_document(node)
+        except (ValueError, TypeError, RecursionError, yaml.YAMLError):
+            return name or None
+        return None
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    return None if root is None else walk(root, "")
+
+
 def parse_service_config(path: Path) -> ServiceConfig:
     """Read and validate one file, raising ``ConfigError`` with every problem found."""
     try:
@@ -65,6 +88,10 @@ def parse_service_config(path: Path) -> ServiceConfig:
         raise ConfigError(path, [f"cannot read file: {exc}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, [f"invalid YAML: {exc}".replace("\n", " ")]) from None
+    except (ValueError, TypeError, RecursionError) as exc:  # a value YAML cannot build, e.g. 2001-13-01
+        field = _unbuildable_field(path.read_text(encoding="utf-8"))
+        where = f"field '{field}': " if field else ""
+        raise ConfigError(path, [f"{where}invalid YAML value: {exc}"]) from None
     if not isinstance(document, dict):
         kind = type(document).__name__
         raise ConfigError(path, [f"expected a mapping of settings at the top level, got {kind}"])

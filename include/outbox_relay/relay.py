@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from outbox_relay.config import ServiceConfig
+from outbox_relay.config import ServiceConfig, check_topic
 from outbox_relay.models import Failure, OutboxRow, RunStats, Window
 from outbox_relay.publisher import (
     HEADER_ERROR,
@@ -79,6 +79,10 @@ class _Batch:
     sendable: int = 0
 
 
+class RelayDatabaseError(RuntimeError):
+    """The database failed mid-run (connection killed, server gone): the unfinished batch rolled back."""
+
+
 class OutboxRelay:
     """Relays one service's outbox table; one instance per run."""
 
@@ -95,6 +99,7 @@ class OutboxRelay:
         self.publisher = publisher
         self.repo = OutboxRepository(config)
         self._registered_topics = frozenset(config.all_topics) if config.topics else frozenset()
+        self._valid_topics: set[str] = set()
         # Read once per row: plain attributes rather than lookups through the config models.
         self._key_column = config.columns.key
         self._service, self._table, self._payload_format = config.service, config.table, config.payload.format
@@ -115,6 +120,13 @@ class OutboxRelay:
                 return self._lock_busy(request, stats)
             try:
                 self._drain(conn, _Run(request, stats, started, budget))
+            except DBAPIError as exc:
+                raise RelayDatabaseError(
+                    f"service {self.config.service}: database error while relaying {self.config.table} "
+                    f"({exc.orig}); the unfinished batch's transaction rolled back (unless its COMMIT reached "
+                    "the server first), so its rows stay NEW and the next run re-publishes them "
+                    f"(at-least-once). Stats so far: {stats.as_dict()}"
+                ) from exc
             finally:
                 self.repo.release_relay_lock(conn)
         stats.elapsed_seconds = round(self.clock() - started, 3)
@@ -301,6 +313,11 @@ class OutboxRelay:
             raise ValueError("row has no topic and the service has no default topic")
         if self._registered_topics and topic not in self._registered_topics:
             raise ValueError(f"topic {topic!r} is not one of the service's registered topics")
+        if (
+            topic not in self._valid_topics
+        ):  # before producing: a broker rejection arrives too late to hold its key
+            check_topic(topic)
+            self._valid_topics.add(topic)
         headers = build_headers(row, self._service, self._table, replay)
         value = encode_body(row, self._payload_format)
         encoded_key = None if key is None else str(key).encode()

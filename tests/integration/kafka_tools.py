@@ -23,8 +23,8 @@ class Record:
     headers: dict[str, str]
 
 
-def create_topics(*names: str, partitions: int = 3) -> None:
-    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+def create_topics(*names: str, partitions: int = 3, bootstrap: str = BOOTSTRAP) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(
         [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
     )
@@ -32,10 +32,10 @@ def create_topics(*names: str, partitions: int = 3) -> None:
         future.result(timeout=10)
 
 
-def producer(**overrides: Any) -> Producer:
+def producer(bootstrap: str = BOOTSTRAP, **overrides: Any) -> Producer:
     return Producer(
         {
-            "bootstrap.servers": BOOTSTRAP,
+            "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
@@ -44,10 +44,10 @@ def producer(**overrides: Any) -> Producer:
     )
 
 
-def read_all(topic: str, idle_ms: int = 2500) -> list[Record]:
+def read_all(topic: str, idle_ms: int = 2500, bootstrap: str = BOOTSTRAP) -> list[Record]:
     reader = KafkaConsumer(
         topic,
-        bootstrap_servers=BOOTSTRAP,
+        bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -68,8 +68,10 @@ def read_all(topic: str, idle_ms: int = 2500) -> list[Record]:
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
-def send(topic: str, values: list[tuple[str | None, bytes | None]]) -> None:
-    p = producer()
+def send(
+    topic: str, values: list[tuple[str | None, bytes | None]], bootstrap: str = BOOTSTRAP, **overrides: Any
+) -> None:
+    p = producer(bootstrap, **overrides)
     for key, value in values:
         p.produce(topic, key=None if key is None else key.encode(), value=value)
     assert p.flush(10) == 0

