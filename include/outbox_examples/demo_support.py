@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import make_url
 
@@ -35,18 +36,24 @@ class TopicReadback:
         return set(self.per_id)
 
 
-def read_back(topic: str, message_ids: set[str], header: str = "outbox-message-id") -> TopicReadback:
-    """Read ``topic`` with a second client library (kafka-python) as an independent check of what landed."""
+def topic_reader(topic: str, servers: str | None = None, idle_ms: int = 4000) -> Any:
+    """A kafka-python consumer reading ``topic`` from the start without a group: a second client library,
+    as an independent check of what really landed. Iterating it ends after ``idle_ms`` of silence."""
     from kafka import KafkaConsumer
 
-    reader = KafkaConsumer(
+    return KafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap(),
+        bootstrap_servers=servers or bootstrap(),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        consumer_timeout_ms=4000,
+        consumer_timeout_ms=idle_ms,
     )
+
+
+def read_back(topic: str, message_ids: set[str], header: str = "outbox-message-id") -> TopicReadback:
+    """Count the messages of ``topic`` that carry one of ``message_ids``, read with :func:`topic_reader`."""
+    reader = topic_reader(topic)
     found = TopicReadback()
     for record in reader:
         message_id = dict(record.headers or []).get(header, b"").decode()

@@ -8,8 +8,8 @@ from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka import KafkaConsumer
 
+from outbox_examples.demo_support import topic_reader
 from tests.conftest import BOOTSTRAP
 
 
@@ -45,14 +45,7 @@ def producer(bootstrap: str = BOOTSTRAP, **overrides: Any) -> Producer:
 
 
 def read_all(topic: str, idle_ms: int = 2500, bootstrap: str = BOOTSTRAP) -> list[Record]:
-    reader = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=idle_ms,
-    )
+    reader = topic_reader(topic, bootstrap, idle_ms)
     records = [
         Record(
             r.topic,

@@ -15,6 +15,7 @@ from urllib.parse import quote_plus
 
 from sqlalchemy import Engine, text
 
+from outbox_examples.demo_support import topic_reader
 from outbox_examples.image_upload.events import parse_key
 from outbox_examples.image_upload.objectstore import s3_record, send_notification, upload
 from outbox_examples.image_upload.services import (
@@ -222,16 +223,7 @@ def copies_per_message(records: list[TopicRecord]) -> Counter[str]:
 
 def read_topic(topic: str, bootstrap: str, idle_ms: int = 3000) -> list[TopicRecord]:
     """Everything on the image topic in partition order, read back with kafka-python (a second client)."""
-    from kafka import KafkaConsumer
-
-    reader = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=idle_ms,
-    )
+    reader = topic_reader(topic, bootstrap, idle_ms)
     raw = sorted(reader, key=lambda r: (r.partition, r.offset))
     reader.close()
     return [
