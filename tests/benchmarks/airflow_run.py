@@ -21,8 +21,16 @@ from typing import Any
 
 from sqlalchemy import Engine, make_url
 
-from tests.benchmarks.common import BOOTSTRAP, SERVICE, Result, Sizes, fresh_backlog, rate, scratch_db
-from tests.benchmarks.common import topics as bench_topics
+from tests.benchmarks.common import (
+    BOOTSTRAP,
+    SERVICE,
+    Result,
+    Sizes,
+    fresh_backlog,
+    rate,
+    scratch_db,
+    temp_topics,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = Path(sys.executable).with_name("airflow")
@@ -78,7 +86,7 @@ def measure(sizes: Sizes) -> list[Result]:
     rates, walls = [], []
     with (
         scratch_db("airflow") as engine,
-        bench_topics("airflow") as (topic,),
+        temp_topics("airflow") as (topic,),
         tempfile.TemporaryDirectory() as folder,
     ):
         services = Path(folder)

@@ -24,8 +24,8 @@ from tests.benchmarks.common import (
     produce,
     rate,
     scratch_db,
+    temp_topics,
 )
-from tests.benchmarks.common import topics as bench_topics
 from tests.benchmarks.naive import UPDATE
 
 Message = tuple[bytes, bytes, list[tuple[str, bytes]]]
@@ -52,7 +52,7 @@ def _messages(rows: int) -> list[Message]:
 def kafka_ceiling(sizes: Sizes) -> list[Result]:
     messages = _messages(sizes.rows)
     results = []
-    with bench_topics("kafka") as (topic,):
+    with temp_topics("kafka") as (topic,):
         for batch in sizes.batches:
             producer = make_producer(bench_config(topic, batch))
             samples = []

@@ -36,6 +36,12 @@ INSERT_SQL = (
     "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
+COPY_SQL = text(
+    "INSERT INTO outbox_message (message_id, aggregate_id, event_type, topic, payload, status, created_at, "
+    "updated_at) SELECT UUID(), aggregate_id, event_type, topic, payload, status, created_at, updated_at "
+    "FROM outbox_message WHERE id > :before ORDER BY id LIMIT :n"
+)
+
 
 @dataclass
 class Result:
@@ -111,7 +117,7 @@ def truncate(engine: Engine) -> None:
         conn.execute(text("TRUNCATE TABLE outbox_message"))
 
 
-def fill(
+def insert_rows(
     engine: Engine,
     topic: str,
     rows: int,
@@ -119,7 +125,8 @@ def fill(
     age_seconds: float = 0,
     chunk: int = 5000,
 ) -> float:
-    """Bulk-insert ``rows`` outbox rows, ``chunk`` per multi-row INSERT and transaction; returns seconds."""
+    """Insert ``rows`` outbox rows from the client, ``chunk`` per multi-row INSERT and transaction (what a
+    bulk writer does); returns seconds."""
     started = time.perf_counter()
     raw = engine.raw_connection()
     try:
@@ -137,6 +144,21 @@ def fill(
     finally:
         raw.close()
     return time.perf_counter() - started
+
+
+def fill(engine: Engine, topic: str, rows: int, status: str = "NEW", seed: int = 5000) -> None:
+    """A backlog fast: ``seed`` rows from the client, then copies made by the server (``INSERT ... SELECT``
+    of this fill's rows with fresh ``UUID()`` message ids), doubling up to ``rows``."""
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM outbox_message")).scalar()
+        conn.commit()
+        insert_rows(engine, topic, min(rows, seed), status, chunk=seed)
+        done = min(rows, seed)
+        while done < rows:
+            n = min(done, rows - done, 100_000)
+            with conn.begin():
+                conn.execute(COPY_SQL, {"before": before, "n": n})
+            done += n
 
 
 def fresh_backlog(engine: Engine, topic: str, rows: int) -> None:
@@ -216,7 +238,7 @@ def delete_topics(*names: str) -> None:
 
 
 @contextmanager
-def topics(label: str, count_: int = 1, partitions: int = 3) -> Iterator[list[str]]:
+def temp_topics(label: str, count_: int = 1, partitions: int = 3) -> Iterator[list[str]]:
     names = [new_topic(f"{label}{i}" if count_ > 1 else label) for i in range(count_)]
     create_topics(*names, partitions=partitions)
     try:

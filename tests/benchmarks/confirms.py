@@ -28,9 +28,9 @@ from tests.benchmarks.common import (
     produce,
     rate,
     scratch_db,
+    temp_topics,
     truncate,
 )
-from tests.benchmarks.common import topics as bench_topics
 
 
 class TimedConsumer:
@@ -85,7 +85,7 @@ def prefill_results(engine: Engine, topic: str, result_topic: str, rows: int) ->
 def measure(sizes: Sizes) -> list[Result]:
     samples, with_join = [], []
     for _ in range(sizes.repeats):
-        with scratch_db("confirm") as engine, bench_topics("confirm", 2, partitions=1) as (topic, results):
+        with scratch_db("confirm") as engine, temp_topics("confirm", 2, partitions=1) as (topic, results):
             config = bench_config(topic, sizes.ref_batch, confirmation={"topic": results})
             prefill_results(engine, topic, results, sizes.rows)
             timed = TimedConsumer(consumer(results))

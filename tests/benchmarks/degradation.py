@@ -16,8 +16,8 @@ from tests.benchmarks.common import (
     make_producer,
     rate,
     scratch_db,
+    temp_topics,
 )
-from tests.benchmarks.common import topics as bench_topics
 from tests.benchmarks.project import check_drained, run_project
 
 
@@ -27,7 +27,7 @@ def measure(sizes: Sizes) -> list[Result]:
     with (
         scratch_db("empty") as empty,
         scratch_db("terminal") as full,
-        bench_topics("degradation") as (topic,),
+        temp_topics("degradation") as (topic,),
     ):
         config = bench_config(topic, batch)
         producer = make_producer(config)

@@ -17,8 +17,16 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from tests.benchmarks.common import KEYS, PAYLOAD, Result, Sizes, bench_config, make_producer, scratch_db
-from tests.benchmarks.common import topics as bench_topics
+from tests.benchmarks.common import (
+    KEYS,
+    PAYLOAD,
+    Result,
+    Sizes,
+    bench_config,
+    make_producer,
+    scratch_db,
+    temp_topics,
+)
 from tests.benchmarks.project import run_project
 
 TICK = 0.01
@@ -114,7 +122,7 @@ def one_run(sizes: Sizes, engine: Engine, topic: str) -> dict[str, float]:
 def measure(sizes: Sizes) -> list[Result]:
     runs = []
     for _ in range(sizes.repeats):
-        with scratch_db("latency") as engine, bench_topics("latency") as (topic,):
+        with scratch_db("latency") as engine, temp_topics("latency") as (topic,):
             runs.append(one_run(sizes, engine, topic))
     extra = {
         "poll_interval_seconds": sizes.poll_interval,

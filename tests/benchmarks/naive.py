@@ -25,8 +25,8 @@ from tests.benchmarks.common import (
     produce,
     rate,
     scratch_db,
+    temp_topics,
 )
-from tests.benchmarks.common import topics as bench_topics
 
 SELECT = text(
     "SELECT id, message_id, aggregate_id, event_type, topic, payload FROM outbox_message "
@@ -79,7 +79,7 @@ def run_naive(engine: Engine, producer: Producer, batch: int) -> tuple[int, floa
 
 def measure(sizes: Sizes) -> list[Result]:
     results = []
-    with scratch_db("naive") as engine, bench_topics("naive") as (topic,):
+    with scratch_db("naive") as engine, temp_topics("naive") as (topic,):
         for batch in sizes.batches:
             producer = make_producer(bench_config(topic, batch))
             samples = []

@@ -24,8 +24,8 @@ from tests.benchmarks.common import (
     make_producer,
     rate,
     scratch_db,
+    temp_topics,
 )
-from tests.benchmarks.common import topics as bench_topics
 
 
 def project_relay(config: ServiceConfig, engine: Engine, producer: Any = None) -> OutboxRelay:
@@ -54,7 +54,7 @@ def check_drained(engine: Engine, stats: RunStats, rows: int, what: str) -> None
 def measure(sizes: Sizes) -> list[Result]:
     """Project relay rows/s per batch size: fresh table and backlog per run, median of ``repeats``."""
     results = []
-    with scratch_db("project") as engine, bench_topics("project") as (topic,):
+    with scratch_db("project") as engine, temp_topics("project") as (topic,):
         for batch in sizes.batches:
             config = bench_config(topic, batch)
             producer = make_producer(config)

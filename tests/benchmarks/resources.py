@@ -12,15 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.benchmarks.common import Result, Sizes, db_url, fill, rate, scratch_db
-from tests.benchmarks.common import topics as bench_topics
+from tests.benchmarks.common import Result, Sizes, db_url, fill, rate, scratch_db, temp_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def measure(sizes: Sizes) -> list[Result]:
     batch = sizes.ref_batch
-    with scratch_db("resources") as engine, bench_topics("resources") as (topic,):
+    with scratch_db("resources") as engine, temp_topics("resources") as (topic,):
         fill(engine, topic, sizes.resource_rows)
         done = subprocess.run(
             [sys.executable, "-m", "tests.benchmarks.relay_child", db_url(engine), topic, str(batch)],

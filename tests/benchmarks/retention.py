@@ -9,7 +9,16 @@ cleanup deletes at least as fast as rows can be inserted, the table cannot grow 
 from __future__ import annotations
 
 from outbox_relay.retention import RetentionCleaner
-from tests.benchmarks.common import Result, Sizes, bench_config, count, fill, rate, scratch_db, truncate
+from tests.benchmarks.common import (
+    Result,
+    Sizes,
+    bench_config,
+    count,
+    insert_rows,
+    rate,
+    scratch_db,
+    truncate,
+)
 
 EIGHT_DAYS = 8 * 86_400
 
@@ -22,7 +31,7 @@ def measure(sizes: Sizes) -> list[Result]:
             inserts, deletes = [], []
             for _ in range(sizes.repeats):
                 truncate(engine)
-                seconds = fill(engine, "bench.retention", sizes.rows, "SENT", EIGHT_DAYS, chunk=batch)
+                seconds = insert_rows(engine, "bench.retention", sizes.rows, "SENT", EIGHT_DAYS, chunk=batch)
                 inserts.append(rate(sizes.rows, seconds))
                 stats = RetentionCleaner(config, engine).run(3600)
                 if stats.deleted_terminal != sizes.rows or count(engine, "SENT"):
