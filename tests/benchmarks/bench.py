@@ -10,9 +10,11 @@ Speed is never asserted: a missed target is reported, the exit status only says 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import platform
+import pstats
 import sys
 import time
 import traceback
@@ -135,7 +137,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path]:
+def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -148,6 +150,11 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path]:
     parser.add_argument("--latency-seconds", type=float, help="length of a latency run (default 30)")
     parser.add_argument("--only", help=f"comma-separated subset of: {','.join(COMPONENTS)}")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="folder for the JSON")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run each component under cProfile (profile-<name>.txt in --out)",
+    )
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else Sizes()
     overrides = {
@@ -163,10 +170,26 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path]:
     unknown = [c for c in only if c not in COMPONENTS]
     if unknown:
         parser.error(f"--only: unknown component(s) {unknown}; choose from {list(COMPONENTS)}")
-    return sizes, only, args.out
+    return sizes, only, args.out, args.profile
 
 
-def run(sizes: Sizes, only: list[str]) -> tuple[list[Result], dict[str, str], dict[str, float]]:
+def profiled(name: str, sizes: Sizes, out: Path | None) -> list[Result]:
+    """Run one component, under cProfile when ``out`` is given (top functions written to ``out``)."""
+    if out is None:
+        return COMPONENTS[name](sizes)
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(COMPONENTS[name], sizes)
+    finally:
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / f"profile-{name}.txt").open("w") as f:
+            pstats.Stats(profiler, stream=f).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(profiler, stream=f).sort_stats("tottime").print_stats(25)
+
+
+def run(
+    sizes: Sizes, only: list[str], profile_to: Path | None = None
+) -> tuple[list[Result], dict[str, str], dict[str, float]]:
     """Run each component; one that fails is reported and the others still run."""
     results: list[Result] = []
     errors: dict[str, str] = {}
@@ -175,7 +198,7 @@ def run(sizes: Sizes, only: list[str]) -> tuple[list[Result], dict[str, str], di
         print(f"--- {name}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         try:
-            results += COMPONENTS[name](sizes)
+            results += profiled(name, sizes, profile_to)
         except Exception:
             errors[name] = traceback.format_exc()
             print(f"component {name} failed:\n{errors[name]}", file=sys.stderr, flush=True)
@@ -184,9 +207,9 @@ def run(sizes: Sizes, only: list[str]) -> tuple[list[Result], dict[str, str], di
 
 
 def main(argv: list[str] | None = None) -> int:
-    sizes, only, out = parse_args(argv)
+    sizes, only, out, profile = parse_args(argv)
     started = time.time()
-    results, errors, seconds = run(sizes, only)
+    results, errors, seconds = run(sizes, only, out if profile else None)
     rows = evaluate(results)
     report = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -202,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         "component_seconds": seconds,
         "results": rows,
         "errors": errors,
+        "profiled": profile,
     }
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(started))}.json"
