@@ -54,3 +54,10 @@ test: services lint typecheck
 clean:
 	@bash include/devstack/broker.sh stop || true
 	rm -rf .run $(VENV)
+
+# Side-by-side benchmark (tests/benchmarks/bench.py): table on stdout, JSON in bench-results/.
+# e.g. make bench BENCH_ARGS="--rows 50000 --only naive,project"
+.PHONY: bench
+BENCH_ARGS ?=
+bench: services
+	$(PY) -m tests.benchmarks.bench $(BENCH_ARGS)

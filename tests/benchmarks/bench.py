@@ -1,0 +1,242 @@
+"""Side-by-side benchmark: ceilings, a naive reference relay and the project's relay, in one run.
+
+``python -m tests.benchmarks.bench [--smoke] [--rows N] [--repeats R] [--batches 500,2000,5000] [--only ...]``
+(``make bench``). Uses the local MariaDB (``OUTBOX_TEST_DB_URL``) and the broker at
+``OUTBOX_KAFKA_BOOTSTRAP``. Prints a table and writes it as JSON to ``bench-results/`` (git-ignored).
+Each figure is the median of ``--repeats`` runs; targets are ratios between figures of the same run.
+Speed is never asserted: a missed target is reported, the exit status only says whether every component ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import pstats
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks import (
+    airflow_run,
+    ceilings,
+    confirms,
+    degradation,
+    latency,
+    naive,
+    project,
+    resources,
+    retention,
+)
+from tests.benchmarks.common import BOOTSTRAP, DB_SERVER_URL, Result, Sizes
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPONENTS: dict[str, Callable[[Sizes], list[Result]]] = {
+    "kafka": ceilings.kafka_ceiling,
+    "mysql": ceilings.mysql_ceiling,
+    "naive": naive.measure,
+    "project": project.measure,
+    "airflow": airflow_run.measure,
+    "confirmations": confirms.measure,
+    "retention": retention.measure,
+    "latency": latency.measure,
+    "degradation": degradation.measure,
+    "resources": resources.measure,
+}
+SMOKE = Sizes(
+    rows=2000,
+    repeats=1,
+    batches=(500,),
+    terminal_rows=5000,
+    resource_rows=5000,
+    latency_seconds=3,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """``component`` must be ``>= factor x baseline`` (same batch) or, without a baseline, ``< limit``."""
+
+    component: str
+    baseline: str | None
+    factor: float
+    text: str
+
+    def check(
+        self, result: Result, by_key: dict[tuple[str, int | None], Result]
+    ) -> tuple[float, bool] | None:
+        if self.baseline is None:
+            return result.value / self.factor, result.value < self.factor
+        base = by_key.get((self.baseline, result.batch)) or next(
+            (r for (name, _), r in by_key.items() if name == self.baseline), None
+        )
+        if base is None or base.value <= 0:
+            return None
+        ratio = result.value / base.value
+        return ratio, ratio >= self.factor
+
+
+TARGETS = [
+    Target("project_relay", "naive_relay", 1.5, ">= 1.5x naive"),
+    Target("airflow_relay", "project_relay", 0.9, ">= 0.9x plain"),
+    Target("confirmation_ingest", "project_relay", 1.0, ">= 1.0x relay"),
+    Target("retention_delete", "insert", 1.0, ">= 1.0x insert"),
+    Target("relay_with_terminal_rows", "relay_empty_table", 0.8, ">= 0.8x empty"),
+    Target("latency_p99", None, 1000.0, "< 1000 ms"),
+    Target("relay_peak_rss", None, 300.0, "< 300 MB"),
+]
+
+
+def evaluate(results: list[Result]) -> list[dict[str, Any]]:
+    """One row per figure, with its target's ratio and verdict where it has one."""
+    by_key = {(r.component, r.batch): r for r in results}
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {**r.as_dict(), "target": "", "ratio": None, "verdict": ""}
+        target = next((t for t in TARGETS if t.component == r.component), None)
+        checked = target.check(r, by_key) if target else None
+        if target is not None:
+            row["target"] = target.text
+            row["verdict"] = "n/a (baseline not run)"
+        if target is not None and checked is not None:
+            row["ratio"] = round(checked[0], 3)
+            row["verdict"] = "PASS" if checked[1] else "MISS"
+        rows.append(row)
+    return rows
+
+
+def _figure(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    header = ("component", "batch", "median", "unit", "runs", "target", "ratio", "verdict")
+    lines = [
+        (
+            r["component"],
+            "" if r["batch"] is None else str(r["batch"]),
+            _figure(r["median"]),
+            r["unit"],
+            str(len(r["samples"])),
+            r["target"],
+            "" if r["ratio"] is None else f"{r['ratio']:.2f}",
+            r["verdict"],
+        )
+        for r in rows
+    ]
+    widths = [max(len(x) for x in col) for col in zip(header, *lines, strict=False)]
+    fmt = "  ".join(f"{{:{'>' if i in (1, 2, 4, 6) else '<'}{w}}}" for i, w in enumerate(widths))
+    return "\n".join(
+        [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*ln) for ln in lines]
+    )
+
+
+def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each (CI)")
+    parser.add_argument("--rows", type=int, help="backlog per run (default 200000)")
+    parser.add_argument("--repeats", type=int, help="runs per figure (default 3)")
+    parser.add_argument("--batches", help="comma-separated batch sizes (default 500,2000,5000)")
+    parser.add_argument("--terminal-rows", type=int, help="terminal rows for degradation (default 1000000)")
+    parser.add_argument("--resource-rows", type=int, help="backlog for CPU/RSS (default 1000000)")
+    parser.add_argument("--latency-seconds", type=float, help="length of a latency run (default 30)")
+    parser.add_argument("--only", help=f"comma-separated subset of: {','.join(COMPONENTS)}")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="folder for the JSON")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run each component under cProfile (profile-<name>.txt in --out)",
+    )
+    args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke else Sizes()
+    overrides = {
+        "rows": args.rows,
+        "repeats": args.repeats,
+        "terminal_rows": args.terminal_rows,
+        "resource_rows": args.resource_rows,
+        "latency_seconds": args.latency_seconds,
+        "batches": tuple(int(b) for b in args.batches.split(",")) if args.batches else None,
+    }
+    sizes = Sizes(**{**asdict(sizes), **{k: v for k, v in overrides.items() if v is not None}})
+    only = args.only.split(",") if args.only else list(COMPONENTS)
+    unknown = [c for c in only if c not in COMPONENTS]
+    if unknown:
+        parser.error(f"--only: unknown component(s) {unknown}; choose from {list(COMPONENTS)}")
+    return sizes, only, args.out, args.profile
+
+
+def profiled(name: str, sizes: Sizes, out: Path | None) -> list[Result]:
+    """Run one component, under cProfile when ``out`` is given (top functions written to ``out``)."""
+    if out is None:
+        return COMPONENTS[name](sizes)
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(COMPONENTS[name], sizes)
+    finally:
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / f"profile-{name}.txt").open("w") as f:
+            pstats.Stats(profiler, stream=f).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(profiler, stream=f).sort_stats("tottime").print_stats(25)
+
+
+def run(
+    sizes: Sizes, only: list[str], profile_to: Path | None = None
+) -> tuple[list[Result], dict[str, str], dict[str, float]]:
+    """Run each component; one that fails is reported and the others still run."""
+    results: list[Result] = []
+    errors: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    for name in only:
+        print(f"--- {name}", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        try:
+            results += profiled(name, sizes, profile_to)
+        except Exception:
+            errors[name] = traceback.format_exc()
+            print(f"component {name} failed:\n{errors[name]}", file=sys.stderr, flush=True)
+        seconds[name] = round(time.perf_counter() - started, 1)
+    return results, errors, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    sizes, only, out, profile = parse_args(argv)
+    started = time.time()
+    results, errors, seconds = run(sizes, only, out if profile else None)
+    rows = evaluate(results)
+    report = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "total_seconds": round(time.time() - started, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "database": DB_SERVER_URL.split("@")[-1],
+        "broker": BOOTSTRAP,
+        "sizes": asdict(sizes),
+        "component_seconds": seconds,
+        "results": rows,
+        "errors": errors,
+        "profiled": profile,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(started))}.json"
+    path.write_text(json.dumps(report, indent=2))
+    (out / "latest.json").write_text(json.dumps(report, indent=2))
+    print(table(rows))
+    print(f"\n{len(rows)} figures in {report['total_seconds']}s; JSON: {path}")
+    if errors:
+        print(f"FAILED components: {', '.join(errors)}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The naive reference relay the project's relay is measured against.
+
+It is the loop anyone would write first, on the same table with the same indexes, the same driver and
+engine settings (READ COMMITTED), the same producer settings and the same message (key, value, the
+project's five headers). Per batch: ``SELECT ... WHERE status='NEW' ORDER BY id LIMIT B FOR UPDATE SKIP
+LOCKED``, produce all, ``flush``, ``UPDATE ... SET status='SENT' WHERE id IN (...)``, ``COMMIT``.
+It is correct only in the simple case (no retries, no per-message outcome, a failed flush aborts).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from confluent_kafka import Producer
+from sqlalchemy import Connection, Engine, bindparam, text
+
+from tests.benchmarks.common import (
+    SERVICE,
+    Result,
+    Sizes,
+    bench_config,
+    fresh_backlog,
+    make_producer,
+    produce,
+    rate,
+    scratch_db,
+    temp_topics,
+)
+
+SELECT = text(
+    "SELECT id, message_id, aggregate_id, event_type, topic, payload FROM outbox_message "
+    "WHERE status = 'NEW' ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+)
+UPDATE = text("UPDATE outbox_message SET status = 'SENT' WHERE id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+
+
+def _produce_all(producer: Producer, rows: list[Any], errors: list[Any]) -> None:
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(err)
+
+    for row_id, message_id, key, event_type, topic, payload in rows:
+        headers = [
+            ("outbox-message-id", message_id.encode()),
+            ("outbox-service", SERVICE.encode()),
+            ("outbox-source-table", b"outbox_message"),
+            ("outbox-row-id", str(row_id).encode()),
+            ("outbox-event-type", event_type.encode()),
+        ]
+        produce(producer, topic, payload.encode(), key.encode(), headers, on_delivery=on_delivery)
+
+
+def relay_batch(conn: Connection, producer: Producer, batch: int) -> int:
+    """One batch in one transaction; returns how many rows it sent (0 = drained)."""
+    errors: list[Any] = []
+    with conn.begin():
+        rows = conn.execute(SELECT, {"limit": batch}).all()
+        if not rows:
+            return 0
+        _produce_all(producer, rows, errors)
+        if producer.flush(30) or errors:
+            raise RuntimeError(f"naive relay: broker did not acknowledge the batch ({errors[:3]})")
+        conn.execute(UPDATE, {"ids": [r[0] for r in rows]})
+    return len(rows)
+
+
+def run_naive(engine: Engine, producer: Producer, batch: int) -> tuple[int, float]:
+    """Drain the table; returns (rows sent, seconds)."""
+    sent = 0
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        while n := relay_batch(conn, producer, batch):
+            sent += n
+    return sent, time.perf_counter() - started
+
+
+def measure(sizes: Sizes) -> list[Result]:
+    results = []
+    with scratch_db("naive") as engine, temp_topics("naive") as (topic,):
+        for batch in sizes.batches:
+            producer = make_producer(bench_config(topic, batch))
+            samples = []
+            for _ in range(sizes.repeats):
+                fresh_backlog(engine, topic, sizes.rows)
+                sent, seconds = run_naive(engine, producer, batch)
+                if sent != sizes.rows:
+                    raise RuntimeError(f"naive relay batch {batch}: sent {sent} of {sizes.rows}")
+                samples.append(rate(sent, seconds))
+            results.append(Result("naive_relay", batch, "rows/s", samples))
+    return results

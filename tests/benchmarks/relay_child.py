@@ -1,0 +1,43 @@
+"""Child process for the resource figures: one relay run of an existing backlog, then its own usage as JSON.
+
+``python -m tests.benchmarks.relay_child <db_url> <topic> <batch>``. CPU is measured around the run only
+(imports and start-up are reported separately); peak RSS is the whole process's high-water mark.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+
+from outbox_relay.db import make_engine
+from tests.benchmarks.common import bench_config, make_producer
+from tests.benchmarks.project import run_project
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main(db_url: str, topic: str, batch: int) -> None:
+    config = bench_config(topic, batch)
+    engine = make_engine(db_url)
+    producer = make_producer(config)
+    before = cpu_seconds()
+    stats, seconds = run_project(config, engine, producer)
+    after = cpu_seconds()
+    engine.dispose()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    report = {
+        "published": stats.published,
+        "seconds": seconds,
+        "cpu_seconds_run": after - before,
+        "cpu_seconds_startup": before,
+        "peak_rss_mb": peak_kb / 1024,
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

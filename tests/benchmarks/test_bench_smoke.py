@@ -1,0 +1,58 @@
+"""CI smoke run of the benchmark harness (tiny sizes) so it cannot rot. Speed is never asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks.bench import COMPONENTS, TARGETS
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = {
+    "kafka_ceiling",
+    "mysql_ceiling",
+    "naive_relay",
+    "project_relay",
+    "airflow_relay",
+    "airflow_dags_test_wall",
+    "confirmation_ingest",
+    "insert",
+    "retention_delete",
+    "latency_p50",
+    "latency_p99",
+    "relay_empty_table",
+    "relay_with_terminal_rows",
+    "relay_cpu_per_msg",
+    "relay_peak_rss",
+}
+
+
+@pytest.mark.integration
+@pytest.mark.airflow
+def test_smoke_run_reports_every_component(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.bench", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert report["errors"] == {}
+    assert set(report["component_seconds"]) == set(COMPONENTS)
+    by_name = {r["component"]: r for r in report["results"]}
+    assert set(by_name) == EXPECTED
+    for name, row in by_name.items():
+        assert row["median"] > 0, f"{name}: {row}"
+        assert row["samples"], name
+    for target in TARGETS:  # every target got a ratio and a verdict (PASS or MISS, never n/a)
+        assert by_name[target.component]["verdict"] in {"PASS", "MISS"}, by_name[target.component]
+    assert "project_relay" in done.stdout and "verdict" in done.stdout  # the printed table
