@@ -34,6 +34,7 @@ AIRFLOW_IMAGE_RE = re.compile(r"^apache/airflow:3\.3\.\d+-python3\.11$")
 REQUIRED_PIP_PINS = (
     "apache-airflow-providers-apache-kafka==2.1.0",
     "confluent-kafka==2.16.1",
+    "boto3>=1.34",  # the image example's SQS drain DAG (dags/image_upload_events.py)
     "PyMySQL==1.2.4",
 )
 
