@@ -123,4 +123,4 @@ def test_kill_9_in_the_middle_of_a_multi_batch_run_leaves_no_row_sent_without_ac
 
     history = _converge(db_engine, broker, topic, before.stuck)
     record_figures(history.figures(), sent_before_kill=400 - before.stuck)
-    history.assert_converged(max_duplicates=40)
+    history.assert_converged(max_duplicates=2 * 40)  # pipelined: up to two batches acked but not yet SENT
