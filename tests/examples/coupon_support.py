@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 import sys
 
@@ -59,26 +57,3 @@ def printed_stats(output: str, prefix: str) -> dict[str, int]:
     line = next(line for line in output.splitlines() if line.startswith(prefix))
     stats: dict[str, int] = json.loads(line[len(prefix) :])
     return stats
-
-
-def run_demo(scenario: str, **env: str) -> dict[str, str]:
-    """Run the scenario's demo.sh (as `make demo SCENARIO=<scenario>` does) in its own database and
-    return its summary table (two-space indented 'name  value' lines)."""
-    environment = {
-        **os.environ,
-        **env,
-        "DEMO_DB": f"outbox_demo_{scenario}_t{os.getpid()}",
-        "DEMO_STATE": str(ROOT / ".run" / f"demo-test-state-{scenario}.json"),
-    }
-    for key in [k for k in environment if k.startswith("AIRFLOW")]:
-        del environment[key]  # the demo sets up its own Airflow home
-    done = subprocess.run(
-        ["bash", str(EXAMPLES / scenario / "demo.sh")],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    return dict(re.findall(r"^  (.+?)\s{2,}(\S+)$", done.stdout, re.MULTILINE))

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-
 import pytest
 
 from tests.conftest import ROOT
+from tests.examples.demo_runner import run_demo
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 
 def test_generic_message_demo_finds_and_redelivers_what_was_lost_without_duplicate_effects() -> None:
-    env = {
-        **os.environ,
-        "DEMO_ORDERS": "25",
-        "DEMO_DB": f"outbox_demo_gm_t{os.getpid()}",
-        "DEMO_STATE": str(ROOT / ".run" / "demo-test-state-generic_message.json"),
-        "DEMO_AIRFLOW_HOME": str(ROOT / ".run" / "airflow-demo-test-generic_message"),
-    }
-    for key in [k for k in env if k.startswith("AIRFLOW")]:
-        del env[key]  # the demo sets up its own Airflow home
-    done = subprocess.run(
-        ["bash", "include/devstack/demo.sh", "generic_message"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    demo = run_demo(
+        "generic_message",
         timeout=900,
+        DEMO_ORDERS="25",
+        DEMO_AIRFLOW_HOME=str(ROOT / ".run" / "airflow-demo-test-generic_message"),
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
-    figures = dict(re.findall(r"^  (.+?)\s{2,}(\S+)$", done.stdout, re.MULTILINE))
+    figures = demo.figures
     assert figures["rows written"] == "79"  # 25 invoices x 3 messages + 4 rows with their own partition
     assert figures["published (distinct ids on topic)"] == "78"  # all but the partition-99 row
     assert figures["messages on topic for these rows"] == str(78 * 2 + 3)  # twice each, + 3 re-delivered
@@ -43,7 +27,7 @@ def test_generic_message_demo_finds_and_redelivers_what_was_lost_without_duplica
     assert figures["re-delivered by reconciliation"] == "3"
     assert figures["lost (must be 0)"] == "0"
     assert figures["duplicate business effects (must be 0)"] == "0"
-    assert "sent_not_consumed 3, consumed_not_marked_sent 2" in done.stdout
-    assert "redelivered 3, marked sent 2" in done.stdout
-    assert "reconciliation: {'sent_not_consumed': 0, 'consumed_not_marked_sent': 0" in done.stdout
-    assert "OK      billing" in done.stdout and "OK      shipping" in done.stdout
+    assert "sent_not_consumed 3, consumed_not_marked_sent 2" in demo.stdout
+    assert "redelivered 3, marked sent 2" in demo.stdout
+    assert "reconciliation: {'sent_not_consumed': 0, 'consumed_not_marked_sent': 0" in demo.stdout
+    assert "OK      billing" in demo.stdout and "OK      shipping" in demo.stdout

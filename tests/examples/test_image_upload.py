@@ -9,10 +9,7 @@ although every Kafka message is on the topic twice and read twice more, per-imag
 from __future__ import annotations
 
 import json
-import os
-import re
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -46,6 +43,7 @@ from outbox_examples.image_upload.scenario import (
 from outbox_examples.image_upload.services import consume_both
 from outbox_relay.publisher import KafkaPublisher
 from tests.conftest import BOOTSTRAP, ROOT
+from tests.examples.demo_runner import run_demo
 from tests.integration.kafka_tools import create_topics
 
 pytestmark = pytest.mark.integration
@@ -238,24 +236,8 @@ def test_lambda_invocation_fails_when_kafka_does_not_acknowledge(
 @pytest.mark.airflow
 def test_demo_runs_the_airflow_drain_dag_and_reports_nothing_lost_nothing_doubled() -> None:
     """`make demo SCENARIO=image_upload` small: moto_server process, `airflow dags test image_upload_events`."""
-    env = {
-        **os.environ,
-        "DEMO_PARTS": "6",
-        "DEMO_DB": f"outbox_demo_img_t{os.getpid()}",
-        "DEMO_STATE": str(ROOT / ".run" / f"demo-test-state-image-{os.getpid()}.json"),
-    }
-    for key in [k for k in env if k.startswith("AIRFLOW")]:
-        del env[key]  # the demo sets up its own Airflow home
-    done = subprocess.run(
-        ["bash", "include/devstack/demo.sh", "image_upload"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    figures = dict(re.findall(r"^  (.+?)\s{2,}(\S+)$", done.stdout, re.MULTILINE))
+    demo = run_demo("image_upload", timeout=400, DEMO_PARTS="6")
+    figures = demo.figures
     assert figures["image records accepted (distinct ids)"] == "11"
     assert figures["messages on topic (each sent twice)"] == "22"
     assert (figures["rejected to the reject topic"], figures["ignored (test event, non-S3, non-create)"]) == (
@@ -267,7 +249,7 @@ def test_demo_runs_the_airflow_drain_dag_and_reports_nothing_lost_nothing_double
     assert figures["parts linked to their image"] == "7/7"
     for must_be_zero in ("lost", "duplicate business effects", "per-image order violations", "left in SQS"):
         assert figures[f"{must_be_zero} (must be 0)"] == "0", must_be_zero
-    assert "'redelivered': 14, 'delete_failures': 0" in done.stdout  # the DAG drained the redelivered ones
+    assert "'redelivered': 14, 'delete_failures': 0" in demo.stdout  # the DAG drained the redelivered ones
 
 
 @pytest.mark.airflow

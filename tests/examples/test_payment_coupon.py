@@ -26,7 +26,8 @@ from outbox_examples.payment_coupon.services import (
 )
 from outbox_relay.consumer import ConsumeStats
 from outbox_relay.publisher import KafkaPublisher
-from tests.examples.coupon_support import example_config, relay_twice, run_demo, with_example_tables
+from tests.examples.coupon_support import example_config, relay_twice, with_example_tables
+from tests.examples.demo_runner import run_demo
 from tests.integration.kafka_tools import create_topics, producer, read_all
 
 pytestmark = pytest.mark.integration
@@ -167,7 +168,7 @@ def test_rejected_payments_leave_no_outbox_row_and_concurrent_payments_cannot_ov
 
 @pytest.mark.airflow
 def test_demo_script_prints_no_loss_and_no_duplicate_coupons() -> None:
-    figures = run_demo("payment_coupon", DEMO_PAYMENTS="120")
+    figures = run_demo("payment_coupon", DEMO_PAYMENTS="120").figures
     paid, rejected = int(figures["payments accepted"]), int(figures["payments rejected (no outbox row)"])
     assert paid + rejected == 120 and paid > 0 and rejected > 0
     assert figures["outbox rows written"] == str(paid)

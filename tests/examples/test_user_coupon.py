@@ -31,10 +31,10 @@ from tests.examples.coupon_support import (
     example_config,
     printed_stats,
     relay_twice,
-    run_demo,
     run_module,
     with_example_tables,
 )
+from tests.examples.demo_runner import run_demo
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import run_relay
 
@@ -154,7 +154,7 @@ def test_uuid7_ids_sort_in_creation_order_even_when_the_clock_steps_back() -> No
 
 @pytest.mark.airflow
 def test_demo_script_prints_no_loss_and_no_duplicate_coupons() -> None:
-    figures = run_demo("user_coupon", DEMO_USERS="60")
+    figures = run_demo("user_coupon", DEMO_USERS="60").figures
     assert figures["users registered"] == "60"
     assert figures["events written"] == "72"
     assert figures["published (distinct ids on topic)"] == "72"
