@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, text
 from outbox_relay.config import Reconciliation, ServiceConfig, StatusValue
 from outbox_relay.identifiers import quote
 from outbox_relay.models import StatsMixin
-from outbox_relay.repository import ATTEMPT_TABLE, OutboxRepository, expanding
+from outbox_relay.repository import OutboxRepository, expanding
 
 log = logging.getLogger(__name__)
 
@@ -276,14 +276,7 @@ class Reconciler:
         from_ = [s for s in (st.sent, st.confirmed, st.failed) if s is not None]
         changed = self._update(conn, sets, ids, st.new, from_)
         if not self.config.columns.inline_retry_state:
-            conn.execute(
-                expanding(
-                    f"DELETE FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl "
-                    "AND row_id IN :ids",
-                    "ids",
-                ),
-                {"service": self.config.service, "tbl": self.config.table, "ids": [str(i) for i in ids]},
-            )
+            self.repo.forget_attempts(conn, ids)
         return changed
 
     def _update(
@@ -299,6 +292,18 @@ class Reconciler:
         )
         params = {"to": to, "ids": ids, "from_": from_, "note": REDELIVERY_NOTE, **repo.filter_params}
         return int(conn.execute(sql, params).rowcount)
+
+
+def parse_time(value: str, what: str = "") -> datetime:
+    """An ISO date/time given by an operator (CLI argument, DAG param), with an error naming ``what``
+    (argparse names the argument itself, so the CLI passes nothing)."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        where = f"{what}: " if what else ""
+        raise ValueError(
+            f"{where}{value!r} is not an ISO date/time like 2026-01-31 or 2026-01-31T06:00:00"
+        ) from None
 
 
 def _as_datetime(value: Any) -> datetime:

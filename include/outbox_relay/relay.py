@@ -313,16 +313,13 @@ class OutboxRelay:
             raise ValueError("row has no topic and the service has no default topic")
         if self._registered_topics and topic not in self._registered_topics:
             raise ValueError(f"topic {topic!r} is not one of the service's registered topics")
-        if (
-            topic not in self._valid_topics
-        ):  # before producing: a broker rejection arrives too late to hold its key
-            check_topic(topic)
+        if topic not in self._valid_topics:
+            check_topic(topic)  # before producing: a broker rejection arrives too late to hold its key
             self._valid_topics.add(topic)
         headers = build_headers(row, self._service, self._table, replay)
         value = encode_body(row, self._payload_format)
         encoded_key = None if key is None else str(key).encode()
-        partition = None if row.partition is None else _partition(row.partition)
-        return OutboundMessage(row, topic, encoded_key, value, headers, partition)
+        return OutboundMessage(row, topic, encoded_key, value, headers, _partition(row.partition))
 
     def _failure(self, row: OutboxRow, error: str, held_keys: set[Any]) -> Failure:
         terminal = not row.retry or row.attempts + 1 >= self.config.retry.max_attempts  # retry flag 0: once

@@ -76,13 +76,18 @@ class OutboxRepository:
         self.message_prefix = f"{config.service}:{config.table}:"
         # Several services sharing one table (row_filter) each see only their own rows.
         rf = config.row_filter
-        self.row_filter = "" if rf is None else f" AND {self.table}.{quote(rf.column)} = :row_filter"
+        self.row_filter = self.row_filter_on(self.table)
         self.filter_params: dict[str, Any] = {} if rf is None else {"row_filter": rf.equals}
         self._lock_key = config.table if rf is None else f"{config.table}:{rf.equals}"
         self._claim_sql = {republish: self._build_claim(with_status=republish) for republish in (False, True)}
         self._cursor_start: Any = None
 
     # --- helpers ---------------------------------------------------------------------
+
+    def row_filter_on(self, qualifier: str) -> str:
+        """``AND <qualifier>.<filter column> = :row_filter``, or nothing for a table of one service."""
+        rf = self.config.row_filter
+        return "" if rf is None else f" AND {qualifier}.{quote(rf.column)} = :row_filter"
 
     def _q(self, logical: str) -> str | None:
         column = getattr(self.columns, logical)
@@ -175,12 +180,17 @@ class OutboxRepository:
         selected when a republish may return SENT rows."""
         fields = ["id", "status"] if with_status else ["id"]
         select = [self.id_col, self.status_col] if with_status else [self.id_col]
-        for logical in ("message_id", "key", "event_type", "topic", "payload", "headers"):
-            column = self._q(logical)
-            if column:
-                fields.append(logical)
-                select.append(column)
-        for logical in ("partition", "retry_flag"):  # optional per-row placement and retry switch
+        optional = (
+            "message_id",
+            "key",
+            "event_type",
+            "topic",
+            "payload",
+            "headers",
+            "partition",
+            "retry_flag",
+        )
+        for logical in optional:
             column = self._q(logical)
             if column:
                 fields.append(logical)
@@ -273,7 +283,7 @@ class OutboxRepository:
         rows = []
         for r in records:
             row_id = r[0]
-            state = int(packed(r) or 0)
+            state, flag = int(packed(r) or 0), retry_flag(r)
             rows.append(
                 OutboxRow(  # positional: this runs once per relayed row, and keywords cost twice as much
                     row_id,
@@ -289,7 +299,7 @@ class OutboxRepository:
                     False,
                     bool(state & 1) if checked else None,
                     partition(r),
-                    retry_flag(r) is None or bool(retry_flag(r)),
+                    flag is None or bool(flag),
                 )
             )
         return rows
@@ -325,7 +335,7 @@ class OutboxRepository:
                 f"SELECT DISTINCT o.{key} AS k FROM {ATTEMPT_TABLE} a JOIN {self.table} o "
                 f"ON o.{self.id_col} = a.row_id WHERE a.service = :service AND a.source_table = :tbl "
                 f"AND a.failed = 0 AND a.next_attempt_at > NOW(6) AND o.{self.status_col} = :new"
-                + self.row_filter.replace(self.table, "o")
+                + self.row_filter_on("o")
             )
         params = {
             "new": self.config.statuses.new,
@@ -352,17 +362,20 @@ class OutboxRepository:
             f"AND {self.status_col} IN (:new, :sent_before)"
         )
         updated = conn.execute(sql, params).rowcount
-        retried = [str(r.row_id) for r in rows if r.attempts and not self.columns.inline_retry_state]
+        retried = [r.row_id for r in rows if r.attempts and not self.columns.inline_retry_state]
         if retried:
-            conn.execute(
-                expanding(
-                    f"DELETE FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl "
-                    "AND row_id IN :ids",
-                    "ids",
-                ),
-                {"service": self.config.service, "tbl": self.config.table, "ids": retried},
-            )
+            self.forget_attempts(conn, retried)
         return int(updated)
+
+    def forget_attempts(self, conn: Connection, row_ids: Sequence[Any]) -> None:
+        """Drop rows' retry state from the attempt table (tables without retry columns keep it there)."""
+        conn.execute(
+            expanding(
+                f"DELETE FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl AND row_id IN :ids",
+                "ids",
+            ),
+            {"service": self.config.service, "tbl": self.config.table, "ids": [str(i) for i in row_ids]},
+        )
 
     def record_failures(self, conn: Connection, failures: Sequence[Failure]) -> None:
         """Attempts+1, error and next attempt time; FAILED once out of attempts."""
@@ -578,13 +591,7 @@ class OutboxRepository:
                 ],
             },
         ).rowcount
-        conn.execute(
-            expanding(
-                f"DELETE FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl AND row_id IN :ids",
-                "ids",
-            ),
-            {"service": self.config.service, "tbl": self.config.table, "ids": list(row_ids)},
-        )
+        self.forget_attempts(conn, row_ids)
         return int(deleted)
 
 

@@ -16,7 +16,14 @@ from typing import Any
 
 from outbox_relay.checks import CheckReport, check_broker, check_database
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config_loader import ConfigError, config_files, default_services_dir, load_services
+from outbox_relay.config_loader import (
+    ConfigError,
+    config_files,
+    default_services_dir,
+    load_service,
+    load_services,
+)
+from outbox_relay.reconciliation import parse_time
 from outbox_relay.repository import OutboxRepository
 
 
@@ -43,11 +50,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _iso(value: str) -> datetime:
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not an ISO date/time like 2026-01-31 or 2026-01-31T06:00:00"
-        ) from None
+        return parse_time(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _reconcile_parser(sub: Any) -> None:
@@ -81,7 +86,8 @@ def _reconcile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if args.include_failed and not args.redeliver:
         parser.error("--include-failed only makes sense with --redeliver")
     try:
-        report = tasks.reconcile(args.service, args.since, args.until, args.redeliver, args.include_failed)
+        config = load_service(args.service)
+        report = tasks.reconcile(config, args.since, args.until, args.redeliver, args.include_failed)
     except (LookupError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,12 @@ from outbox_relay.confirmations import ConfirmationIngester
 from outbox_relay.db import make_engine
 from outbox_relay.models import Window
 from outbox_relay.publisher import KafkaPublisher
-from outbox_relay.reconciliation import Reconciler, ReconciliationReport, purge_consumer_table
+from outbox_relay.reconciliation import (
+    Reconciler,
+    ReconciliationReport,
+    parse_time,
+    purge_consumer_table,
+)
 from outbox_relay.relay import OutboxRelay, RunRequest
 from outbox_relay.retention import RetentionCleaner
 from outbox_relay.topics import ensure_topics, service_topics
@@ -124,16 +129,15 @@ def _consumer_engine(config: ServiceConfig) -> Any:
 
 
 def reconcile(
-    service: str,
+    config: ServiceConfig,
     since: datetime | None,
     until: datetime | None,
     redeliver: bool = False,
     include_failed: bool = False,
 ) -> ReconciliationReport:
     """Run one reconciliation; aware datetimes are converted to the service's DB time zone."""
-    config = load_service(service)
     if config.reconciliation is None:
-        raise LookupError(f"service {service!r} has no 'reconciliation' section in its config")
+        raise LookupError(f"service {config.service!r} has no 'reconciliation' section in its config")
     since, until = (None if t is None or t.tzinfo is None else _naive_in(t, config) for t in (since, until))
     engine = db_engine(config, pool_size=1)
     consumer = _consumer_engine(config) if config.reconciliation.connection else None
@@ -147,14 +151,7 @@ def reconcile(
 
 def _param_time(params: dict[str, Any], name: str) -> datetime | None:
     value = params.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError(
-            f"param {name!r}: {value!r} is not an ISO date/time like 2026-01-31T00:00:00"
-        ) from None
+    return None if value in (None, "") else parse_time(str(value), f"param {name!r}")
 
 
 def run_reconciliation(service: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +164,7 @@ def run_reconciliation(service: str, context: dict[str, Any]) -> dict[str, Any]:
     if since is None and until is None and run_type in {"scheduled", *BACKFILL_RUN_TYPES}:
         since, until = context.get("data_interval_start"), context.get("data_interval_end")
     redeliver = bool(params.get("redeliver"))
-    report = reconcile(service, since, until, redeliver, bool(params.get("include_failed")))
+    report = reconcile(config, since, until, redeliver, bool(params.get("include_failed")))
     log.info("%s", report.summary())
     log.info("service %s reconciliation: %s", service, {**report.counts, "checked": report.checked})
     for category, items in report.listed.items():
