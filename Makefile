@@ -5,10 +5,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 UV := .run/tools/bin/uv
 export BROKER_PORT ?= 19092
-export OUTBOX_TEST_DB_URL ?= mysql+pymysql://root@127.0.0.1:3306/test
+# kafka: Apache Kafka from its Maven artifacts (needs a JDK 17+); tansu: the light embedded broker.
+export BROKER ?= $(if $(shell command -v java 2>/dev/null),kafka,tansu)
+# Parallel pytest workers (pytest-xdist); the suite mostly waits on subprocesses, brokers and MariaDB.
+PYTEST_WORKERS ?= 3
+# Port of the private Tansu that `make test` runs the relay contract on when BROKER=kafka.
+export TANSU_SMOKE_PORT ?= 19192
+export OUTBOX_TEST_DB_URL ?= mysql+pymysql://root@127.0.0.1:3306
 export OUTBOX_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(BROKER_PORT)
 
-.PHONY: install services broker broker-stop demo test lint typecheck unit integration clean
+.PHONY: install services broker broker-stop demo test test-tansu lint typecheck unit integration clean
 
 install: $(VENV)/.installed
 
@@ -49,7 +55,16 @@ integration: services
 
 test: services lint typecheck
 	@bash include/devstack/postgres.sh
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup
+	@if [[ "$(BROKER)" == kafka ]]; then $(MAKE) --no-print-directory test-tansu; fi
+
+# The relay contract once more on the light embedded broker (Tansu), on its own port.
+test-tansu: install
+	@BROKER=tansu BROKER_PORT=$(TANSU_SMOKE_PORT) OUTBOX_KAFKA_BOOTSTRAP=127.0.0.1:$(TANSU_SMOKE_PORT) \
+	  bash include/devstack/broker.sh start
+	BROKER=tansu OUTBOX_KAFKA_BOOTSTRAP=127.0.0.1:$(TANSU_SMOKE_PORT) \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_relay.py; \
+	  rc=$$?; BROKER_PORT=$(TANSU_SMOKE_PORT) bash include/devstack/tansu.sh stop; exit $$rc
 
 clean:
 	@bash include/devstack/broker.sh stop || true

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,15 +18,29 @@ from outbox_relay.db import make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 # Airflow reads its settings at import: point it at a throw-away home before any test imports it.
-_AIRFLOW_HOME = ROOT / ".run" / "airflow-tests"
+# One home per pytest-xdist worker: SQLite metadata is not shared between processes.
+_AIRFLOW_HOME = ROOT / ".run" / f"airflow-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 _AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)  # not setdefault: workers inherit the controller's
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
-os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
-DB_SERVER_URL = os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+DB_SERVER_URL = os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306")
 BOOTSTRAP = os.environ.get("OUTBOX_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+# Which broker BOOTSTRAP is (the Makefile's BROKER): kafka (Apache Kafka) or tansu.
+BROKER = os.environ.get("BROKER") or ("kafka" if shutil.which("java") else "tansu")
+
+
+SLOW_TEST_TIMEOUT = 900  # a whole demo runs several `airflow dags test`; their subprocesses say 900 s too
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first, so parallel workers (pytest-xdist) do not end the run waiting on one of them."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture
@@ -37,7 +52,7 @@ def db_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     apply_ddl(engine)
     yield engine
     engine.dispose()
-    admin = create_engine(make_url(DB_SERVER_URL))
+    admin = create_engine(make_url(DB_SERVER_URL).set(database=None))
     with admin.begin() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
     admin.dispose()

@@ -19,7 +19,7 @@ AIRFLOW="$ROOT/.venv/bin/airflow"
 mkdir -p "$AIRFLOW_HOME"
 # The Airflow connection points at the same server as OUTBOX_TEST_DB_URL, database $DEMO_DB.
 AIRFLOW_CONN_OUTBOX_DB="$("$PY" -c 'import os; from sqlalchemy import make_url
-u = make_url(os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"))
+u = make_url(os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306"))
 print(u.set(drivername="mysql", database=os.environ["DEMO_DB"]).render_as_string(hide_password=False))')"
 export AIRFLOW_CONN_OUTBOX_DB
 

@@ -11,7 +11,7 @@ from sqlalchemy import make_url
 
 
 def server_url() -> str:
-    return os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+    return os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306")
 
 
 def db_url(database: str | None = None) -> str:

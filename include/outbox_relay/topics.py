@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,7 +50,33 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise RuntimeError(f"could not create topic {name!r}: {exc.args[0].str()}") from None
+    wait_for_leaders(admin, {name: wanted[name] for name in missing}, timeout)
     return created
+
+
+def wait_for_leaders(admin: Any, wanted: dict[str, int], timeout: float = 10.0) -> None:
+    """Kafka creates a topic asynchronously: until each partition has a leader, a produce or an offset
+    lookup meets UNKNOWN_TOPIC_OR_PART or NOT_LEADER. Wait for that instead of letting the first run race it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        pending = sorted(
+            name for name, partitions in wanted.items() if not _led(topics.get(name), partitions)
+        )
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"topics {pending} still lack a leader for some partition {timeout:g}s after creation"
+            )
+        time.sleep(0.1)
+
+
+def _led(topic: Any, partitions: int) -> bool:
+    """The topic's metadata lists at least ``partitions`` partitions, each with a leader."""
+    if topic is None or topic.error is not None:
+        return False
+    return len(topic.partitions) >= partitions and all(p.leader >= 0 for p in topic.partitions.values())
 
 
 def missing_topics(admin: Any, names: Iterable[str], timeout: float = 10.0) -> list[str]:

@@ -37,6 +37,7 @@ def _wait_for_backfill_runs(
     raise AssertionError(f"backfill runs of {dag_id} did not finish in {seconds}s: {runs}")
 
 
+@pytest.mark.slow
 def test_backfill_republishes_unconfirmed_rows_of_its_window_only(
     db_engine: Engine, topic_name: Callable[[str], str], tmp_path: Path
 ) -> None:

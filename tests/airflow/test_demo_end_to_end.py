@@ -11,6 +11,7 @@ from tests.examples.demo_runner import run_demo
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 
+@pytest.mark.slow
 def test_order_inventory_demo_loses_nothing_and_applies_each_order_once() -> None:
     demo = run_demo("order_inventory", DEMO_ORDERS="300", DEMO_DB=f"outbox_demo_t{os.getpid()}")
     figures = demo.figures

@@ -24,7 +24,7 @@ from outbox_examples.dbsetup import apply_ddl, recreate_database
 from outbox_relay.config import ServiceConfig
 from outbox_relay.db import make_engine
 
-DB_SERVER_URL = os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+DB_SERVER_URL = os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306")
 BOOTSTRAP = os.environ.get("OUTBOX_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 SERVICE = "bench"
 KEYS = 1000  # distinct aggregate ids: messages spread over partitions, per-key order is exercised
@@ -102,7 +102,7 @@ def scratch_db(label: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
-        admin = create_engine(make_url(DB_SERVER_URL))
+        admin = create_engine(make_url(DB_SERVER_URL).set(database=None))
         with admin.begin() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
         admin.dispose()

@@ -34,6 +34,7 @@ EXPECTED = {
 
 @pytest.mark.integration
 @pytest.mark.airflow
+@pytest.mark.slow
 def test_smoke_run_reports_every_component(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tests.benchmarks.bench", "--smoke", "--out", str(tmp_path)],

@@ -10,6 +10,7 @@ from tests.examples.demo_runner import run_demo
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 
+@pytest.mark.slow
 def test_generic_message_demo_finds_and_redelivers_what_was_lost_without_duplicate_effects() -> None:
     demo = run_demo(
         "generic_message",

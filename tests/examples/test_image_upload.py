@@ -85,7 +85,7 @@ def store(moto_endpoint: str) -> Store:
 def topics(topic_name: Callable[[str], str]) -> Topics:
     chosen = Topics(topic_name("images"), topic_name("images-rejected"))
     create_topics(chosen.images, partitions=3)
-    create_topics(chosen.rejects, partitions=1)
+    create_topics(chosen.rejects, f"{chosen.images}.results", partitions=1)  # results: the consumers' answers
     return chosen
 
 
@@ -234,6 +234,7 @@ def test_lambda_invocation_fails_when_kafka_does_not_acknowledge(
 
 
 @pytest.mark.airflow
+@pytest.mark.slow
 def test_demo_runs_the_airflow_drain_dag_and_reports_nothing_lost_nothing_doubled() -> None:
     """`make demo SCENARIO=image_upload` small: moto_server process, `airflow dags test image_upload_events`."""
     demo = run_demo("image_upload", timeout=400, DEMO_PARTS="6")

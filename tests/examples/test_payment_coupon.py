@@ -167,6 +167,7 @@ def test_rejected_payments_leave_no_outbox_row_and_concurrent_payments_cannot_ov
 
 
 @pytest.mark.airflow
+@pytest.mark.slow
 def test_demo_script_prints_no_loss_and_no_duplicate_coupons() -> None:
     figures = run_demo("payment_coupon", DEMO_PAYMENTS="120").figures
     paid, rejected = int(figures["payments accepted"]), int(figures["payments rejected (no outbox row)"])

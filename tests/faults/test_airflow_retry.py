@@ -45,6 +45,7 @@ def write_service(folder: Path, name: str, topic: str, **fields: object) -> Path
     return folder
 
 
+@pytest.mark.slow
 def test_an_attempt_that_dies_mid_run_is_retried_by_airflow_and_converges(
     db_engine: Engine,
     topic_name: Callable[[str], str],

@@ -86,16 +86,18 @@ def _outage_run(
 def test_broker_paused_mid_run_fails_the_run_in_bounded_time_and_loses_nothing(
     db_engine: Engine,
     topic_name: Callable[[str], str],
-    broker: Broker,
+    private_broker: Broker,
     record_figures: Callable[..., None],
 ) -> None:
-    _outage_run(db_engine, broker, topic_name("paused"), broker.pause, broker.resume, record_figures)
+    b = private_broker
+    _outage_run(db_engine, b, topic_name("paused"), b.pause, b.resume, record_figures)
 
 
 def test_broker_killed_mid_run_and_restarted_keeps_its_data_and_loses_nothing(
     db_engine: Engine,
     topic_name: Callable[[str], str],
-    s3_broker: Broker,
+    durable_broker: Broker,
     record_figures: Callable[..., None],
 ) -> None:
-    _outage_run(db_engine, s3_broker, topic_name("killed"), s3_broker.kill, s3_broker.start, record_figures)
+    b = durable_broker
+    _outage_run(db_engine, b, topic_name("killed"), b.kill, b.start, record_figures)

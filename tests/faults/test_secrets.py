@@ -52,6 +52,7 @@ def _everything_logged(env: dict[str, str], *runs: str) -> str:
     return "\n".join([*runs, *files])
 
 
+@pytest.mark.slow
 def test_task_logs_never_contain_passwords_and_sasl_settings_reach_the_clients(
     password_engine: Engine,
     db_engine: Engine,

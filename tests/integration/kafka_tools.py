@@ -10,6 +10,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from outbox_examples.demo_support import topic_reader
+from outbox_relay.topics import wait_for_leaders
 from tests.conftest import BOOTSTRAP
 
 
@@ -23,13 +24,16 @@ class Record:
     headers: dict[str, str]
 
 
-def create_topics(*names: str, partitions: int = 3, bootstrap: str = BOOTSTRAP) -> None:
+def create_topics(
+    *names: str, partitions: int = 3, bootstrap: str = BOOTSTRAP, config: dict[str, str] | None = None
+) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
+        [NewTopic(n, num_partitions=partitions, replication_factor=1, config=config or {}) for n in names]
     )
     for future in futures.values():
         future.result(timeout=10)
+    wait_for_leaders(admin, dict.fromkeys(names, partitions))
 
 
 def producer(bootstrap: str = BOOTSTRAP, **overrides: Any) -> Producer:

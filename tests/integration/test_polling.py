@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
-from tests.integration.kafka_tools import read_all
+from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import insert_rows, run_relay, statuses
 
 pytestmark = pytest.mark.integration
@@ -20,6 +20,7 @@ def test_polling_run_picks_up_rows_written_while_it_runs(
     db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
 ) -> None:
     topic = topic_name("poll")
+    create_topics(topic)
     config = service_config(topic=topic, poll_interval_seconds=0.05)
     insert_rows(db_engine, topic, ["a", "b"])
     late = threading.Timer(1.0, lambda: insert_rows(db_engine, topic, ["c", "d", "e"]))
@@ -38,6 +39,7 @@ def test_without_polling_a_run_ends_once_drained(
     db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
 ) -> None:
     topic = topic_name("nopoll")
+    create_topics(topic)
     insert_rows(db_engine, topic, ["a"])
     stats = run_relay(service_config(topic=topic), db_engine, "once", time_budget_seconds=30)
     assert stats.published == 1 and stats.polls == 0 and stats.stopped_because == "drained"

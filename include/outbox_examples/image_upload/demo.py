@@ -85,7 +85,7 @@ def setup() -> None:
     apply_ddl(engine, SQL_DIR / "examples" / "image_upload.sql")
     engine.dispose()
     topics = Topics.from_env()
-    fresh_topics({topics.images: 3, topics.rejects: 1})
+    fresh_topics({topics.images: 3, topics.rejects: 1, RESULT_TOPIC: 1})
     s3, sqs = _clients()
     bucket = f"images-{int(time.time())}"  # per run: the topics may hold earlier runs' messages
     queue_url = create_bucket_with_queue(s3, sqs, bucket, bucket, VISIBILITY_SECONDS)
