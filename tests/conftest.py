@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,9 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from outbox_examples.dbsetup import apply_ddl, recreate_database
 from outbox_relay.config import ServiceConfig
 from outbox_relay.db import make_engine
+from tests.stack import BOOTSTRAP, BROKER, DB_SERVER_URL
+
+__all__ = ["BOOTSTRAP", "BROKER", "DB_SERVER_URL", "ROOT"]
 
 ROOT = Path(__file__).resolve().parents[1]
 # Airflow reads its settings at import: point it at a throw-away home before any test imports it.
@@ -26,10 +28,6 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
-DB_SERVER_URL = os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306")
-BOOTSTRAP = os.environ.get("OUTBOX_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-# Which broker BOOTSTRAP is (the Makefile's BROKER): kafka (Apache Kafka) or tansu.
-BROKER = os.environ.get("BROKER") or ("kafka" if shutil.which("java") else "tansu")
 
 
 SLOW_TEST_TIMEOUT = 900  # a whole demo runs several `airflow dags test`; their subprocesses say 900 s too

@@ -38,18 +38,7 @@ JVM_OPTS = (
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",
 )
-LOG4J2 = """\
-appender.out.type = Console
-appender.out.name = OUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = OUT
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-logger.config.name = org.apache.kafka.common.config.AbstractConfig
-logger.config.level = WARN
-"""
+LOG4J2 = ROOT / "include" / "devstack" / "kafka" / "log4j2.properties"  # shared with kafka.sh
 _fetched: dict[Path, Path] = {}
 
 
@@ -300,7 +289,6 @@ class KafkaCluster:
             raise RuntimeError("cluster already started")
         self._lib = kafka_jars(self.root)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "log4j2.properties").write_text(LOG4J2)
         for node in self.nodes:
             node.home.mkdir(parents=True, exist_ok=True)
             text = "".join(f"{k}={v}\n" for k, v in self.config(node).items())
@@ -443,7 +431,7 @@ class KafkaCluster:
         java = java_bin()
         archive = cds_archive(self.root, java)
         cds = [f"-XX:SharedArchiveFile={archive}"] if archive is not None else []
-        log4j = f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}"
+        log4j = f"-Dlog4j2.configurationFile={LOG4J2}"
         return [java, *JVM_OPTS, *cds, log4j, "-cp", f"{self._lib}/*", *args]
 
     def _format(self) -> None:

@@ -100,20 +100,6 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 EOF
-  cat >"$RUN/log4j2.properties" <<'EOF'
-status = warn
-appender.out.type = Console
-appender.out.name = OUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = OUT
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-# The full config dump (about 2,600 lines per start); server.properties next to the data dir says it.
-logger.config.name = org.apache.kafka.common.config.AbstractConfig
-logger.config.level = WARN
-EOF
 }
 
 # Sets JARGV: java with this script's JVM options (and the class-data archive once it exists).
@@ -121,7 +107,7 @@ java_argv() {
   # shellcheck disable=SC2206  # the option strings are meant to split
   JARGV=("$JAVA" $HEAP_OPTS $JVM_OPTS)
   if [[ "${KAFKA_CDS:-1}" != 0 && -f "$CDS" ]]; then JARGV+=(-XX:SharedArchiveFile="$CDS"); fi
-  JARGV+=(-Dlog4j2.configurationFile="$RUN/log4j2.properties" -cp "$LIB/*")
+  JARGV+=(-Dlog4j2.configurationFile="$ROOT/include/devstack/kafka/log4j2.properties" -cp "$LIB/*")
 }
 
 # format_once DIR LOG: format DIR/data with a random cluster id, unless already formatted.

@@ -34,7 +34,7 @@ from tests.benchmarks import (
     resources,
     retention,
 )
-from tests.benchmarks.common import BOOTSTRAP, DB_SERVER_URL, Result, Sizes
+from tests.benchmarks.common import BOOTSTRAP, BROKER, DB_SERVER_URL, Result, Sizes
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENTS: dict[str, Callable[[Sizes], list[Result]]] = {
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
         "database": DB_SERVER_URL.split("@")[-1],
-        "broker": BOOTSTRAP,
+        "broker": {"bootstrap": BOOTSTRAP, "kind": BROKER},
         "sizes": asdict(sizes),
         "component_seconds": seconds,
         "results": rows,

