@@ -12,12 +12,13 @@ import yaml
 from pydantic import ValidationError
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.errors import ConfigurationError, MissingConfigurationError
 
 SERVICES_DIR_ENV = "OUTBOX_RELAY_SERVICES_DIR"
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
-class ConfigError(ValueError):
+class ConfigError(ConfigurationError):
     """A service config that cannot be used; the message names the file and each bad field."""
 
     def __init__(self, path: Path, problems: list[str]) -> None:
@@ -134,4 +135,4 @@ def load_service(name: str, directory: Path | None = None) -> ServiceConfig:
         path = folder / f"{name}{suffix}"
         if path.is_file():
             return parse_service_config(path)
-    raise LookupError(f"no config for service {name!r} in {folder} (expected {name}.yaml)")
+    raise MissingConfigurationError(f"no config for service {name!r} in {folder} (expected {name}.yaml)")

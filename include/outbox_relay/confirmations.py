@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, KafkaException
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.errors import OutboxRelayError
 from outbox_relay.models import Confirmation, StatsMixin
 from outbox_relay.publisher import HEADER_MESSAGE_ID
 from outbox_relay.repository import OutboxRepository
@@ -36,7 +37,7 @@ class ConsumerLike(Protocol):
     def assignment(self) -> list[Any]: ...
 
 
-class MalformedConfirmationError(ValueError):
+class MalformedConfirmationError(OutboxRelayError, ValueError):
     """A result-topic message that cannot be understood."""
 
 

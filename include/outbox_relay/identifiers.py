@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 
+from outbox_relay.errors import ConfigurationError
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
-class InvalidIdentifierError(ValueError):
+class InvalidIdentifierError(ConfigurationError):
     """A table or column name that is not a plain SQL identifier."""
 
 

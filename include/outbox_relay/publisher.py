@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 
+from outbox_relay.errors import InfrastructureError, PoisonRowError
 from outbox_relay.models import OutboxRow
 
 HEADER_MESSAGE_ID = "outbox-message-id"
@@ -56,7 +57,7 @@ class ProducerLike(Protocol):
     def purge(self, in_queue: bool = ..., in_flight: bool = ..., blocking: bool = ...) -> None: ...
 
 
-class BrokerUnavailableError(RuntimeError):
+class BrokerUnavailableError(InfrastructureError):
     """Kafka did not acknowledge messages for cluster-level reasons (down, unreachable, timing out)."""
 
 
@@ -97,11 +98,18 @@ def build_headers(row: OutboxRow, service: str, table: str, replay: bool) -> lis
     if replay:
         headers.append((HEADER_REPLAY, b"true"))
     if row.extra_headers:
-        extra = row.extra_headers if isinstance(row.extra_headers, dict) else json.loads(row.extra_headers)
+        extra = row.extra_headers if isinstance(row.extra_headers, dict) else _json_object(row.extra_headers)
         if not isinstance(extra, dict):
-            raise ValueError("headers column must hold a JSON object")
+            raise PoisonRowError("headers column must hold a JSON object")
         headers += [(str(k), str(v).encode()) for k, v in extra.items()]
     return headers
+
+
+def _json_object(text: Any) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # json.JSONDecodeError and bad UTF-8 alike
+        raise PoisonRowError(f"headers column is not valid JSON ({exc})") from None
 
 
 def _describe(err: Any) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from outbox_relay.config import Reconciliation, ServiceConfig, StatusValue
+from outbox_relay.errors import ConfigurationError
 from outbox_relay.identifiers import quote
 from outbox_relay.models import StatsMixin
 from outbox_relay.repository import OutboxRepository, expanding
@@ -301,7 +302,7 @@ def parse_time(value: str, what: str = "") -> datetime:
         return datetime.fromisoformat(value)
     except ValueError:
         where = f"{what}: " if what else ""
-        raise ValueError(
+        raise ConfigurationError(
             f"{where}{value!r} is not an ISO date/time like 2026-01-31 or 2026-01-31T06:00:00"
         ) from None
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from outbox_relay.config import ServiceConfig, check_topic
+from outbox_relay.errors import InfrastructureError, PoisonRowError
 from outbox_relay.models import Failure, OutboxRow, RunStats, Window
 from outbox_relay.publisher import (
     HEADER_ERROR,
@@ -53,7 +54,7 @@ class RunRequest:
     poll_interval_seconds: float | None = None
 
 
-class RelayLockBusyError(RuntimeError):
+class RelayLockBusyError(InfrastructureError):
     """A backfill run could not get its turn on the table in time."""
 
 
@@ -79,7 +80,7 @@ class _Batch:
     sendable: int = 0
 
 
-class RelayDatabaseError(RuntimeError):
+class RelayDatabaseError(InfrastructureError):
     """The database failed mid-run (connection killed, server gone): the unfinished batch rolled back."""
 
 
@@ -300,21 +301,24 @@ class OutboxRelay:
                 messages.append(
                     self._message(row, replay=republish and row.status == self.config.statuses.sent)
                 )
-            except ValueError as exc:
+            except PoisonRowError as exc:  # anything else is a bug: it crashes the run, no row pays for it
                 failures.append(self._failure(row, str(exc), held_keys))
         return messages, failures
 
     def _message(self, row: OutboxRow, replay: bool) -> OutboundMessage:
         key = row.key
         if key is None and self._key_column is not None:
-            raise ValueError(f"key column {self._key_column!r} is NULL")
+            raise PoisonRowError(f"key column {self._key_column!r} is NULL")
         topic = row.topic
         if not topic:
-            raise ValueError("row has no topic and the service has no default topic")
+            raise PoisonRowError("row has no topic and the service has no default topic")
         if self._registered_topics and topic not in self._registered_topics:
-            raise ValueError(f"topic {topic!r} is not one of the service's registered topics")
+            raise PoisonRowError(f"topic {topic!r} is not one of the service's registered topics")
         if topic not in self._valid_topics:
-            check_topic(topic)  # before producing: a broker rejection arrives too late to hold its key
+            try:  # before producing: a broker rejection arrives too late to hold its key
+                check_topic(topic)
+            except ValueError as exc:
+                raise PoisonRowError(str(exc)) from None
             self._valid_topics.add(topic)
         headers = build_headers(row, self._service, self._table, replay)
         value = encode_body(row, self._payload_format)
@@ -347,7 +351,7 @@ class OutboxRelay:
         for f in terminal:
             try:
                 headers = build_headers(f.row, self.config.service, self.config.table, replay=False)
-            except ValueError:  # the row's own headers are what is broken: send the relay's only
+            except PoisonRowError:  # the row's own headers are what is broken: send the relay's only
                 headers = build_headers(
                     replace(f.row, extra_headers=None), self.config.service, self.config.table, False
                 )
@@ -392,7 +396,7 @@ def _partition(value: Any) -> int | None:
     try:
         partition = int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"partition {value!r} is not an integer") from None
+        raise PoisonRowError(f"partition {value!r} is not an integer") from None
     if partition < 0 or str(partition) != str(value).strip():
-        raise ValueError(f"partition {value!r} must be a non-negative integer")
+        raise PoisonRowError(f"partition {value!r} must be a non-negative integer")
     return partition

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import TextClause
 
 from outbox_relay.config import ServiceConfig, StatusValue
+from outbox_relay.errors import ConfigurationError, MissingConfigurationError, PoisonRowError
 from outbox_relay.identifiers import quote
 from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
 
@@ -103,6 +104,19 @@ class OutboxRepository:
         return ", ".join(sets)
 
     @property
+    def _not_given_up(self) -> str:
+        """With ``statuses.failed: null`` a row given up on stays NEW, marked only in the attempt table:
+        leave it out of claims and backlog ages, or every pass would claim and skip it again and the
+        oldest-NEW age would grow for ever. (Primary-key lookups in the attempt table.)"""
+        if self.config.statuses.failed is not None:
+            return ""
+        return (
+            f" AND NOT EXISTS (SELECT 1 FROM {ATTEMPT_TABLE} given_up WHERE given_up.service = :service"
+            f" AND given_up.source_table = :tbl AND given_up.row_id = CAST({self.table}.{self.id_col} AS CHAR)"
+            " AND given_up.failed = 1)"
+        )
+
+    @property
     def _by_primary_key(self) -> str:
         """The table for UPDATEs of claimed rows. Forcing the primary key keeps the statement from scanning
         the (status, id) index, whose neighbouring entries belong to batches that other connections of the
@@ -138,7 +152,7 @@ class OutboxRepository:
             return self._cursor_start
         kind = column_types(conn, self.config.table).get(self.columns.id.lower())
         if kind is None:
-            raise LookupError(
+            raise MissingConfigurationError(
                 f"service {self.config.service!r}: table {self.config.table} has no column "
                 f"{self.columns.id!r} (columns.id); run 'python -m outbox_relay_airflow.cli validate'"
             )
@@ -202,7 +216,10 @@ class OutboxRepository:
         for column in self.config.payload.columns:
             fields.append(f"p_{column}")
             select.append(quote(column))
-        where = [f"{self.status_col} IN :statuses{self.row_filter}", f"{self.id_col} > :after"]
+        where = [
+            f"{self.status_col} IN :statuses{self.row_filter}{self._not_given_up}",
+            f"{self.id_col} > :after",
+        ]
         created = self._q("created_at")
         if created and self.config.threshold_seconds > 0:
             where.append(f"{created} <= NOW(6) - INTERVAL :threshold_us MICROSECOND")
@@ -225,7 +242,7 @@ class OutboxRepository:
     ) -> list[OutboxRow]:
         """Lock the next rows (others' locked rows are skipped) in primary-key order."""
         if window is not None and self.columns.created_at is None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"service {self.config.service!r}: a backfill window needs columns.created_at, "
                 f"but table {self.config.table} has none mapped"
             )
@@ -233,6 +250,8 @@ class OutboxRepository:
         if republish:
             statuses.append(self.config.statuses.sent)
         params = {
+            "service": self.config.service,
+            "tbl": self.config.table,
             "statuses": statuses,
             "after": after,
             "limit": limit,
@@ -521,9 +540,14 @@ class OutboxRepository:
             oldest = conn.execute(
                 text(
                     f"SELECT TIMESTAMPDIFF(SECOND, MIN({created}), NOW(6)) FROM {self.table} "
-                    f"WHERE {self.status_col} = :new{self.row_filter}"
+                    f"WHERE {self.status_col} = :new{self.row_filter}{self._not_given_up}"
                 ),
-                {"new": self.config.statuses.new, **self.filter_params},
+                {
+                    "new": self.config.statuses.new,
+                    "service": self.config.service,
+                    "tbl": self.config.table,
+                    **self.filter_params,
+                },
             ).scalar()
             summary["oldest_new_seconds"] = None if oldest is None else int(oldest)
         return summary
@@ -596,18 +620,18 @@ class OutboxRepository:
 
 
 def encode_body(row: OutboxRow, fmt: str) -> bytes:
-    """The Kafka value for a row; raises ``ValueError`` naming the problem for poison rows."""
+    """The Kafka value for a row; raises ``PoisonRowError`` naming the problem for poison rows."""
     body = row.body
     if isinstance(body, dict):
         return json.dumps(body, default=_json_default, separators=(",", ":")).encode()
     if body is None:
-        raise ValueError("payload is NULL")
+        raise PoisonRowError("payload is NULL")
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
     if fmt == "json" and row.valid_json is not True:
         try:
             json.loads(data)
         except ValueError as exc:
-            raise ValueError(f"payload is not valid JSON ({exc})") from None
+            raise PoisonRowError(f"payload is not valid JSON ({exc})") from None
         if row.valid_json is False:  # Python accepts what the server rejected (e.g. NaN): trust the server
-            raise ValueError("payload is not valid JSON (the database's JSON_VALID() rejects it)")
+            raise PoisonRowError("payload is not valid JSON (the database's JSON_VALID() rejects it)")
     return data

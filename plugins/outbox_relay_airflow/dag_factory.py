@@ -15,6 +15,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_conte
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config_loader import ConfigError, load_services
+from outbox_relay.errors import ConfigurationError
 from outbox_relay_airflow import tasks
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -189,7 +190,7 @@ def build_all(directory: Path | None = None) -> tuple[dict[str, DAG], list[Confi
     return dags, errors
 
 
-class ServiceConfigError(Exception):
+class ServiceConfigError(ConfigurationError):
     """Raised by the config-errors DAG file so Airflow lists each broken service as an import error."""
 
 

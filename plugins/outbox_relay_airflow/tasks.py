@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+from airflow.sdk.exceptions import AirflowFailException
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config_loader import load_service
 from outbox_relay.confirmations import ConfirmationIngester
 from outbox_relay.db import make_engine
+from outbox_relay.errors import ConfigurationError, DiscrepancyError, MissingConfigurationError
 from outbox_relay.models import Window
 from outbox_relay.publisher import KafkaPublisher
 from outbox_relay.reconciliation import (
@@ -33,6 +38,24 @@ from outbox_relay_airflow.hooks import (
 log = logging.getLogger(__name__)
 
 BACKFILL_RUN_TYPES = {"backfill", "backfill_job"}
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail_without_retry(body: Callable[P, R]) -> Callable[P, R]:
+    """A bad config or a found discrepancy fails the task at once: a retry would read the same file or
+    rescan the same window. Broker and database trouble keep Airflow's retries."""
+
+    @functools.wraps(body)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return body(*args, **kwargs)
+        except (ConfigurationError, DiscrepancyError) as exc:
+            raise AirflowFailException(
+                f"{type(exc).__name__}: {exc} (not retried: a retry cannot fix this)"
+            ) from exc
+
+    return run
 
 
 def _naive_in(moment: datetime, config: ServiceConfig) -> datetime:
@@ -52,6 +75,7 @@ def window_for(context: dict[str, Any], config: ServiceConfig) -> Window | None:
     return Window(_naive_in(start, config), _naive_in(end, config))
 
 
+@fail_without_retry
 def run_ensure_topics(service: str) -> list[str]:
     config = load_service(service)
     return ensure_topics(
@@ -59,6 +83,7 @@ def run_ensure_topics(service: str) -> list[str]:
     )
 
 
+@fail_without_retry
 def run_relay(service: str, context: dict[str, Any]) -> dict[str, Any]:
     config = load_service(service)
     params = context.get("params") or {}
@@ -82,6 +107,7 @@ def run_relay(service: str, context: dict[str, Any]) -> dict[str, Any]:
         engine.dispose()
 
 
+@fail_without_retry
 def run_confirmations(service: str, context: dict[str, Any]) -> dict[str, Any]:
     config = load_service(service)
     if config.confirmation is None:
@@ -99,6 +125,7 @@ def run_confirmations(service: str, context: dict[str, Any]) -> dict[str, Any]:
         engine.dispose()
 
 
+@fail_without_retry
 def run_cleanup(service: str, context: dict[str, Any]) -> dict[str, Any]:
     config = load_service(service)
     if config.retention is None:
@@ -118,7 +145,7 @@ def run_cleanup(service: str, context: dict[str, Any]) -> dict[str, Any]:
     return stats
 
 
-class ReconciliationDiscrepancyError(RuntimeError):
+class ReconciliationDiscrepancyError(DiscrepancyError):
     """Reconciliation found messages sent but never consumed, or consumed but never marked sent."""
 
 
@@ -137,7 +164,9 @@ def reconcile(
 ) -> ReconciliationReport:
     """Run one reconciliation; aware datetimes are converted to the service's DB time zone."""
     if config.reconciliation is None:
-        raise LookupError(f"service {config.service!r} has no 'reconciliation' section in its config")
+        raise MissingConfigurationError(
+            f"service {config.service!r} has no 'reconciliation' section in its config"
+        )
     since, until = (None if t is None or t.tzinfo is None else _naive_in(t, config) for t in (since, until))
     engine = db_engine(config, pool_size=1)
     consumer = _consumer_engine(config) if config.reconciliation.connection else None
@@ -154,6 +183,7 @@ def _param_time(params: dict[str, Any], name: str) -> datetime | None:
     return None if value in (None, "") else parse_time(str(value), f"param {name!r}")
 
 
+@fail_without_retry
 def run_reconciliation(service: str, context: dict[str, Any]) -> dict[str, Any]:
     """The reconciliation DAG's task: params since/until, else a scheduled run's data interval, else the
     last ``window_hours``. Missing messages fail the task (``on_discrepancy: fail``) unless re-delivered."""

@@ -110,6 +110,8 @@ def test_reconcile_argument_errors_are_clear(
 def test_reconcile_task_fails_on_missing_messages_or_warns_when_configured(
     db_engine: Engine, services: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
     from outbox_relay_airflow import tasks
 
     _seed(db_engine)
@@ -117,8 +119,9 @@ def test_reconcile_task_fails_on_missing_messages_or_warns_when_configured(
     monkeypatch.setenv("AIRFLOW_CONN_OUTBOX_DB", url.replace("mysql+pymysql://", "mysql://"))
     monkeypatch.setenv("OUTBOX_RELAY_SERVICES_DIR", str(services))
     manual = {"params": {"since": None, "until": None}, "dag_run": None}
-    with pytest.raises(tasks.ReconciliationDiscrepancyError, match="sent_not_consumed 1") as failed:
-        tasks.run_reconciliation("billing", manual)
+    with pytest.raises(AirflowFailException, match="sent_not_consumed 1") as failed:
+        tasks.run_reconciliation("billing", manual)  # a discrepancy fails the task without retries
+    assert isinstance(failed.value.__cause__, tasks.ReconciliationDiscrepancyError)
     assert "cli reconcile billing --since" in str(failed.value)
 
     billing = (services / "billing.yaml").read_text().replace("on_discrepancy: fail", "on_discrepancy: warn")
@@ -126,7 +129,7 @@ def test_reconcile_task_fails_on_missing_messages_or_warns_when_configured(
     assert tasks.run_reconciliation("billing", manual)["counts"]["sent_not_consumed"] == 1
 
     bad = {"params": {"since": "last tuesday"}}
-    with pytest.raises(ValueError, match="param 'since': 'last tuesday' is not an ISO date/time"):
+    with pytest.raises(AirflowFailException, match="param 'since': 'last tuesday' is not an ISO date/time"):
         tasks.run_reconciliation("billing", bad)
 
 

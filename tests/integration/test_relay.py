@@ -15,6 +15,7 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.models import Window
 from outbox_relay.publisher import BrokerUnavailableError, KafkaPublisher
 from outbox_relay.relay import OutboxRelay, RunRequest
+from outbox_relay.repository import OutboxRepository
 from tests.integration.kafka_tools import create_topics, producer, read_all
 from tests.integration.outbox_rows import insert_rows, run_relay, statuses
 
@@ -200,8 +201,22 @@ def test_legacy_table_with_integer_statuses_and_built_payload(
     with db_engine.connect() as conn:
         assert conn.execute(text("SELECT failed FROM outbox_relay_attempt")).scalar_one() == 1
         assert conn.execute(text("SELECT status FROM t_user_coupon_tran WHERE tid = 4")).scalar_one() == 0
-    assert run_relay(config, db_engine).claimed == 1  # given-up row is scanned but never re-sent
+    assert run_relay(config, db_engine).claimed == 0  # a given-up row is never claimed again ...
     assert len(read_all(topic)) == 3
+    with db_engine.begin() as conn:  # ... nor counted as waiting: the oldest-NEW age would grow for ever
+        conn.execute(
+            text("ALTER TABLE t_user_coupon_tran ADD created DATETIME(6) NOT NULL DEFAULT '2020-01-01'")
+        )
+    aged = _legacy_config(
+        topic, columns={"id": "tid", "status": "status", "key": "uid", "created_at": "created"}
+    )
+    with db_engine.connect() as conn:
+        assert OutboxRepository(aged).backlog(conn)["oldest_new_seconds"] is None
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE outbox_relay_attempt SET failed = 0"))  # an operator re-queues it
+    with db_engine.connect() as conn:
+        assert OutboxRepository(aged).backlog(conn)["oldest_new_seconds"] > 0
+    assert run_relay(config, db_engine).claimed == 1
 
 
 def test_a_busy_table_skips_a_scheduled_run_and_fails_a_backfill_run(
@@ -262,3 +277,30 @@ def test_a_payload_python_would_parse_but_the_database_calls_invalid_json_fails(
             text("SELECT last_error FROM outbox_message WHERE message_id = :m"), {"m": bad[0]}
         ).scalar_one()
     assert "JSON_VALID" in error
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "serial"])
+def test_a_bug_while_building_a_message_crashes_the_run_and_fails_no_row(
+    db_engine: Engine,
+    topic_name: Callable[[str], str],
+    service_config: Callable[..., ServiceConfig],
+    monkeypatch: pytest.MonkeyPatch,
+    pipelining: bool,
+) -> None:
+    """Only a declared poison-row error fails a row; a bug (here a ValueError from header building, the
+    type that used to be taken for a poison row) must stop the run and cost no row an attempt."""
+    topic = topic_name("bug")
+    create_topics(topic)
+    insert_rows(db_engine, topic, ["a", "b", "c"])
+
+    def broken_headers(*args: Any, **kwargs: Any) -> list[tuple[str, bytes]]:
+        raise ValueError("a bug in header building, not a poison row")
+
+    monkeypatch.setattr("outbox_relay.relay.build_headers", broken_headers)
+    with pytest.raises(ValueError, match="a bug in header building"):
+        run_relay(service_config(topic=topic, pipelining=pipelining), db_engine)
+    assert set(statuses(db_engine).values()) == {"NEW"}
+    with db_engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM outbox_relay_attempt")).scalar_one() == 0
+    monkeypatch.undo()
+    assert run_relay(service_config(topic=topic, pipelining=pipelining), db_engine).published == 3

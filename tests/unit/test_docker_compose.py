@@ -8,7 +8,10 @@ checked the way ``docker compose`` would resolve it when no variables are set (e
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +143,25 @@ def published_ports(service: dict[str, Any]) -> dict[int, int]:
     return mapping
 
 
-def outbox_db_connection(services: Services) -> dict[str, Any]:
-    parsed = json.loads(service_env(services["airflow-scheduler"])["AIRFLOW_CONN_OUTBOX_DB"])
+def init_script(services: Services) -> str:
+    command = services["airflow-init"]["command"]
+    return resolve_defaults(command if isinstance(command, str) else "\n".join(command))
+
+
+def outbox_db_connection(services: Services, **env_overrides: str) -> dict[str, Any]:
+    """The connection JSON airflow-init stores, made by running its own `connections add` line with bash
+    (the Airflow CLI replaced by printf) in airflow-init's environment."""
+    script = init_script(services)
+    start = script.index("/entrypoint airflow connections add outbox_db --conn-json ")
+    end = script.index("\n", script.index("')\"", start))
+    line = script[start:end].replace(
+        "/entrypoint airflow connections add outbox_db --conn-json ", "printf %s "
+    )
+    env = {"PATH": os.environ["PATH"], **service_env(services["airflow-init"]), **env_overrides}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # `python` as in the image
+    done = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    parsed = json.loads(done.stdout)
     assert isinstance(parsed, dict)
     return parsed
 
@@ -217,9 +237,15 @@ def test_airflow_service_uses_common_image_and_env(
     assert "/opt/airflow/logs" in targets
 
 
-def test_airflow_jwt_secret_is_shared(services: Services) -> None:
-    secrets = {service_env(services[name])["AIRFLOW__API_AUTH__JWT_SECRET"] for name in AIRFLOW_SERVICES}
-    assert len(secrets) == 1, "every Airflow component must use the same JWT secret"
+@pytest.mark.parametrize("key", ["AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"])
+def test_airflow_secrets_are_shared(services: Services, key: str) -> None:
+    secrets = {service_env(services[name]).get(key) for name in AIRFLOW_SERVICES}
+    assert len(secrets) == 1 and None not in secrets, f"every Airflow component must use the same {key}"
+
+
+def test_jwt_secret_is_long_enough_for_hs512(services: Services) -> None:
+    secret = service_env(services["airflow-scheduler"])["AIRFLOW__API_AUTH__JWT_SECRET"]
+    assert len(secret.encode()) >= 64, f"HS512 wants a 64-byte key, the default has {len(secret.encode())}"
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING_AIRFLOW_SERVICES)
@@ -259,6 +285,19 @@ def test_outbox_db_connection_points_at_mysql_service(services: Services) -> Non
     assert conn["host"] in services, f"outbox_db host {conn['host']!r} is not a compose service"
     assert services[conn["host"]] is services["mysql"]
     assert int(conn["port"]) == 3306
+
+
+@pytest.mark.parametrize("password", ['pa"ss', "back\\slash", "it's", "$HOME `id` $(id)", "ünï cødé"])
+def test_outbox_db_connection_survives_any_password(services: Services, password: str) -> None:
+    assert outbox_db_connection(services, OUTBOX_DB_PASSWORD=password)["password"] == password
+
+
+def test_only_airflow_init_sees_the_mysql_password(services: Services) -> None:
+    password = service_env(services["mysql"])["MYSQL_PASSWORD"]
+    for name in LONG_RUNNING_AIRFLOW_SERVICES:
+        env = service_env(services[name])
+        assert "AIRFLOW_CONN_OUTBOX_DB" not in env, f"{name}: outbox_db is stored by airflow-init"
+        assert password not in env.values(), f"{name} needs no MySQL password"
 
 
 def test_outbox_db_connection_matches_mysql_credentials(services: Services) -> None:
