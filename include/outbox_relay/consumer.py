@@ -25,12 +25,11 @@ from sqlalchemy.exc import IntegrityError
 
 from outbox_relay.identifiers import quote
 from outbox_relay.models import OutboxRow, StatsMixin
+from outbox_relay.mysql_errors import is_duplicate_on
 from outbox_relay.publisher import HEADER_MESSAGE_ID, KafkaPublisher, OutboundMessage
 from outbox_relay.repository import expanding, truncate_error
 
 log = logging.getLogger(__name__)
-
-DUPLICATE_KEY = 1062
 
 
 @dataclass(frozen=True)
@@ -174,7 +173,7 @@ class IdempotentConsumer:
                     },
                 )
             except IntegrityError as exc:
-                if getattr(exc.orig, "args", (None,))[0] != DUPLICATE_KEY:
+                if not is_duplicate_on(exc, "PRIMARY"):  # only (consumer, message_id) says "seen before"
                     raise
                 stats.duplicates += 1
                 row = conn.execute(

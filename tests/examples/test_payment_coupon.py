@@ -14,7 +14,6 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from outbox_examples.kafka_groups import group_consumer
-from outbox_examples.mysql_errors import is_duplicate_on
 from outbox_examples.payment_coupon.services import (
     TID_UNIQUE_KEY,
     CouponListener,
@@ -25,6 +24,7 @@ from outbox_examples.payment_coupon.services import (
     pay,
 )
 from outbox_relay.consumer import ConsumeStats
+from outbox_relay.mysql_errors import is_duplicate_on
 from outbox_relay.publisher import KafkaPublisher
 from tests.examples.coupon_support import example_config, relay_twice, with_example_tables
 from tests.examples.demo_runner import run_demo

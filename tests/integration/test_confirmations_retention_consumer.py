@@ -181,3 +181,34 @@ def test_inbox_purge_keeps_recent_dedupe_records(db_engine: Engine) -> None:
     assert left == {"new", "other"}
     with pytest.raises(ValueError, match="must be positive"):
         purge_inbox(db_engine, "inv", older_than_days=0)
+
+
+def test_only_a_duplicate_message_id_counts_as_seen_before(db_engine: Engine) -> None:
+    """A 1062 on any other unique key of the inbox is a real conflict and must surface, not be taken
+    for a redelivery (which would answer the message without ever running its handler)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from outbox_relay.consumer import ConsumeStats
+
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "ALTER TABLE inbox_message ADD UNIQUE KEY uq_inbox_position (topic, kafka_partition, kafka_offset)"
+            )
+        )
+    applied: list[str] = []
+    service = IdempotentConsumer(
+        "inv",
+        db_engine,
+        None,
+        None,
+        "unused",
+        lambda conn, m: applied.append(m.message_id),  # type: ignore[arg-type]
+    )
+    stats = ConsumeStats()
+    first = InboundMessage("m1", None, "t", 0, 7, b"{}", {})
+    assert service._process_one(first, stats)[0] == "SUCCESS"
+    assert service._process_one(first, stats)[0] == "SUCCESS" and stats.duplicates == 1  # a redelivery
+    with pytest.raises(IntegrityError, match="uq_inbox_position"):  # another id at the same position
+        service._process_one(InboundMessage("m2", None, "t", 0, 7, b"{}", {}), stats)
+    assert applied == ["m1"] and stats.duplicates == 1

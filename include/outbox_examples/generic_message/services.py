@@ -21,8 +21,9 @@ from confluent_kafka import KafkaError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from outbox_relay.consumer import DUPLICATE_KEY, InboundMessage, to_inbound
+from outbox_relay.consumer import InboundMessage, to_inbound
 from outbox_relay.models import StatsMixin
+from outbox_relay.mysql_errors import is_duplicate_on
 from outbox_relay.repository import truncate_error
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class ConsumerTableConsumer:
                      "svc": self.service_name},
                 )  # fmt: skip
             except IntegrityError as exc:
-                if getattr(exc.orig, "args", (None,))[0] != DUPLICATE_KEY:
+                if not is_duplicate_on(exc, "uq_message_consume_service_message"):
                     raise
                 return "duplicate"
             status, error = self._run_handler(conn, message)

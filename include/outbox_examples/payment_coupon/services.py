@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from outbox_examples.mysql_errors import insert_once
 from outbox_relay.consumer import ConsumeStats, Handler, IdempotentConsumer, InboundMessage
+from outbox_relay.mysql_errors import insert_once
 from outbox_relay.publisher import KafkaPublisher
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from outbox_examples.mysql_errors import insert_once
 from outbox_examples.user_coupon.uuid7 import uuid7
+from outbox_relay.mysql_errors import insert_once
 from outbox_relay.repository import truncate_error
 
 log = logging.getLogger(__name__)

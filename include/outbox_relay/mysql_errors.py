@@ -1,4 +1,7 @@
-"""Telling a redelivery (duplicate key on ONE named unique key) apart from every other database error."""
+"""Telling a redelivery (duplicate key on ONE named unique key) apart from every other database error.
+
+The inbox consumer and the examples' idempotent writes all rely on it: any 1062 is not a redelivery
+(a duplicate on another unique key is a real conflict that must surface)."""
 
 from __future__ import annotations
 
