@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import create_engine
 
@@ -69,12 +69,36 @@ def fresh_topics(wanted: dict[str, int]) -> None:
     probe = Consumer({"bootstrap.servers": bootstrap(), "group.id": "image-demo-probe"})
     for name, partitions in wanted.items():
         for partition in range(partitions):
-            low, high = probe.get_watermark_offsets(TopicPartition(name, partition), timeout=10)
+            low, high = _watermarks(probe, TopicPartition(name, partition))
             if high != low:
                 raise RuntimeError(
                     f"topic {name}[{partition}] is not empty after re-creation ({low}..{high})"
                 )
     probe.close()
+
+
+_SETTLING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.OFFSET_NOT_AVAILABLE,
+}
+
+
+def _watermarks(probe: Any, partition: Any) -> tuple[int, int]:
+    """A just re-created partition's leader may answer NOT_LEADER for a moment (it is still loading the
+    partition the controller gave it): retry those answers, for at most 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            low, high = probe.get_watermark_offsets(partition, timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            settling = exc.args[0].code() in _SETTLING or exc.args[0].retriable()
+            if not settling or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def setup() -> None:
