@@ -79,6 +79,8 @@ class OutboxRepository:
         rf = config.row_filter
         self.row_filter = self.row_filter_on(self.table)
         self.filter_params: dict[str, Any] = {} if rf is None else {"row_filter": rf.equals}
+        # :service and :tbl: which rows of the attempt table (outbox_relay_attempt) are this service's.
+        self.attempt_params: dict[str, Any] = {"service": config.service, "tbl": config.table}
         self._lock_key = config.table if rf is None else f"{config.table}:{rf.equals}"
         self._claim_sql = {republish: self._build_claim(with_status=republish) for republish in (False, True)}
         self._cursor_start: Any = None
@@ -250,8 +252,7 @@ class OutboxRepository:
         if republish:
             statuses.append(self.config.statuses.sent)
         params = {
-            "service": self.config.service,
-            "tbl": self.config.table,
+            **self.attempt_params,
             "statuses": statuses,
             "after": after,
             "limit": limit,
@@ -331,7 +332,7 @@ class OutboxRepository:
             "ids",
         )
         by_id = {str(r.row_id): r for r in rows}
-        params = {"service": self.config.service, "tbl": self.config.table, "ids": list(by_id)}
+        params = {**self.attempt_params, "ids": list(by_id)}
         for state in conn.execute(sql, params).mappings():
             row = by_id[state["row_id"]]
             row.attempts = int(state["attempts"])
@@ -356,12 +357,7 @@ class OutboxRepository:
                 f"AND a.failed = 0 AND a.next_attempt_at > NOW(6) AND o.{self.status_col} = :new"
                 + self.row_filter_on("o")
             )
-        params = {
-            "new": self.config.statuses.new,
-            "service": self.config.service,
-            "tbl": self.config.table,
-            **self.filter_params,
-        }
+        params = {"new": self.config.statuses.new, **self.attempt_params, **self.filter_params}
         return {r[0] for r in conn.execute(sql, params)}
 
     # --- outcome of a batch ----------------------------------------------------------
@@ -393,7 +389,7 @@ class OutboxRepository:
                 f"DELETE FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl AND row_id IN :ids",
                 "ids",
             ),
-            {"service": self.config.service, "tbl": self.config.table, "ids": [str(i) for i in row_ids]},
+            {**self.attempt_params, "ids": [str(i) for i in row_ids]},
         )
 
     def record_failures(self, conn: Connection, failures: Sequence[Failure]) -> None:
@@ -431,12 +427,11 @@ class OutboxRepository:
             "attempts = VALUES(attempts), last_error = VALUES(last_error), "
             "next_attempt_at = VALUES(next_attempt_at), failed = VALUES(failed)"
         )
-        base = {"service": self.config.service, "tbl": self.config.table}
         conn.execute(
             sql,
             [
                 {
-                    **base,
+                    **self.attempt_params,
                     "row_id": str(f.row.row_id),
                     "attempts": f.row.attempts + 1,
                     "error": truncate_error(f.error),
@@ -542,12 +537,7 @@ class OutboxRepository:
                     f"SELECT TIMESTAMPDIFF(SECOND, MIN({created}), NOW(6)) FROM {self.table} "
                     f"WHERE {self.status_col} = :new{self.row_filter}{self._not_given_up}"
                 ),
-                {
-                    "new": self.config.statuses.new,
-                    "service": self.config.service,
-                    "tbl": self.config.table,
-                    **self.filter_params,
-                },
+                {"new": self.config.statuses.new, **self.attempt_params, **self.filter_params},
             ).scalar()
             summary["oldest_new_seconds"] = None if oldest is None else int(oldest)
         return summary
@@ -594,8 +584,7 @@ class OutboxRepository:
             "AND failed = 1 AND updated_at < NOW(6) - INTERVAL :age_s SECOND ORDER BY row_id LIMIT :limit"
         )
         params = {
-            "service": self.config.service,
-            "tbl": self.config.table,
+            **self.attempt_params,
             "age_s": int(age_seconds),
             "limit": limit,
         }
