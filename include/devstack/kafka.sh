@@ -122,10 +122,10 @@ format_once() {
     { tail -n 20 "$2" >&2; die "formatting $1/data failed (log above: $2)"; }
 }
 
-# A real Metadata request, answered with this broker listed; confluent_kafka when the python has it, else a
-# raw Metadata v4 request (stdlib only). Exit 0 ready, 2 the JVM died, 1 timed out.
+# A real Metadata request (confluent_kafka, from the project's venv or KAFKA_PYTHON), answered with this
+# broker listed. Exit 0 ready, 2 the JVM died, 1 timed out, 3 no confluent_kafka to ask with.
 READY_PY='
-import os, socket, struct, sys, time
+import sys, time
 port, pid, deadline = int(sys.argv[1]), int(sys.argv[2]), time.monotonic() + float(sys.argv[3])
 
 def alive():
@@ -135,25 +135,14 @@ def alive():
     except FileNotFoundError:
         return False
 
-def brokers_raw():
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-        body = struct.pack(">hhih8sib", 3, 4, 1, 8, b"kafka.sh", 0, 0)
-        s.sendall(struct.pack(">i", len(body)) + body)
-        data = b""
-        while len(data) < 16:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        return struct.unpack_from(">i", data, 12)[0]
-
 try:
     from confluent_kafka.admin import AdminClient
-    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}", "log_level": 0, "reconnect.backoff.max.ms": 200})
-    def brokers():
-        return len(admin.list_topics(timeout=2).brokers)
 except ImportError:
-    brokers = brokers_raw
+    sys.exit(3)
+admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}", "log_level": 0, "reconnect.backoff.max.ms": 200})
+
+def brokers():
+    return len(admin.list_topics(timeout=2).brokers)
 
 while time.monotonic() < deadline:
     if not alive():
@@ -252,6 +241,7 @@ start() {
   case "$rc" in
     0) say "Kafka $VERSION ready on 127.0.0.1:$PORT (controller :$cport, pid $pid) in $(elapsed "$t0")s; log ${LOG#"$ROOT"/}" ;;
     2) tail -n 30 "$LOG" >&2; rm -f "$PIDFILE"; die "broker exited during startup (log tail above: $LOG)" ;;
+    3) die "$(python_bin) cannot import confluent_kafka to check readiness: run 'make install' (or set KAFKA_PYTHON)" ;;
     *) tail -n 30 "$LOG" >&2
        die "broker on 127.0.0.1:$PORT not ready after ${KAFKA_READY_TIMEOUT:-60}s (pid $pid still running; log tail above: $LOG)" ;;
   esac
