@@ -25,6 +25,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(UV) pip sync -q -p $(PY) requirements.lock
 	@# The project's packages are used in place: include/ and plugins/ go on the venv's path.
 	@printf '%s\n%s\n' "$(CURDIR)/include" "$(CURDIR)/plugins" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/outbox_relay_project.pth
+	@# Editable install of the package itself: the `outbox-relay` command (examples stay unpackaged).
+	$(UV) pip install -q --no-deps -p $(PY) -e .
 	@touch $@
 
 services: install

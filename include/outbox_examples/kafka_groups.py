@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError
 
 from outbox_examples.demo_support import bootstrap
+from outbox_relay.kafka.consume import commit_offsets
 
 
 def group_consumer(group: str, *topics: str, **overrides: Any) -> Consumer:
@@ -57,11 +58,7 @@ def skip_to_end(topic: str, group: str, timeout_seconds: float = 60) -> int:
                     break
         else:
             raise TimeoutError(f"group {group} did not reach the end of {topic} in {timeout_seconds:g}s")
-        try:
-            consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                raise
+        commit_offsets(consumer)
         return skipped
     finally:
         consumer.close()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.identifiers import quote
-from outbox_relay.repository import ATTEMPT_TABLE, column_types, split_table_name
-from outbox_relay.topics import missing_topics, service_topics
+from outbox_relay.kafka.topics import missing_topics, service_topics
+from outbox_relay.store.introspection import add_index_ddl, column_types, indexes
+from outbox_relay.store.naming import ATTEMPT_TABLE, quote, split_table_name
 
 
 @dataclass
@@ -23,22 +23,6 @@ class CheckReport:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def _indexes(conn: Connection, table: str) -> dict[str, list[str]]:
-    schema, name = split_table_name(table)
-    rows = conn.execute(
-        text(
-            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
-            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name "
-            "ORDER BY INDEX_NAME, SEQ_IN_INDEX"
-        ),
-        {"schema": schema, "name": name},
-    )
-    indexes: dict[str, list[str]] = {}
-    for index_name, column in rows:
-        indexes.setdefault(str(index_name), []).append(str(column).lower())
-    return indexes
 
 
 def check_database(conn: Connection, config: ServiceConfig, report: CheckReport) -> None:
@@ -61,17 +45,15 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
     # With a row_filter the scan is `filter = ? AND status = ? ORDER BY id`: the filter column leads.
     lead = [config.row_filter.column.lower()] if config.row_filter else []
     want = [*lead, status, pk]
-    indexes = _indexes(conn, config.table)
+    found = indexes(conn, config.table)
     if not any(
-        cols[: len(want)] == want or (cols[:1] == [status] and len(cols) == 1) for cols in indexes.values()
+        cols[: len(want)] == want or (cols[:1] == [status] and len(cols) == 1) for cols in found.values()
     ):
         name = f"ix_{split_table_name(config.table)[1]}_{'_'.join(want)}"[:64]
         report.problems.append(
             f"no index starting with ({', '.join(want)}): every scan would read the whole table"
         )
-        report.fixes.append(
-            f"ALTER TABLE {quote(config.table)} ADD INDEX {quote(name)} ({', '.join(quote(c) for c in want)});"
-        )
+        report.fixes.append(add_index_ddl(config.table, name, want))
     _check_consumer_table(conn, config, report)
     if not config.columns.inline_retry_state and not column_types(conn, ATTEMPT_TABLE):
         report.problems.append(

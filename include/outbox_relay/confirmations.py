@@ -13,28 +13,22 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import OutboxRelayError
+from outbox_relay.kafka.consume import ConsumeLoop, ConsumerLike, commit_offsets
+from outbox_relay.kafka.messages import HEADER_MESSAGE_ID
 from outbox_relay.models import Confirmation, StatsMixin
-from outbox_relay.publisher import HEADER_MESSAGE_ID
-from outbox_relay.repository import OutboxRepository
+from outbox_relay.store.outbox import OutboxStore
 
 log = logging.getLogger(__name__)
 
 MAX_CONFIRMATION_BYTES = 1_000_000
 SUCCESS_WORDS = frozenset({"SUCCESS", "CONFIRMED", "OK"})
 FAILURE_WORDS = frozenset({"FAILED", "FAILURE", "ERROR"})
-
-
-class ConsumerLike(Protocol):
-    def consume(self, num_messages: int = ..., timeout: float = ...) -> list[Any]: ...
-    def commit(self, *args: Any, **kwargs: Any) -> Any: ...
-    def assignment(self) -> list[Any]: ...
 
 
 class MalformedConfirmationError(OutboxRelayError, ValueError):
@@ -104,7 +98,7 @@ class ConfirmationIngester:
         self.engine = engine
         self.consumer = consumer
         self.batch_size = batch_size
-        self.repo = OutboxRepository(config)
+        self.store = OutboxStore(config)
         self.clock = clock
 
     def run(self, time_budget_seconds: float, idle_seconds: float = 5.0) -> IngestStats:
@@ -112,46 +106,20 @@ class ConfirmationIngester:
         once assigned, or when the budget is spent."""
         stats = IngestStats()
         started = self.clock()
-        at_end: dict[tuple[str, int], bool] = {}
-        last_activity = started
-        while True:
-            now = self.clock()
-            if now - started >= time_budget_seconds:
-                stats.stopped_because = "time budget spent"
-                break
-            assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-            if assigned and all(at_end.get(tp) for tp in assigned):
-                break
-            if assigned and now - last_activity >= idle_seconds:
-                stats.stopped_because = f"no messages for {idle_seconds:g}s"
-                break
-            messages = self.consumer.consume(self.batch_size, timeout=0.5)
-            if not assigned:
-                last_activity = self.clock()  # still joining the group
-            if messages:
-                last_activity = self.clock()
-                self._handle(messages, at_end, stats)
+        name = f"service {self.config.service} confirmations"
+        loop = ConsumeLoop(
+            self.consumer, time_budget_seconds, idle_seconds, self.batch_size, name=name, clock=self.clock
+        )
+        for messages in loop:
+            self._handle(messages, stats)
+        stats.stopped_because = loop.stopped_because
         stats.elapsed_seconds = round(self.clock() - started, 3)
         log.info("service %s confirmations: %s", self.config.service, stats.as_dict())
         return stats
 
-    def _handle(
-        self, messages: Sequence[Any], at_end: dict[tuple[str, int], bool], stats: IngestStats
-    ) -> None:
+    def _handle(self, messages: Sequence[Any], stats: IngestStats) -> None:
         confirmations: list[Confirmation] = []
-        data_seen = False
         for message in messages:
-            err = message.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    at_end[(message.topic(), message.partition())] = True
-                    continue
-                if err.fatal():
-                    raise RuntimeError(f"Kafka consumer failed: {err.name()}: {err.str()}")
-                log.warning("consumer error on %s: %s", self.config.confirmation, err.str())
-                continue
-            data_seen = True
-            at_end[(message.topic(), message.partition())] = False
             stats.messages += 1
             try:
                 confirmations.append(parse_confirmation(message))
@@ -164,10 +132,8 @@ class ConfirmationIngester:
                     message.offset(),
                     exc,
                 )
-        if not data_seen:
-            return
         with self.engine.begin() as conn:
-            confirmed, failed, unknown = self.repo.apply_confirmations(conn, confirmations)
+            confirmed, failed, unknown = self.store.apply_confirmations(conn, confirmations)
         stats.batches += 1
         stats.confirmed += confirmed
         stats.failed += failed
@@ -176,8 +142,4 @@ class ConfirmationIngester:
         if unknown:
             stats.unknown_examples = (stats.unknown_examples + unknown)[:10]
             log.warning("%d confirmations for unknown message ids, e.g. %s", len(unknown), unknown[:5])
-        try:
-            self.consumer.commit(asynchronous=False)  # only after the DB commit above
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                raise
+        commit_offsets(self.consumer)  # only after the DB commit above

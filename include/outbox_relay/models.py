@@ -21,8 +21,8 @@ class Window:
 
 @dataclass(slots=True)
 class OutboxRow:
-    """One claimed outbox row with its retry state (built positionally in ``OutboxRepository._to_rows``:
-    keep the field order)."""
+    """One claimed outbox row with its retry state, built by ``store.claim.ClaimQuery.decode`` (which
+    checks this field order when imported)."""
 
     row_id: Any
     message_id: str
@@ -81,3 +81,4 @@ class RunStats(StatsMixin):
     polls: int = 0
     elapsed_seconds: float = 0.0
     stopped_because: str = "drained"
+    lock_holder_connection_id: int | None = None  # set when another relay held the table's lock

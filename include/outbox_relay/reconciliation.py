@@ -25,13 +25,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
-from outbox_relay.config import Reconciliation, ServiceConfig, StatusValue
+from outbox_relay.config import Reconciliation, ServiceConfig
 from outbox_relay.errors import ConfigurationError
-from outbox_relay.identifiers import quote
 from outbox_relay.models import StatsMixin
-from outbox_relay.repository import OutboxRepository, expanding
+from outbox_relay.store.reconciliation import (
+    ReconciliationQueries,
+    ScannedRow,
+    purge_consumer_records,
+)
+from outbox_relay.store.retry_state import retry_state_for
+from outbox_relay.store.table import OutboxTable
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +45,6 @@ UNMARKED = "consumed_not_marked_sent"
 CONSUMER_FAILED = "consumer_failed"
 PRODUCER_FAILED = "producer_failed"
 CATEGORIES = (MISSING, UNMARKED, CONSUMER_FAILED, PRODUCER_FAILED)
-REDELIVERY_NOTE = "re-delivery requested by reconciliation"
 
 
 @dataclass
@@ -77,17 +81,6 @@ class ReconciliationReport(StatsMixin):
         )
 
 
-@dataclass(frozen=True)
-class _Row:
-    row_id: Any
-    message_id: str
-    business_id: Any
-    topic: Any
-    status: StatusValue
-    error: str | None
-    settled: bool
-
-
 class Reconciler:
     """One service's reconciliation; ``producer`` and ``consumer`` may be the same engine."""
 
@@ -98,49 +91,8 @@ class Reconciler:
         self.rec: Reconciliation = config.reconciliation
         self.producer = producer
         self.consumer = consumer or producer
-        self.repo = OutboxRepository(config)
-        self._scan_sql = self._build_scan()
-
-    # --- SQL -------------------------------------------------------------------------
-
-    def _build_scan(self) -> Any:
-        cols, repo = self.config.columns, self.repo
-        created = quote(cols.created_at or "")
-        since_sent = f"COALESCE({quote(cols.sent_at)}, {created})" if cols.sent_at else created
-        select = [f"{repo.id_col} AS r_id", f"{repo.status_col} AS r_status"]
-        for logical, column in (
-            ("mid", cols.message_id),
-            ("key", cols.key),
-            ("topic", cols.topic),
-            ("error", cols.last_error),
-        ):
-            if column:
-                select.append(f"{quote(column)} AS r_{logical}")
-        select.append(f"({since_sent} < NOW(6) - INTERVAL :grace_us MICROSECOND) AS r_settled")
-        return text(
-            f"SELECT {', '.join(select)} FROM {repo.table} WHERE {created} >= :since AND {created} < :until"
-            f"{repo.row_filter} AND {repo.id_col} > :after ORDER BY {repo.id_col} LIMIT :limit"
-        )
-
-    def _consumer_states(self, conn: Connection, message_ids: list[str]) -> dict[str, tuple[Any, Any]]:
-        """Message id -> (status, error) from the consumers' table; a failed record wins over a consumed one."""
-        cols = self.rec.columns
-        error = quote(cols.error) if cols.error else "NULL"
-        where = f"{quote(cols.message_id)} IN :ids"
-        params: dict[str, Any] = {"ids": message_ids}
-        if self.rec.row_filter is not None:
-            where += f" AND {quote(self.rec.row_filter.column)} = :consumer_filter"
-            params["consumer_filter"] = self.rec.row_filter.equals
-        sql = expanding(
-            f"SELECT {quote(cols.message_id)}, {quote(cols.status)}, {error} FROM "
-            f"{quote(self.rec.consumer_table)} WHERE {where}",
-            "ids",
-        )
-        states: dict[str, tuple[Any, Any]] = {}
-        for mid, status, err in conn.execute(sql, params):
-            if states.get(str(mid), (None,))[0] != self.rec.statuses.failed:
-                states[str(mid)] = (status, err)
-        return states
+        self.table = OutboxTable(config)
+        self.queries = ReconciliationQueries(self.table, retry_state_for(self.table), config.reconciliation)
 
     # --- the comparison --------------------------------------------------------------
 
@@ -159,15 +111,15 @@ class Reconciler:
         with self.producer.connect() as conn:
             start, end = self._window(conn, since, until)
             report.since, report.until = start.isoformat(sep=" "), end.isoformat(sep=" ")
-            after: Any = self.repo.cursor_start(conn)
+            after: Any = self.table.cursor_start(conn)
             while True:
-                rows = self._scan(conn, start, end, after)
+                rows = self.queries.scan(conn, start, end, after)
                 conn.commit()
                 if not rows:
                     break
                 after = rows[-1].row_id
                 with self.consumer.connect() as cconn:
-                    states = self._consumer_states(cconn, [r.message_id for r in rows])
+                    states = self.queries.consumer_states(cconn, [r.message_id for r in rows])
                 todo = self._classify(rows, states, report, include_failed)
                 if redeliver:
                     self._repair(conn, todo, report)
@@ -176,40 +128,12 @@ class Reconciler:
     def _window(self, conn: Connection, since: datetime | None, until: datetime | None) -> tuple[Any, Any]:
         if since is not None and until is not None and since >= until:
             raise ValueError(f"window start {since} must be before its end {until}")
-        row = conn.execute(
-            text(
-                "SELECT COALESCE(:until, NOW(6)), "
-                "COALESCE(:since, COALESCE(:until, NOW(6)) - INTERVAL :hours_s SECOND)"
-            ),
-            {"since": since, "until": until, "hours_s": int(self.rec.window_hours * 3600)},
-        ).one()
-        return _as_datetime(row[1]), _as_datetime(row[0])
-
-    def _scan(self, conn: Connection, start: datetime, end: datetime, after: Any) -> list[_Row]:
-        params = {
-            "since": start,
-            "until": end,
-            "after": after,
-            "limit": self.rec.chunk_size,
-            "grace_us": int(self.rec.grace_seconds * 1_000_000),
-            **self.repo.filter_params,
-        }
-        return [
-            _Row(
-                row_id=r["r_id"],
-                message_id=self.repo.message_id_for(r["r_id"], r.get("r_mid")),
-                business_id=r.get("r_key"),
-                topic=r.get("r_topic") or self.config.topic,
-                status=r["r_status"],
-                error=r.get("r_error"),
-                settled=bool(r["r_settled"]),
-            )
-            for r in conn.execute(self._scan_sql, params).mappings()
-        ]
+        start, end = self.queries.window(conn, since, until)
+        return _as_datetime(start), _as_datetime(end)
 
     def _classify(
         self,
-        rows: Sequence[_Row],
+        rows: Sequence[ScannedRow],
         states: dict[str, tuple[Any, Any]],
         report: ReconciliationReport,
         include_failed: bool,
@@ -245,7 +169,7 @@ class Reconciler:
                     todo["reset"].append(row.row_id)
         return todo
 
-    def _note(self, report: ReconciliationReport, category: str, row: _Row, error: Any) -> None:
+    def _note(self, report: ReconciliationReport, category: str, row: ScannedRow, error: Any) -> None:
         report.counts[category] += 1
         if len(report.listed[category]) < self.rec.max_listed:
             item = {"message_id": row.message_id, "row_id": row.row_id, "business_id": row.business_id}
@@ -257,42 +181,11 @@ class Reconciler:
     # --- repairs ---------------------------------------------------------------------
 
     def _repair(self, conn: Connection, todo: dict[str, list[Any]], report: ReconciliationReport) -> None:
-        st = self.config.statuses
         with conn.begin():
             if todo["reset"]:
-                report.redelivered += self._reset(conn, todo["reset"])
+                report.redelivered += self.queries.reset_to_new(conn, todo["reset"])
             if todo["mark_sent"]:
-                sent_at = self.config.columns.sent_at
-                keep = [("sent_at", f"COALESCE({quote(sent_at)}, NOW(6))")] if sent_at else []
-                sets = self.repo._set_clause("to", [*keep, ("next_attempt_at", "NULL")])
-                from_ = [s for s in (st.new, st.failed) if s is not None]
-                report.marked_sent += self._update(conn, sets, todo["mark_sent"], st.sent, from_)
-
-    def _reset(self, conn: Connection, ids: list[Any]) -> int:
-        """Back to new with a fresh retry budget: the relay publishes the row again."""
-        st = self.config.statuses
-        sets = self.repo._set_clause(
-            "to", [("attempts", "0"), ("next_attempt_at", "NULL"), ("last_error", ":note")]
-        )
-        from_ = [s for s in (st.sent, st.confirmed, st.failed) if s is not None]
-        changed = self._update(conn, sets, ids, st.new, from_)
-        if not self.config.columns.inline_retry_state:
-            self.repo.forget_attempts(conn, ids)
-        return changed
-
-    def _update(
-        self, conn: Connection, sets: str, ids: list[Any], to: StatusValue, from_: list[StatusValue]
-    ) -> int:
-        """Conditional on the status still being one of ``from_``: a row that moved on is left alone."""
-        repo = self.repo
-        sql = expanding(
-            f"UPDATE {repo.table} SET {sets} WHERE {repo.id_col} IN :ids AND {repo.status_col} IN :from_"
-            f"{repo.row_filter}",
-            "ids",
-            "from_",
-        )
-        params = {"to": to, "ids": ids, "from_": from_, "note": REDELIVERY_NOTE, **repo.filter_params}
-        return int(conn.execute(sql, params).rowcount)
+                report.marked_sent += self.queries.mark_sent(conn, todo["mark_sent"])
 
 
 def parse_time(value: str, what: str = "") -> datetime:
@@ -331,26 +224,10 @@ def purge_consumer_table(
     stats = ConsumerCleanupStats()
     if rec is None or rec.retention is None:
         return stats
-    cols, retention = rec.columns, rec.retention
-    where = (
-        f"{quote(cols.status)} = :status AND {quote(cols.created_at or '')} < NOW(6) - INTERVAL :age_s SECOND"
+    chunk, retention = chunk_size or rec.retention.chunk_size, rec.retention
+    stats.deleted_consumed = purge_consumer_records(engine, rec, rec.statuses.consumed, retention.days, chunk)
+    stats.deleted_failed = purge_consumer_records(
+        engine, rec, rec.statuses.failed, retention.failed_days, chunk
     )
-    params: dict[str, Any] = {"limit": chunk_size or retention.chunk_size}
-    if rec.row_filter is not None:
-        where += f" AND {quote(rec.row_filter.column)} = :consumer_filter"
-        params["consumer_filter"] = rec.row_filter.equals
-    sql = text(f"DELETE FROM {quote(rec.consumer_table)} WHERE {where} LIMIT :limit")
-    for status, days, attr in (
-        (rec.statuses.consumed, retention.days, "deleted_consumed"),
-        (rec.statuses.failed, retention.failed_days, "deleted_failed"),
-    ):
-        while True:
-            with engine.begin() as conn:
-                deleted = int(
-                    conn.execute(sql, {**params, "status": status, "age_s": int(days * 86400)}).rowcount
-                )
-            setattr(stats, attr, getattr(stats, attr) + deleted)
-            if deleted < params["limit"]:
-                break
     log.info("service %s consumer-table retention: %s", config.service, stats.as_dict())
     return stats

@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig, StatusValue
 from outbox_relay.models import StatsMixin
-from outbox_relay.repository import OutboxRepository
+from outbox_relay.store.retention import RetentionQueries
+from outbox_relay.store.table import OutboxTable
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class RetentionCleaner:
         self.config = config
         self.retention = config.retention
         self.engine = engine
-        self.repo = OutboxRepository(config)
+        self.table = OutboxTable(config)
+        self.queries = RetentionQueries(self.table)
         self.clock = clock
 
     def run(self, time_budget_seconds: float = 600) -> RetentionStats:
@@ -69,15 +71,15 @@ class RetentionCleaner:
         deleted = 0
         after: Any = None
         with self.engine.connect() as conn:
-            after = self.repo.cursor_start(conn)
+            after = self.table.cursor_start(conn)
             conn.commit()
             while self.clock() < deadline:
-                ids = self.repo.expired_ids(conn, statuses, age_seconds, after, self.retention.chunk_size)
+                ids = self.queries.expired_ids(conn, statuses, age_seconds, after, self.retention.chunk_size)
                 conn.commit()
                 if not ids:
                     break
                 with conn.begin():
-                    deleted += self.repo.delete_expired(conn, ids, statuses, age_seconds)
+                    deleted += self.queries.delete_expired(conn, ids, statuses, age_seconds)
                 stats.chunks += 1
                 after = ids[-1]
         return deleted
@@ -86,11 +88,11 @@ class RetentionCleaner:
         deleted = 0
         with self.engine.connect() as conn:
             while self.clock() < deadline:
-                row_ids = self.repo.expired_failed_attempt_ids(conn, age_seconds, self.retention.chunk_size)
+                row_ids = self.queries.expired_given_up_ids(conn, age_seconds, self.retention.chunk_size)
                 conn.commit()
                 if not row_ids:
                     break
                 with conn.begin():
-                    deleted += self.repo.delete_failed_attempt_rows(conn, row_ids)
+                    deleted += self.queries.delete_given_up(conn, row_ids)
                 stats.chunks += 1
         return deleted

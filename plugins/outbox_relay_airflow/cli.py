@@ -1,4 +1,5 @@
-"""Command line: ``python -m outbox_relay_airflow.cli validate|plan|relay|confirm|cleanup|reconcile``.
+"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile`` (also
+``python -m outbox_relay_airflow.cli ...``).
 
 Connections are resolved the Airflow way (``AIRFLOW_CONN_*`` variables, secrets
 backends or the metadata DB), so the CLI checks exactly what the DAGs will use.
@@ -16,7 +17,7 @@ from typing import Any
 
 from outbox_relay.checks import CheckReport, check_broker, check_database
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config_loader import (
+from outbox_relay.config.loader import (
     ConfigError,
     config_files,
     default_services_dir,
@@ -24,11 +25,11 @@ from outbox_relay.config_loader import (
     load_services,
 )
 from outbox_relay.reconciliation import parse_time
-from outbox_relay.repository import OutboxRepository
+from outbox_relay.store.outbox import OutboxStore
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m outbox_relay_airflow.cli", description=__doc__)
+    parser = argparse.ArgumentParser(prog="outbox-relay", description=__doc__)
     parser.add_argument("--services-dir", type=Path, default=None, help="folder of service YAML files")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in [
@@ -86,7 +87,7 @@ def _reconcile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if args.include_failed and not args.redeliver:
         parser.error("--include-failed only makes sense with --redeliver")
     try:
-        config = load_service(args.service)
+        config = load_service(args.service, args.services_dir)
         report = tasks.reconcile(config, args.since, args.until, args.redeliver, args.include_failed)
     except (LookupError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -124,7 +125,7 @@ def _backlog(config: ServiceConfig) -> dict[str, Any]:
 
     engine = db_engine(config, pool_size=1)
     with engine.connect() as conn:
-        summary = OutboxRepository(config).backlog(conn)
+        summary = OutboxStore(config).backlog(conn)
     engine.dispose()
     return summary
 
@@ -165,17 +166,13 @@ def _run_now(args: argparse.Namespace) -> int:
 
     context: dict[str, Any] = {"run_id": f"cli__{args.command}", "params": {}}
     runner = {"relay": tasks.run_relay, "confirm": tasks.run_confirmations, "cleanup": tasks.run_cleanup}
-    print(json.dumps(runner[args.command](args.service, context), default=str))
+    print(json.dumps(runner[args.command](args.service, context, args.services_dir), default=str))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.services_dir is not None:
-        import os
-
-        os.environ["OUTBOX_RELAY_SERVICES_DIR"] = str(args.services_dir)
     if args.command in {"validate", "plan"}:
         return _validate(args, plan=args.command == "plan")
     if args.command == "reconcile":

@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config_loader import ConfigError, load_services
+from outbox_relay.config.loader import ConfigError, load_services
 from outbox_relay.errors import ConfigurationError
 from outbox_relay_airflow import tasks
 

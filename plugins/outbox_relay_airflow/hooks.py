@@ -18,10 +18,10 @@ from confluent_kafka import Consumer, Producer
 from sqlalchemy import URL, Engine
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.db import make_engine
+from outbox_relay.kafka.messages import PRODUCER_REQUIRED
+from outbox_relay.store.engine import make_engine
 
 # Delivery guarantees: not overridable from the connection.
-PRODUCER_REQUIRED: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
 CONSUMER_REQUIRED: dict[str, Any] = {"enable.auto.commit": False, "enable.partition.eof": True}
 
 

@@ -6,26 +6,32 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config_loader import load_service
+from outbox_relay.config.loader import load_service
 from outbox_relay.confirmations import ConfirmationIngester
-from outbox_relay.db import make_engine
-from outbox_relay.errors import ConfigurationError, DiscrepancyError, MissingConfigurationError
+from outbox_relay.errors import (
+    ConfigurationError,
+    DiscrepancyError,
+    InfrastructureError,
+    MissingConfigurationError,
+)
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.kafka.topics import ensure_topics, service_topics
 from outbox_relay.models import Window
-from outbox_relay.publisher import KafkaPublisher
 from outbox_relay.reconciliation import (
     Reconciler,
     ReconciliationReport,
     parse_time,
     purge_consumer_table,
 )
-from outbox_relay.relay import OutboxRelay, RunRequest
+from outbox_relay.relay.engine import LOCK_BUSY, OutboxRelay, RunRequest
 from outbox_relay.retention import RetentionCleaner
-from outbox_relay.topics import ensure_topics, service_topics
+from outbox_relay.store.engine import make_engine
 from outbox_relay_airflow.hooks import (
     OutboxConsumerHook,
     OutboxProducerHook,
@@ -76,16 +82,16 @@ def window_for(context: dict[str, Any], config: ServiceConfig) -> Window | None:
 
 
 @fail_without_retry
-def run_ensure_topics(service: str) -> list[str]:
-    config = load_service(service)
+def run_ensure_topics(service: str, services_dir: Path | None = None) -> list[str]:
+    config = load_service(service, services_dir)
     return ensure_topics(
         admin_client(config.connections.kafka), service_topics(config), config.kafka.replication_factor
     )
 
 
 @fail_without_retry
-def run_relay(service: str, context: dict[str, Any]) -> dict[str, Any]:
-    config = load_service(service)
+def run_relay(service: str, context: dict[str, Any], services_dir: Path | None = None) -> dict[str, Any]:
+    config = load_service(service, services_dir)
     params = context.get("params") or {}
     window = window_for(context, config)
     republish = bool(params.get("republish")) and window is not None
@@ -102,14 +108,43 @@ def run_relay(service: str, context: dict[str, Any]) -> dict[str, Any]:
             time_budget_seconds=params.get("time_budget_seconds") or None,
         )
         log.info("relaying %s: window=%s republish=%s", service, window, republish)
-        return relay.run(request).as_dict()
+        stats = relay.run(request).as_dict()
     finally:
         engine.dispose()
+    return _count_lock_busy_runs(config, context, stats)
+
+
+class RelayLockWedgedError(InfrastructureError):
+    """Scheduled relays of a table found its lock held run after run: its holder may be wedged."""
+
+
+def _count_lock_busy_runs(
+    config: ServiceConfig, context: dict[str, Any], stats: dict[str, Any]
+) -> dict[str, Any]:
+    """A scheduled run that found the table's lock held relays nothing, and that is normal once (a backfill
+    or a long run is going on). ``lock_busy_runs`` carries the count from run to run in XCom; at
+    ``relay_lock_busy_runs_to_fail`` runs in a row the run fails, naming the holder's connection id."""
+    if stats.get("stopped_because") != LOCK_BUSY:
+        return {**stats, "lock_busy_runs": 0}
+    ti = context.get("ti")
+    previous = ti.xcom_pull(task_ids=ti.task_id, include_prior_dates=True) if ti is not None else None
+    count = 1 + int((previous or {}).get("lock_busy_runs", 0)) if isinstance(previous, dict) else 1
+    limit = config.relay_lock_busy_runs_to_fail
+    if limit and count >= limit:
+        holder = stats.get("lock_holder_connection_id")
+        raise RelayLockWedgedError(
+            f"service {config.service}: {count} relay runs in a row found the relay lock of {config.table} "
+            f"held (holder: MySQL connection id {holder}). If that session is stuck, inspect it with "
+            f"SHOW PROCESSLIST and end it with KILL {holder}; the lock is released with the connection."
+        )
+    return {**stats, "lock_busy_runs": count}
 
 
 @fail_without_retry
-def run_confirmations(service: str, context: dict[str, Any]) -> dict[str, Any]:
-    config = load_service(service)
+def run_confirmations(
+    service: str, context: dict[str, Any], services_dir: Path | None = None
+) -> dict[str, Any]:
+    config = load_service(service, services_dir)
     if config.confirmation is None:
         return {"skipped": "service has no confirmation topic"}
     hook = OutboxConsumerHook(
@@ -126,8 +161,8 @@ def run_confirmations(service: str, context: dict[str, Any]) -> dict[str, Any]:
 
 
 @fail_without_retry
-def run_cleanup(service: str, context: dict[str, Any]) -> dict[str, Any]:
-    config = load_service(service)
+def run_cleanup(service: str, context: dict[str, Any], services_dir: Path | None = None) -> dict[str, Any]:
+    config = load_service(service, services_dir)
     if config.retention is None:
         return {"skipped": "retention disabled"}
     engine = db_engine(config)
@@ -184,10 +219,12 @@ def _param_time(params: dict[str, Any], name: str) -> datetime | None:
 
 
 @fail_without_retry
-def run_reconciliation(service: str, context: dict[str, Any]) -> dict[str, Any]:
+def run_reconciliation(
+    service: str, context: dict[str, Any], services_dir: Path | None = None
+) -> dict[str, Any]:
     """The reconciliation DAG's task: params since/until, else a scheduled run's data interval, else the
     last ``window_hours``. Missing messages fail the task (``on_discrepancy: fail``) unless re-delivered."""
-    config = load_service(service)
+    config = load_service(service, services_dir)
     params = context.get("params") or {}
     since, until = _param_time(params, "since"), _param_time(params, "until")
     run_type = str(getattr(context.get("dag_run"), "run_type", "") or "").lower().split(".")[-1]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from outbox_examples.dbsetup import SQL_DIR, apply_ddl
+from outbox_relay.store.ddl import SQL_DIR, apply_ddl
 from tests.airflow.test_cli import _cli
 from tests.conftest import ROOT
 

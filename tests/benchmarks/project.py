@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.models import RunStats
-from outbox_relay.publisher import KafkaPublisher
-from outbox_relay.relay import OutboxRelay, RunRequest
+from outbox_relay.relay.engine import OutboxRelay, RunRequest
 from tests.benchmarks.common import (
     Result,
     Sizes,

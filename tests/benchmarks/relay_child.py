@@ -10,7 +10,7 @@ import json
 import resource
 import sys
 
-from outbox_relay.db import make_engine
+from outbox_relay.store.engine import make_engine
 from tests.benchmarks.common import bench_config, make_producer
 from tests.benchmarks.project import run_project
 

@@ -8,10 +8,10 @@ import sys
 
 from sqlalchemy import Engine, text
 
-from outbox_examples.dbsetup import SQL_DIR, apply_ddl
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config_loader import parse_service_config
-from outbox_relay.identifiers import quote
+from outbox_relay.config.loader import parse_service_config
+from outbox_relay.store.ddl import SQL_DIR, apply_ddl
+from outbox_relay.store.naming import quote
 from tests.conftest import ROOT
 from tests.integration.kafka_tools import Record, read_all
 from tests.integration.outbox_rows import run_relay

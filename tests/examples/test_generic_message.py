@@ -16,7 +16,6 @@ import yaml
 from confluent_kafka import Consumer
 from sqlalchemy import Engine, text
 
-from outbox_examples.dbsetup import SQL_DIR, apply_ddl
 from outbox_examples.generic_message.services import (
     LEDGER,
     ConsumerTableConsumer,
@@ -24,8 +23,8 @@ from outbox_examples.generic_message.services import (
     ledger_handler,
     write_business,
 )
+from outbox_inbox.consumer import InboundMessage
 from outbox_relay.config import ServiceConfig
-from outbox_relay.consumer import InboundMessage
 from outbox_relay.models import Window
 from outbox_relay.reconciliation import (
     CONSUMER_FAILED,
@@ -36,6 +35,7 @@ from outbox_relay.reconciliation import (
     purge_consumer_table,
 )
 from outbox_relay.retention import RetentionCleaner
+from outbox_relay.store.ddl import SQL_DIR, apply_ddl
 from tests.conftest import BOOTSTRAP, ROOT
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import run_relay
@@ -263,19 +263,19 @@ def test_history_cleanup_of_both_tables_keeps_the_window(
 def test_relays_of_two_subsystems_sharing_a_table_do_not_wait_for_each_other(
     engine: Engine, configs: tuple[ServiceConfig, ServiceConfig]
 ) -> None:
-    from outbox_relay.repository import OutboxRepository
+    from outbox_relay.store.outbox import OutboxStore
 
     billing, shipping = configs
     with engine.connect() as first, engine.connect() as second:
-        assert OutboxRepository(billing).acquire_relay_lock(first, 0)
-        assert OutboxRepository(shipping).acquire_relay_lock(second, 0)  # a different subsystem's lock
-        assert not OutboxRepository(billing).acquire_relay_lock(second, 0)  # same subsystem: takes turns
-        OutboxRepository(billing).release_relay_lock(first)
-        OutboxRepository(shipping).release_relay_lock(second)
+        assert OutboxStore(billing).lock.acquire(first, 0)
+        assert OutboxStore(shipping).lock.acquire(second, 0)  # a different subsystem's lock
+        assert not OutboxStore(billing).lock.acquire(second, 0)  # same subsystem: takes turns
+        OutboxStore(billing).lock.release(first)
+        OutboxStore(shipping).lock.release(second)
 
 
 def test_example_configs_are_valid() -> None:
-    from outbox_relay.config_loader import load_services
+    from outbox_relay.config.loader import load_services
 
     loaded = load_services(Path(SERVICES))
     assert loaded.errors == [] and set(loaded.services) == {"billing", "shipping"}

@@ -21,7 +21,6 @@ from confluent_kafka import Producer
 from moto.server import ThreadedMotoServer
 from sqlalchemy import Engine, text
 
-from outbox_examples.dbsetup import SQL_DIR, apply_ddl
 from outbox_examples.image_upload import lambda_handler as lambda_module
 from outbox_examples.image_upload.drain import DrainIncompleteError, SqsDrain
 from outbox_examples.image_upload.objectstore import (
@@ -41,7 +40,8 @@ from outbox_examples.image_upload.scenario import (
     read_topic,
 )
 from outbox_examples.image_upload.services import consume_both
-from outbox_relay.publisher import KafkaPublisher
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.store.ddl import SQL_DIR, apply_ddl
 from tests.conftest import BOOTSTRAP, ROOT
 from tests.examples.demo_runner import run_demo
 from tests.integration.kafka_tools import create_topics
@@ -260,7 +260,11 @@ def test_the_drain_dag_parses_without_io_and_runs_every_minute_one_at_a_time(
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.delenv("IMAGE_EVENTS_QUEUE_URL", raising=False)  # settings read at parse time would fail
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "image_upload_events.py"))
+    bag = DagBag(
+        dag_folder=str(
+            ROOT / "include" / "outbox_examples" / "image_upload" / "dags" / "image_upload_events.py"
+        )
+    )
     assert bag.import_errors == {}
     dag = bag.dags["image_upload_events"]
     assert [t.task_id for t in dag.topological_sort()] == ["ensure_topics", "drain_sqs"]

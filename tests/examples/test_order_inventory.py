@@ -11,13 +11,13 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Engine, text
 
-from outbox_examples.dbsetup import SQL_DIR, apply_ddl
 from outbox_examples.kafka_groups import group_consumer
 from outbox_examples.order_inventory.services import cancel_failed_orders, place_orders, reserve_stock
+from outbox_inbox.consumer import IdempotentConsumer
 from outbox_relay.config import ServiceConfig
 from outbox_relay.confirmations import ConfirmationIngester
-from outbox_relay.consumer import IdempotentConsumer
-from outbox_relay.publisher import KafkaPublisher
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.store.ddl import SQL_DIR, apply_ddl
 from tests.integration.kafka_tools import create_topics, producer, read_all
 from tests.integration.outbox_rows import run_relay
 

@@ -23,9 +23,9 @@ from outbox_examples.payment_coupon.services import (
     create_user,
     pay,
 )
-from outbox_relay.consumer import ConsumeStats
-from outbox_relay.mysql_errors import is_duplicate_on
-from outbox_relay.publisher import KafkaPublisher
+from outbox_inbox.consumer import ConsumeStats
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.store.mysql_errors import is_duplicate_on
 from tests.examples.coupon_support import example_config, relay_twice, with_example_tables
 from tests.examples.demo_runner import run_demo
 from tests.integration.kafka_tools import create_topics, producer, read_all

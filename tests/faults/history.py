@@ -18,8 +18,9 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from sqlalchemy import Connection, Engine, text
 
-from outbox_relay.consumer import IdempotentConsumer, InboundMessage
-from outbox_relay.publisher import HEADER_MESSAGE_ID, HEADER_ROW_ID, KafkaPublisher
+from outbox_inbox.consumer import IdempotentConsumer, InboundMessage
+from outbox_relay.kafka.messages import HEADER_MESSAGE_ID, HEADER_ROW_ID
+from outbox_relay.kafka.publisher import KafkaPublisher
 from tests.integration.kafka_tools import Record, create_topics, producer, read_all
 
 EFFECTS_TABLE = "fault_effect"

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 import pytest
 from sqlalchemy import Engine
 
-from outbox_relay.publisher import BrokerUnavailableError, DeliveryOutcome, KafkaPublisher, OutboundMessage
-from outbox_relay.relay import OutboxRelay, RunRequest
+from outbox_relay.kafka.messages import OutboundMessage
+from outbox_relay.kafka.publisher import BrokerUnavailableError, DeliveryOutcome, KafkaPublisher
+from outbox_relay.relay.engine import OutboxRelay, RunRequest
 from tests.faults.conftest import Broker
 from tests.faults.history import check_history
 from tests.faults.support import FAST_KAFKA, service

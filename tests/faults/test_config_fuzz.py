@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outbox_relay.config_loader import ConfigError, load_services, parse_service_config
+from outbox_relay.config.loader import ConfigError, load_services, parse_service_config
 
 BASE: dict[str, Any] = {
     "service": "fuzzed",

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 from outbox_relay.config import ServiceConfig
 from outbox_relay.confirmations import ConfirmationIngester
 from outbox_relay.models import OutboxRow
-from outbox_relay.repository import OutboxRepository
+from outbox_relay.store.outbox import OutboxStore
 from tests.faults.conftest import Broker
 from tests.faults.support import service
 from tests.integration.kafka_tools import create_topics, send
@@ -104,7 +104,7 @@ def test_chaotic_confirmations_end_in_the_state_of_one_clean_delivery(
         late.row_id = conn.execute(
             text("SELECT id FROM outbox_message WHERE message_id = :m"), {"m": ids[3]}
         ).scalar()
-        OutboxRepository(chaos).mark_sent(conn, [late], "late-run")
+        OutboxStore(chaos).mark_sent(conn, [late], "late-run")
 
     assert _final_state(db_engine, "outbox_message") == _final_state(db_engine, "outbox_clean")
     assert statuses(db_engine)[ids[5]] == "SENT"  # never answered: still waiting, not touched

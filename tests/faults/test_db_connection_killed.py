@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, event, text
 
-from outbox_relay.relay import OutboxRelay, RelayDatabaseError, RunRequest
-from outbox_relay.repository import OutboxRepository
+from outbox_relay.relay.engine import OutboxRelay, RelayDatabaseError, RunRequest
+from outbox_relay.store.outbox import OutboxStore
 from tests.faults.conftest import Broker
 from tests.faults.history import check_history
 from tests.faults.support import service
@@ -32,7 +32,7 @@ def _kill(admin: Engine, conn: Connection) -> None:
 class KillingRepository:
     """The relay's repository, killing its connection at one point of the second batch."""
 
-    def __init__(self, repo: OutboxRepository, admin: Engine, engine: Engine, moment: str) -> None:
+    def __init__(self, repo: OutboxStore, admin: Engine, engine: Engine, moment: str) -> None:
         self.repo, self.admin, self.moment = repo, admin, moment
         self.calls = {"claim": 0, "mark_sent": 0}
         self.killed = False
@@ -86,8 +86,8 @@ def test_killed_db_connection_fails_the_run_marks_nothing_unacked_and_the_retry_
     config = service(topic, batch_size=BATCH, pipelining=pipelining)
     relay = OutboxRelay(config, db_engine, relay_publisher(config, broker.bootstrap))
     admin = db_engine.execution_options()  # same server, a different pooled session
-    killer = KillingRepository(relay.repo, admin, db_engine, moment)
-    relay.repo = killer  # type: ignore[assignment]
+    killer = KillingRepository(relay.store, admin, db_engine, moment)
+    relay.store = killer  # type: ignore[assignment]
 
     with pytest.raises(RelayDatabaseError, match="database error while relaying outbox_message") as failure:
         relay.run(RunRequest(run_id=f"killed-at-{moment}"))

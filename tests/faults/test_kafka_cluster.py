@@ -35,9 +35,9 @@ from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[at
 from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.kafka.publisher import BrokerUnavailableError, KafkaPublisher, ProducerLike
 from outbox_relay.models import RunStats
-from outbox_relay.publisher import BrokerUnavailableError, KafkaPublisher, ProducerLike
-from outbox_relay.relay import OutboxRelay, RunRequest
+from outbox_relay.relay.engine import OutboxRelay, RunRequest
 from tests.benchmarks.common import fill
 from tests.conftest import BROKER, ROOT
 from tests.faults.history import History, check_history, high_watermarks

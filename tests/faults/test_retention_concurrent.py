@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 
-from outbox_relay.db import make_engine
-from outbox_relay.repository import expanding
 from outbox_relay.retention import RetentionCleaner
+from outbox_relay.store.engine import make_engine
+from outbox_relay.store.outbox import expanding
 from tests.faults.conftest import Broker
 from tests.faults.history import check_history
 from tests.faults.support import db_url, service

@@ -10,7 +10,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from outbox_examples.demo_support import topic_reader
-from outbox_relay.topics import wait_for_leaders
+from outbox_relay.kafka.topics import wait_for_leaders
 from tests.stack import BOOTSTRAP
 
 

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.models import RunStats
-from outbox_relay.publisher import KafkaPublisher
-from outbox_relay.relay import OutboxRelay, RunRequest
+from outbox_relay.relay.engine import OutboxRelay, RunRequest
 from tests.conftest import BOOTSTRAP
 from tests.integration.kafka_tools import producer
 

@@ -10,10 +10,10 @@ import pytest
 from confluent_kafka import Consumer
 from sqlalchemy import Connection, Engine, text
 
+from outbox_inbox.consumer import IdempotentConsumer, InboundMessage
 from outbox_relay.config import ServiceConfig
 from outbox_relay.confirmations import ConfirmationIngester
-from outbox_relay.consumer import IdempotentConsumer, InboundMessage
-from outbox_relay.publisher import KafkaPublisher
+from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.retention import RetentionCleaner
 from tests.conftest import BOOTSTRAP
 from tests.integration.kafka_tools import create_topics, producer, read_all, send
@@ -159,7 +159,7 @@ def test_idempotent_consumer_applies_each_message_once_and_reports_failures(
 
 
 def test_inbox_purge_keeps_recent_dedupe_records(db_engine: Engine) -> None:
-    from outbox_relay.consumer import purge_inbox
+    from outbox_inbox.consumer import purge_inbox
 
     with db_engine.begin() as conn:
         for mid, consumer, days in [
@@ -188,7 +188,7 @@ def test_only_a_duplicate_message_id_counts_as_seen_before(db_engine: Engine) ->
     for a redelivery (which would answer the message without ever running its handler)."""
     from sqlalchemy.exc import IntegrityError
 
-    from outbox_relay.consumer import ConsumeStats
+    from outbox_inbox.consumer import ConsumeStats
 
     with db_engine.begin() as conn:
         conn.execute(

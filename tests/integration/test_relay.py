@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.kafka.publisher import BrokerUnavailableError, KafkaPublisher
 from outbox_relay.models import Window
-from outbox_relay.publisher import BrokerUnavailableError, KafkaPublisher
-from outbox_relay.relay import OutboxRelay, RunRequest
-from outbox_relay.repository import OutboxRepository
+from outbox_relay.relay.engine import OutboxRelay, RunRequest
+from outbox_relay.store.outbox import OutboxStore
 from tests.integration.kafka_tools import create_topics, producer, read_all
 from tests.integration.outbox_rows import insert_rows, run_relay, statuses
 
@@ -211,26 +211,26 @@ def test_legacy_table_with_integer_statuses_and_built_payload(
         topic, columns={"id": "tid", "status": "status", "key": "uid", "created_at": "created"}
     )
     with db_engine.connect() as conn:
-        assert OutboxRepository(aged).backlog(conn)["oldest_new_seconds"] is None
+        assert OutboxStore(aged).backlog(conn)["oldest_new_seconds"] is None
     with db_engine.begin() as conn:
         conn.execute(text("UPDATE outbox_relay_attempt SET failed = 0"))  # an operator re-queues it
     with db_engine.connect() as conn:
-        assert OutboxRepository(aged).backlog(conn)["oldest_new_seconds"] > 0
+        assert OutboxStore(aged).backlog(conn)["oldest_new_seconds"] > 0
     assert run_relay(config, db_engine).claimed == 1
 
 
 def test_a_busy_table_skips_a_scheduled_run_and_fails_a_backfill_run(
     db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
 ) -> None:
-    from outbox_relay.relay import RelayLockBusyError
-    from outbox_relay.repository import OutboxRepository
+    from outbox_relay.relay.engine import RelayLockBusyError
+    from outbox_relay.store.outbox import OutboxStore
 
     topic = topic_name("busy")
     create_topics(topic)
     insert_rows(db_engine, topic, ["a"])
     config = service_config(topic=topic, relay_lock_wait_seconds=0)
     with db_engine.connect() as other:
-        assert OutboxRepository(config).acquire_relay_lock(other, 0)
+        assert OutboxStore(config).lock.acquire(other, 0)
         skipped = run_relay(config, db_engine)
         assert skipped.stopped_because == "another relay of this table is running" and skipped.published == 0
         with db_engine.connect() as conn:
@@ -296,7 +296,7 @@ def test_a_bug_while_building_a_message_crashes_the_run_and_fails_no_row(
     def broken_headers(*args: Any, **kwargs: Any) -> list[tuple[str, bytes]]:
         raise ValueError("a bug in header building, not a poison row")
 
-    monkeypatch.setattr("outbox_relay.relay.build_headers", broken_headers)
+    monkeypatch.setattr("outbox_relay.relay.messages.build_headers", broken_headers)
     with pytest.raises(ValueError, match="a bug in header building"):
         run_relay(service_config(topic=topic, pipelining=pipelining), db_engine)
     assert set(statuses(db_engine).values()) == {"NEW"}

@@ -8,8 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from outbox_relay.config import STANDARD_COLUMNS, ServiceConfig
-from outbox_relay.config_loader import ConfigError, load_service, load_services, parse_service_config
-from outbox_relay.identifiers import InvalidIdentifierError, check_table_name, quote
+from outbox_relay.config.identifiers import InvalidIdentifierError, check_table_name
+from outbox_relay.config.loader import ConfigError, load_service, load_services, parse_service_config
+from outbox_relay.store.naming import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config_loader import ConfigError, parse_service_config
+from outbox_relay.config.loader import ConfigError, parse_service_config
 from outbox_relay.models import OutboxRow
-from outbox_relay.relay import _partition
-from outbox_relay.repository import OutboxRepository
+from outbox_relay.relay.messages import partition_of
+from outbox_relay.store.outbox import OutboxStore
 
 BASE = """topic: t
 table: message_send
@@ -42,10 +42,10 @@ def test_shared_table_config_is_accepted(tmp_path: Path) -> None:
     assert config.row_filter is not None and config.row_filter.equals == "billing"
     assert config.reconciliation is not None and config.reconciliation.statuses.consumed == 1
     assert config.reconciliation.schedule == "@daily" and config.reconciliation.on_discrepancy == "fail"
-    repo = OutboxRepository(config)
-    assert repo.row_filter == " AND `message_send`.`service_name` = :row_filter"
-    assert repo.filter_params == {"row_filter": "billing"}
-    sql, fields = repo._claim_sql[False]
+    store = OutboxStore(config)
+    assert store.table.row_filter == " AND `message_send`.`service_name` = :row_filter"
+    assert store.table.filter_params == {"row_filter": "billing"}
+    sql, fields = store.claims._sql[False]
     claim = str(sql)
     assert "`part`" in claim and "`rf`" in claim and ":row_filter" in claim
     assert {"partition", "retry_flag"} <= set(fields)
@@ -97,7 +97,7 @@ def test_retry_flag_needs_a_failed_status_and_reconciliation_needs_created_at(tm
 
 @pytest.mark.parametrize(("value", "expected"), [(None, None), (0, 0), (7, 7), ("3", 3)])
 def test_row_partition_values(value: Any, expected: int | None) -> None:
-    assert _partition(value) == expected
+    assert partition_of(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -105,18 +105,18 @@ def test_row_partition_values(value: Any, expected: int | None) -> None:
 )
 def test_bad_row_partitions_fail_the_row(value: Any, words: str) -> None:
     with pytest.raises(ValueError, match=words):
-        _partition(value)
+        partition_of(value)
 
 
 def test_rows_retry_unless_their_flag_is_zero(tmp_path: Path) -> None:
-    repo = OutboxRepository(_config(tmp_path, ""))
-    _sql, fields = repo._claim_sql[True]
+    claims = OutboxStore(_config(tmp_path, "")).claims
+    fields = claims.fields(republish=True)
 
     def row(**values: object) -> OutboxRow:
         record = [None] * len(fields)
         for name, value in {"id": 1, "status": 0, "payload": "{}", **values}.items():
             record[fields[name]] = value
-        return repo._to_rows([tuple(record)], fields)[0]
+        return claims.decode([tuple(record)], fields)[0]
 
     assert row(retry_flag=0).retry is False
     assert row(retry_flag=1).retry is True

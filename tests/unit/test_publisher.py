@@ -6,8 +6,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
-from outbox_relay.models import OutboxRow
-from outbox_relay.publisher import NO_REPORT, KafkaPublisher, OutboundMessage
+from outbox_relay.kafka.messages import OutboundMessage
+from outbox_relay.kafka.publisher import NO_REPORT, KafkaPublisher
 
 
 class FakeProducer:
@@ -36,8 +36,7 @@ class FakeProducer:
 
 
 def _msg(value: bytes, key: bytes = b"k") -> OutboundMessage:
-    row = OutboxRow(1, "m", key.decode(), None, "t", value, None, "NEW")
-    return OutboundMessage(row, "t", key, value, [])
+    return OutboundMessage(0, "t", key, value, [])
 
 
 def test_every_report_is_classified() -> None:

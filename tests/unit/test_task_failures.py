@@ -41,11 +41,11 @@ def test_other_errors_keep_airflows_retries(error: Exception) -> None:
 
 
 def test_every_declared_error_shares_one_base() -> None:
-    from outbox_relay.config_loader import ConfigError
+    from outbox_relay.config.identifiers import InvalidIdentifierError
+    from outbox_relay.config.loader import ConfigError
     from outbox_relay.confirmations import MalformedConfirmationError
-    from outbox_relay.identifiers import InvalidIdentifierError
-    from outbox_relay.publisher import BrokerUnavailableError
-    from outbox_relay.relay import RelayDatabaseError, RelayLockBusyError
+    from outbox_relay.kafka.publisher import BrokerUnavailableError
+    from outbox_relay.relay.engine import RelayDatabaseError, RelayLockBusyError
     from outbox_relay_airflow.dag_factory import ServiceConfigError
     from outbox_relay_airflow.tasks import ReconciliationDiscrepancyError
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from confluent_kafka import Consumer
 from sqlalchemy import create_engine, text
 
-from outbox_examples.dbsetup import SQL_DIR, apply_ddl, recreate_database
 from outbox_examples.demo_support import bootstrap, db_url, print_summary, read_back, server_url
 from outbox_examples.generic_message.services import (
     BILLING_TOPIC,
@@ -26,9 +25,10 @@ from outbox_examples.generic_message.services import (
     ledger_handler,
     write_business,
 )
-from outbox_relay.consumer import InboundMessage
-from outbox_relay.db import make_engine
-from outbox_relay.reconciliation import REDELIVERY_NOTE
+from outbox_inbox.consumer import InboundMessage
+from outbox_relay.store.ddl import SQL_DIR, apply_ddl, recreate_database
+from outbox_relay.store.engine import make_engine
+from outbox_relay.store.reconciliation import REDELIVERY_NOTE
 
 STATE = Path(os.environ.get("DEMO_STATE", ".run/demo-state-generic_message.json"))
 REJECTED_EVERY = 25  # every 25th invoice has a negative amount: the ledger records status 2 + error

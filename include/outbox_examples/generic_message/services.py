@@ -21,10 +21,10 @@ from confluent_kafka import KafkaError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from outbox_relay.consumer import InboundMessage, to_inbound
+from outbox_inbox.consumer import InboundMessage, to_inbound
 from outbox_relay.models import StatsMixin
-from outbox_relay.mysql_errors import is_duplicate_on
-from outbox_relay.repository import truncate_error
+from outbox_relay.store.mysql_errors import is_duplicate_on
+from outbox_relay.store.naming import truncate_error
 
 log = logging.getLogger(__name__)
 

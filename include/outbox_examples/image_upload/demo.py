@@ -18,7 +18,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import create_engine
 
-from outbox_examples.dbsetup import SQL_DIR, apply_ddl, recreate_database
 from outbox_examples.demo_support import bootstrap, db_url, print_summary, server_url
 from outbox_examples.image_upload.drain import SqsDrain
 from outbox_examples.image_upload.objectstore import create_bucket_with_queue, local_clients, queue_depth
@@ -33,9 +32,10 @@ from outbox_examples.image_upload.scenario import (
     read_topic,
 )
 from outbox_examples.image_upload.services import consume_both
-from outbox_relay.db import make_engine
-from outbox_relay.publisher import KafkaPublisher
-from outbox_relay.topics import ensure_topics
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.kafka.topics import ensure_topics
+from outbox_relay.store.ddl import SQL_DIR, apply_ddl, recreate_database
+from outbox_relay.store.engine import make_engine
 
 STATE = Path(os.environ.get("DEMO_STATE", ".run/demo-state-image_upload.json"))
 VISIBILITY_SECONDS = 2  # short so the demo sees SQS redeliver quickly; production: above the flush timeout

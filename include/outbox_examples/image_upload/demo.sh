@@ -7,6 +7,8 @@ cd "$ROOT"
 SCENARIO=image_upload
 SERVICES_DIR="$ROOT/dags/services"
 source "$ROOT/include/devstack/demo_env.sh"
+# The example's DAG is not part of the product's dags/ folder: Airflow reads it from the example.
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/include/outbox_examples/image_upload/dags"
 PARTS="${DEMO_PARTS:-60}"
 DEMO="$PY -m outbox_examples.image_upload.demo"
 export IMAGE_EVENTS_TOPIC="${IMAGE_EVENTS_TOPIC:-images.uploaded}"

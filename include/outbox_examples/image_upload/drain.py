@@ -22,8 +22,9 @@ from outbox_examples.image_upload.publishing import (
     outbound_messages,
     unacknowledged,
 )
+from outbox_relay.kafka.messages import OutboundMessage
+from outbox_relay.kafka.publisher import DeliveryOutcome, KafkaPublisher
 from outbox_relay.models import StatsMixin
-from outbox_relay.publisher import DeliveryOutcome, KafkaPublisher, OutboundMessage
 
 log = logging.getLogger(__name__)
 

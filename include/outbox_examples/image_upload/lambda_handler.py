@@ -23,13 +23,13 @@ from confluent_kafka import Producer
 
 from outbox_examples.image_upload.events import parse_notification
 from outbox_examples.image_upload.publishing import (
-    PRODUCER_REQUIRED,
     DeliveryIncompleteError,
     Topics,
     outbound_messages,
     unacknowledged,
 )
-from outbox_relay.publisher import KafkaPublisher
+from outbox_relay.kafka.messages import PRODUCER_REQUIRED
+from outbox_relay.kafka.publisher import KafkaPublisher
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from outbox_examples.image_upload.events import (
     EVENT_TYPE,
@@ -16,23 +15,20 @@ from outbox_examples.image_upload.events import (
     ParsedNotification,
     Rejected,
 )
-from outbox_relay.models import OutboxRow
-from outbox_relay.publisher import (
+from outbox_relay.kafka.messages import (
     HEADER_ERROR,
     HEADER_EVENT_TYPE,
     HEADER_MESSAGE_ID,
     HEADER_SERVICE,
-    DeliveryOutcome,
     OutboundMessage,
 )
+from outbox_relay.kafka.publisher import DeliveryOutcome
 
 log = logging.getLogger(__name__)
 
 SOURCE_NAME = "image-events"
 DEFAULT_TOPIC = "images.uploaded"
 DEFAULT_REJECT_TOPIC = "images.uploaded.rejected"
-# Settings the handler's guarantees rely on; a deployment's overrides cannot weaken them.
-PRODUCER_REQUIRED: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
 
 
 @dataclass(frozen=True)
@@ -48,11 +44,7 @@ class Topics:
         )
 
 
-def _row(message_id: str, key: str | None) -> OutboxRow:
-    return OutboxRow(message_id, message_id, key, None, None, None, None, None)
-
-
-def image_message(event: ImageUploaded, topic: str) -> OutboundMessage:
+def image_message(ref: int, event: ImageUploaded, topic: str) -> OutboundMessage:
     key = str(event.image_id)
     headers = [
         (HEADER_MESSAGE_ID, event.message_id.encode()),
@@ -60,10 +52,10 @@ def image_message(event: ImageUploaded, topic: str) -> OutboundMessage:
         (HEADER_SERVICE, SOURCE_NAME.encode()),
     ]
     value = json.dumps(event.body(), ensure_ascii=False).encode("utf-8")
-    return OutboundMessage(_row(event.message_id, key), topic, key.encode(), value, headers)
+    return OutboundMessage(ref, topic, key.encode(), value, headers)
 
 
-def reject_message(reject: Rejected, topic: str, source: str) -> OutboundMessage:
+def reject_message(ref: int, reject: Rejected, topic: str, source: str) -> OutboundMessage:
     body = {"where": reject.where, "reason": reject.reason, "source": source, "record": reject.record}
     headers = [
         (HEADER_MESSAGE_ID, reject.message_id.encode()),
@@ -73,7 +65,7 @@ def reject_message(reject: Rejected, topic: str, source: str) -> OutboundMessage
     ]
     key = None if reject.key is None else reject.key.encode()
     value = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
-    return OutboundMessage(_row(reject.message_id, reject.key), topic, key, value, headers)
+    return OutboundMessage(ref, topic, key, value, headers)
 
 
 def outbound_messages(parsed: ParsedNotification, topics: Topics, source: str) -> list[OutboundMessage]:
@@ -82,8 +74,10 @@ def outbound_messages(parsed: ParsedNotification, topics: Topics, source: str) -
         log.info("%s ignored: %s", ignored.where, ignored.reason)
     for reject in parsed.rejected:
         log.warning("%s rejected (to %s): %s", reject.where, topics.rejects, reject.reason)
-    return [image_message(e, topics.images) for e in parsed.accepted] + [
-        reject_message(r, topics.rejects, source) for r in parsed.rejected
+    accepted = [image_message(ref, e, topics.images) for ref, e in enumerate(parsed.accepted)]
+    first = len(accepted)
+    return accepted + [
+        reject_message(first + n, r, topics.rejects, source) for n, r in enumerate(parsed.rejected)
     ]
 
 
@@ -92,16 +86,17 @@ class DeliveryIncompleteError(RuntimeError):
 
 
 def unacknowledged(messages: Sequence[OutboundMessage], outcome: DeliveryOutcome) -> list[str]:
-    """Reasons for every message of ``messages`` that Kafka did not acknowledge."""
-    acked = {id(m) for m in outcome.acked}
-    reasons = {id(m): reason for m, reason in outcome.rejected + outcome.unavailable}
-    held = {id(m) for m in outcome.held}
+    """Reasons for every message of ``messages`` that Kafka did not acknowledge (matched by ``ref``)."""
+    acked = {m.ref for m in outcome.acked}
+    reasons = {m.ref: reason for m, reason in outcome.rejected + outcome.unavailable}
+    held = {m.ref for m in outcome.held}
     problems = []
     for message in messages:
-        if id(message) in acked:
+        if message.ref in acked:
             continue
         why = reasons.get(
-            id(message), "held back behind a failed message of its key" if id(message) in held else "?"
+            message.ref, "held back behind a failed message of its key" if message.ref in held else "?"
         )
-        problems.append(f"{message.topic} key={message.key!r} id={message.row.message_id}: {why}")
+        message_id = dict(message.headers)[HEADER_MESSAGE_ID].decode()
+        problems.append(f"{message.topic} key={message.key!r} id={message_id}: {why}")
     return problems

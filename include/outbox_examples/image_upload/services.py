@@ -14,8 +14,8 @@ from confluent_kafka import Consumer, Producer
 from sqlalchemy import Connection, Engine, text
 
 from outbox_examples.image_upload.events import parse_key
-from outbox_relay.consumer import ConsumeStats, IdempotentConsumer, InboundMessage
-from outbox_relay.publisher import KafkaPublisher
+from outbox_inbox.consumer import ConsumeStats, IdempotentConsumer, InboundMessage
+from outbox_relay.kafka.publisher import KafkaPublisher
 
 PART_SERVICE = "part"
 IMAGE_CONSUMER = "image-service"

@@ -15,7 +15,6 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 from sqlalchemy import create_engine, text
 
-from outbox_examples.dbsetup import SQL_DIR, apply_ddl, recreate_database
 from outbox_examples.demo_support import bootstrap, db_url, print_summary, read_back, server_url
 from outbox_examples.order_inventory.services import (
     ORDER_TOPIC,
@@ -23,9 +22,10 @@ from outbox_examples.order_inventory.services import (
     place_orders,
     reserve_stock,
 )
-from outbox_relay.consumer import IdempotentConsumer
-from outbox_relay.db import make_engine
-from outbox_relay.publisher import KafkaPublisher
+from outbox_inbox.consumer import IdempotentConsumer
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.store.ddl import SQL_DIR, apply_ddl, recreate_database
+from outbox_relay.store.engine import make_engine
 
 SKUS = {"sku-apple": 4000, "sku-pear": 4000, "sku-plum": 1800}  # plum runs out: some orders FAIL
 RESULT_TOPIC = "orders.results"

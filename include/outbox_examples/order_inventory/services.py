@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, text
 
-from outbox_relay.consumer import InboundMessage
+from outbox_inbox.consumer import InboundMessage
 
 ORDER_TOPIC = "orders.events"
 

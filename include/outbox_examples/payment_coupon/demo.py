@@ -15,7 +15,6 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import create_engine, text
 
-from outbox_examples.dbsetup import SQL_DIR, apply_ddl, recreate_database
 from outbox_examples.demo_state import DemoState
 from outbox_examples.demo_support import bootstrap, db_url, print_summary, read_back, server_url
 from outbox_examples.kafka_groups import group_consumer, skip_to_end
@@ -26,9 +25,10 @@ from outbox_examples.payment_coupon.services import (
     create_user,
     run_payments,
 )
-from outbox_relay.db import make_engine
-from outbox_relay.publisher import KafkaPublisher
-from outbox_relay.topics import ensure_topics
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.kafka.topics import ensure_topics
+from outbox_relay.store.ddl import SQL_DIR, apply_ddl, recreate_database
+from outbox_relay.store.engine import make_engine
 
 GROUP = "activity-service"
 USERS = 20

@@ -7,7 +7,7 @@ commit the Kafka offsets, then process NEW rows. On start it first processes NEW
 ``--die-after-record`` SIGKILLs the process right after the first batch is recorded (before offsets are
 committed and before processing): the crash the write-up worries about, used by the demo and the test.
 
-Why not ``outbox_relay.consumer.IdempotentConsumer``: it runs the business effect inside the receive
+Why not ``outbox_inbox.consumer.IdempotentConsumer``: it runs the business effect inside the receive
 transaction and dedupes in its own inbox table, while this scheme's point is that EventProcess is the
 inbox and processing is a separate, later step; and the user service's EventPublish table has no
 CONFIRMED/FAILED states for a result topic to report into.
@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
 from sqlalchemy import Engine
 
 from outbox_examples.demo_support import db_url
@@ -38,10 +37,11 @@ from outbox_examples.user_coupon.services import (
     process_pending,
     record_event,
 )
-from outbox_relay.consumer import to_inbound
-from outbox_relay.db import make_engine
+from outbox_inbox.consumer import to_inbound
+from outbox_relay.kafka.consume import ConsumeLoop, commit_offsets
+from outbox_relay.kafka.messages import HEADER_EVENT_TYPE
 from outbox_relay.models import StatsMixin
-from outbox_relay.publisher import HEADER_EVENT_TYPE
+from outbox_relay.store.engine import make_engine
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +74,21 @@ class CouponService:
     def run(self, time_budget_seconds: float, idle_seconds: float = 3.0) -> CouponServiceStats:
         stats = CouponServiceStats()
         self._process(stats)  # whatever a crashed predecessor recorded but did not process
-        started = last = self.clock()
-        while self.clock() - started < time_budget_seconds:
-            assigned = bool(self.consumer.assignment())
-            if assigned and self.clock() - last >= idle_seconds:
-                break
-            messages = [m for m in self.consumer.consume(500, timeout=0.5) if self._usable(m)]
-            if not assigned or messages:
-                last = self.clock()
-            if messages:
-                self._record(messages, stats)
-                if self.die_after_record:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                self._commit_offsets()
-                self._process(stats)
+        loop = ConsumeLoop(
+            self.consumer,
+            time_budget_seconds,
+            idle_seconds,
+            stop_at_end=False,
+            name="coupon service",
+            clock=self.clock,
+        )
+        for messages in loop:
+            self._record(messages, stats)
+            if self.die_after_record:
+                os.kill(os.getpid(), signal.SIGKILL)
+            commit_offsets(self.consumer)
+            self._process(stats)
         return stats
-
-    @staticmethod
-    def _usable(message: Any) -> bool:
-        err = message.error()
-        if err is not None and err.code() != KafkaError._PARTITION_EOF:
-            log.warning("coupon service: %s", err.str())
-        return err is None
 
     def _record(self, messages: list[Any], stats: CouponServiceStats) -> None:
         with self.engine.begin() as conn:
@@ -121,13 +114,6 @@ class CouponService:
                     stats.recorded += 1
                 else:
                     stats.duplicates += 1
-
-    def _commit_offsets(self) -> None:
-        try:
-            self.consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                raise
 
     def _process(self, stats: CouponServiceStats) -> None:
         result = ProcessStats()

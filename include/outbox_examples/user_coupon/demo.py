@@ -13,13 +13,13 @@ import sys
 
 from sqlalchemy import create_engine, text
 
-from outbox_examples.dbsetup import SQL_DIR, apply_ddl, recreate_database
 from outbox_examples.demo_state import DemoState
 from outbox_examples.demo_support import db_url, print_summary, read_back, server_url
 from outbox_examples.kafka_groups import skip_to_end
 from outbox_examples.user_coupon import coupon_service
 from outbox_examples.user_coupon.services import USER_TOPIC, register_users
-from outbox_relay.db import make_engine
+from outbox_relay.store.ddl import SQL_DIR, apply_ddl, recreate_database
+from outbox_relay.store.engine import make_engine
 
 GROUP = "coupon-service"
 STATE = DemoState("user_coupon")

@@ -18,8 +18,8 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from outbox_examples.user_coupon.uuid7 import uuid7
-from outbox_relay.mysql_errors import insert_once
-from outbox_relay.repository import truncate_error
+from outbox_relay.store.mysql_errors import insert_once
+from outbox_relay.store.naming import truncate_error
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from outbox_relay.publisher import DeliveryOutcome, KafkaPublisher, OutboundMessage
+from outbox_relay.kafka.publisher import DeliveryOutcome, KafkaPublisher, OutboundMessage
 from outbox_relay_airflow.dag_factory import build_all
 
 _dags, _errors = build_all()

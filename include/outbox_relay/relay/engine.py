@@ -13,26 +13,24 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from outbox_relay.config import ServiceConfig, check_topic
+from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import InfrastructureError, PoisonRowError
+from outbox_relay.kafka.messages import OutboundMessage
+from outbox_relay.kafka.publisher import BrokerUnavailableError, DeliveryOutcome, KafkaPublisher
 from outbox_relay.models import Failure, OutboxRow, RunStats, Window
-from outbox_relay.publisher import (
-    HEADER_ERROR,
-    BrokerUnavailableError,
-    DeliveryOutcome,
-    KafkaPublisher,
-    OutboundMessage,
-    build_headers,
-)
-from outbox_relay.repository import OutboxRepository, encode_body
+from outbox_relay.relay.failures import FailurePolicy, after_dead_letter
+from outbox_relay.relay.messages import MessageBuilder
+from outbox_relay.store.outbox import OutboxStore
 
 log = logging.getLogger(__name__)
+
+LOCK_BUSY = "another relay of this table is running"
 
 
 def _abandon(conn: Connection) -> None:
@@ -98,18 +96,11 @@ class OutboxRelay:
         self.config = config
         self.engine = engine
         self.publisher = publisher
-        self.repo = OutboxRepository(config)
-        self._registered_topics = frozenset(config.all_topics) if config.topics else frozenset()
-        self._valid_topics: set[str] = set()
-        # Read once per row: plain attributes rather than lookups through the config models.
-        self._key_column = config.columns.key
-        self._service, self._table, self._payload_format = config.service, config.table, config.payload.format
+        self.store = OutboxStore(config)
+        self.messages = MessageBuilder(config)
+        self.policy = FailurePolicy(config.retry)
         self.clock = clock
         self.sleep = sleep
-
-    def backoff_seconds(self, attempts_before: int) -> float:
-        retry = self.config.retry
-        return float(min(retry.backoff_seconds * (2**attempts_before), retry.max_backoff_seconds))
 
     def run(self, request: RunRequest) -> RunStats:
         """Drain eligible rows until none are left or the time budget is spent."""
@@ -117,8 +108,8 @@ class OutboxRelay:
         started = self.clock()
         budget = request.time_budget_seconds or self.config.time_budget_seconds
         with self.engine.connect() as conn:
-            if not self.repo.acquire_relay_lock(conn, self.config.relay_lock_wait_seconds):
-                return self._lock_busy(request, stats)
+            if not self.store.lock.acquire(conn, self.config.relay_lock_wait_seconds):
+                return self._lock_busy(conn, request, stats)
             try:
                 self._drain(conn, _Run(request, stats, started, budget))
             except DBAPIError as exc:
@@ -129,7 +120,7 @@ class OutboxRelay:
                     f"(at-least-once). Stats so far: {stats.as_dict()}"
                 ) from exc
             finally:
-                self.repo.release_relay_lock(conn)
+                self.store.lock.release(conn)
         stats.elapsed_seconds = round(self.clock() - started, 3)
         log.info("service %s relay run %s: %s", self.config.service, request.run_id, stats.as_dict())
         return stats
@@ -138,8 +129,8 @@ class OutboxRelay:
         """Pass over the table until drained; in polling mode keep looking until the budget is spent."""
         poll = run.request.poll_interval_seconds or self.config.poll_interval_seconds
         while True:
-            held_keys = self.repo.waiting_keys(lock_conn)
-            cursor: Any = self.repo.cursor_start(lock_conn)
+            held_keys = self.store.waiting_keys(lock_conn)
+            cursor: Any = self.store.cursor_start(lock_conn)
             lock_conn.commit()
             if self.config.pipelining:
                 self._pass_pipelined(run, cursor, held_keys)
@@ -219,16 +210,19 @@ class OutboxRelay:
         run.stats.stopped_because = "time budget spent"
         return False
 
-    def _lock_busy(self, request: RunRequest, stats: RunStats) -> RunStats:
-        """Another relay of this table holds the lock: a scheduled run has nothing to add, a backfill must retry."""
+    def _lock_busy(self, conn: Connection, request: RunRequest, stats: RunStats) -> RunStats:
+        """Another relay of this table holds the lock: a scheduled run has nothing to add (the caller counts
+        such runs and fails after several in a row), a backfill must retry."""
+        stats.lock_holder_connection_id = self.store.lock.holder(conn)
+        holder = stats.lock_holder_connection_id
         message = (
             f"service {self.config.service}: another relay of {self.config.table} held the relay lock for "
-            f"{self.config.relay_lock_wait_seconds:g}s"
+            f"{self.config.relay_lock_wait_seconds:g}s (holder: MySQL connection id {holder})"
         )
         if request.window is not None:
             raise RelayLockBusyError(f"{message}; the backfill run fails so that Airflow retries it")
-        log.info("%s; this run has nothing to do", message)
-        stats.stopped_because = "another relay of this table is running"
+        log.warning("%s; this run has nothing to do", message)
+        stats.stopped_because = LOCK_BUSY
         return stats
 
     def _claim(
@@ -237,7 +231,7 @@ class OutboxRelay:
         """Claim the next batch; ``None`` when none is left. Without ``settle_on`` the claim's transaction
         (and its row locks) stays open until the batch is settled on the same connection."""
         try:
-            rows = self.repo.claim(conn, cursor, self.config.batch_size, request.window, request.republish)
+            rows = self.store.claim(conn, cursor, self.config.batch_size, request.window, request.republish)
             if not rows or settle_on is not None:
                 conn.commit()
         except BaseException:
@@ -255,16 +249,16 @@ class OutboxRelay:
         sendable, failures = self._prepare(batch.rows, held_keys, stats, run.request.republish)
         batch.sendable = len(sendable)
         batch.outcome = self.publisher.publish(sendable)
-        failures += self._failures_from(batch.outcome, held_keys)
+        failures += self.policy.failures_from(batch.outcome, batch.rows, held_keys)
         batch.failures = self._dead_letter(failures, stats)
-        self._count(batch.outcome, batch.failures, stats)
+        self._count(batch, stats)
 
     def _settle(self, batch: _Batch, run_id: str) -> None:
         """Record the batch's outcome and commit (which also releases row locks the claim still held)."""
         conn = batch.conn
         try:
-            self.repo.mark_sent(conn, [m.row for m in batch.outcome.acked], run_id)
-            self.repo.record_failures(conn, batch.failures)
+            self.store.mark_sent(conn, [batch.rows[m.ref] for m in batch.outcome.acked], run_id)
+            self.store.record_failures(conn, batch.failures)
             conn.commit()
         except BaseException:
             _abandon(conn)
@@ -289,7 +283,8 @@ class OutboxRelay:
         """Turn rows into messages; poison rows fail now, rows behind a waiting row of their key wait."""
         messages: list[OutboundMessage] = []
         failures: list[Failure] = []
-        for row in rows:
+        sent = self.config.statuses.sent
+        for ref, row in enumerate(rows):
             if row.failed:
                 continue  # gave up earlier (state kept in the attempt table); not a blocker any more
             if row.waiting or (row.key is not None and row.key in held_keys):
@@ -298,48 +293,11 @@ class OutboxRelay:
                 stats.held_back += 1
                 continue
             try:
-                messages.append(
-                    self._message(row, replay=republish and row.status == self.config.statuses.sent)
-                )
+                replay = republish and row.status == sent
+                messages.append(self.messages.message(ref, row, replay))
             except PoisonRowError as exc:  # anything else is a bug: it crashes the run, no row pays for it
-                failures.append(self._failure(row, str(exc), held_keys))
+                failures.append(self.policy.failure(row, str(exc), held_keys))
         return messages, failures
-
-    def _message(self, row: OutboxRow, replay: bool) -> OutboundMessage:
-        key = row.key
-        if key is None and self._key_column is not None:
-            raise PoisonRowError(f"key column {self._key_column!r} is NULL")
-        topic = row.topic
-        if not topic:
-            raise PoisonRowError("row has no topic and the service has no default topic")
-        if self._registered_topics and topic not in self._registered_topics:
-            raise PoisonRowError(f"topic {topic!r} is not one of the service's registered topics")
-        if topic not in self._valid_topics:
-            try:  # before producing: a broker rejection arrives too late to hold its key
-                check_topic(topic)
-            except ValueError as exc:
-                raise PoisonRowError(str(exc)) from None
-            self._valid_topics.add(topic)
-        headers = build_headers(row, self._service, self._table, replay)
-        value = encode_body(row, self._payload_format)
-        encoded_key = None if key is None else str(key).encode()
-        return OutboundMessage(row, topic, encoded_key, value, headers, _partition(row.partition))
-
-    def _failure(self, row: OutboxRow, error: str, held_keys: set[Any]) -> Failure:
-        terminal = not row.retry or row.attempts + 1 >= self.config.retry.max_attempts  # retry flag 0: once
-        if not terminal and row.key is not None:
-            held_keys.add(row.key)  # newer rows of this key wait for the retry
-        return Failure(row, error, terminal, self.backoff_seconds(row.attempts))
-
-    def _failures_from(self, outcome: DeliveryOutcome, held_keys: set[Any]) -> list[Failure]:
-        failures = [self._failure(m.row, error, held_keys) for m, error in outcome.rejected]
-        for message in outcome.held:
-            if message.row.key is not None:
-                held_keys.add(message.row.key)
-        for message, _reason in outcome.unavailable:
-            if message.row.key is not None:
-                held_keys.add(message.row.key)
-        return failures
 
     def _dead_letter(self, failures: list[Failure], stats: RunStats) -> list[Failure]:
         """Copy rows that ran out of attempts to the dead-letter topic; only acked copies become FAILED."""
@@ -347,29 +305,12 @@ class OutboxRelay:
         terminal = [f for f in failures if f.terminal]
         if topic is None or not terminal:
             return failures
-        copies = []
-        for f in terminal:
-            try:
-                headers = build_headers(f.row, self.config.service, self.config.table, replay=False)
-            except PoisonRowError:  # the row's own headers are what is broken: send the relay's only
-                headers = build_headers(
-                    replace(f.row, extra_headers=None), self.config.service, self.config.table, False
-                )
-            headers.append((HEADER_ERROR, f.error.encode()[:1000]))
-            value = encode_body(f.row, "raw") if f.row.body is not None else b""
-            key = None if f.row.key is None else str(f.row.key).encode()
-            copies.append(OutboundMessage(f.row, topic, key, value, headers))
+        copies = [
+            self.messages.dead_letter_copy(ref, f.row, f.error, topic) for ref, f in enumerate(terminal)
+        ]
         outcome = self.publisher.publish(copies)
-        acked = {id(m.row) for m in outcome.acked}
-        rejected = {id(m.row): reason for m, reason in outcome.rejected}
-        stats.dead_lettered += len(acked)
-        kept = [f for f in failures if not f.terminal or id(f.row) in acked]
-        for f in terminal:
-            if id(f.row) in rejected:  # the copy can never land (e.g. too large): FAILED, with both errors
-                kept.append(replace(f, error=f"{f.error}; dead-letter copy rejected: {rejected[id(f.row)]}"))
-            elif id(f.row) not in acked:  # broker trouble: keep the row retryable rather than lose the copy
-                kept.append(replace(f, error=f"{f.error}; dead-letter copy not acknowledged", terminal=False))
-        return kept
+        stats.dead_lettered += len(outcome.acked)
+        return after_dead_letter(failures, terminal, outcome)
 
     def _log_failures(self, failures: list[Failure]) -> None:
         """Operators see every row given up on (and every retry) in the task log, with its error."""
@@ -379,24 +320,11 @@ class OutboxRelay:
             log.log(level, "service %s row %s (message %s) %s: %s",
                     self.config.service, f.row.row_id, f.row.message_id, what, f.error)  # fmt: skip
 
-    def _count(self, outcome: DeliveryOutcome, failures: list[Failure], stats: RunStats) -> None:
-        replayed = sum(1 for m in outcome.acked if m.row.status == self.config.statuses.sent)
+    def _count(self, batch: _Batch, stats: RunStats) -> None:
+        outcome, sent = batch.outcome, self.config.statuses.sent
+        replayed = sum(1 for m in outcome.acked if batch.rows[m.ref].status == sent)
         stats.published += len(outcome.acked) - replayed
         stats.republished += replayed
-        stats.failed += sum(1 for f in failures if f.terminal)
-        stats.retried += sum(1 for f in failures if not f.terminal)
+        stats.failed += sum(1 for f in batch.failures if f.terminal)
+        stats.retried += sum(1 for f in batch.failures if not f.terminal)
         stats.held_back += len(outcome.held)
-
-
-def _partition(value: Any) -> int | None:
-    """The row's partition column: NULL = by key; anything but a non-negative integer fails the row
-    (librdkafka would read -1 as 'any partition')."""
-    if value is None:
-        return None
-    try:
-        partition = int(value)
-    except (TypeError, ValueError):
-        raise PoisonRowError(f"partition {value!r} is not an integer") from None
-    if partition < 0 or str(partition) != str(value).strip():
-        raise PoisonRowError(f"partition {value!r} must be a non-negative integer")
-    return partition

@@ -18,8 +18,8 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from outbox_examples.image_upload.drain import SqsDrain
 from outbox_examples.image_upload.objectstore import aws_client
 from outbox_examples.image_upload.settings import DrainSettings, load_settings
-from outbox_relay.publisher import KafkaPublisher
-from outbox_relay.topics import ensure_topics
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.kafka.topics import ensure_topics
 from outbox_relay_airflow.hooks import OutboxProducerHook, admin_client
 
 log = logging.getLogger(__name__)

@@ -19,15 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine
 
-from outbox_relay.identifiers import quote
-from outbox_relay.models import OutboxRow, StatsMixin
-from outbox_relay.mysql_errors import is_duplicate_on
-from outbox_relay.publisher import HEADER_MESSAGE_ID, KafkaPublisher, OutboundMessage
-from outbox_relay.repository import expanding, truncate_error
+from outbox_relay.kafka.consume import ConsumeLoop, commit_offsets
+from outbox_relay.kafka.messages import HEADER_MESSAGE_ID, OutboundMessage
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.models import StatsMixin
+from outbox_relay.store.inbox import InboxTable
+from outbox_relay.store.naming import truncate_error
 
 log = logging.getLogger(__name__)
 
@@ -97,33 +96,22 @@ class IdempotentConsumer:
         self.results = results
         self.result_topic = result_topic
         self.handler = handler
-        self.inbox = quote(inbox_table)
+        self.inbox = InboxTable(name, inbox_table)
         self.clock = clock
 
     def run(
         self, time_budget_seconds: float, idle_seconds: float = 3.0, batch_size: int = 500
     ) -> ConsumeStats:
         stats = ConsumeStats()
-        started = last = self.clock()
-        while self.clock() - started < time_budget_seconds:
-            assigned = bool(self.consumer.assignment())
-            if assigned and self.clock() - last >= idle_seconds:
-                break
-            messages = [m for m in self.consumer.consume(batch_size, timeout=0.5) if self._usable(m)]
-            if not assigned or messages:
-                last = self.clock()
-            if messages:
-                self.process_batch(messages, stats)
+        started = self.clock()
+        loop = ConsumeLoop(
+            self.consumer, time_budget_seconds, idle_seconds, batch_size, stop_at_end=False, name=self.name,
+            clock=self.clock,
+        )  # fmt: skip
+        for messages in loop:
+            self.process_batch(messages, stats)
         stats.elapsed_seconds = round(self.clock() - started, 3)
         return stats
-
-    def _usable(self, message: Any) -> bool:
-        err = message.error()
-        if err is None:
-            return True
-        if err.code() != KafkaError._PARTITION_EOF:
-            log.warning("consumer %s: %s", self.name, err.str())
-        return False
 
     def process_batch(self, messages: list[Any], stats: ConsumeStats) -> None:
         answers: list[OutboundMessage] = []
@@ -142,7 +130,7 @@ class IdempotentConsumer:
                 )
                 continue
             status, error = self._process_one(message, stats)
-            answers.append(self._answer(message, status, error))
+            answers.append(self._answer(len(answers), message, status, error))
         outcome = self.results.publish(answers)
         if len(outcome.acked) != len(answers):
             problems = [reason for _m, reason in outcome.rejected + outcome.unavailable]
@@ -150,44 +138,17 @@ class IdempotentConsumer:
                 f"consumer {self.name}: {len(answers) - len(outcome.acked)} results not acknowledged "
                 f"({problems[:3]}); offsets not committed, the batch will be processed again (deduped)"
             )
-        try:
-            self.consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                raise
+        commit_offsets(self.consumer)
 
     def _process_one(self, message: InboundMessage, stats: ConsumeStats) -> tuple[str, str | None]:
         with self.engine.connect() as conn, conn.begin():
-            try:
-                conn.execute(
-                    text(
-                        f"INSERT INTO {self.inbox} (consumer, message_id, topic, kafka_partition, kafka_offset, "
-                        "status) VALUES (:consumer, :mid, :topic, :part, :off, 'PROCESSING')"
-                    ),
-                    {
-                        "consumer": self.name,
-                        "mid": message.message_id,
-                        "topic": message.topic,
-                        "part": message.partition,
-                        "off": message.offset,
-                    },
-                )
-            except IntegrityError as exc:
-                if not is_duplicate_on(exc, "PRIMARY"):  # only (consumer, message_id) says "seen before"
-                    raise
+            if not self.inbox.record_receipt(
+                conn, message.message_id, message.topic, message.partition, message.offset
+            ):
                 stats.duplicates += 1
-                row = conn.execute(
-                    text(f"SELECT status, error FROM {self.inbox} WHERE consumer = :c AND message_id = :m"),
-                    {"c": self.name, "m": message.message_id},
-                ).one()
-                return str(row[0]), row[1]
+                return self.inbox.stored_result(conn, message.message_id)
             status, error = self._run_handler(conn, message, stats)
-            conn.execute(
-                text(
-                    f"UPDATE {self.inbox} SET status = :s, error = :e WHERE consumer = :c AND message_id = :m"
-                ),
-                {"s": status, "e": error, "c": self.name, "m": message.message_id},
-            )
+            self.inbox.record_result(conn, message.message_id, status, error)
         return status, error
 
     def _run_handler(
@@ -210,7 +171,7 @@ class IdempotentConsumer:
         stats.processed += 1
         return "SUCCESS", None
 
-    def _answer(self, message: InboundMessage, status: str, error: str | None) -> OutboundMessage:
+    def _answer(self, ref: int, message: InboundMessage, status: str, error: str | None) -> OutboundMessage:
         body = {
             "message_id": message.message_id,
             "status": status,
@@ -218,13 +179,9 @@ class IdempotentConsumer:
             "consumer": self.name,
             "processed_at": datetime.now(UTC).isoformat(),
         }
-        row = OutboxRow(
-            message.message_id, message.message_id, message.message_id, None, None, None, None, None
-        )
         headers = [(HEADER_MESSAGE_ID, message.message_id.encode())]
-        return OutboundMessage(
-            row, self.result_topic, message.message_id.encode(), json.dumps(body).encode(), headers
-        )
+        key = message.message_id.encode()
+        return OutboundMessage(ref, self.result_topic, key, json.dumps(body).encode(), headers)
 
 
 def purge_inbox(
@@ -238,17 +195,4 @@ def purge_inbox(
     longer be redelivered, so its dedupe record is no longer needed. Chunked by primary key."""
     if older_than_days <= 0:
         raise ValueError(f"older_than_days must be positive, got {older_than_days}")
-    table, deleted = quote(inbox_table), 0
-    select = text(
-        f"SELECT message_id FROM {table} WHERE consumer = :c AND received_at < NOW(6) - INTERVAL :s SECOND "
-        "ORDER BY message_id LIMIT :n"
-    )
-    delete = expanding(f"DELETE FROM {table} WHERE consumer = :c AND message_id IN :ids", "ids")
-    while True:
-        with engine.begin() as conn:
-            ids = list(
-                conn.execute(select, {"c": consumer, "s": int(older_than_days * 86400), "n": chunk}).scalars()
-            )
-            if not ids:
-                return deleted
-            deleted += int(conn.execute(delete, {"c": consumer, "ids": ids}).rowcount)
+    return InboxTable(consumer, inbox_table).purge(engine, older_than_days, chunk)

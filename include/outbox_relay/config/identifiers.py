@@ -38,8 +38,3 @@ def check_table_name(name: str) -> str:
     for part in parts:
         check_identifier(part)
     return name
-
-
-def quote(name: str) -> str:
-    """Backtick-quote a validated identifier (or dotted table name)."""
-    return ".".join(f"`{check_identifier(part)}`" for part in name.split("."))

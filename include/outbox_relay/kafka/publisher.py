@@ -6,25 +6,16 @@ is purged and counted as undelivered, so nothing is marked SENT without an ack.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
-from typing import Any, NamedTuple, Protocol
+from functools import partial
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 
-from outbox_relay.errors import InfrastructureError, PoisonRowError
-from outbox_relay.models import OutboxRow
-
-HEADER_MESSAGE_ID = "outbox-message-id"
-HEADER_EVENT_TYPE = "outbox-event-type"
-HEADER_SERVICE = "outbox-service"
-HEADER_SOURCE_TABLE = "outbox-source-table"
-HEADER_ROW_ID = "outbox-row-id"
-HEADER_REPLAY = "outbox-replay"
-HEADER_ERROR = "outbox-error"
+from outbox_relay.errors import InfrastructureError
+from outbox_relay.kafka.messages import OutboundMessage
 
 # Delivery errors that say the cluster (not the message) is the problem: the run
 # stops and Airflow retries it later, without spending the rows' attempts.
@@ -61,17 +52,6 @@ class BrokerUnavailableError(InfrastructureError):
     """Kafka did not acknowledge messages for cluster-level reasons (down, unreachable, timing out)."""
 
 
-class OutboundMessage(NamedTuple):
-    """A message ready for ``produce`` (a tuple: built once per row, so it must be cheap)."""
-
-    row: OutboxRow
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: list[tuple[str, bytes]]
-    partition: int | None = None
-
-
 @dataclass
 class DeliveryOutcome:
     """Per-message result of one ``publish`` call, in input order."""
@@ -80,36 +60,6 @@ class DeliveryOutcome:
     rejected: list[tuple[OutboundMessage, str]] = field(default_factory=list)
     unavailable: list[tuple[OutboundMessage, str]] = field(default_factory=list)
     held: list[OutboundMessage] = field(default_factory=list)
-
-
-@lru_cache(maxsize=256)
-def _source_headers(service: str, table: str) -> tuple[tuple[str, bytes], tuple[str, bytes]]:
-    return (HEADER_SERVICE, service.encode()), (HEADER_SOURCE_TABLE, table.encode())
-
-
-def build_headers(row: OutboxRow, service: str, table: str, replay: bool) -> list[tuple[str, bytes]]:
-    headers = [
-        (HEADER_MESSAGE_ID, row.message_id.encode()),
-        *_source_headers(service, table),
-        (HEADER_ROW_ID, str(row.row_id).encode()),
-    ]
-    if row.event_type:
-        headers.append((HEADER_EVENT_TYPE, str(row.event_type).encode()))
-    if replay:
-        headers.append((HEADER_REPLAY, b"true"))
-    if row.extra_headers:
-        extra = row.extra_headers if isinstance(row.extra_headers, dict) else _json_object(row.extra_headers)
-        if not isinstance(extra, dict):
-            raise PoisonRowError("headers column must hold a JSON object")
-        headers += [(str(k), str(v).encode()) for k, v in extra.items()]
-    return headers
-
-
-def _json_object(text: Any) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:  # json.JSONDecodeError and bad UTF-8 alike
-        raise PoisonRowError(f"headers column is not valid JSON ({exc})") from None
 
 
 def _describe(err: Any) -> str:

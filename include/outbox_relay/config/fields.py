@@ -1,0 +1,35 @@
+"""Value types and validators shared by every config section: status values, topic names, schedules."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict
+
+StatusValue = str | int
+
+# Kafka topic names: legal characters and length, as the broker enforces them.
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually"}
+
+
+def check_topic(name: str) -> str:
+    if not _TOPIC.match(name) or name in {".", ".."}:
+        raise ValueError(f"{name!r} is not a valid Kafka topic name: 1-249 characters from [A-Za-z0-9._-]")
+    return name
+
+
+def check_schedule(value: str | None) -> str | None:
+    if value is None or value in _PRESETS:
+        return value
+    fields = value.split()
+    if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError(f"{value!r} is neither a cron expression (5 fields) nor one of {sorted(_PRESETS)}")
+    return value
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors (a typo must not silently fall back to a default); models are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

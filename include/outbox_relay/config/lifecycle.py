@@ -1,0 +1,95 @@
+"""What happens after a row is sent: confirmations, retention, reconciliation with the consumers' table."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from outbox_relay.config.fields import StatusValue, Strict, check_schedule, check_topic
+from outbox_relay.config.identifiers import check_identifier, check_table_name
+from outbox_relay.config.table import RowFilter
+
+
+class Confirmation(Strict):
+    topic: str = Field(description="Result topic the consumers answer on.")
+    group_id: str | None = Field(None, description="Consumer group; default 'outbox-relay-<service>'.")
+    partitions: int = Field(1, ge=1, le=10000)
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        return check_topic(value)
+
+
+class Retention(Strict):
+    days: float = Field(7, gt=0, description="Age after which terminal rows are deleted.")
+    failed_days: float = Field(30, gt=0, description="Age after which FAILED rows are deleted.")
+    chunk_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per statement.")
+
+
+class ConsumerColumns(Strict):
+    """Logical field -> column of the consumers' table (the record each consumer writes per message)."""
+
+    message_id: str = "message_id"
+    status: str = "status"
+    error: str | None = "error_text"
+    created_at: str | None = Field("created_at", description="When the consumer wrote the row (retention).")
+
+    @field_validator("*")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        return None if value is None else check_identifier(value)
+
+
+class ConsumerStatuses(Strict):
+    pending: StatusValue = 0
+    consumed: StatusValue = 1
+    failed: StatusValue = 2
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        if len({self.pending, self.consumed, self.failed}) != 3:
+            raise ValueError("pending, consumed and failed must be distinct values")
+        return self
+
+
+class Reconciliation(Strict):
+    """Compare the outbox table with the consumers' table for a time window (report + re-delivery)."""
+
+    consumer_table: str = Field(description="Consumers' table ('table' or 'schema.table').")
+    connection: str | None = Field(
+        None, description="Airflow connection id of the consumers' database; default connections.db."
+    )
+    columns: ConsumerColumns = ConsumerColumns()
+    statuses: ConsumerStatuses = ConsumerStatuses()
+    row_filter: RowFilter | None = Field(None, description="Only this consumer's rows of a shared table.")
+    grace_seconds: float = Field(
+        300, ge=0, description="A sent row not consumed after this long (since sent) is reported missing."
+    )
+    window_hours: float = Field(24, gt=0, description="Default window when no start is given.")
+    schedule: str | None = Field("@daily", description="Schedule of the reconciliation DAG.")
+    on_discrepancy: Literal["fail", "warn"] = Field(
+        "fail", description="The reconciliation task fails (default) or only logs a warning."
+    )
+    max_listed: int = Field(1000, ge=1, le=1_000_000, description="Ids listed per category in a report.")
+    chunk_size: int = Field(2000, ge=1, le=50_000, description="Outbox rows compared per query.")
+    retention: Retention | None = Field(
+        None, description="Delete consumed (days) and failed (failed_days) consumer rows; null = keep."
+    )
+
+    @field_validator("consumer_table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        return check_table_name(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value)
+
+    @model_validator(mode="after")
+    def _retention_age(self) -> Self:
+        if self.retention is not None and self.columns.created_at is None:
+            raise ValueError("reconciliation.retention needs reconciliation.columns.created_at to age rows")
+        return self

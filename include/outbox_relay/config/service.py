@@ -1,0 +1,197 @@
+"""A registered service: one YAML file per registered service.
+
+The models are the schema. They map the relay's logical fields and statuses
+onto whatever columns and stored values an existing outbox table already uses,
+so legacy tables can be registered without altering them. When ``columns`` is
+omitted the project's standard table (``sql/01_outbox_message.sql``) is assumed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
+
+from outbox_relay.config.fields import StatusValue, Strict, check_schedule, check_topic
+from outbox_relay.config.identifiers import check_table_name
+from outbox_relay.config.lifecycle import Confirmation, Reconciliation, Retention
+from outbox_relay.config.settings import Connections, Kafka, Retry
+from outbox_relay.config.table import STANDARD_COLUMNS, Columns, Payload, RowFilter, Statuses
+
+_SERVICE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+
+
+class ServiceConfig(Strict):
+    """A registered service: one outbox table relayed by its own DAGs."""
+
+    service: str = Field(description="Service name; lower-case, used in DAG ids and headers.")
+    description: str = ""
+    owner: str = "data-platform"
+    connections: Connections = Connections()
+    table: str = Field("outbox_message", description="Outbox table ('table' or 'schema.table').")
+    topic: str | None = Field(None, description="Topic for rows without a topic column.")
+    topics: tuple[str, ...] = Field(
+        (), description="Every topic rows may name; created/checked by the relay."
+    )
+    dead_letter_topic: str | None = None
+    event_type: str | None = Field(None, description="Constant event type when the table has no such column.")
+    columns: Columns = Columns.model_validate(STANDARD_COLUMNS)
+    statuses: Statuses = Statuses()
+    payload: Payload = Payload()
+    batch_size: int = Field(1000, ge=1, le=50_000)
+    threshold_seconds: float = Field(0, ge=0, description="Only relay rows at least this old (DB clock).")
+    time_budget_seconds: float = Field(300, gt=0, description="A relay run stops claiming after this.")
+    poll_interval_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=60,
+        description="Low-latency mode: a run that drained the table keeps polling at this interval until "
+        "its time budget is spent (pair with schedule '@continuous'). Unset: a run ends once drained.",
+    )
+    pipelining: bool = Field(
+        True,
+        description="Claim the next batch and mark the previous one SENT (on their own connections) while "
+        "the current batch is produced. A crash can then leave up to two batches acknowledged but not yet "
+        "marked SENT (republished by the next run, deduped by consumers); false keeps that to one batch.",
+    )
+    relay_lock_wait_seconds: float = Field(
+        30, ge=0, description="How long a relay run waits for another relay of the same table to finish."
+    )
+    relay_lock_busy_runs_to_fail: int = Field(
+        5,
+        ge=0,
+        description="A scheduled relay run that finds the table's lock held relays nothing; after this many "
+        "such runs in a row the run fails, naming the holder's MySQL connection id (0 = never fail).",
+    )
+    schedule: str | None = Field("* * * * *", description="Cron expression or preset for the relay DAG.")
+    confirm_schedule: str | None = "* * * * *"
+    cleanup_schedule: str | None = "@daily"
+    start_paused: bool = Field(
+        False, description="Create the service's DAGs paused (Airflow's own default is paused)."
+    )
+    db_time_zone: str = Field("+00:00", description="Session time zone the service's timestamps are in.")
+    retry: Retry = Retry()
+    confirmation: Confirmation | None = None
+    retention: Retention | None = Retention()
+    kafka: Kafka = Kafka()
+    row_filter: RowFilter | None = Field(
+        None, description="Only rows whose column equals this value (several services share one table)."
+    )
+    reconciliation: Reconciliation | None = None
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, value: str) -> str:
+        if not _SERVICE.match(value):
+            raise ValueError(f"{value!r} must match {_SERVICE.pattern} (it becomes part of DAG ids)")
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        return check_table_name(value)
+
+    @field_validator("topic", "dead_letter_topic")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        return None if value is None else check_topic(value)
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_topic(v) for v in value)
+
+    @field_validator("schedule", "confirm_schedule", "cleanup_schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return check_schedule(value)
+
+    @field_validator("db_time_zone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        if not re.match(r"^[+-]\d{2}:\d{2}$", value):
+            raise ValueError(f"{value!r} must be a UTC offset like '+00:00'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        self._check_topics()
+        self._check_payload()
+        self._check_statuses()
+        if self.threshold_seconds > 0 and self.columns.created_at is None:
+            raise ValueError("threshold_seconds needs columns.created_at (the table has no creation time)")
+        self._check_reconciliation()
+        if self.retention is not None and self.columns.created_at is None and self.columns.updated_at is None:
+            raise ValueError(
+                "retention needs columns.created_at or columns.updated_at to age rows; "
+                "set 'retention: null' to disable it"
+            )
+        return self
+
+    def _check_topics(self) -> None:
+        if self.columns.topic is None and self.topic is None:
+            raise ValueError("set 'topic' (or map columns.topic): the relay must know where rows go")
+
+    def _check_payload(self) -> None:
+        if self.payload.columns and self.columns.payload is not None:
+            raise ValueError("use either columns.payload or payload.columns, not both")
+        if not self.payload.columns and self.columns.payload is None:
+            raise ValueError("map columns.payload or list payload.columns to build the body")
+
+    def _check_statuses(self) -> None:
+        if self.confirmation is not None and self.statuses.confirmed is None:
+            raise ValueError("confirmation is configured, so statuses.confirmed must be set")
+        if self.columns.inline_retry_state and self.statuses.failed is None:
+            raise ValueError(
+                "statuses.failed must be set when attempts/last_error/next_attempt_at are mapped "
+                "(a row out of attempts needs a FAILED value)"
+            )
+        if self.confirmation is not None and self.statuses.failed is None:
+            raise ValueError("confirmation is configured, so statuses.failed must be set")
+
+    def _check_reconciliation(self) -> None:
+        if self.columns.retry_flag is not None and self.statuses.failed is None:
+            raise ValueError(
+                "columns.retry_flag needs statuses.failed (a row that may not retry ends FAILED)"
+            )
+        if self.reconciliation is None:
+            return
+        if self.columns.created_at is None:
+            raise ValueError(
+                "reconciliation needs columns.created_at (the window selects rows by creation time)"
+            )
+        if (
+            self.reconciliation.retention
+            and self.retention
+            and self.reconciliation.retention.days < self.retention.days
+        ):
+            raise ValueError(
+                "reconciliation.retention.days must be >= retention.days: consumer records deleted before "
+                "the outbox rows would be reported as never consumed"
+            )
+
+    # --- derived values -------------------------------------------------------------
+
+    @property
+    def all_topics(self) -> tuple[str, ...]:
+        """Every topic the relay produces to (or expects), in a stable order."""
+        names = [*self.topics]
+        for extra in (self.topic, self.dead_letter_topic):
+            if extra and extra not in names:
+                names.append(extra)
+        return tuple(names)
+
+    @property
+    def confirmation_group_id(self) -> str:
+        if self.confirmation is None:
+            raise ValueError(f"service {self.service!r} has no confirmation topic")
+        return self.confirmation.group_id or f"outbox-relay-{self.service}"
+
+    @property
+    def terminal_statuses(self) -> tuple[StatusValue, ...]:
+        """Statuses retention may delete after ``retention.days``."""
+        if self.confirmation is None:
+            return (self.statuses.sent,)
+        assert self.statuses.confirmed is not None
+        return (self.statuses.confirmed,)

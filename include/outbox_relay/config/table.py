@@ -1,0 +1,125 @@
+"""How a registered table maps onto the relay's logical fields: columns, status values, body, row filter.
+
+When ``columns`` is omitted the project's standard table (``sql/01_outbox_message.sql``) is assumed."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from outbox_relay.config.fields import StatusValue, Strict
+from outbox_relay.config.identifiers import check_identifier
+
+STANDARD_COLUMNS: dict[str, str] = {
+    "id": "id",
+    "message_id": "message_id",
+    "key": "aggregate_id",
+    "event_type": "event_type",
+    "topic": "topic",
+    "payload": "payload",
+    "headers": "headers",
+    "status": "status",
+    "created_at": "created_at",
+    "attempts": "attempts",
+    "last_error": "last_error",
+    "next_attempt_at": "next_attempt_at",
+    "sent_at": "sent_at",
+    "run_id": "relay_run_id",
+    "confirmed_at": "confirmed_at",
+    "updated_at": "updated_at",
+}
+
+
+class Columns(Strict):
+    """Logical field -> column name. ``None`` means the table has no such column."""
+
+    id: str = Field(description="Primary key; rows are claimed in this order.")
+    status: str = Field(description="Status column.")
+    message_id: str | None = Field(
+        None, description="Unique message id; when absent it is derived as '<service>:<table>:<id>'."
+    )
+    key: str | None = Field(None, description="Business/aggregate id used as the Kafka message key.")
+    event_type: str | None = None
+    topic: str | None = Field(None, description="Per-row topic; when absent the service's 'topic' is used.")
+    payload: str | None = Field(None, description="Column holding the message body.")
+    headers: str | None = Field(None, description="Column holding extra headers as a JSON object.")
+    created_at: str | None = Field(None, description="Creation time; needed for thresholds and backfills.")
+    attempts: str | None = None
+    last_error: str | None = None
+    next_attempt_at: str | None = None
+    sent_at: str | None = None
+    run_id: str | None = None
+    confirmed_at: str | None = None
+    updated_at: str | None = None
+    partition: str | None = Field(
+        None,
+        description="Per-row Kafka partition; NULL = chosen by key. A partition that does not exist fails the row.",
+    )
+    retry_flag: str | None = Field(
+        None, description="Per-row retry switch: rows holding 0 become FAILED on their first failure."
+    )
+
+    @field_validator("*")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        return None if value is None else check_identifier(value)
+
+    @model_validator(mode="after")
+    def _retry_columns_together(self) -> Self:
+        group = [self.attempts, self.last_error, self.next_attempt_at]
+        if any(group) and not all(group):
+            raise ValueError(
+                "attempts, last_error and next_attempt_at must be mapped together (or all left out, "
+                "in which case retry state is kept in the outbox_relay_attempt table)"
+            )
+        return self
+
+    @property
+    def inline_retry_state(self) -> bool:
+        return self.attempts is not None
+
+
+class Statuses(Strict):
+    """Logical status -> value stored in the status column (strings or integers)."""
+
+    new: StatusValue = "NEW"
+    sent: StatusValue = "SENT"
+    confirmed: StatusValue | None = "CONFIRMED"
+    failed: StatusValue | None = "FAILED"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        values = [v for v in (self.new, self.sent, self.confirmed, self.failed) if v is not None]
+        if len(set(values)) != len(values):
+            raise ValueError(f"status values must be distinct, got {values}")
+        return self
+
+
+class Payload(Strict):
+    """Where the message body comes from: one column, or a JSON object built from columns."""
+
+    format: Literal["json", "raw"] = Field(
+        "json",
+        description="'json': the body must be valid JSON (rows that are not fail); 'raw': bytes as-is.",
+    )
+    columns: tuple[str, ...] = Field(
+        (), description="Build the body as a JSON object of these columns instead of a payload column."
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _identifiers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_identifier(v) for v in value)
+
+
+class RowFilter(Strict):
+    """Only the rows whose ``column`` equals ``equals``: several services share one table."""
+
+    column: str = Field(description="Column naming the subsystem a row belongs to.")
+    equals: StatusValue = Field(description="This service's value in that column.")
+
+    @field_validator("column")
+    @classmethod
+    def _column(cls, value: str) -> str:
+        return check_identifier(value)

@@ -1,0 +1,1 @@
+"""Kafka without the relay's row model: outbound messages, the publisher, one consume loop, topics."""

@@ -1,0 +1,1 @@
+"""The relay loop: claim, publish, settle; key holds, backoff and dead-lettering."""

@@ -1,0 +1,142 @@
+"""Turning a claimed row into a Kafka message: key, topic, headers, body, partition.
+
+Everything a row's data can get wrong raises ``PoisonRowError`` naming the problem (that row fails and
+is retried or given up on); any other exception here is a bug and crashes the run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.config.fields import check_topic
+from outbox_relay.errors import PoisonRowError
+from outbox_relay.kafka.messages import (
+    HEADER_ERROR,
+    HEADER_EVENT_TYPE,
+    HEADER_MESSAGE_ID,
+    HEADER_REPLAY,
+    HEADER_ROW_ID,
+    HEADER_SERVICE,
+    HEADER_SOURCE_TABLE,
+    OutboundMessage,
+)
+from outbox_relay.models import OutboxRow
+
+
+@lru_cache(maxsize=256)
+def _source_headers(service: str, table: str) -> tuple[tuple[str, bytes], tuple[str, bytes]]:
+    return (HEADER_SERVICE, service.encode()), (HEADER_SOURCE_TABLE, table.encode())
+
+
+def build_headers(row: OutboxRow, service: str, table: str, replay: bool) -> list[tuple[str, bytes]]:
+    headers = [
+        (HEADER_MESSAGE_ID, row.message_id.encode()),
+        *_source_headers(service, table),
+        (HEADER_ROW_ID, str(row.row_id).encode()),
+    ]
+    if row.event_type:
+        headers.append((HEADER_EVENT_TYPE, str(row.event_type).encode()))
+    if replay:
+        headers.append((HEADER_REPLAY, b"true"))
+    if row.extra_headers:
+        extra = row.extra_headers if isinstance(row.extra_headers, dict) else _json_object(row.extra_headers)
+        if not isinstance(extra, dict):
+            raise PoisonRowError("headers column must hold a JSON object")
+        headers += [(str(k), str(v).encode()) for k, v in extra.items()]
+    return headers
+
+
+def _json_object(text: Any) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # json.JSONDecodeError and bad UTF-8 alike
+        raise PoisonRowError(f"headers column is not valid JSON ({exc})") from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def encode_body(row: OutboxRow, fmt: str) -> bytes:
+    """The Kafka value for a row; raises ``PoisonRowError`` naming the problem for poison rows."""
+    body = row.body
+    if isinstance(body, dict):
+        return json.dumps(body, default=_json_default, separators=(",", ":")).encode()
+    if body is None:
+        raise PoisonRowError("payload is NULL")
+    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if fmt == "json" and row.valid_json is not True:
+        try:
+            json.loads(data)
+        except ValueError as exc:
+            raise PoisonRowError(f"payload is not valid JSON ({exc})") from None
+        if row.valid_json is False:  # Python accepts what the server rejected (e.g. NaN): trust the server
+            raise PoisonRowError("payload is not valid JSON (the database's JSON_VALID() rejects it)")
+    return data
+
+
+def partition_of(value: Any) -> int | None:
+    """The row's partition column: NULL = by key; anything but a non-negative integer fails the row
+    (librdkafka would read -1 as 'any partition')."""
+    if value is None:
+        return None
+    try:
+        partition = int(value)
+    except (TypeError, ValueError):
+        raise PoisonRowError(f"partition {value!r} is not an integer") from None
+    if partition < 0 or str(partition) != str(value).strip():
+        raise PoisonRowError(f"partition {value!r} must be a non-negative integer")
+    return partition
+
+
+class MessageBuilder:
+    """Built once per run; ``message`` runs once per row, so it reads plain attributes, not the config."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self._registered_topics = frozenset(config.all_topics) if config.topics else frozenset()
+        self._valid_topics: set[str] = set()
+        self._key_column = config.columns.key
+        self._service, self._table, self._payload_format = config.service, config.table, config.payload.format
+
+    def message(self, ref: int, row: OutboxRow, replay: bool) -> OutboundMessage:
+        key = row.key
+        if key is None and self._key_column is not None:
+            raise PoisonRowError(f"key column {self._key_column!r} is NULL")
+        topic = row.topic
+        if not topic:
+            raise PoisonRowError("row has no topic and the service has no default topic")
+        if self._registered_topics and topic not in self._registered_topics:
+            raise PoisonRowError(f"topic {topic!r} is not one of the service's registered topics")
+        if topic not in self._valid_topics:
+            try:  # before producing: a broker rejection arrives too late to hold its key
+                check_topic(topic)
+            except ValueError as exc:
+                raise PoisonRowError(str(exc)) from None
+            self._valid_topics.add(topic)
+        headers = build_headers(row, self._service, self._table, replay)
+        value = encode_body(row, self._payload_format)
+        encoded_key = None if key is None else str(key).encode()
+        return OutboundMessage(ref, topic, encoded_key, value, headers, partition_of(row.partition))
+
+    def dead_letter_copy(self, ref: int, row: OutboxRow, error: str, topic: str) -> OutboundMessage:
+        """The row as it is (raw body, its own headers if they parse) plus the error that ended it."""
+        try:
+            headers = build_headers(row, self._service, self._table, replay=False)
+        except PoisonRowError:  # the row's own headers are what is broken: send the relay's only
+            headers = build_headers(replace(row, extra_headers=None), self._service, self._table, False)
+        headers.append((HEADER_ERROR, error.encode()[:1000]))
+        value = encode_body(row, "raw") if row.body is not None else b""
+        key = None if row.key is None else str(row.key).encode()
+        return OutboundMessage(ref, topic, key, value, headers)

@@ -1,0 +1,174 @@
+"""The claim: lock the next eligible rows and decode them into ``OutboxRow`` objects.
+
+This is the relay's hot path, so it is written for speed and kept here, isolated:
+
+* Only mapped columns are selected, and retry state plus payload validity arrive packed in one integer
+  ``state`` = attempts * 4 + waiting * 2 + JSON_VALID: the driver decodes every column in Python, so
+  fewer columns is a faster relay, and the server validates the JSON instead of the relay parsing every
+  body. ``_unpack`` is the one place that reads the packing.
+* Rows are built positionally (keywords cost ~1 µs more per row, ~2.5 % of the relay's CPU per message);
+  ``_ROW_FIELDS`` names that order and is checked against ``OutboxRow`` when this module is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import fields as dataclass_fields
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.sql.elements import TextClause
+
+from outbox_relay.config import StatusValue
+from outbox_relay.errors import ConfigurationError
+from outbox_relay.models import OutboxRow, Window
+from outbox_relay.store.naming import expanding, quote
+from outbox_relay.store.retry_state import RetryState
+from outbox_relay.store.table import OutboxTable
+
+_ROW_FIELDS = (
+    "row_id", "message_id", "key", "event_type", "topic", "body", "extra_headers", "status",
+    "attempts", "waiting", "failed", "valid_json", "partition", "retry",
+)  # fmt: skip
+if tuple(f.name for f in dataclass_fields(OutboxRow)) != _ROW_FIELDS:
+    raise ImportError("OutboxRow's fields changed: update _ROW_FIELDS and ClaimQuery._decode together")
+
+_OPTIONAL = ("message_id", "key", "event_type", "topic", "payload", "headers", "partition", "retry_flag")
+
+
+def _unpack(state: int) -> tuple[int, bool, bool]:
+    """``state`` -> (attempts, waiting for its retry time, payload is valid JSON)."""
+    return state >> 2, bool(state & 2), bool(state & 1)
+
+
+class ClaimQuery:
+    """The claim statement of one service, built once for plain runs and once for republish runs."""
+
+    def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
+        self.table = table
+        self.retry_state = retry_state
+        config = table.config
+        self._checks_json = config.columns.payload is not None and config.payload.format == "json"
+        self._sql = {republish: self._build(with_status=republish) for republish in (False, True)}
+
+    def fields(self, republish: bool) -> dict[str, int]:
+        """Position of each selected logical field in a result row (tests use it to build records)."""
+        return self._sql[republish][1]
+
+    def _packed_state_sql(self) -> str | None:
+        parts = []
+        retry = self.retry_state.claim_columns()
+        if retry is not None:
+            attempts, waiting = retry
+            parts.append(f"{attempts} * 4 + 2 * {waiting}")
+        if self._checks_json:
+            parts.append(f"COALESCE(JSON_VALID({quote(self.table.columns.payload or '')}), 0)")
+        return " + ".join(parts) or None
+
+    def _build(self, with_status: bool) -> tuple[TextClause, dict[str, int]]:
+        """The statement and the position of each selected field. The status is only selected when a
+        republish may return SENT rows."""
+        t = self.table
+        fields = ["id", "status"] if with_status else ["id"]
+        select = [t.id_col, t.status_col] if with_status else [t.id_col]
+        for logical in _OPTIONAL:
+            column = t.column(logical)
+            if column:
+                fields.append(logical)
+                select.append(column)
+        state = self._packed_state_sql()
+        if state:
+            fields.append("state")
+            select.append(state)
+        for column in t.config.payload.columns:
+            fields.append(f"p_{column}")
+            select.append(quote(column))
+        where = [
+            f"{t.status_col} IN :statuses{t.row_filter}{self.retry_state.not_given_up}",
+            f"{t.id_col} > :after",
+        ]
+        created = t.column("created_at")
+        if created and t.config.threshold_seconds > 0:
+            where.append(f"{created} <= NOW(6) - INTERVAL :threshold_us MICROSECOND")
+        if created:
+            where.append(f"(:win_start IS NULL OR {created} >= :win_start)")
+            where.append(f"(:win_end IS NULL OR {created} < :win_end)")
+        sql = (
+            f"SELECT {', '.join(select)} FROM {t.name} WHERE {' AND '.join(where)} "
+            f"ORDER BY {t.id_col} LIMIT :limit FOR UPDATE SKIP LOCKED"
+        )
+        return expanding(sql, "statuses"), {name: n for n, name in enumerate(fields)}
+
+    def claim(
+        self, conn: Connection, after: Any, limit: int, window: Window | None = None, republish: bool = False
+    ) -> list[OutboxRow]:
+        """Lock the next rows after ``after`` (others' locked rows are skipped) in primary-key order."""
+        t = self.table
+        if window is not None and t.columns.created_at is None:
+            raise ConfigurationError(
+                f"service {t.config.service!r}: a backfill window needs columns.created_at, "
+                f"but table {t.config.table} has none mapped"
+            )
+        statuses: list[StatusValue] = [t.statuses.new]
+        if republish:
+            statuses.append(t.statuses.sent)
+        params = {
+            **t.attempt_params,
+            **t.filter_params,
+            "statuses": statuses,
+            "after": after,
+            "limit": limit,
+            "threshold_us": int(t.config.threshold_seconds * 1_000_000),
+            "win_start": window.start if window else None,
+            "win_end": window.end if window else None,
+        }
+        sql, fields = self._sql[republish]
+        rows = self.decode(conn.execute(sql, params).all(), fields)
+        self.retry_state.load(conn, rows)
+        return rows
+
+    def decode(self, records: Sequence[Any], fields: dict[str, int]) -> list[OutboxRow]:
+        """Result tuples -> rows; positions are looked up once per batch, not per row and field."""
+
+        def at(name: str) -> Callable[[Any], Any]:
+            index = fields.get(name)
+            return (lambda r: None) if index is None else itemgetter(index)
+
+        status, message_id, key, event_type, topic, payload, headers, packed, partition, retry_flag = (
+            at(name)
+            for name in (
+                "status", "message_id", "key", "event_type", "topic", "payload", "headers", "state",
+                "partition", "retry_flag",
+            )
+        )  # fmt: skip
+        t = self.table
+        built = t.config.payload.columns
+        parts = [(c, fields[f"p_{c}"]) for c in built]
+        new, default_topic, default_type = t.statuses.new, t.config.topic, t.config.event_type
+        has_type, has_status, checked = "event_type" in fields, "status" in fields, self._checks_json
+        message_id_for = t.message_id_for
+        rows = []
+        for r in records:
+            row_id = r[0]
+            attempts, waiting, valid = _unpack(int(packed(r) or 0))
+            flag = retry_flag(r)
+            rows.append(
+                OutboxRow(  # in _ROW_FIELDS order
+                    row_id,
+                    message_id_for(row_id, message_id(r)),
+                    key(r),
+                    event_type(r) if has_type else default_type,
+                    topic(r) or default_topic,
+                    {c: r[i] for c, i in parts} if built else payload(r),
+                    headers(r),
+                    status(r) if has_status else new,
+                    attempts,
+                    waiting,
+                    False,
+                    valid if checked else None,
+                    partition(r),
+                    flag is None or bool(flag),
+                )
+            )
+        return rows

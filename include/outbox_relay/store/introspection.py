@@ -1,0 +1,46 @@
+"""What the live database says about a table: its columns and their types, its indexes."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from outbox_relay.store.naming import quote, split_table_name
+
+
+def column_types(conn: Connection, table: str) -> dict[str, str]:
+    """Lower-cased column name -> data type, from information_schema; empty if the table is missing."""
+    schema, name = split_table_name(table)
+    rows = conn.execute(
+        text(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name"
+        ),
+        {"schema": schema, "name": name},
+    )
+    return {str(r[0]).lower(): str(r[1]) for r in rows}
+
+
+def indexes(conn: Connection, table: str) -> dict[str, list[str]]:
+    """Index name -> its lower-cased columns in index order."""
+    schema, name = split_table_name(table)
+    rows = conn.execute(
+        text(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name "
+            "ORDER BY INDEX_NAME, SEQ_IN_INDEX"
+        ),
+        {"schema": schema, "name": name},
+    )
+    found: dict[str, list[str]] = {}
+    for index_name, column in rows:
+        found.setdefault(str(index_name), []).append(str(column).lower())
+    return found
+
+
+def table_exists(conn: Connection, table: str) -> bool:
+    return bool(column_types(conn, table))
+
+
+def add_index_ddl(table: str, name: str, columns: list[str]) -> str:
+    """The statement an operator runs to add a missing index (printed by ``validate``, never executed)."""
+    return f"ALTER TABLE {quote(table)} ADD INDEX {quote(name)} ({', '.join(quote(c) for c in columns)});"

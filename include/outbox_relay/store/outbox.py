@@ -1,0 +1,151 @@
+"""The relay's writes to an outbox table and the on-call view of it.
+
+``OutboxStore`` is the one object the relay, the confirmation ingester and the CLI hold: it puts the
+table's naming, its lock, its claim query and its retry-state strategy together. Times are the
+database's (``NOW(6)``), never the relay host's, so a skewed relay clock cannot relay or delete early.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
+from outbox_relay.store.claim import ClaimQuery
+from outbox_relay.store.locks import RelayLock
+from outbox_relay.store.naming import expanding, id_list, quote, truncate_error
+from outbox_relay.store.retry_state import retry_state_for
+from outbox_relay.store.table import OutboxTable
+
+
+class OutboxStore:
+    """SQL for one service's outbox table, built once from its config."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.table = OutboxTable(config)
+        self.lock = RelayLock(self.table)
+        self.retry_state = retry_state_for(self.table)
+        self.claims = ClaimQuery(self.table, self.retry_state)
+
+    def cursor_start(self, conn: Connection) -> Any:
+        return self.table.cursor_start(conn)
+
+    def message_id_for(self, row_id: Any, stored: Any) -> str:
+        return self.table.message_id_for(row_id, stored)
+
+    def claim(
+        self, conn: Connection, after: Any, limit: int, window: Window | None = None, republish: bool = False
+    ) -> list[OutboxRow]:
+        return self.claims.claim(conn, after, limit, window, republish)
+
+    # --- outcome of a batch ----------------------------------------------------------
+
+    def mark_sent(self, conn: Connection, rows: Sequence[OutboxRow], run_id: str) -> int:
+        """One statement for the whole batch of acknowledged rows."""
+        if not rows:
+            return 0
+        t = self.table
+        sets = t.set_clause(
+            "sent", [("sent_at", "NOW(6)"), ("run_id", ":run_id"), ("next_attempt_at", "NULL")]
+        )
+        ids_sql, params = id_list([r.row_id for r in rows])
+        params.update(
+            sent=t.statuses.sent, run_id=run_id[:250], new=t.statuses.new, sent_before=t.statuses.sent
+        )
+        sql = text(
+            f"UPDATE {t.by_primary_key} SET {sets} WHERE {t.id_col} IN ({ids_sql}) "
+            f"AND {t.status_col} IN (:new, :sent_before)"
+        )
+        updated = conn.execute(sql, params).rowcount
+        self.retry_state.forget(conn, [r.row_id for r in rows if r.attempts])
+        return int(updated)
+
+    def record_failures(self, conn: Connection, failures: Sequence[Failure]) -> None:
+        self.retry_state.record_failures(conn, failures)
+
+    def waiting_keys(self, conn: Connection) -> set[Any]:
+        return self.retry_state.waiting_keys(conn)
+
+    # --- confirmations ---------------------------------------------------------------
+
+    def apply_confirmations(
+        self, conn: Connection, confirmations: Sequence[Confirmation]
+    ) -> tuple[int, int, list[str]]:
+        """Apply a batch; terminal states are never overwritten. Returns (confirmed, failed, unknown ids)."""
+        t = self.table
+        lookup_col = quote(t.columns.message_id) if t.columns.message_id else t.id_col
+        wanted: dict[Any, Confirmation] = {}
+        unknown: list[str] = []
+        for c in confirmations:
+            lookup = c.message_id if t.columns.message_id else t.row_id_from_message_id(c.message_id)
+            if lookup is None:
+                unknown.append(c.message_id)
+            else:
+                wanted.setdefault(lookup, c)  # the first word on a message wins, as with one clean delivery
+        if not wanted:
+            return 0, 0, unknown
+        confirmed = self._confirm(conn, lookup_col, [k for k, c in wanted.items() if c.success])
+        failed = self._fail(conn, lookup_col, [(k, c) for k, c in wanted.items() if not c.success])
+        if confirmed + failed < len(wanted):  # some were already terminal or are unknown: find the unknown
+            sql = expanding(f"SELECT {lookup_col} FROM {t.name} WHERE {lookup_col} IN :ids", "ids")
+            found = {str(r[0]) for r in conn.execute(sql, {"ids": list(wanted)})}
+            unknown += [c.message_id for k, c in wanted.items() if str(k) not in found]
+        return confirmed, failed, unknown
+
+    def _confirm(self, conn: Connection, lookup_col: str, keys: list[Any]) -> int:
+        if not keys:
+            return 0
+        t = self.table
+        sets = t.set_clause("confirmed", [("confirmed_at", "NOW(6)")])
+        sql = expanding(
+            f"UPDATE {t.name} SET {sets} WHERE {lookup_col} IN :ids AND {t.status_col} IN :open",
+            "ids",
+            "open",
+        )
+        params = {"confirmed": t.statuses.confirmed, "ids": keys, "open": t.open_statuses}
+        return int(conn.execute(sql, params).rowcount)
+
+    def _fail(self, conn: Connection, lookup_col: str, items: list[tuple[Any, Confirmation]]) -> int:
+        if not items:
+            return 0
+        t = self.table
+        sets = t.set_clause("failed", [("last_error", ":error"), ("confirmed_at", "NOW(6)")])
+        sql = expanding(
+            f"UPDATE {t.name} SET {sets} WHERE {lookup_col} = :id AND {t.status_col} IN :open", "open"
+        )
+        total = 0
+        for key, c in items:
+            params = {
+                "failed": t.statuses.failed,
+                "error": truncate_error(c.error or "consumer reported FAILED without an error text"),
+                "id": key,
+                "open": t.open_statuses,
+            }
+            total += int(conn.execute(sql, params).rowcount)
+        return total
+
+    # --- on-call view ----------------------------------------------------------------
+
+    def backlog(self, conn: Connection) -> dict[str, Any]:
+        """Rows by stored status, and how long the oldest NEW row has waited (DB clock)."""
+        t = self.table
+        sql = text(
+            f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE 1 = 1{t.row_filter} GROUP BY {t.status_col}"
+        )
+        counts = {str(r[0]): int(r[1]) for r in conn.execute(sql, t.filter_params)}
+        summary: dict[str, Any] = {"rows_by_status": counts}
+        created = t.column("created_at")
+        if created:
+            oldest = conn.execute(
+                text(
+                    f"SELECT TIMESTAMPDIFF(SECOND, MIN({created}), NOW(6)) FROM {t.name} "
+                    f"WHERE {t.status_col} = :new{t.row_filter}{self.retry_state.not_given_up}"
+                ),
+                {"new": t.statuses.new, **t.attempt_params, **t.filter_params},
+            ).scalar()
+            summary["oldest_new_seconds"] = None if oldest is None else int(oldest)
+        return summary

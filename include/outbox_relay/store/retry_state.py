@@ -1,0 +1,192 @@
+"""Where a row's retry state lives: in the outbox table's own columns, or in the shared attempt table.
+
+Tables that map ``attempts``/``last_error``/``next_attempt_at`` keep the state inline; tables that cannot
+be altered keep it in ``outbox_relay_attempt`` (one row per failing outbox row, deleted once it is sent).
+Both strategies answer the same questions, so the claim, the relay and reconciliation never branch on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, text
+
+from outbox_relay.models import Failure, OutboxRow
+from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, id_list, quote, truncate_error
+from outbox_relay.store.table import OutboxTable
+
+
+class RetryState(Protocol):
+    def claim_columns(self) -> tuple[str, str] | None:
+        """SQL for (attempts, waiting-for-retry) read with the claim itself, or None when read after it."""
+
+    @property
+    def not_given_up(self) -> str:
+        """A WHERE fragment leaving out rows given up on that still carry the NEW status (else '')."""
+
+    def load(self, conn: Connection, rows: list[OutboxRow]) -> None:
+        """Fill in the claimed rows' attempts / waiting / failed when the claim could not read them."""
+
+    def waiting_keys(self, conn: Connection) -> set[Any]:
+        """Keys that have a NEW row waiting for its retry time: their newer rows must wait too."""
+
+    def record_failures(self, conn: Connection, failures: Sequence[Failure]) -> None:
+        """Attempts+1, error and next attempt time; FAILED (or given up) once out of attempts."""
+
+    def forget(self, conn: Connection, row_ids: Sequence[Any]) -> None:
+        """Drop retry state kept outside the row (rows sent, or reset to NEW with a fresh budget)."""
+
+
+class InlineRetryState:
+    def __init__(self, table: OutboxTable) -> None:
+        self.table = table
+        columns = table.columns
+        assert columns.attempts and columns.last_error and columns.next_attempt_at, "validated by Columns"
+        self.attempts, self.last_error = quote(columns.attempts), quote(columns.last_error)
+        self.next_attempt_at = quote(columns.next_attempt_at)
+
+    def claim_columns(self) -> tuple[str, str]:
+        nxt = self.next_attempt_at
+        return self.attempts, f"({nxt} IS NOT NULL AND {nxt} > NOW(6))"
+
+    @property
+    def not_given_up(self) -> str:
+        return ""  # a row given up on has the FAILED status, which claims never select
+
+    def load(self, conn: Connection, rows: list[OutboxRow]) -> None:
+        return None
+
+    def waiting_keys(self, conn: Connection) -> set[Any]:
+        t = self.table
+        key = t.column("key")
+        if key is None:
+            return set()
+        sql = text(
+            f"SELECT DISTINCT {key} AS k FROM {t.name} "
+            f"WHERE {t.status_col} = :new AND {self.next_attempt_at} > NOW(6){t.row_filter}"
+        )
+        return {r[0] for r in conn.execute(sql, {"new": t.statuses.new, **t.filter_params})}
+
+    def record_failures(self, conn: Connection, failures: Sequence[Failure]) -> None:
+        if not failures:
+            return
+        t = self.table
+        sql = text(
+            f"UPDATE {t.by_primary_key} SET {self.attempts} = {self.attempts} + 1, {self.last_error} = :error, "
+            f"{self.next_attempt_at} = NOW(6) + INTERVAL :delay_us MICROSECOND, "
+            f"{t.status_col} = :status WHERE {t.id_col} = :id"
+        )
+        params = [
+            {
+                "error": truncate_error(f.error),
+                "delay_us": int(f.delay_seconds * 1_000_000),
+                "status": t.statuses.failed if f.terminal else f.row.status,
+                "id": f.row.row_id,
+            }
+            for f in failures
+        ]
+        conn.execute(sql, params)
+
+    def forget(self, conn: Connection, row_ids: Sequence[Any]) -> None:
+        return None  # the row's own columns are reset by the statement that changes its status
+
+
+class AttemptTableRetryState:
+    def __init__(self, table: OutboxTable) -> None:
+        self.table = table
+
+    def claim_columns(self) -> None:
+        return None
+
+    @property
+    def not_given_up(self) -> str:
+        """With ``statuses.failed: null`` a row given up on stays NEW, marked only in the attempt table:
+        leave it out of claims and backlog ages, or every pass would claim and skip it again and the
+        oldest-NEW age would grow for ever. (Primary-key lookups in the attempt table.)"""
+        t = self.table
+        if t.statuses.failed is not None:
+            return ""
+        return (
+            f" AND NOT EXISTS (SELECT 1 FROM {ATTEMPT_TABLE} given_up WHERE given_up.service = :service"
+            f" AND given_up.source_table = :tbl AND given_up.row_id = CAST({t.name}.{t.id_col} AS CHAR)"
+            " AND given_up.failed = 1)"
+        )
+
+    def load(self, conn: Connection, rows: list[OutboxRow]) -> None:
+        if not rows:
+            return
+        sql = expanding(
+            f"SELECT row_id, attempts, (next_attempt_at IS NOT NULL AND next_attempt_at > NOW(6)) AS waiting,"
+            f" failed FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl"
+            " AND row_id IN :ids",
+            "ids",
+        )
+        by_id = {str(r.row_id): r for r in rows}
+        for state in conn.execute(sql, {**self.table.attempt_params, "ids": list(by_id)}).mappings():
+            row = by_id[state["row_id"]]
+            row.attempts = int(state["attempts"])
+            row.waiting = bool(state["waiting"])
+            row.failed = bool(state["failed"])
+
+    def waiting_keys(self, conn: Connection) -> set[Any]:
+        t = self.table
+        key = t.column("key")
+        if key is None:
+            return set()
+        sql = text(
+            f"SELECT DISTINCT o.{key} AS k FROM {ATTEMPT_TABLE} a JOIN {t.name} o "
+            f"ON o.{t.id_col} = a.row_id WHERE a.service = :service AND a.source_table = :tbl "
+            f"AND a.failed = 0 AND a.next_attempt_at > NOW(6) AND o.{t.status_col} = :new"
+            + t.row_filter_on("o")
+        )
+        params = {"new": t.statuses.new, **t.attempt_params, **t.filter_params}
+        return {r[0] for r in conn.execute(sql, params)}
+
+    def record_failures(self, conn: Connection, failures: Sequence[Failure]) -> None:
+        if not failures:
+            return
+        t = self.table
+        sql = text(
+            f"INSERT INTO {ATTEMPT_TABLE} (service, source_table, row_id, attempts, last_error, "
+            "next_attempt_at, failed) VALUES (:service, :tbl, :row_id, :attempts, :error, "
+            "NOW(6) + INTERVAL :delay_us MICROSECOND, :failed) ON DUPLICATE KEY UPDATE "
+            "attempts = VALUES(attempts), last_error = VALUES(last_error), "
+            "next_attempt_at = VALUES(next_attempt_at), failed = VALUES(failed)"
+        )
+        params = [
+            {
+                **t.attempt_params,
+                "row_id": str(f.row.row_id),
+                "attempts": f.row.attempts + 1,
+                "error": truncate_error(f.error),
+                "delay_us": int(f.delay_seconds * 1_000_000),
+                "failed": 1 if f.terminal else 0,
+            }
+            for f in failures
+        ]
+        conn.execute(sql, params)
+        terminal = [f.row.row_id for f in failures if f.terminal]
+        if terminal and t.statuses.failed is not None:
+            ids_sql, id_params = id_list(terminal)
+            conn.execute(
+                text(
+                    f"UPDATE {t.by_primary_key} SET {t.status_col} = :failed WHERE {t.id_col} IN ({ids_sql})"
+                ),
+                {**id_params, "failed": t.statuses.failed},
+            )
+
+    def forget(self, conn: Connection, row_ids: Sequence[Any]) -> None:
+        if not row_ids:
+            return
+        sql = expanding(
+            f"DELETE FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl AND row_id IN :ids",
+            "ids",
+        )
+        conn.execute(sql, {**self.table.attempt_params, "ids": [str(i) for i in row_ids]})
+
+
+def retry_state_for(table: OutboxTable) -> RetryState:
+    if table.columns.inline_retry_state:
+        return InlineRetryState(table)
+    return AttemptTableRetryState(table)
