@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.topics import missing_topics, service_topics
 from outbox_relay.store.introspection import add_index_ddl, column_types, indexes
-from outbox_relay.store.naming import ATTEMPT_TABLE, quote, split_table_name
+from outbox_relay.store.naming import ATTEMPT_TABLE, split_table_name
 
 
 @dataclass

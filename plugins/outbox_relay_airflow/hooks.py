@@ -1,90 +1,170 @@
-"""Kafka clients from the provider's hooks and the MySQL engine from an Airflow connection.
+"""Airflow connections -> the relay's clients: Kafka through the provider's hooks, MySQL through
+``OutboxDatabaseHook``.
 
-The provider hooks own connection handling (bootstrap servers, TLS, SASL, OAuth
-callbacks all come from the connection's extra). These subclasses only add the
-settings the relay's guarantees depend on, which a connection cannot weaken.
+The provider hooks own Kafka connection handling (bootstrap servers, TLS, SASL, OAuth callbacks all
+come from the connection's extra). The subclasses here only layer the settings the relay's guarantees
+depend on over the connection's extra, through the public ``BaseHook.get_connection`` (overridden per
+instance, since the settings are per service; the provider reads the connection through
+``self.get_connection``), so a connection cannot weaken them and the provider builds the client exactly as
+it would for any other task: callbacks, Amazon MSK IAM and Google Managed Kafka tokens included.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
 from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
 from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
-from airflow.sdk import BaseHook
-from confluent_kafka import Consumer, Producer
+from airflow.sdk import BaseHook, Connection
 from sqlalchemy import URL, Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.messages import PRODUCER_REQUIRED
-from outbox_relay.store.engine import make_engine
+from outbox_relay.store.engine import make_engine, ping
 
 # Delivery guarantees: not overridable from the connection.
 CONSUMER_REQUIRED: dict[str, Any] = {"enable.auto.commit": False, "enable.partition.eof": True}
+# Consumer defaults a connection may change.
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "auto.offset.reset": "earliest",
+    "session.timeout.ms": 10_000,
+    "heartbeat.interval.ms": 1_000,
+}
 
 
 def producer_settings(config: ServiceConfig) -> dict[str, Any]:
+    """The service's producer timing, then the settings its guarantees need (these win)."""
     return {
-        **PRODUCER_REQUIRED,
         "message.timeout.ms": config.kafka.delivery_timeout_ms,
         "linger.ms": config.kafka.linger_ms,
+        **PRODUCER_REQUIRED,
     }
 
 
+def _with_extra(conn: Connection, under: dict[str, Any], over: dict[str, Any]) -> Connection:
+    """A copy of ``conn`` whose extra is ``under`` < the stored extra < ``over``."""
+    extra = {**under, **conn.extra_dejson, **over}
+    return Connection(
+        conn_id=conn.conn_id,
+        conn_type=conn.conn_type,
+        description=conn.description,
+        host=conn.host,
+        schema=conn.schema,
+        login=conn.login,
+        password=conn.password,
+        port=conn.port,
+        extra=json.dumps(extra),
+    )
+
+
 class OutboxProducerHook(KafkaProducerHook):
-    """``KafkaProducerHook`` with the relay's idempotent, acks=all settings layered on top."""
+    """``KafkaProducerHook`` whose producer is idempotent with acks=all, whatever the connection says."""
 
-    def __init__(self, kafka_config_id: str, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, kafka_config_id: str, settings: dict[str, Any] | None = None) -> None:
         super().__init__(kafka_config_id=kafka_config_id)
-        self.overrides = {**(overrides or {}), **PRODUCER_REQUIRED}
+        self.settings = {**(settings or {}), **PRODUCER_REQUIRED}
 
-    def _get_client(self, config: dict[str, Any]) -> Producer:
-        return Producer({**config, **self.overrides})
+    def get_connection(self, conn_id: str) -> Connection:  # type: ignore[override]  # per instance: see module doc
+        return _with_extra(super().get_connection(conn_id), {}, self.settings)
 
 
 class OutboxConsumerHook(KafkaConsumerHook):
-    """``KafkaConsumerHook`` with auto-commit off and the service's consumer group."""
+    """``KafkaConsumerHook`` in the service's group, with auto-commit off (offsets follow DB commits)."""
 
     def __init__(self, topics: Sequence[str], kafka_config_id: str, group_id: str) -> None:
         super().__init__(topics=topics, kafka_config_id=kafka_config_id)
-        self.group_id = group_id
+        self.required = {"group.id": group_id, **CONSUMER_REQUIRED}
 
-    def _get_client(self, config: dict[str, Any]) -> Consumer:
-        settings = {
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 1_000,
-            **config,
-            "group.id": self.group_id,
-            **CONSUMER_REQUIRED,
-        }
-        return super()._get_client(settings)
+    def get_connection(self, conn_id: str) -> Connection:  # type: ignore[override]  # per instance: see module doc
+        return _with_extra(super().get_connection(conn_id), CONSUMER_DEFAULTS, self.required)
 
 
 def admin_client(kafka_config_id: str) -> Any:
     return KafkaAdminClientHook(kafka_config_id=kafka_config_id).get_conn
 
 
+# Connection extras passed to PyMySQL's TLS settings (through SQLAlchemy's ``ssl`` connect argument).
+TLS_EXTRAS = {
+    "ssl_ca": "ca",
+    "ssl_cert": "cert",
+    "ssl_key": "key",
+    "ssl_capath": "capath",
+    "ssl_cipher": "cipher",
+}
+TLS_FLAGS = {"ssl_check_hostname": "check_hostname", "ssl_verify_cert": "verify_mode"}
+
+
+def _flag(conn_id: str, name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes"}:
+        return True
+    if text in {"false", "0", "no"}:
+        return False
+    raise ValueError(f"connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}")
+
+
+class OutboxDatabaseHook(BaseHook):
+    """The outbox database (MySQL or MariaDB) from an Airflow connection of type ``mysql``.
+
+    Login, password, host, port and schema (the database) come from the connection; extras: ``charset``
+    (default utf8mb4), TLS files ``ssl_ca``, ``ssl_cert``, ``ssl_key``, ``ssl_capath``, ``ssl_cipher`` and
+    the switches ``ssl_check_hostname`` / ``ssl_verify_cert`` (true/false). Any TLS extra turns TLS on."""
+
+    conn_name_attr = "outbox_db_conn_id"
+    default_conn_name = "outbox_db"
+    conn_type = "mysql"
+    hook_name = "Outbox database (MySQL)"
+
+    def __init__(self, outbox_db_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.outbox_db_conn_id = outbox_db_conn_id
+
+    def sqlalchemy_url(self) -> URL:
+        conn = self.get_connection(self.outbox_db_conn_id)
+        charset = str((conn.extra_dejson or {}).get("charset") or "utf8mb4")
+        return URL.create(
+            "mysql+pymysql",
+            username=conn.login or None,
+            password=conn.password or None,
+            host=conn.host or "localhost",
+            port=int(conn.port or 3306),
+            database=conn.schema or None,
+            query={"charset": charset},
+        )
+
+    def tls_settings(self) -> dict[str, Any]:
+        """PyMySQL's ``ssl`` dict from the connection's TLS extras (empty: no TLS)."""
+        extra = self.get_connection(self.outbox_db_conn_id).extra_dejson or {}
+        ssl: dict[str, Any] = {key: str(extra[name]) for name, key in TLS_EXTRAS.items() if extra.get(name)}
+        for name, key in TLS_FLAGS.items():
+            if name in extra:
+                ssl[key] = _flag(self.outbox_db_conn_id, name, extra[name])
+        return ssl
+
+    def get_engine(self, time_zone: str = "+00:00", pool_size: int = 2) -> Engine:
+        return make_engine(self.sqlalchemy_url(), time_zone, pool_size=pool_size, ssl=self.tls_settings())
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The Airflow UI's 'Test' button: connect and ask the server for its version."""
+        try:
+            engine = self.get_engine(pool_size=1)
+            try:
+                version = ping(engine)
+            finally:
+                engine.dispose()
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Connected: server {version}"
+
+
 def sqlalchemy_url(conn_id: str) -> URL:
-    """``mysql+pymysql://`` URL from an Airflow connection (type mysql); extra keys become query options."""
-    conn = BaseHook.get_connection(conn_id)
-    extra = {
-        k: str(v)
-        for k, v in (conn.extra_dejson or {}).items()
-        if k in {"charset", "ssl_ca", "ssl_cert", "ssl_key"}
-    }
-    return URL.create(
-        "mysql+pymysql",
-        username=conn.login or None,
-        password=conn.password or None,
-        host=conn.host or "localhost",
-        port=int(conn.port or 3306),
-        database=conn.schema or None,
-        query={"charset": "utf8mb4", **extra},
-    )
+    return OutboxDatabaseHook(conn_id).sqlalchemy_url()
 
 
 def db_engine(config: ServiceConfig, pool_size: int = 2) -> Engine:
-    return make_engine(sqlalchemy_url(config.connections.db), config.db_time_zone, pool_size=pool_size)
+    return OutboxDatabaseHook(config.connections.db).get_engine(config.db_time_zone, pool_size)

@@ -31,14 +31,13 @@ from outbox_relay.reconciliation import (
 )
 from outbox_relay.relay.engine import LOCK_BUSY, OutboxRelay, RunRequest
 from outbox_relay.retention import RetentionCleaner
-from outbox_relay.store.engine import make_engine
 from outbox_relay_airflow.hooks import (
     OutboxConsumerHook,
+    OutboxDatabaseHook,
     OutboxProducerHook,
     admin_client,
     db_engine,
     producer_settings,
-    sqlalchemy_url,
 )
 
 log = logging.getLogger(__name__)
@@ -187,7 +186,7 @@ class ReconciliationDiscrepancyError(DiscrepancyError):
 def _consumer_engine(config: ServiceConfig) -> Any:
     assert config.reconciliation is not None
     conn_id = config.reconciliation.connection or config.connections.db
-    return make_engine(sqlalchemy_url(conn_id), config.db_time_zone, pool_size=1)
+    return OutboxDatabaseHook(conn_id).get_engine(config.db_time_zone, pool_size=1)
 
 
 def reconcile(

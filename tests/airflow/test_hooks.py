@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay_airflow import hooks
@@ -40,7 +41,9 @@ def test_producer_gets_tls_and_sasl_from_the_connection_but_keeps_idempotence(
     kafka_conn: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(hooks, "Producer", lambda conf: seen.update(conf) or object())
+    monkeypatch.setattr(
+        "airflow.providers.apache.kafka.hooks.produce.Producer", lambda conf: seen.update(conf) or object()
+    )
     config = ServiceConfig.model_validate({"service": "s", "topic": "t"})
     hooks.OutboxProducerHook("kafka_secure", hooks.producer_settings(config)).get_producer()
     for key in (
@@ -78,5 +81,58 @@ def test_mysql_url_comes_from_the_airflow_connection(kafka_conn: dict[str, Any])
     assert (url.drivername, url.host, url.port, url.username, url.database) == (
         "mysql+pymysql", "db", 3307, "relay", "shop",
     )  # fmt: skip
-    assert url.password == "p@ss/word" and url.query["ssl_ca"] == "/etc/ssl/db.pem"
+    assert url.password == "p@ss/word" and url.query["charset"] == "utf8mb4"
     assert "p@ss" not in str(url)  # rendered URLs (logs) hide the password
+    assert hooks.OutboxDatabaseHook("outbox_secure").tls_settings() == {"ca": "/etc/ssl/db.pem"}
+
+
+def test_every_tls_extra_reaches_pymysql(monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = {
+        "ssl_ca": "/ca.pem", "ssl_cert": "/c.pem", "ssl_key": "/k.pem", "ssl_capath": "/cas",
+        "ssl_cipher": "ECDHE-RSA-AES256-GCM-SHA384", "ssl_check_hostname": "false", "ssl_verify_cert": True,
+    }  # fmt: skip
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TLS_DB", json.dumps({"conn_type": "mysql", "host": "db", "extra": extra})
+    )
+    hook = hooks.OutboxDatabaseHook("tls_db")
+    assert hook.tls_settings() == {
+        "ca": "/ca.pem", "cert": "/c.pem", "key": "/k.pem", "capath": "/cas",
+        "cipher": "ECDHE-RSA-AES256-GCM-SHA384", "check_hostname": False, "verify_mode": True,
+    }  # fmt: skip
+    engine, seen = hook.get_engine(), {}
+
+    def capture(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        seen.update(cparams)
+        raise ConnectionAbortedError("captured")  # stop before any network I/O
+
+    event.listen(engine, "do_connect", capture)
+    with pytest.raises(Exception, match="captured"):
+        engine.connect()
+    assert seen["ssl"]["cert"] == "/c.pem" and seen["ssl"]["check_hostname"] is False
+    engine.dispose()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TLS_DB",
+        json.dumps({"conn_type": "mysql", "host": "db", "extra": {"ssl_check_hostname": "maybe"}}),
+    )
+    with pytest.raises(
+        ValueError, match="connection 'tls_db': extra 'ssl_check_hostname' must be true or false"
+    ):
+        hooks.OutboxDatabaseHook("tls_db").tls_settings()
+
+
+@pytest.mark.integration
+def test_the_database_hook_tests_its_connection(db_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Airflow UI's 'Test' button: a real MariaDB answers with its version, a wrong port is reported."""
+    url = db_engine.url
+    good = {"conn_type": "mysql", "host": url.host, "port": url.port or 3306, "login": url.username,
+            "password": url.password or "", "schema": url.database}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_OUTBOX_GOOD", json.dumps(good))
+    ok, message = hooks.OutboxDatabaseHook("outbox_good").test_connection()
+    assert ok and message.startswith("Connected: server ") and "MariaDB" in message
+    monkeypatch.setenv("AIRFLOW_CONN_OUTBOX_BAD", json.dumps({**good, "port": 1}))
+    ok, message = hooks.OutboxDatabaseHook("outbox_bad").test_connection()
+    assert not ok and "OperationalError" in message
+    assert (
+        hooks.OutboxDatabaseHook.conn_type == "mysql"
+        and hooks.OutboxDatabaseHook.default_conn_name == "outbox_db"
+    )

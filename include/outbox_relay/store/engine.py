@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine
+from sqlalchemy import URL, Engine, create_engine, text
 
 _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
 
 
-def make_engine(url: str | URL, time_zone: str = "+00:00", pool_size: int = 5) -> Engine:
+def make_engine(
+    url: str | URL, time_zone: str = "+00:00", pool_size: int = 5, ssl: dict[str, Any] | None = None
+) -> Engine:
     """An engine whose sessions use READ COMMITTED (so SKIP LOCKED and chunked deletes lock only
-    what they touch) and the given session time zone (so ``NOW(6)`` matches the stored timestamps)."""
+    what they touch) and the given session time zone (so ``NOW(6)`` matches the stored timestamps).
+    ``ssl``: PyMySQL's TLS settings (``ca``, ``cert``, ``key``, ``check_hostname``, ...); None = no TLS."""
     if not _OFFSET.match(time_zone):
         raise ValueError(f"time zone {time_zone!r} must be a UTC offset like '+00:00'")
     return create_engine(
@@ -20,5 +24,15 @@ def make_engine(url: str | URL, time_zone: str = "+00:00", pool_size: int = 5) -
         pool_pre_ping=True,
         pool_recycle=3600,
         pool_size=pool_size,
-        connect_args={"init_command": f"SET time_zone = '{time_zone}'", "connect_timeout": 10},
+        connect_args={
+            "init_command": f"SET time_zone = '{time_zone}'",
+            "connect_timeout": 10,
+            **({"ssl": ssl} if ssl else {}),
+        },
     )
+
+
+def ping(engine: Engine) -> str:
+    """Connect and return the server's version (the connection test of the Airflow UI and ``validate``)."""
+    with engine.connect() as conn:
+        return str(conn.execute(text("SELECT VERSION()")).scalar())
