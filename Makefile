@@ -44,6 +44,7 @@ demo: services
 lint: install
 	$(VENV)/bin/ruff check include plugins dags tests
 	$(VENV)/bin/ruff format --check include plugins dags tests
+	PYTHONPATH=include:plugins $(VENV)/bin/lint-imports --no-cache
 
 typecheck: install
 	$(VENV)/bin/mypy

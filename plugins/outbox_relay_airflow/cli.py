@@ -1,4 +1,4 @@
-"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile`` (also
+"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile|schema`` (also
 ``python -m outbox_relay_airflow.cli ...``).
 
 Connections are resolved the Airflow way (``AIRFLOW_CONN_*`` variables, secrets
@@ -24,6 +24,7 @@ from outbox_relay.config.loader import (
     load_service,
     load_services,
 )
+from outbox_relay.config.schema import service_schema_text
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.store.outbox import OutboxStore
 
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("service")
     _reconcile_parser(sub)
+    schema = sub.add_parser("schema", help="print the service files' JSON Schema (for editors)")
+    schema.add_argument("--output", "-o", type=Path, help="write it to this file instead of stdout")
     return parser
 
 
@@ -100,6 +103,16 @@ def _reconcile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             for item in items:
                 print(f"  {category}: {json.dumps(item, default=str)}")
     return 1 if report.missing and not args.redeliver else 0
+
+
+def _schema(output: Path | None) -> int:
+    text = service_schema_text()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {output}")
+    return 0
 
 
 def _live_report(config: ServiceConfig) -> CheckReport:
@@ -177,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _validate(args, plan=args.command == "plan")
     if args.command == "reconcile":
         return _reconcile(args, parser)
+    if args.command == "schema":
+        return _schema(args.output)
     return _run_now(args)
 
 

@@ -233,6 +233,8 @@ def test_a_busy_table_skips_a_scheduled_run_and_fails_a_backfill_run(
         assert OutboxStore(config).lock.acquire(other, 0)
         skipped = run_relay(config, db_engine)
         assert skipped.stopped_because == "another relay of this table is running" and skipped.published == 0
+        holder = other.execute(text("SELECT CONNECTION_ID()")).scalar_one()
+        assert skipped.lock_holder_connection_id == holder  # named, so an operator can KILL it
         with db_engine.connect() as conn:
             now: datetime = conn.execute(text("SELECT NOW(6)")).scalar_one()
         with pytest.raises(RelayLockBusyError, match="held the relay lock"):
@@ -304,3 +306,22 @@ def test_a_bug_while_building_a_message_crashes_the_run_and_fails_no_row(
         assert conn.execute(text("SELECT COUNT(*) FROM outbox_relay_attempt")).scalar_one() == 0
     monkeypatch.undo()
     assert run_relay(service_config(topic=topic, pipelining=pipelining), db_engine).published == 3
+
+
+def test_a_null_attempts_value_of_a_legacy_table_counts_as_zero(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    """Legacy tables may leave the attempts column nullable: NULL must not read as 'payload is not valid
+    JSON' (the packed claim state would be NULL) nor stay NULL when a failure adds one."""
+    topic = topic_name("nullattempts")
+    create_topics(topic)
+    with db_engine.begin() as conn:
+        conn.execute(text("ALTER TABLE outbox_message MODIFY attempts INT NULL"))
+    good, poison = insert_rows(db_engine, topic, ["a"]), insert_rows(db_engine, topic, ["b"], payload="{bad")
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE outbox_message SET attempts = NULL"))
+    stats = run_relay(service_config(topic=topic), db_engine)
+    assert stats.published == 1 and stats.retried == 1
+    with db_engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT message_id, attempts FROM outbox_message")).all())
+    assert statuses(db_engine)[good[0]] == "SENT" and rows[poison[0]] == 1

@@ -250,7 +250,7 @@ class OutboxRelay:
         batch.sendable = len(sendable)
         batch.outcome = self.publisher.publish(sendable)
         failures += self.policy.failures_from(batch.outcome, batch.rows, held_keys)
-        batch.failures = self._dead_letter(failures, stats)
+        batch.failures = self._dead_letter(failures, stats, held_keys)
         self._count(batch, stats)
 
     def _settle(self, batch: _Batch, run_id: str) -> None:
@@ -299,7 +299,7 @@ class OutboxRelay:
                 failures.append(self.policy.failure(row, str(exc), held_keys))
         return messages, failures
 
-    def _dead_letter(self, failures: list[Failure], stats: RunStats) -> list[Failure]:
+    def _dead_letter(self, failures: list[Failure], stats: RunStats, held_keys: set[Any]) -> list[Failure]:
         """Copy rows that ran out of attempts to the dead-letter topic; only acked copies become FAILED."""
         topic = self.config.dead_letter_topic
         terminal = [f for f in failures if f.terminal]
@@ -310,7 +310,7 @@ class OutboxRelay:
         ]
         outcome = self.publisher.publish(copies)
         stats.dead_lettered += len(outcome.acked)
-        return after_dead_letter(failures, terminal, outcome)
+        return after_dead_letter(failures, terminal, outcome, held_keys)
 
     def _log_failures(self, failures: list[Failure]) -> None:
         """Operators see every row given up on (and every retry) in the task log, with its error."""

@@ -17,8 +17,10 @@ class FailurePolicy:
         self.retry = retry
 
     def backoff_seconds(self, attempts_before: int) -> float:
-        """Exponential: ``backoff_seconds * 2**attempts_before``, capped at ``max_backoff_seconds``."""
-        return float(min(self.retry.backoff_seconds * (2**attempts_before), self.retry.max_backoff_seconds))
+        """Exponential: ``backoff_seconds * 2**attempts_before``, capped at ``max_backoff_seconds``. The
+        exponent stops at 64 (far past any cap) so a legacy table's huge attempt count cannot overflow."""
+        growth = 2.0 ** min(max(attempts_before, 0), 64)
+        return float(min(self.retry.backoff_seconds * growth, self.retry.max_backoff_seconds))
 
     def failure(self, row: OutboxRow, error: str, held_keys: set[Any]) -> Failure:
         """Terminal once out of attempts (or at once for a row whose retry flag is 0); a retryable row
@@ -41,12 +43,12 @@ class FailurePolicy:
 
 
 def after_dead_letter(
-    failures: Sequence[Failure], terminal: Sequence[Failure], copies: DeliveryOutcome
+    failures: Sequence[Failure], terminal: Sequence[Failure], copies: DeliveryOutcome, held_keys: set[Any]
 ) -> list[Failure]:
     """The failures to record once the terminal ones' dead-letter copies (``ref`` = index in ``terminal``)
     were published: an acknowledged copy lets its row become FAILED; a rejected copy (it can never land,
     e.g. too large) also ends FAILED, with both errors; an unacknowledged copy keeps its row retryable
-    rather than lose the copy."""
+    rather than lose the copy, and then holds back the newer rows of its key like any retry."""
     acked = {m.ref for m in copies.acked}
     rejected = {m.ref: reason for m, reason in copies.rejected}
     kept = [f for f in failures if not f.terminal]
@@ -57,4 +59,6 @@ def after_dead_letter(
             kept.append(replace(f, error=f"{f.error}; dead-letter copy rejected: {rejected[ref]}"))
         else:
             kept.append(replace(f, error=f"{f.error}; dead-letter copy not acknowledged", terminal=False))
+            if f.row.key is not None:
+                held_keys.add(f.row.key)
     return kept

@@ -108,9 +108,12 @@ class MessageBuilder:
         self._registered_topics = frozenset(config.all_topics) if config.topics else frozenset()
         self._valid_topics: set[str] = set()
         self._key_column = config.columns.key
+        self._message_id_column = config.columns.message_id
         self._service, self._table, self._payload_format = config.service, config.table, config.payload.format
 
     def message(self, ref: int, row: OutboxRow, replay: bool) -> OutboundMessage:
+        if not row.message_id:
+            raise PoisonRowError(f"message id column {self._message_id_column!r} is NULL or empty")
         key = row.key
         if key is None and self._key_column is not None:
             raise PoisonRowError(f"key column {self._key_column!r} is NULL")

@@ -48,7 +48,7 @@ class InlineRetryState:
 
     def claim_columns(self) -> tuple[str, str]:
         nxt = self.next_attempt_at
-        return self.attempts, f"({nxt} IS NOT NULL AND {nxt} > NOW(6))"
+        return f"COALESCE({self.attempts}, 0)", f"({nxt} IS NOT NULL AND {nxt} > NOW(6))"
 
     @property
     def not_given_up(self) -> str:
@@ -73,7 +73,8 @@ class InlineRetryState:
             return
         t = self.table
         sql = text(
-            f"UPDATE {t.by_primary_key} SET {self.attempts} = {self.attempts} + 1, {self.last_error} = :error, "
+            f"UPDATE {t.by_primary_key} SET {self.attempts} = COALESCE({self.attempts}, 0) + 1, "
+            f"{self.last_error} = :error, "
             f"{self.next_attempt_at} = NOW(6) + INTERVAL :delay_us MICROSECOND, "
             f"{t.status_col} = :status WHERE {t.id_col} = :id"
         )

@@ -75,8 +75,11 @@ class OutboxTable:
         return [self.statuses.new, self.statuses.sent]
 
     def message_id_for(self, row_id: Any, stored: Any) -> str:
-        """The stored message id, or the derived ``service:table:row_id`` for tables without one."""
-        return str(stored) if self.columns.message_id else f"{self.message_prefix}{row_id}"
+        """The stored message id ('' when NULL: the relay fails such a row), or the derived
+        ``service:table:row_id`` for tables without a message id column."""
+        if self.columns.message_id:
+            return "" if stored is None else str(stored)
+        return f"{self.message_prefix}{row_id}"
 
     def row_id_from_message_id(self, message_id: str) -> str | None:
         if not message_id.startswith(self.message_prefix):

@@ -149,9 +149,11 @@ def _terminal(row_id: int, error: str) -> Failure:
     return Failure(_row(row_id), error, True, 40.0)
 
 
-def _after(failures: Sequence[Failure], copies: DeliveryOutcome) -> list[Failure]:
+def _after(
+    failures: Sequence[Failure], copies: DeliveryOutcome, held: set[Any] | None = None
+) -> list[Failure]:
     terminal = [f for f in failures if f.terminal]
-    return after_dead_letter(failures, terminal, copies)
+    return after_dead_letter(failures, terminal, copies, set() if held is None else held)
 
 
 def test_an_acknowledged_copy_lets_the_row_fail() -> None:
@@ -181,10 +183,11 @@ def test_a_rejected_copy_fails_the_row_with_both_errors() -> None:
 )
 def test_an_unacknowledged_copy_keeps_the_row_retryable(copies: DeliveryOutcome) -> None:
     """No failed row may go missing from the dead-letter topic: without an ack the row is retried."""
-    failures = [_terminal(1, "too large")]
-    kept = _after(failures, copies)
+    failures, held = [_terminal(1, "too large")], set()
+    kept = _after(failures, copies, held)
     assert len(kept) == 1
     assert kept[0].terminal is False
+    assert held == {failures[0].row.key}  # a retry holds back the newer rows of its key
     assert kept[0].error == "too large; dead-letter copy not acknowledged"
     assert kept[0].delay_seconds == 40.0
 

@@ -12,7 +12,7 @@ from outbox_relay.config.identifiers import InvalidIdentifierError, check_table_
 from outbox_relay.config.loader import ConfigError, load_service, load_services, parse_service_config
 from outbox_relay.store.naming import quote
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _write(folder: Path, name: str, body: str) -> Path:
