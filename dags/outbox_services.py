@@ -1,4 +1,5 @@
-"""Outbox relay DAGs: three per service registered in dags/services/*.yaml (relay, confirmations, cleanup).
+"""Outbox relay DAGs for every service registered in dags/services/*.yaml: relay, and when configured
+confirmations, cleanup and reconcile.
 
 Thin on purpose: all logic lives in include/outbox_relay (core) and plugins/outbox_relay_airflow.
 """

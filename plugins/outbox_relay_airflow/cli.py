@@ -83,14 +83,14 @@ def _reconcile_parser(sub: Any) -> None:
 
 
 def _reconcile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from outbox_relay_airflow import tasks
-
     if args.since and args.until and args.since >= args.until:
         parser.error(f"--since {args.since} must be before --until {args.until}")
     if args.include_failed and not args.redeliver:
         parser.error("--include-failed only makes sense with --redeliver")
     try:
         config = load_service(args.service, args.services_dir)
+        from outbox_relay_airflow import tasks  # Airflow is imported only once the arguments are known good
+
         report = tasks.reconcile(config, args.since, args.until, args.redeliver, args.include_failed)
     except (LookupError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

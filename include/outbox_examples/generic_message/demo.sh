@@ -18,13 +18,11 @@ step "Airflow metadata DB ($AIRFLOW_HOME)"
 airflow_db
 step "billing and shipping write business rows + messages (one transaction each) to message_send"
 $DEMO write "$INVOICES"
-step "relay DAGs, one per subsystem of the shared table: outbox_billing_relay, outbox_shipping_relay"
-dag_test outbox_billing_relay
-dag_test outbox_shipping_relay
+step "relay DAGs, one per subsystem of the shared table (each its own lock): outbox_billing_relay, outbox_shipping_relay"
+dag_tests outbox_billing_relay outbox_shipping_relay
 step "the 'mark sent' update is lost for every row: the relay publishes everything a second time"
 $DEMO lose-marks all
-dag_test outbox_billing_relay
-dag_test outbox_shipping_relay
+dag_tests outbox_billing_relay outbox_shipping_relay
 step "ledger consumes both topics (consumer table + ledger entry per transaction); it loses 3 messages"
 $DEMO consume --drop 3
 step "2 consumed rows lose their 'mark sent' update"
@@ -37,11 +35,9 @@ $CLI reconcile billing --redeliver | sed -n 1p  # the summary line (ids as above
 dag_test outbox_billing_relay
 $DEMO consume
 step "reconcile DAGs (daily; fail on discrepancies): clean now"
-dag_test outbox_billing_reconcile
-dag_test outbox_shipping_reconcile
+dag_tests outbox_billing_reconcile outbox_shipping_reconcile
 step "cleanup DAGs: history of message_send and message_consume beyond their windows"
-dag_test outbox_billing_cleanup
-dag_test outbox_shipping_cleanup
+dag_tests outbox_billing_cleanup outbox_shipping_cleanup
 step "validate + plan: both subsystems of the shared table, each with its own backlog"
 $CLI plan billing shipping || true
 $DEMO report

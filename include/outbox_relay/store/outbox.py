@@ -68,7 +68,9 @@ class OutboxStore:
         self.retry_state.record_failures(conn, failures)
 
     def waiting_keys(self, conn: Connection) -> set[Any]:
-        return self.retry_state.waiting_keys(conn)
+        """Keys that have a NEW row waiting for its retry time (none for a table without a key column)."""
+        key = self.table.column("key")
+        return set() if key is None else self.retry_state.waiting_keys(conn, key)
 
     # --- confirmations ---------------------------------------------------------------
 

@@ -28,8 +28,9 @@ class RetryState(Protocol):
     def load(self, conn: Connection, rows: list[OutboxRow]) -> None:
         """Fill in the claimed rows' attempts / waiting / failed when the claim could not read them."""
 
-    def waiting_keys(self, conn: Connection) -> set[Any]:
-        """Keys that have a NEW row waiting for its retry time: their newer rows must wait too."""
+    def waiting_keys(self, conn: Connection, key: str) -> set[Any]:
+        """Values of the (quoted) key column with a NEW row waiting for its retry time: their newer rows
+        must wait too."""
 
     def record_failures(self, conn: Connection, failures: Sequence[Failure]) -> None:
         """Attempts+1, error and next attempt time; FAILED (or given up) once out of attempts."""
@@ -57,11 +58,8 @@ class InlineRetryState:
     def load(self, conn: Connection, rows: list[OutboxRow]) -> None:
         return None
 
-    def waiting_keys(self, conn: Connection) -> set[Any]:
+    def waiting_keys(self, conn: Connection, key: str) -> set[Any]:
         t = self.table
-        key = t.column("key")
-        if key is None:
-            return set()
         sql = text(
             f"SELECT DISTINCT {key} AS k FROM {t.name} "
             f"WHERE {t.status_col} = :new AND {self.next_attempt_at} > NOW(6){t.row_filter}"
@@ -130,11 +128,8 @@ class AttemptTableRetryState:
             row.waiting = bool(state["waiting"])
             row.failed = bool(state["failed"])
 
-    def waiting_keys(self, conn: Connection) -> set[Any]:
+    def waiting_keys(self, conn: Connection, key: str) -> set[Any]:
         t = self.table
-        key = t.column("key")
-        if key is None:
-            return set()
         sql = text(
             f"SELECT DISTINCT o.{key} AS k FROM {ATTEMPT_TABLE} a JOIN {t.name} o "
             f"ON o.{t.id_col} = a.row_id WHERE a.service = :service AND a.source_table = :tbl "
