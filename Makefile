@@ -56,10 +56,10 @@ integration: services
 	@bash include/devstack/postgres.sh
 	$(PY) -m pytest tests/integration tests/airflow -q
 
-test: services lint typecheck
+# The suite on PYTEST_WORKERS workers; beside it the static checks and (on Kafka) the Tansu contract run.
+test: services
 	@bash include/devstack/postgres.sh
-	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup
-	@if [[ "$(BROKER)" == kafka ]]; then $(MAKE) --no-print-directory test-tansu; fi
+	@PYTEST_WORKERS=$(PYTEST_WORKERS) bash include/devstack/test_all.sh
 
 # The relay contract once more on the light embedded broker (Tansu), on its own port.
 test-tansu: install
