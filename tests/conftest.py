@@ -70,3 +70,24 @@ def service_config() -> Callable[..., ServiceConfig]:
         return ServiceConfig.model_validate(document)
 
     return build
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """With OUTBOX_TEST_CPU_REPORT=<file>: append each test's CPU seconds (this process plus the child
+    processes it waited for) to the file, to find where the suite's time goes."""
+    report = os.environ.get("OUTBOX_TEST_CPU_REPORT")
+    if not report:
+        return (yield)
+    import resource
+
+    def used() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    before = used()
+    try:
+        return (yield)
+    finally:
+        with open(report, "a", encoding="utf-8") as out:
+            out.write(f"{used() - before:.1f}\t{item.nodeid}\n")

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from outbox_inbox.consumer import InboundMessage, to_inbound
+from outbox_relay.kafka.consume import ConsumeLoop, commit_offsets
 from outbox_relay.models import StatsMixin
 from outbox_relay.store.mysql_errors import is_duplicate_on
 from outbox_relay.store.naming import truncate_error
@@ -215,25 +214,16 @@ class ConsumerTableConsumer:
         """Consume until idle. ``drop`` simulates a consumer that loses messages (commits the offset
         without recording them): what reconciliation exists to catch."""
         stats = ConsumeStats()
-        started = last = time.monotonic()
-        while time.monotonic() - started < time_budget_seconds:
-            assigned = bool(consumer.assignment())
-            if assigned and time.monotonic() - last >= idle_seconds:
-                break
-            batch = consumer.consume(500, timeout=0.5)
-            usable = [m for m in batch if m.error() is None or m.error().code() != KafkaError._PARTITION_EOF]
-            if not assigned or usable:
-                last = time.monotonic()
-            for raw in usable:
+        loop = ConsumeLoop(
+            consumer, time_budget_seconds, idle_seconds, stop_at_end=False, name=self.service_name
+        )
+        for batch in loop:
+            for raw in batch:
                 self._one(raw, stats, drop)
-            if usable:
-                consumer.commit(asynchronous=False)  # only after the records are committed
+            commit_offsets(consumer)  # only after the records are committed
         return stats
 
     def _one(self, raw: Any, stats: ConsumeStats, drop: Callable[[InboundMessage], bool] | None) -> None:
-        if raw.error() is not None:
-            log.warning("%s: %s", self.service_name, raw.error().str())
-            return
         stats.received += 1
         message = to_inbound(raw)
         if message is None:
