@@ -1,4 +1,4 @@
-"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile|schema`` (also
+"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile|explain|schema`` (also
 ``python -m outbox_relay_airflow.cli ...``).
 
 Connections are resolved the Airflow way (``AIRFLOW_CONN_*`` variables, secrets
@@ -25,6 +25,7 @@ from outbox_relay.config.loader import (
     load_services,
 )
 from outbox_relay.config.schema import service_schema_text
+from outbox_relay.explain import Explainer, parse_reference
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.store.outbox import OutboxStore
 
@@ -47,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("service")
     _reconcile_parser(sub)
+    explain = sub.add_parser(
+        "explain",
+        help="where one row stands and why (waiting for a retry, held behind a row of its key, sent, ...)",
+    )
+    explain.add_argument("service")
+    explain.add_argument("row", type=_reference, help="the row's message id or primary key")
+    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
     schema = sub.add_parser("schema", help="print the service files' JSON Schema (for editors)")
     schema.add_argument("--output", "-o", type=Path, help="write it to this file instead of stdout")
     return parser
@@ -103,6 +111,37 @@ def _reconcile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             for item in items:
                 print(f"  {category}: {json.dumps(item, default=str)}")
     return 1 if report.missing and not args.redeliver else 0
+
+
+def _reference(value: str) -> str:
+    try:
+        return parse_reference(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from outbox_relay_airflow.hooks import db_engine
+
+    try:
+        config = load_service(args.service, args.services_dir)
+    except (LookupError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    engine = db_engine(config, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            explanation = Explainer(config).explain(conn, args.row)
+    finally:
+        engine.dispose()
+    if explanation is None:
+        print(
+            f"service {config.service}: no row of {config.table} has message id or id {args.row!r}",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(explanation.as_dict(), default=str) if args.json else "\n".join(explanation.lines()))
+    return 0
 
 
 def _schema(output: Path | None) -> int:
@@ -192,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reconcile(args, parser)
     if args.command == "schema":
         return _schema(args.output)
+    if args.command == "explain":
+        return _explain(args)
     return _run_now(args)
 
 

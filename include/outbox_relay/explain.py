@@ -1,0 +1,118 @@
+"""``explain``: where one row stands and why, in the words an on-call engineer needs ("waiting behind row
+X of key K until T", "out of attempts", "confirmed at T"), read from the table and the database clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.models import StatsMixin
+from outbox_relay.store.explain import ExplainQueries, RowSnapshot
+from outbox_relay.store.table import OutboxTable
+
+
+@dataclass
+class Explanation(StatsMixin):
+    service: str
+    row_id: Any
+    message_id: str
+    state: str  # new | waiting_for_retry | held_back | too_young | given_up | sent | confirmed | failed
+    why: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        head = f"service {self.service} row {self.row_id} (message {self.message_id}): {self.state}"
+        return [head, f"  why: {self.why}", *(f"  {k}: {v}" for k, v in self.facts.items() if v is not None)]
+
+
+class Explainer:
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.queries = ExplainQueries(OutboxTable(config))
+
+    def explain(self, conn: Connection, reference: str) -> Explanation | None:
+        row = self.queries.find(conn, reference)
+        if row is None:
+            return None
+        state, why = self._state(conn, row)
+        facts = {
+            "status": row.status,
+            "attempts": f"{row.attempts} of {self.config.retry.max_attempts}",
+            "last error": row.last_error,
+            "next attempt at": row.next_attempt_at,
+            **{
+                name: row.fields.get(name)
+                for name in ("key", "topic", "created_at", "sent_at", "confirmed_at")
+            },
+            "relay run": row.fields.get("run_id"),
+            "database clock": row.now,
+        }
+        return Explanation(self.config.service, row.row_id, row.message_id, state, why, facts)
+
+    def _state(self, conn: Connection, row: RowSnapshot) -> tuple[str, str]:
+        st = self.config.statuses
+        if row.status == st.sent:
+            return self._sent(row)
+        if st.confirmed is not None and row.status == st.confirmed:
+            return (
+                "confirmed",
+                f"the consumer confirmed it at {row.fields.get('confirmed_at') or '(time not mapped)'}",
+            )
+        if st.failed is not None and row.status == st.failed:
+            return "failed", self._failed(row)
+        if row.status != st.new:
+            return "unknown", f"status {row.status!r} is none of the service's statuses {st.model_dump()}"
+        return self._new(conn, row)
+
+    def _sent(self, row: RowSnapshot) -> tuple[str, str]:
+        run = row.fields.get("run_id")
+        by = f" by relay run {run}" if run else ""
+        when = f" at {row.fields['sent_at']}" if row.fields.get("sent_at") else ""
+        if self.config.confirmation is None:
+            return "sent", f"Kafka acknowledged it{when}{by}; SENT is final (no confirmation topic)"
+        topic = self.config.confirmation.topic
+        return "sent", f"Kafka acknowledged it{when}{by}; waiting for the consumer's answer on {topic}"
+
+    def _failed(self, row: RowSnapshot) -> str:
+        error = row.last_error or "no error recorded"
+        if row.attempts >= self.config.retry.max_attempts:
+            dlq = self.config.dead_letter_topic
+            copied = f"; a copy was acknowledged on {dlq} before it was marked FAILED" if dlq else ""
+            return f"out of attempts ({row.attempts}): {error}{copied}"
+        if row.fields.get("confirmed_at") or self.config.confirmation is not None:
+            return f"the consumer answered FAILED, or the relay gave up on it: {error}"
+        return f"the relay gave up on it: {error}"
+
+    def _new(self, conn: Connection, row: RowSnapshot) -> tuple[str, str]:
+        if row.given_up:
+            return "given_up", (
+                f"out of attempts ({row.attempts}): {row.last_error}; statuses.failed is null, so it stays NEW "
+                "and is marked failed in outbox_relay_attempt (set failed = 0 there to queue it again)"
+            )
+        if row.next_attempt_at is not None and row.next_attempt_at > row.now:
+            return "waiting_for_retry", (
+                f"attempt {row.attempts} failed ({row.last_error}); next attempt not before {row.next_attempt_at}"
+            )
+        ahead = self.queries.waiting_ahead(conn, row)
+        if ahead is not None:
+            return "held_back", (
+                f"waiting behind row {ahead.row_id} (message {ahead.message_id}) of key {row.fields.get('key')!r}, "
+                f"which retries not before {ahead.next_attempt_at}: per-key order"
+            )
+        created, threshold = row.fields.get("created_at"), self.config.threshold_seconds
+        if created is not None and threshold > 0 and created + timedelta(seconds=threshold) > row.now:
+            eligible = created + timedelta(seconds=threshold)
+            return "too_young", f"younger than threshold_seconds ({threshold:g}); eligible from {eligible}"
+        return "new", "eligible: the next relay run publishes it"
+
+
+def parse_reference(value: str) -> str:
+    """A row id or message id as typed on the command line (surrounding spaces dropped)."""
+    reference = value.strip()
+    if not reference:
+        raise ValueError("give a row id or a message id")
+    return reference

@@ -1,0 +1,113 @@
+"""Reading one row and what stands in its way, for ``outbox-relay explain``: bounded primary-key and
+unique-key lookups, never a scan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from outbox_relay.store.naming import ATTEMPT_TABLE
+from outbox_relay.store.table import OutboxTable
+
+# Logical fields read when the table maps them (absent ones come back as None).
+_FIELDS = (
+    "message_id", "key", "event_type", "topic", "attempts", "last_error", "next_attempt_at",
+    "created_at", "sent_at", "run_id", "confirmed_at",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RowSnapshot:
+    """A row's stored state, with its retry state from wherever the table keeps it."""
+
+    row_id: Any
+    message_id: str
+    status: Any
+    fields: dict[str, Any]  # logical name -> value, mapped columns only
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    given_up: bool  # marked failed in the attempt table (tables whose failed status is null)
+    now: datetime  # the database clock when read
+
+
+class ExplainQueries:
+    def __init__(self, table: OutboxTable) -> None:
+        self.table = table
+        t = table
+        self._mapped = [f for f in _FIELDS if t.column(f)]
+        select = [f"{t.id_col} AS r_id", f"{t.status_col} AS r_status", "NOW(6) AS r_now"]
+        select += [f"{t.column(f)} AS f_{f}" for f in self._mapped]
+        self._select = f"SELECT {', '.join(select)} FROM {t.name}"
+
+    def find(self, conn: Connection, reference: str) -> RowSnapshot | None:
+        """The row whose message id is ``reference``, else whose primary key is (rows of other services
+        sharing the table are not found)."""
+        t = self.table
+        row = None
+        if t.columns.message_id:
+            sql = text(f"{self._select} WHERE {t.column('message_id')} = :ref{t.row_filter}")
+            row = conn.execute(sql, {"ref": reference, **t.filter_params}).mappings().first()
+        if row is None:
+            derived = t.row_id_from_message_id(reference)
+            sql = text(f"{self._select} WHERE {t.id_col} = :ref{t.row_filter}")
+            row = conn.execute(sql, {"ref": derived or reference, **t.filter_params}).mappings().first()
+        return None if row is None else self._snapshot(conn, row)
+
+    def _snapshot(self, conn: Connection, row: Any) -> RowSnapshot:
+        t = self.table
+        fields = {f: row[f"f_{f}"] for f in self._mapped}
+        attempts, error, next_at, given_up = fields.get("attempts"), fields.get("last_error"), None, False
+        next_at = fields.get("next_attempt_at")
+        if not t.columns.inline_retry_state:
+            state = conn.execute(
+                text(
+                    f"SELECT attempts, last_error, next_attempt_at, failed FROM {ATTEMPT_TABLE} "
+                    "WHERE service = :service AND source_table = :tbl AND row_id = :row_id"
+                ),
+                {**t.attempt_params, "row_id": str(row["r_id"])},
+            ).first()
+            if state is not None:
+                attempts, error, next_at, given_up = state[0], state[1], state[2], bool(state[3])
+        return RowSnapshot(
+            row_id=row["r_id"],
+            message_id=t.message_id_for(row["r_id"], fields.get("message_id")),
+            status=row["r_status"],
+            fields=fields,
+            attempts=int(attempts or 0),
+            last_error=None if error is None else str(error),
+            next_attempt_at=next_at,
+            given_up=given_up,
+            now=row["r_now"],
+        )
+
+    def waiting_ahead(self, conn: Connection, snapshot: RowSnapshot) -> RowSnapshot | None:
+        """The oldest older NEW row of the same key that waits for its retry time: the relay holds every
+        newer row of that key behind it (per-key order)."""
+        t = self.table
+        key_col, key = t.column("key"), snapshot.fields.get("key")
+        if key_col is None or key is None:
+            return None
+        if t.columns.inline_retry_state:
+            waiting = f"{t.column('next_attempt_at')} > NOW(6)"
+        else:
+            waiting = (
+                f"EXISTS (SELECT 1 FROM {ATTEMPT_TABLE} a WHERE a.service = :service AND a.source_table = :tbl "
+                f"AND a.row_id = CAST({t.name}.{t.id_col} AS CHAR) AND a.failed = 0 AND a.next_attempt_at > NOW(6))"
+            )
+        sql = text(
+            f"{self._select} WHERE {key_col} = :key AND {t.status_col} = :new AND {t.id_col} < :id "
+            f"AND {waiting}{t.row_filter} ORDER BY {t.id_col} LIMIT 1"
+        )
+        params = {
+            "key": key,
+            "new": t.statuses.new,
+            "id": snapshot.row_id,
+            **t.attempt_params,
+            **t.filter_params,
+        }
+        row = conn.execute(sql, params).mappings().first()
+        return None if row is None else self._snapshot(conn, row)
