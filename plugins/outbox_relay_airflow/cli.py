@@ -1,4 +1,4 @@
-"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile|explain|schema`` (also
+"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile|explain|audit|schema`` (also
 ``python -m outbox_relay_airflow.cli ...``).
 
 Connections are resolved the Airflow way (``AIRFLOW_CONN_*`` variables, secrets
@@ -55,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("service")
     explain.add_argument("row", type=_reference, help="the row's message id or primary key")
     explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    audit = sub.add_parser(
+        "audit",
+        help="did we lose anything? read the topic back and compare it with the table for a time window",
+        description="Exit status 0: nothing lost and per-key order kept; 1: rows marked sent are missing from "
+        "the topic, or a key's messages are out of order; 2: bad arguments. Times without an offset are in "
+        "the service's db_time_zone.",
+    )
+    audit.add_argument("service")
+    audit.add_argument("--since", type=_iso, required=True, help="rows created at or after this time")
+    audit.add_argument("--until", type=_iso, help="rows created before this time (default: now)")
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
     schema = sub.add_parser("schema", help="print the service files' JSON Schema (for editors)")
     schema.add_argument("--output", "-o", type=Path, help="write it to this file instead of stdout")
     return parser
@@ -142,6 +153,27 @@ def _explain(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(explanation.as_dict(), default=str) if args.json else "\n".join(explanation.lines()))
     return 0
+
+
+def _audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.until is not None and args.since >= args.until:
+        parser.error(f"--since {args.since} must be before --until {args.until}")
+    try:
+        config = load_service(args.service, args.services_dir)
+    except (LookupError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from outbox_relay_airflow import tasks
+
+    report = tasks.audit(config, args.since, args.until)
+    if args.json:
+        print(json.dumps({**report.as_dict(), "ok": report.ok}, default=str))
+    else:
+        print(report.summary())
+        for category, ids in report.listed.items():
+            for message_id in ids:
+                print(f"  {category}: {message_id}")
+    return 0 if report.ok else 1
 
 
 def _schema(output: Path | None) -> int:
@@ -233,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _schema(args.output)
     if args.command == "explain":
         return _explain(args)
+    if args.command == "audit":
+        return _audit(args, parser)
     return _run_now(args)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from outbox_relay.audit import Auditor, AuditReport
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import load_service
 from outbox_relay.confirmations import ConfirmationIngester
@@ -177,6 +179,21 @@ def run_cleanup(service: str, context: dict[str, Any], services_dir: Path | None
         finally:
             consumer_engine.dispose()
     return stats
+
+
+def audit(config: ServiceConfig, since: datetime, until: datetime | None) -> AuditReport:
+    """Read the service's topics back and compare them with its table; aware times are converted to the
+    service's DB time zone."""
+    since = since if since.tzinfo is None else _naive_in(since, config)
+    until = None if until is None or until.tzinfo is None else _naive_in(until, config)
+    group = f"outbox-audit-{config.service}-{uuid.uuid4().hex[:8]}"  # assigned, never committed
+    consumer = OutboxConsumerHook([], config.connections.kafka, group).get_conn
+    engine = db_engine(config, pool_size=1)
+    try:
+        return Auditor(config).run(engine, consumer, since, until)
+    finally:
+        consumer.close()
+        engine.dispose()
 
 
 class ReconciliationDiscrepancyError(DiscrepancyError):

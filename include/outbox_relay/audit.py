@@ -1,0 +1,146 @@
+"""``audit``: "did we lose anything?" for one service and a time window, answered by reading the topic
+back and comparing it with the table, message id by message id (the fault suite's history checks, as a
+product command).
+
+Reported: rows marked sent that are not on the topic (lost: the one thing that must never happen), rows on
+the topic but not marked (the next run publishes them again; consumers dedupe), duplicate records, rows
+still awaiting a confirmation, and per-key order violations (a message first seen after a newer message of
+its key). The topics read are the service's (``topic``, ``topics``); the dead-letter topic is not.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Engine
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.kafka.messages import HEADER_MESSAGE_ID
+from outbox_relay.kafka.readback import TopicRecord, read_back
+from outbox_relay.models import StatsMixin
+from outbox_relay.store.audit import AuditedRow, AuditQueries
+from outbox_relay.store.table import OutboxTable
+
+CATEGORIES = ("sent_not_on_topic", "on_topic_not_marked", "duplicates", "unconfirmed", "order_violations")
+# Producer timestamps come from the relay host's clock: read from a little before the window.
+CLOCK_MARGIN = timedelta(minutes=15)
+
+
+@dataclass
+class AuditReport(StatsMixin):
+    service: str
+    since: str = ""
+    until: str = ""
+    rows: int = 0
+    records_read: int = 0
+    on_topic: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
+    listed: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})
+
+    @property
+    def ok(self) -> bool:
+        """Nothing lost and per-key order kept (duplicates and pending work are expected, not errors)."""
+        return self.counts["sent_not_on_topic"] == 0 and self.counts["order_violations"] == 0
+
+    def summary(self) -> str:
+        found = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        verdict = "OK" if self.ok else "PROBLEM"
+        return f"{verdict} service {self.service} [{self.since}, {self.until}): {self.rows} rows, {found}"
+
+
+class Auditor:
+    def __init__(self, config: ServiceConfig, max_listed: int = 100, chunk_size: int = 5000) -> None:
+        self.config = config
+        self.queries = AuditQueries(OutboxTable(config))
+        self.max_listed = max_listed
+        self.chunk_size = chunk_size
+
+    def run(
+        self, engine: Engine, consumer: Any, since: datetime, until: datetime | None = None
+    ) -> AuditReport:
+        """Rows created in ``[since, until)`` (DB time zone, naive; ``until`` defaults to now)."""
+        rows, until = self._rows(engine, since, until)
+        report = AuditReport(self.config.service, since.isoformat(sep=" "), until.isoformat(sep=" "))
+        report.rows = len(rows)
+        topics = [t for t in self.config.all_topics if t != self.config.dead_letter_topic]
+        records = read_back(consumer, topics, self._epoch_ms(since - CLOCK_MARGIN)) if topics else []
+        report.records_read = len(records)
+        self._compare(rows, records, report)
+        return report
+
+    def _rows(
+        self, engine: Engine, since: datetime, until: datetime | None
+    ) -> tuple[list[AuditedRow], datetime]:
+        rows: list[AuditedRow] = []
+        with engine.connect() as conn:
+            end = until or self.queries.now(conn)
+            after = self.queries.table.cursor_start(conn)
+            while True:
+                chunk = self.queries.rows(conn, since, end, after, self.chunk_size)
+                rows += chunk
+                if len(chunk) < self.chunk_size:
+                    return rows, end
+                after = chunk[-1].row_id
+
+    def _epoch_ms(self, moment: datetime) -> int:
+        offset = self.config.db_time_zone
+        sign = -1 if offset.startswith("-") else 1
+        hours, minutes = (int(x) for x in offset[1:].split(":"))
+        local = timezone(sign * timedelta(hours=hours, minutes=minutes))
+        return int(moment.replace(tzinfo=local).astimezone(UTC).timestamp() * 1000)
+
+    def _compare(
+        self, rows: Sequence[AuditedRow], records: Sequence[TopicRecord], report: AuditReport
+    ) -> None:
+        st = self.config.statuses
+        rank = {r.message_id: n for n, r in enumerate(rows)}
+        mine = [r for r in records if r.headers.get(HEADER_MESSAGE_ID) in rank]
+        seen: dict[str, int] = defaultdict(int)
+        for record in mine:
+            seen[record.headers[HEADER_MESSAGE_ID]] += 1
+        report.on_topic = len(seen)
+        published = {st.sent, *(s for s in (st.confirmed,) if s is not None)}
+        for row in rows:
+            on_topic = row.message_id in seen
+            if row.status in published and not on_topic:
+                self._note(report, "sent_not_on_topic", row.message_id)
+            elif row.status == st.new and on_topic:
+                self._note(report, "on_topic_not_marked", row.message_id)
+            if self.config.confirmation is not None and row.status == st.sent:
+                self._note(report, "unconfirmed", row.message_id)
+            for _ in range(seen.get(row.message_id, 1) - 1):
+                self._note(report, "duplicates", row.message_id)
+        for message_id in _order_violations(mine, rank):
+            self._note(report, "order_violations", message_id)
+
+    def _note(self, report: AuditReport, category: str, message_id: str) -> None:
+        report.counts[category] += 1
+        if len(report.listed[category]) < self.max_listed and message_id not in report.listed[category]:
+            report.listed[category].append(message_id)
+
+
+def _order_violations(records: Sequence[TopicRecord], rank: dict[str, int]) -> list[str]:
+    """Per key (in partition order), the first sighting of each message must follow row order; a message
+    seen again later is a duplicate consumers absorb, not a reordering."""
+    by_key: dict[bytes | None, list[TopicRecord]] = defaultdict(list)
+    for record in records:
+        by_key[record.key].append(record)
+    late: list[str] = []
+    for key, group in by_key.items():
+        if key is None:
+            continue
+        first_seen: set[str] = set()
+        newest = -1
+        for record in sorted(group, key=lambda r: (r.partition, r.offset)):
+            message_id = record.headers[HEADER_MESSAGE_ID]
+            if message_id in first_seen:
+                continue
+            first_seen.add(message_id)
+            if rank[message_id] < newest:
+                late.append(message_id)
+            newest = max(newest, rank[message_id])
+    return late

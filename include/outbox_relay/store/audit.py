@@ -1,0 +1,55 @@
+"""The rows an audit compares with the topic: those created in a time window, read in bounded chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from outbox_relay.errors import ConfigurationError
+from outbox_relay.store.table import OutboxTable
+
+
+@dataclass(frozen=True)
+class AuditedRow:
+    row_id: Any
+    message_id: str
+    key: Any
+    status: Any
+
+
+class AuditQueries:
+    def __init__(self, table: OutboxTable) -> None:
+        created = table.column("created_at")
+        if created is None:
+            raise ConfigurationError(
+                f"service {table.config.service!r}: an audit selects rows by creation time, "
+                f"but table {table.config.table} has no columns.created_at mapped"
+            )
+        self.table = t = table
+        select = [
+            f"{t.id_col}",
+            f"{t.status_col}",
+            t.column("message_id") or "NULL",
+            t.column("key") or "NULL",
+        ]
+        self._sql = text(
+            f"SELECT {', '.join(select)} FROM {t.name} WHERE {created} >= :since AND {created} < :until"
+            f"{t.row_filter} AND {t.id_col} > :after ORDER BY {t.id_col} LIMIT :limit"
+        )
+
+    def now(self, conn: Connection) -> datetime:
+        value = conn.execute(text("SELECT NOW(6)")).scalar_one()
+        return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+    def rows(
+        self, conn: Connection, since: datetime, until: datetime, after: Any, limit: int
+    ) -> list[AuditedRow]:
+        t = self.table
+        params = {"since": since, "until": until, "after": after, "limit": limit, **t.filter_params}
+        return [
+            AuditedRow(r[0], t.message_id_for(r[0], r[2]), r[3], r[1])
+            for r in conn.execute(self._sql, params)
+        ]
