@@ -3,10 +3,23 @@ effects on import, unlike tests/conftest.py, so the benchmark can use it too."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+
+from sqlalchemy import Engine
 
 DB_SERVER_URL = os.environ.get("OUTBOX_TEST_DB_URL", "mysql+pymysql://root@127.0.0.1:3306")
 BOOTSTRAP = os.environ.get("OUTBOX_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 # Which broker BOOTSTRAP is (the Makefile's BROKER): kafka (Apache Kafka) or tansu.
 BROKER = os.environ.get("BROKER") or ("kafka" if shutil.which("java") else "tansu")
+
+
+def airflow_connections(engine: Engine, kafka_extra: dict[str, object] | None = None) -> dict[str, str]:
+    """AIRFLOW_CONN_* for the relay: ``engine``'s database as ``outbox_db`` and, by default, this broker as
+    ``kafka_default``."""
+    url = engine.url
+    db = {"conn_type": "mysql", "host": url.host, "port": url.port or 3306, "login": url.username,
+          "password": url.password or "", "schema": url.database}  # fmt: skip
+    kafka = {"conn_type": "kafka", "extra": kafka_extra or {"bootstrap.servers": BOOTSTRAP}}
+    return {"AIRFLOW_CONN_OUTBOX_DB": json.dumps(db), "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(kafka)}

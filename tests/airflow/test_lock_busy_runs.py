@@ -3,7 +3,6 @@ naming the holder (a wedged session would otherwise give endless green runs that
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from outbox_relay.store.outbox import OutboxStore
 from outbox_relay_airflow import tasks
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows
-from tests.stack import BOOTSTRAP
+from tests.stack import airflow_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -44,15 +43,8 @@ def test_scheduled_runs_fail_after_n_lock_busy_runs_in_a_row(
     topic = topic_name("wedged")
     create_topics(topic)
     insert_rows(db_engine, topic, ["a"])
-    url = db_engine.url
-    monkeypatch.setenv("AIRFLOW_CONN_OUTBOX_DB", json.dumps({
-        "conn_type": "mysql", "host": url.host, "port": url.port or 3306, "login": url.username,
-        "password": url.password or "", "schema": url.database,
-    }))  # fmt: skip
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_KAFKA_DEFAULT",
-        json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": BOOTSTRAP}}),
-    )
+    for name, value in airflow_connections(db_engine).items():
+        monkeypatch.setenv(name, value)
     (tmp_path / "wedged.yaml").write_text(
         f"topic: {topic}\nrelay_lock_wait_seconds: 0\nrelay_lock_busy_runs_to_fail: 3\n"
     )

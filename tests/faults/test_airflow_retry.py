@@ -4,7 +4,6 @@ retry delay cut to 1 s by the fault suite's DAG folder (tests/faults/airflow_dag
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,25 +16,11 @@ from tests.faults.history import check_history
 from tests.faults.support import FAST_KAFKA, db_url
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows, statuses
+from tests.stack import airflow_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 ROWS, BATCH = 100, 20
-
-
-def airflow_connections(engine: Engine, kafka_extra: dict[str, object]) -> dict[str, str]:
-    """AIRFLOW_CONN_* for the relay: the test database and a Kafka connection with these extras."""
-    url = engine.url
-    db = {
-        "conn_type": "mysql",
-        "host": url.host,
-        "port": url.port or 3306,
-        "login": url.username,
-        "password": url.password,
-        "schema": url.database,
-    }
-    kafka = {"conn_type": "kafka", "extra": kafka_extra}
-    return {"AIRFLOW_CONN_OUTBOX_DB": json.dumps(db), "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(kafka)}
 
 
 def write_service(folder: Path, name: str, topic: str, **fields: object) -> Path:

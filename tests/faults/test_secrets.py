@@ -19,9 +19,10 @@ from sqlalchemy import Engine, create_engine, text
 
 from tests.conftest import DB_SERVER_URL
 from tests.faults.conftest import Broker, dags_test
-from tests.faults.test_airflow_retry import airflow_connections, write_service
+from tests.faults.test_airflow_retry import write_service
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows, statuses
+from tests.stack import airflow_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 

@@ -16,7 +16,7 @@ from outbox_relay.audit import Auditor, AuditReport
 from outbox_relay.config import ServiceConfig
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows, run_relay
-from tests.stack import BOOTSTRAP
+from tests.stack import BOOTSTRAP, airflow_connections
 
 pytestmark = pytest.mark.integration
 
@@ -81,15 +81,8 @@ def test_the_cli_exit_status_says_whether_anything_was_lost(
 
     topic = topic_name("auditcli")
     create_topics(topic)
-    url = db_engine.url
-    monkeypatch.setenv("AIRFLOW_CONN_OUTBOX_DB", json.dumps({
-        "conn_type": "mysql", "host": url.host, "port": url.port or 3306, "login": url.username,
-        "password": url.password or "", "schema": url.database,
-    }))  # fmt: skip
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_KAFKA_DEFAULT",
-        json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": BOOTSTRAP}}),
-    )
+    for name, value in airflow_connections(db_engine).items():
+        monkeypatch.setenv(name, value)
     (tmp_path / "orders.yaml").write_text(f"topic: {topic}\n")
     since = (_db_now(db_engine) - timedelta(seconds=1)).isoformat()
     args = ["--services-dir", str(tmp_path), "audit", "orders", "--since", since]

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from outbox_relay.config import ServiceConfig
 from outbox_relay.explain import Explainer
 from tests.integration.outbox_rows import insert_rows
+from tests.stack import airflow_connections
 
 pytestmark = pytest.mark.integration
 
@@ -91,11 +92,8 @@ def test_the_cli_explains_a_row_and_says_when_none_matches(
     from outbox_relay_airflow import cli
 
     (mid,) = insert_rows(db_engine, "t", ["a"])
-    url = db_engine.url
-    monkeypatch.setenv("AIRFLOW_CONN_OUTBOX_DB", json.dumps({
-        "conn_type": "mysql", "host": url.host, "port": url.port or 3306, "login": url.username,
-        "password": url.password or "", "schema": url.database,
-    }))  # fmt: skip
+    for name, value in airflow_connections(db_engine).items():
+        monkeypatch.setenv(name, value)
     (tmp_path / "orders.yaml").write_text("topic: t\n")
     assert cli.main(["--services-dir", str(tmp_path), "explain", "orders", mid, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "new"
