@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -114,7 +114,7 @@ class Auditor:
                 self._note(report, "unconfirmed", row.message_id)
             for _ in range(seen.get(row.message_id, 1) - 1):
                 self._note(report, "duplicates", row.message_id)
-        for message_id in _order_violations(mine, rank):
+        for message_id in order_violations(mine, rank):
             self._note(report, "order_violations", message_id)
 
     def _note(self, report: AuditReport, category: str, message_id: str) -> None:
@@ -123,19 +123,39 @@ class Auditor:
             report.listed[category].append(message_id)
 
 
-def _order_violations(records: Sequence[TopicRecord], rank: dict[str, int]) -> list[str]:
-    """Per key (in partition order), the first sighting of each message must follow row order; a message
-    seen again later is a duplicate consumers absorb, not a reordering."""
-    by_key: dict[bytes | None, list[TopicRecord]] = defaultdict(list)
+class KeyedRecord(Protocol):
+    """What the order rule reads of a record (``TopicRecord``, or another client's record type)."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> Any: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+
+
+def order_violations(records: Sequence[KeyedRecord], rank: dict[str, int]) -> list[str]:
+    """Per key, messages must be first seen in row order (``rank``: message id -> position in claim
+    order); a message seen again later is a duplicate consumers absorb, not a reordering. A key spread
+    over several partitions has no order at all: the first message of each further partition counts."""
+    by_key: dict[Any, list[KeyedRecord]] = defaultdict(list)
     for record in records:
         by_key[record.key].append(record)
     late: list[str] = []
     for key, group in by_key.items():
         if key is None:
             continue
+        ordered = sorted(group, key=lambda r: (r.partition, r.offset))
+        partitions = {r.partition for r in ordered}
+        late += [
+            next(r for r in ordered if r.partition == p).headers[HEADER_MESSAGE_ID]
+            for p in sorted(partitions)[1:]
+        ]
         first_seen: set[str] = set()
         newest = -1
-        for record in sorted(group, key=lambda r: (r.partition, r.offset)):
+        for record in ordered:
             message_id = record.headers[HEADER_MESSAGE_ID]
             if message_id in first_seen:
                 continue

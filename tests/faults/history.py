@@ -10,7 +10,6 @@ assumed.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,7 +18,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from sqlalchemy import Connection, Engine, text
 
 from outbox_inbox.consumer import IdempotentConsumer, InboundMessage
-from outbox_relay.kafka.messages import HEADER_MESSAGE_ID, HEADER_ROW_ID
+from outbox_relay.audit import order_violations
+from outbox_relay.kafka.messages import HEADER_MESSAGE_ID
 from outbox_relay.kafka.publisher import KafkaPublisher
 from tests.integration.kafka_tools import Record, create_topics, producer, read_all
 
@@ -79,31 +79,6 @@ def high_watermarks(topics: Sequence[str], bootstrap: str) -> int:
         consumer.close()
 
 
-def _order_violations(records: list[Record], row_of: dict[str, int]) -> int:
-    """Per key (one partition per key), the first sighting of each message id must follow row order.
-    A re-published message seen again later is a duplicate the inbox absorbs, not a reordering."""
-    by_key: dict[str | None, list[Record]] = defaultdict(list)
-    for r in records:
-        by_key[r.key].append(r)
-    violations = 0
-    for key, group in by_key.items():
-        if key is None:
-            continue
-        violations += len({r.partition for r in group}) - 1  # a key split over partitions has no order
-        seen: set[str] = set()
-        newest = -1
-        for r in sorted(group, key=lambda r: (r.partition, r.offset)):
-            mid = r.headers[HEADER_MESSAGE_ID]
-            if mid in seen:
-                continue
-            seen.add(mid)
-            row = row_of.get(mid, int(r.headers.get(HEADER_ROW_ID, "-1")))
-            if row < newest:
-                violations += 1
-            newest = max(newest, row)
-    return violations
-
-
 def check_history(
     engine: Engine,
     topics: Sequence[str],
@@ -131,7 +106,7 @@ def check_history(
         duplicates_published=len(records) - len(on_broker),
         duplicate_effects=duplicate_effects,
         missing_effects=missing_effects,
-        order_violations=_order_violations(records, row_of),
+        order_violations=len(order_violations(records, row_of)),
         sent_without_ack=sum(1 for mid, s in status_of.items() if s in PUBLISHED and mid not in on_broker),
         stuck=sum(1 for s in status_of.values() if s == "NEW"),
         failed=sum(1 for s in status_of.values() if s == "FAILED"),
