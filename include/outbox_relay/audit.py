@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
@@ -87,11 +87,7 @@ class Auditor:
                 after = chunk[-1].row_id
 
     def _epoch_ms(self, moment: datetime) -> int:
-        offset = self.config.db_time_zone
-        sign = -1 if offset.startswith("-") else 1
-        hours, minutes = (int(x) for x in offset[1:].split(":"))
-        local = timezone(sign * timedelta(hours=hours, minutes=minutes))
-        return int(moment.replace(tzinfo=local).astimezone(UTC).timestamp() * 1000)
+        return int(moment.replace(tzinfo=self.config.db_tzinfo).timestamp() * 1000)
 
     def _compare(
         self, rows: Sequence[AuditedRow], records: Sequence[TopicRecord], report: AuditReport

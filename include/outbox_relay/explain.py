@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from outbox_relay.config import ServiceConfig
 from outbox_relay.models import StatsMixin
 from outbox_relay.store.explain import ExplainQueries, RowSnapshot
+from outbox_relay.store.retry_state import retry_state_for
 from outbox_relay.store.table import OutboxTable
 
 
@@ -32,7 +33,8 @@ class Explanation(StatsMixin):
 class Explainer:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.queries = ExplainQueries(OutboxTable(config))
+        table = OutboxTable(config)
+        self.queries = ExplainQueries(table, retry_state_for(table))
 
     def explain(self, conn: Connection, reference: str) -> Explanation | None:
         row = self.queries.find(conn, reference)

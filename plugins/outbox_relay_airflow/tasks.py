@@ -6,7 +6,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -67,9 +67,7 @@ def fail_without_retry(body: Callable[P, R]) -> Callable[P, R]:
 
 def _naive_in(moment: datetime, config: ServiceConfig) -> datetime:
     """Convert an aware Airflow timestamp to the naive local time the service's DB stores."""
-    sign = -1 if config.db_time_zone.startswith("-") else 1
-    hours, minutes = (int(x) for x in config.db_time_zone[1:].split(":"))
-    return moment.astimezone(timezone(sign * timedelta(hours=hours, minutes=minutes))).replace(tzinfo=None)
+    return moment.astimezone(config.db_tzinfo).replace(tzinfo=None)
 
 
 def window_for(context: dict[str, Any], config: ServiceConfig) -> Window | None:

@@ -9,6 +9,7 @@ omitted the project's standard table (``sql/01_outbox_message.sql``) is assumed.
 from __future__ import annotations
 
 import re
+from datetime import timedelta, timezone
 from typing import Self
 
 from pydantic import Field, field_validator, model_validator
@@ -172,6 +173,13 @@ class ServiceConfig(Strict):
             )
 
     # --- derived values -------------------------------------------------------------
+
+    @property
+    def db_tzinfo(self) -> timezone:
+        """``db_time_zone`` as a fixed-offset time zone (naive DB times are in it)."""
+        sign = -1 if self.db_time_zone.startswith("-") else 1
+        hours, minutes = (int(x) for x in self.db_time_zone[1:].split(":"))
+        return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
     @property
     def all_topics(self) -> tuple[str, ...]:

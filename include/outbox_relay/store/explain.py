@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from outbox_relay.store.naming import ATTEMPT_TABLE
+from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
 
 # Logical fields read when the table maps them (absent ones come back as None).
@@ -35,8 +35,9 @@ class RowSnapshot:
 
 
 class ExplainQueries:
-    def __init__(self, table: OutboxTable) -> None:
+    def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
         self.table = table
+        self.retry_state = retry_state
         t = table
         self._mapped = [f for f in _FIELDS if t.column(f)]
         select = [f"{t.id_col} AS r_id", f"{t.status_col} AS r_status", "NOW(6) AS r_now"]
@@ -60,18 +61,13 @@ class ExplainQueries:
     def _snapshot(self, conn: Connection, row: Any) -> RowSnapshot:
         t = self.table
         fields = {f: row[f"f_{f}"] for f in self._mapped}
-        attempts, error, next_at, given_up = fields.get("attempts"), fields.get("last_error"), None, False
-        next_at = fields.get("next_attempt_at")
-        if not t.columns.inline_retry_state:
-            state = conn.execute(
-                text(
-                    f"SELECT attempts, last_error, next_attempt_at, failed FROM {ATTEMPT_TABLE} "
-                    "WHERE service = :service AND source_table = :tbl AND row_id = :row_id"
-                ),
-                {**t.attempt_params, "row_id": str(row["r_id"])},
-            ).first()
-            if state is not None:
-                attempts, error, next_at, given_up = state[0], state[1], state[2], bool(state[3])
+        outside = self.retry_state.outside_state(conn, row["r_id"])
+        attempts, error, next_at, given_up = outside or (
+            fields.get("attempts"),
+            fields.get("last_error"),
+            fields.get("next_attempt_at"),
+            False,
+        )
         return RowSnapshot(
             row_id=row["r_id"],
             message_id=t.message_id_for(row["r_id"], fields.get("message_id")),
@@ -91,16 +87,9 @@ class ExplainQueries:
         key_col, key = t.column("key"), snapshot.fields.get("key")
         if key_col is None or key is None:
             return None
-        if t.columns.inline_retry_state:
-            waiting = f"{t.column('next_attempt_at')} > NOW(6)"
-        else:
-            waiting = (
-                f"EXISTS (SELECT 1 FROM {ATTEMPT_TABLE} a WHERE a.service = :service AND a.source_table = :tbl "
-                f"AND a.row_id = CAST({t.name}.{t.id_col} AS CHAR) AND a.failed = 0 AND a.next_attempt_at > NOW(6))"
-            )
         sql = text(
             f"{self._select} WHERE {key_col} = :key AND {t.status_col} = :new AND {t.id_col} < :id "
-            f"AND {waiting}{t.row_filter} ORDER BY {t.id_col} LIMIT 1"
+            f"AND {self.retry_state.waiting_condition}{t.row_filter} ORDER BY {t.id_col} LIMIT 1"
         )
         params = {
             "key": key,

@@ -34,9 +34,6 @@ class OutboxStore:
     def cursor_start(self, conn: Connection) -> Any:
         return self.table.cursor_start(conn)
 
-    def message_id_for(self, row_id: Any, stored: Any) -> str:
-        return self.table.message_id_for(row_id, stored)
-
     def claim(
         self, conn: Connection, after: Any, limit: int, window: Window | None = None, republish: bool = False
     ) -> list[OutboxRow]:

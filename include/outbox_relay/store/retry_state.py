@@ -8,6 +8,7 @@ Both strategies answer the same questions, so the claim, the relay and reconcili
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
@@ -15,6 +16,9 @@ from sqlalchemy import Connection, text
 from outbox_relay.models import Failure, OutboxRow
 from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, id_list, quote, truncate_error
 from outbox_relay.store.table import OutboxTable
+
+# attempts, last error, next attempt time, given up: one row's entry in the attempt table.
+OutsideState = tuple[int, str | None, datetime | None, bool]
 
 
 class RetryState(Protocol):
@@ -37,6 +41,13 @@ class RetryState(Protocol):
 
     def forget(self, conn: Connection, row_ids: Sequence[Any]) -> None:
         """Drop retry state kept outside the row (rows sent, or reset to NEW with a fresh budget)."""
+
+    @property
+    def waiting_condition(self) -> str:
+        """A WHERE fragment: this row of the table waits for its retry time (needs ``attempt_params``)."""
+
+    def outside_state(self, conn: Connection, row_id: Any) -> OutsideState | None:
+        """One row's state when it is kept outside the row (None: in the row's own columns, or none)."""
 
 
 class InlineRetryState:
@@ -89,6 +100,13 @@ class InlineRetryState:
 
     def forget(self, conn: Connection, row_ids: Sequence[Any]) -> None:
         return None  # the row's own columns are reset by the statement that changes its status
+
+    @property
+    def waiting_condition(self) -> str:
+        return f"{self.next_attempt_at} > NOW(6)"
+
+    def outside_state(self, conn: Connection, row_id: Any) -> OutsideState | None:
+        return None
 
 
 class AttemptTableRetryState:
@@ -180,6 +198,26 @@ class AttemptTableRetryState:
             "ids",
         )
         conn.execute(sql, {**self.table.attempt_params, "ids": [str(i) for i in row_ids]})
+
+    @property
+    def waiting_condition(self) -> str:
+        t = self.table
+        return (
+            f"EXISTS (SELECT 1 FROM {ATTEMPT_TABLE} a WHERE a.service = :service AND a.source_table = :tbl "
+            f"AND a.row_id = CAST({t.name}.{t.id_col} AS CHAR) AND a.failed = 0 AND a.next_attempt_at > NOW(6))"
+        )
+
+    def outside_state(self, conn: Connection, row_id: Any) -> OutsideState | None:
+        state = conn.execute(
+            text(
+                f"SELECT attempts, last_error, next_attempt_at, failed FROM {ATTEMPT_TABLE} "
+                "WHERE service = :service AND source_table = :tbl AND row_id = :row_id"
+            ),
+            {**self.table.attempt_params, "row_id": str(row_id)},
+        ).first()
+        if state is None:
+            return None
+        return int(state[0]), None if state[1] is None else str(state[1]), state[2], bool(state[3])
 
 
 def retry_state_for(table: OutboxTable) -> RetryState:

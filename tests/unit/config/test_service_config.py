@@ -125,3 +125,13 @@ def test_quoting() -> None:
 def test_shipped_service_configs_are_valid() -> None:
     loaded = load_services(ROOT / "dags" / "services")
     assert not loaded.errors and "orders" in loaded.services
+
+
+def test_the_db_time_zone_is_one_fixed_offset() -> None:
+    """Backfill windows, reconciliation times and audits all convert through it."""
+    from datetime import timedelta
+
+    east = ServiceConfig.model_validate({"service": "s", "topic": "t", "db_time_zone": "+08:00"})
+    west = ServiceConfig.model_validate({"service": "s", "topic": "t", "db_time_zone": "-05:30"})
+    assert east.db_tzinfo.utcoffset(None) == timedelta(hours=8)
+    assert west.db_tzinfo.utcoffset(None) == -timedelta(hours=5, minutes=30)
