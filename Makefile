@@ -13,6 +13,10 @@ PYTEST_WORKERS ?= 3
 export TANSU_SMOKE_PORT ?= 19192
 export OUTBOX_TEST_DB_URL ?= mysql+pymysql://root@127.0.0.1:3306
 export OUTBOX_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(BROKER_PORT)
+# Every demo and test starts many Python processes (`airflow`, the CLI, relays); without bytecode
+# each one compiles Airflow from source again (`airflow version`: 5.8 CPU-s instead of 2.3). So the
+# venv is compiled at install, and Python may cache the project's own modules.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install services broker broker-stop demo test test-tansu lint typecheck unit integration clean
 
@@ -22,7 +26,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	@mkdir -p .run
 	@test -x $(UV) || ($(PYTHON) -m venv .run/tools && .run/tools/bin/pip install -q uv==0.13.8)
 	$(UV) venv -q --allow-existing -p $(PYTHON) $(VENV)
-	$(UV) pip sync -q -p $(PY) requirements.lock
+	$(UV) pip sync -q --compile-bytecode -p $(PY) requirements.lock
 	@# The project's packages are used in place: include/ and plugins/ go on the venv's path.
 	@printf '%s\n%s\n' "$(CURDIR)/include" "$(CURDIR)/plugins" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/outbox_relay_project.pth
 	@# Editable install of the package itself: the `outbox-relay` command (examples stay unpackaged).

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import ROOT
 
@@ -24,23 +25,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _psql(sql: str) -> None:
+def _psql(sql: str, *params: object, db: str = "postgres") -> list[tuple[Any, ...]]:
     import psycopg2
 
-    conn = psycopg2.connect(PG_URL.replace("postgresql+psycopg2://", "postgresql://") + "/postgres")
+    conn = psycopg2.connect(f"{PG_URL.replace('postgresql+psycopg2://', 'postgresql://')}/{db}")
     conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params or None)
+            return list(cur.fetchall()) if cur.description else []
+    finally:
+        conn.close()
 
 
 class AirflowStack:
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
+    def __init__(self, home: Path, env: dict[str, str], db: str) -> None:
         self.home = home
         self.env = env
+        self.db = db
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def metadata(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """A query on the stack's metadata database: waiting loops read it there, since every
+        `airflow` CLI call costs seconds of CPU (imports) that the scheduler under test needs."""
+        return _psql(sql, *params, db=self.db)
 
 
 @contextmanager
@@ -67,7 +77,7 @@ def airflow_stack(home: Path, extra_env: dict[str, str]) -> Iterator[AirflowStac
             **extra_env,
         }
     )
-    stack = AirflowStack(home, env)
+    stack = AirflowStack(home, env, db)
     migrated = stack.cli("db", "migrate", timeout=300)
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     procs = []

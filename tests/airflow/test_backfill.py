@@ -18,20 +18,19 @@ from tests.integration.outbox_rows import insert_rows, statuses
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 
-def _runs(stack: AirflowStack, dag_id: str) -> list[dict[str, str]]:
-    listed = stack.cli("dags", "list-runs", dag_id, "--output", "json")
-    lines = [line for line in listed.stdout.splitlines() if line.startswith("[")]
-    return json.loads(lines[-1]) if listed.returncode == 0 and lines else []
-
-
 def _wait_for_backfill_runs(
     stack: AirflowStack, dag_id: str, count: int, seconds: float
-) -> list[dict[str, str]]:
+) -> list[tuple[str, str]]:
     deadline = time.monotonic() + seconds
-    runs: list[dict[str, str]] = []
+    runs: list[tuple[str, str]] = []
     while time.monotonic() < deadline:
-        runs = [r for r in _runs(stack, dag_id) if r["run_id"].startswith("backfill__")]
-        if len([r for r in runs if r["state"] in {"success", "failed"}]) >= count:
+        runs = [
+            (str(run_id), str(state))
+            for run_id, state in stack.metadata(
+                "SELECT run_id, state FROM dag_run WHERE dag_id = %s AND run_id LIKE 'backfill%%'", dag_id
+            )
+        ]
+        if len([r for r in runs if r[1] in {"success", "failed"}]) >= count:
             return runs
         time.sleep(2)
     raise AssertionError(f"backfill runs of {dag_id} did not finish in {seconds}s: {runs}")
@@ -70,7 +69,7 @@ def test_backfill_republishes_unconfirmed_rows_of_its_window_only(
     }
     with airflow_stack(tmp_path / "airflow", env) as stack:
         deadline = time.monotonic() + 90
-        while "outbox_billing_relay" not in stack.cli("dags", "list", "--output", "plain").stdout:
+        while not stack.metadata("SELECT 1 FROM dag WHERE dag_id = 'outbox_billing_relay'"):
             assert time.monotonic() < deadline, "the DAG processor never parsed outbox_billing_relay"
             time.sleep(2)
         assert stack.cli("dags", "unpause", "outbox_billing_relay").returncode == 0  # paused DAGs run nothing
@@ -81,7 +80,7 @@ def test_backfill_republishes_unconfirmed_rows_of_its_window_only(
         )  # fmt: skip
         assert created.returncode == 0, created.stdout + created.stderr
         runs = _wait_for_backfill_runs(stack, "outbox_billing_relay", 2, 240)
-        assert {r["state"] for r in runs} == {"success"}, runs
+        assert {state for _, state in runs} == {"success"}, runs
 
     status = statuses(db_engine)
     assert [status[m] for m in (new_in, sent_in, sent_out)] == ["SENT"] * 3
