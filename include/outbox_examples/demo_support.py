@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,31 +37,42 @@ class TopicReadback:
         return set(self.per_id)
 
 
-def topic_reader(topic: str, servers: str | None = None, idle_ms: int = 4000) -> Any:
-    """A kafka-python consumer reading ``topic`` from the start without a group: a second client library,
-    as an independent check of what really landed. Iterating it ends after ``idle_ms`` of silence."""
-    from kafka import KafkaConsumer
+def topic_records(topic: str, servers: str | None = None, timeout_seconds: float = 60.0) -> list[Any]:
+    """Every record of ``topic``, in partition order, read with kafka-python: a second client library, as
+    an independent check of what really landed. Reading stops at the first empty poll once every
+    partition is at its end offset, instead of after seconds of silence. (The empty poll is for Tansu,
+    whose end offset is the last batch's first offset + 1, short of the batch's later records.)"""
+    from kafka import KafkaConsumer, TopicPartition
 
-    return KafkaConsumer(
-        topic,
-        bootstrap_servers=servers or bootstrap(),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=idle_ms,
-    )
+    reader = KafkaConsumer(bootstrap_servers=servers or bootstrap(), group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
+        if not partitions:
+            return []
+        reader.assign(partitions)
+        reader.seek_to_beginning()
+        ends: dict[Any, int] = reader.end_offsets(partitions)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            polled = [r for batch in reader.poll(timeout_ms=300).values() for r in batch]
+            records += polled
+            if not polled and all(reader.position(tp) >= ends[tp] for tp in partitions):
+                return sorted(records, key=lambda r: (r.partition, r.offset))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: not read to its end offsets {ends} in {timeout_seconds}s")
+    finally:
+        reader.close()
 
 
 def read_back(topic: str, message_ids: set[str], header: str = "outbox-message-id") -> TopicReadback:
-    """Count the messages of ``topic`` that carry one of ``message_ids``, read with :func:`topic_reader`."""
-    reader = topic_reader(topic)
+    """Count the messages of ``topic`` that carry one of ``message_ids``, read with :func:`topic_records`."""
     found = TopicReadback()
-    for record in reader:
+    for record in topic_records(topic):
         message_id = dict(record.headers or []).get(header, b"").decode()
         if message_id in message_ids:  # the topic may hold earlier demo runs' messages
             found.total += 1
             found.per_id[message_id] += 1
-    reader.close()
     return found
 
 

@@ -62,7 +62,7 @@ class History:
 def broker_records(topics: Sequence[str], bootstrap: str) -> list[Record]:
     records: list[Record] = []
     for topic in topics:
-        records += read_all(topic, idle_ms=1500, bootstrap=bootstrap)
+        records += read_all(topic, bootstrap=bootstrap)
     return records
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from outbox_examples.demo_support import topic_reader
+from outbox_examples.demo_support import topic_records
 from outbox_relay.kafka.topics import wait_for_leaders
 from tests.stack import BOOTSTRAP
 
@@ -48,9 +48,9 @@ def producer(bootstrap: str = BOOTSTRAP, **overrides: Any) -> Producer:
     )
 
 
-def read_all(topic: str, idle_ms: int = 2500, bootstrap: str = BOOTSTRAP) -> list[Record]:
-    reader = topic_reader(topic, bootstrap, idle_ms)
-    records = [
+def read_all(topic: str, bootstrap: str = BOOTSTRAP) -> list[Record]:
+    """Every record of ``topic`` up to its end offsets now, in partition order."""
+    return [
         Record(
             r.topic,
             r.partition,
@@ -59,10 +59,8 @@ def read_all(topic: str, idle_ms: int = 2500, bootstrap: str = BOOTSTRAP) -> lis
             r.value,
             {k: v.decode() for k, v in (r.headers or [])},
         )
-        for r in reader
+        for r in topic_records(topic, bootstrap)
     ]
-    reader.close()
-    return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
 def send(

@@ -15,7 +15,7 @@ from urllib.parse import quote_plus
 
 from sqlalchemy import Engine, text
 
-from outbox_examples.demo_support import topic_reader
+from outbox_examples.demo_support import topic_records
 from outbox_examples.image_upload.events import parse_key
 from outbox_examples.image_upload.objectstore import s3_record, send_notification, upload
 from outbox_examples.image_upload.services import (
@@ -221,16 +221,13 @@ def copies_per_message(records: list[TopicRecord]) -> Counter[str]:
     return Counter(r.message_id for r in records)
 
 
-def read_topic(topic: str, bootstrap: str, idle_ms: int = 3000) -> list[TopicRecord]:
+def read_topic(topic: str, bootstrap: str) -> list[TopicRecord]:
     """Everything on the image topic in partition order, read back with kafka-python (a second client)."""
-    reader = topic_reader(topic, bootstrap, idle_ms)
-    raw = sorted(reader, key=lambda r: (r.partition, r.offset))
-    reader.close()
     return [
         TopicRecord(
             None if r.key is None else r.key.decode(),
             dict(r.headers or []).get("outbox-message-id", b"").decode(),
             json.loads(r.value),
         )
-        for r in raw
+        for r in topic_records(topic, bootstrap)
     ]
