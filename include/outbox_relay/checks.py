@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.topics import missing_topics, service_topics
 from outbox_relay.store.introspection import add_index_ddl, column_types, indexes
-from outbox_relay.store.naming import ATTEMPT_TABLE, split_table_name
+from outbox_relay.store.naming import ATTEMPT_TABLE, REPLAY_TABLE, split_table_name
 
 
 @dataclass
@@ -60,6 +60,12 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
             f"retry state table {ATTEMPT_TABLE} is missing (this table has no attempts columns)"
         )
         report.fixes.append("apply sql/02_outbox_relay_attempt.sql")
+    if not column_types(conn, REPLAY_TABLE):
+        report.problems.append(
+            f"replay history table {REPLAY_TABLE} is missing (replays and backfill republishes record "
+            "every row they send again there)"
+        )
+        report.fixes.append("apply sql/04_outbox_relay_replay.sql")
 
 
 def _check_consumer_table(conn: Connection, config: ServiceConfig, report: CheckReport) -> None:

@@ -8,10 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import ProgrammingError
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.models import StatsMixin
 from outbox_relay.store.explain import ExplainQueries, RowSnapshot
+from outbox_relay.store.replay import ReplayQueries
 from outbox_relay.store.retry_state import retry_state_for
 from outbox_relay.store.table import OutboxTable
 
@@ -27,14 +29,22 @@ class Explanation(StatsMixin):
 
     def lines(self) -> list[str]:
         head = f"service {self.service} row {self.row_id} (message {self.message_id}): {self.state}"
-        return [head, f"  why: {self.why}", *(f"  {k}: {v}" for k, v in self.facts.items() if v is not None)]
+        lines = [head, f"  why: {self.why}"]
+        for name, value in self.facts.items():
+            if isinstance(value, list):
+                lines += [f"  {name}:", *(f"    - {item}" for item in value)]
+            elif value is not None:
+                lines.append(f"  {name}: {value}")
+        return lines
 
 
 class Explainer:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         table = OutboxTable(config)
-        self.queries = ExplainQueries(table, retry_state_for(table))
+        retry_state = retry_state_for(table)
+        self.queries = ExplainQueries(table, retry_state)
+        self.replays = ReplayQueries(table, retry_state)
 
     def explain(self, conn: Connection, reference: str) -> Explanation | None:
         row = self.queries.find(conn, reference)
@@ -51,9 +61,24 @@ class Explainer:
                 for name in ("key", "topic", "created_at", "sent_at", "confirmed_at")
             },
             "relay run": row.fields.get("run_id"),
+            "replays": self._replays(conn, row.row_id),
             "database clock": row.now,
         }
         return Explanation(self.config.service, row.row_id, row.message_id, state, why, facts)
+
+    def _replays(self, conn: Connection, row_id: Any) -> list[str] | str | None:
+        """Every replay of the row, oldest first (None when there was none)."""
+        try:
+            entries = self.replays.history(conn, row_id)
+        except ProgrammingError as exc:  # no history table yet: say so instead of failing the explanation
+            conn.rollback()
+            return f"unknown: {exc.orig}; apply sql/04_outbox_relay_replay.sql"
+        lines = [
+            f"{e.at} {e.action} by {e.requested_by} in run {e.run_id} ({e.reason}); before: status "
+            f"{e.previous_status}" + (f", error {e.previous_error!r}" if e.previous_error else "")
+            for e in entries
+        ]
+        return lines or None
 
     def _state(self, conn: Connection, row: RowSnapshot) -> tuple[str, str]:
         st = self.config.statuses

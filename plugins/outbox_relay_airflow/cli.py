@@ -1,4 +1,4 @@
-"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile|explain|audit|schema`` (also
+"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile|explain|audit|replay|schema`` (also
 ``python -m outbox_relay_airflow.cli ...``).
 
 Connections are resolved the Airflow way (``AIRFLOW_CONN_*`` variables, secrets
@@ -8,8 +8,10 @@ backends or the metadata DB), so the CLI checks exactly what the DAGs will use.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -25,8 +27,10 @@ from outbox_relay.config.loader import (
     load_services,
 )
 from outbox_relay.config.schema import service_schema_text
+from outbox_relay.errors import ConfigurationError, InfrastructureError
 from outbox_relay.explain import Explainer, parse_reference
 from outbox_relay.reconciliation import parse_time
+from outbox_relay.replay import ReplayAudit
 from outbox_relay.store.outbox import OutboxStore
 
 
@@ -66,9 +70,59 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", type=_iso, required=True, help="rows created at or after this time")
     audit.add_argument("--until", type=_iso, help="rows created before this time (default: now)")
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    _replay_parser(sub)
     schema = sub.add_parser("schema", help="print the service files' JSON Schema (for editors)")
     schema.add_argument("--output", "-o", type=Path, help="write it to this file instead of stdout")
     return parser
+
+
+def _replay_parser(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "replay",
+        help="send FAILED rows again (back to NEW) or republish SENT-unconfirmed rows; bounded and recorded",
+        description="Every row replayed gets a row in the replay history (outbox_relay_replay) with --by and "
+        "--reason. Exit status 0: done (or dry run); 2: bad arguments or more rows match than --max-rows. "
+        "Times without an offset are in the service's db_time_zone.",
+    )
+    cmd.add_argument("service")
+    cmd.add_argument("--failed", action="store_true", help="FAILED rows (the default when neither is given)")
+    cmd.add_argument("--unconfirmed", action="store_true", help="SENT rows not (yet) confirmed")
+    cmd.add_argument(
+        "--row-id", action="append", default=[], dest="row_ids", help="a primary key (repeatable)"
+    )
+    cmd.add_argument("--message-id", action="append", default=[], dest="message_ids", help="(repeatable)")
+    cmd.add_argument("--key", help="only rows of this message key")
+    cmd.add_argument("--event-type", help="only rows of this event type")
+    cmd.add_argument("--since", help="only rows created at or after this ISO time")
+    cmd.add_argument("--until", help="only rows created before this ISO time")
+    cmd.add_argument("--max-rows", type=int, default=1000, help="refuse when more rows match (default 1000)")
+    cmd.add_argument("--dry-run", action="store_true", help="only list what would be replayed")
+    cmd.add_argument("--reason", required=True, help="why (kept in the replay history)")
+    cmd.add_argument("--by", default=getpass.getuser(), help="who asks (default: this OS user)")
+    cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    kinds = [k for k, on in (("failed", args.failed), ("unconfirmed", args.unconfirmed)) if on] or ["failed"]
+    params = {
+        "statuses": kinds, "row_ids": args.row_ids, "message_ids": args.message_ids, "key": args.key,
+        "event_type": args.event_type, "created_from": args.since, "created_until": args.until,
+        "max_rows": args.max_rows, "dry_run": args.dry_run,
+    }  # fmt: skip
+    try:
+        config = load_service(args.service, args.services_dir)
+        from outbox_relay_airflow import replay_tasks  # Airflow is imported once the arguments are good
+
+        audit = ReplayAudit(args.by, args.reason, f"cli__replay__{uuid.uuid4().hex[:12]}")
+        report = replay_tasks.replay(config, replay_tasks.request_from_params(params, audit, config))
+    except (LookupError, ConfigurationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except InfrastructureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.as_dict(), default=str) if args.json else "\n".join(report.lines()))
+    return 0
 
 
 def _iso(value: str) -> datetime:
@@ -267,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _explain(args)
     if args.command == "audit":
         return _audit(args, parser)
+    if args.command == "replay":
+        return _replay(args)
     return _run_now(args)
 
 

@@ -1,4 +1,4 @@
-"""Build each registered service's DAGs from its YAML file (relay, confirmations, cleanup, reconcile).
+"""Build each registered service's DAGs from its YAML file (relay, replay, confirmations, cleanup, reconcile).
 
 Parsing does no database or network I/O: tasks re-read their config and open
 connections only when they run. A bad config never stops the other services'
@@ -16,7 +16,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_conte
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import ConfigError, load_services
 from outbox_relay.errors import ConfigurationError
-from outbox_relay_airflow import tasks
+from outbox_relay_airflow import replay_tasks, tasks
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 CRON_PRESETS = {
@@ -164,8 +164,65 @@ def reconciliation_dag(config: ServiceConfig) -> DAG:
     return dag
 
 
+def _replay_params(config: ServiceConfig) -> dict[str, Param]:
+    kinds = ["failed", "unconfirmed"] if config.confirmation is not None else ["failed"]
+    text = ["null", "string"]
+    return {
+        "reason": Param("", type="string", minLength=1, description="Why (kept in the replay history)."),
+        "statuses": Param(["failed"], type="array", items={"type": "string", "enum": kinds},
+                          description="failed: FAILED rows go back to NEW for the relay; unconfirmed: SENT "
+                          "rows without a confirmation are published again now (outbox-replay header)."),
+        "row_ids": Param(None, type=text, description="Primary keys, separated by commas or spaces."),
+        "message_ids": Param(None, type=text, description="Message ids, separated by commas or spaces."),
+        "key": Param(None, type=text, description="Only rows of this message key."),
+        "event_type": Param(None, type=text, description="Only rows of this event type."),
+        "created_from": Param(None, type=text, description="Rows created at or after (ISO, DB time zone)."),
+        "created_until": Param(None, type=text, description="Rows created before (ISO, DB time zone)."),
+        "max_rows": Param(1000, type="integer", minimum=1,
+                          description="Refuse the replay when more rows match (nothing is changed)."),
+        "dry_run": Param(False, type="boolean", description="Only list what would be replayed."),
+    }  # fmt: skip
+
+
+def replay_dag(config: ServiceConfig) -> DAG:
+    """Manual runs only: plan (a dry run), a human's approval above ``replay_approval_above_rows``
+    (Airflow's Required Actions), then the replay; each run is the audit record of who asked and why."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    threshold = config.replay_approval_above_rows
+    description = f"Replay FAILED / unconfirmed rows of {config.table}"
+    with _service_dag(config, "replay", description, None, **_replay_params(config)) as dag:
+
+        @task(task_id="plan")
+        def plan(service: str) -> dict[str, Any]:
+            return replay_tasks.run_replay_plan(service, dict(get_current_context()))
+
+        @task.branch(task_id="needs_approval")
+        def needs_approval(planned: dict[str, Any]) -> list[str]:
+            params = get_current_context()["params"]
+            if params.get("dry_run") or not planned["matched"]:
+                return []  # nothing to change: approve and replay are skipped
+            return ["approve", "replay"] if planned["matched"] > threshold else ["replay"]
+
+        approve = ApprovalOperator(
+            task_id="approve",
+            subject=f"Replay rows of outbox service {config.service}?",
+            body="{{ ti.xcom_pull(task_ids='plan') }}\n\nReason: {{ params.reason }}",
+        )
+
+        @task(task_id="replay", trigger_rule="none_failed_min_one_success")
+        def run(service: str) -> dict[str, Any]:
+            return replay_tasks.run_replay(service, dict(get_current_context()))
+
+        branch = needs_approval(plan(config.service))  # type: ignore[arg-type]  # an XComArg at parse time
+        done = run(config.service)
+        branch >> [approve, done]
+        approve >> done
+    return dag
+
+
 def service_dags(config: ServiceConfig) -> list[DAG]:
-    dags = [relay_dag(config)]
+    dags = [relay_dag(config), replay_dag(config)]
     if config.confirmation is not None:
         dags.append(confirmations_dag(config))
     if config.retention is not None:

@@ -39,10 +39,46 @@ def _psql(sql: str, *params: object, db: str = "postgres") -> list[tuple[Any, ..
 
 
 class AirflowStack:
-    def __init__(self, home: Path, env: dict[str, str], db: str) -> None:
+    def __init__(self, home: Path, env: dict[str, str], db: str, port: int) -> None:
         self.home = home
         self.env = env
         self.db = db
+        self.url = f"http://127.0.0.1:{port}"
+        self._token: str | None = None
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A call to the REST API (``/api/v2`` + path) as the all-admins user; returns the JSON body."""
+        import httpx
+
+        if self._token is None:
+            self._token = httpx.get(f"{self.url}/auth/token", timeout=30).json()["access_token"]
+        reply = httpx.request(
+            method, f"{self.url}/api/v2{path}", headers={"Authorization": f"Bearer {self._token}"}, timeout=30,
+            **kwargs,
+        )  # fmt: skip
+        assert reply.is_success, f"{method} {path}: {reply.status_code} {reply.text[:2000]}"
+        return reply.json() if reply.content else None
+
+    def wait_for_dag(self, dag_id: str, seconds: float = 90) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.metadata("SELECT 1 FROM dag WHERE dag_id = %s", dag_id):
+            assert time.monotonic() < deadline, f"the DAG processor never parsed {dag_id}"
+            time.sleep(1)
+
+    def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str], seconds: float) -> str:
+        """Poll the task instance (in the metadata DB) until it is in one of ``states``."""
+        deadline = time.monotonic() + seconds
+        state = None
+        while time.monotonic() < deadline:
+            found = self.metadata(
+                "SELECT state FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s",
+                dag_id, run_id, task_id,
+            )  # fmt: skip
+            state = found[0][0] if found else None
+            if state in states:
+                return str(state)
+            time.sleep(1)
+        raise AssertionError(f"{dag_id} {run_id} {task_id} is {state}, not in {states} after {seconds}s")
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
@@ -54,7 +90,8 @@ class AirflowStack:
 
 
 @contextmanager
-def airflow_stack(home: Path, extra_env: dict[str, str]) -> Iterator[AirflowStack]:
+def airflow_stack(home: Path, extra_env: dict[str, str], triggerer: bool = False) -> Iterator[AirflowStack]:
+    """The stack; with ``triggerer`` also a triggerer (deferred tasks, e.g. Required Actions)."""
     db = f"airflow_t_{uuid.uuid4().hex[:10]}"
     _psql(f"CREATE DATABASE {db}")
     port = _free_port()
@@ -69,6 +106,7 @@ def airflow_stack(home: Path, extra_env: dict[str, str]) -> Iterator[AirflowStac
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # tests call the REST API as admin
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
@@ -77,12 +115,13 @@ def airflow_stack(home: Path, extra_env: dict[str, str]) -> Iterator[AirflowStac
             **extra_env,
         }
     )
-    stack = AirflowStack(home, env, db)
+    stack = AirflowStack(home, env, db, port)
     migrated = stack.cli("db", "migrate", timeout=300)
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     procs = []
     try:
-        for component in (["api-server", "--port", str(port)], ["scheduler"], ["dag-processor"]):
+        components = [["api-server", "--port", str(port)], ["scheduler"], ["dag-processor"]]
+        for component in components + ([["triggerer"]] if triggerer else []):
             log = open(home / f"{component[0]}.log", "w")  # noqa: SIM115 - closed with the process
             procs.append(
                 (subprocess.Popen([AIRFLOW, *component], env=env, stdout=log, stderr=subprocess.STDOUT), log)

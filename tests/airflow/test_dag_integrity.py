@@ -52,6 +52,11 @@ def test_every_generated_dag_imports_with_tags_retries_and_one_active_run(servic
     relay = dags["outbox_orders_relay"]
     assert [t.task_id for t in relay.topological_sort()] == ["ensure_topics", "relay"]
     assert relay.params.get_param("republish").description
+    replay = dags["outbox_orders_replay"]
+    assert replay.schedule is None or str(replay.timetable.summary) in {"None", "Never"}  # manual only
+    order = [t.task_id for t in replay.topological_sort()]
+    assert order[:2] == ["plan", "needs_approval"] and order.index("approve") < order.index("replay")
+    assert replay.params.get_param("reason").schema["minLength"] == 1
 
 
 def test_a_bad_config_is_an_import_error_naming_file_and_field_and_others_still_load(

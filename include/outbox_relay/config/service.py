@@ -65,6 +65,12 @@ class ServiceConfig(Strict):
         description="A scheduled relay run that finds the table's lock held relays nothing; after this many "
         "such runs in a row the run fails, naming the holder's MySQL connection id (0 = never fail).",
     )
+    replay_approval_above_rows: int = Field(
+        100,
+        ge=0,
+        description="A replay DAG run that selects more rows than this waits for a human's approval in "
+        "Airflow's Required Actions before it changes anything (0 = every replay waits).",
+    )
     schedule: str | None = Field("* * * * *", description="Cron expression or preset for the relay DAG.")
     confirm_schedule: str | None = "* * * * *"
     cleanup_schedule: str | None = "@daily"

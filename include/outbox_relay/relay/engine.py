@@ -27,6 +27,7 @@ from outbox_relay.models import Failure, OutboxRow, RunStats, Window
 from outbox_relay.relay.failures import FailurePolicy, after_dead_letter
 from outbox_relay.relay.messages import MessageBuilder
 from outbox_relay.store.outbox import OutboxStore
+from outbox_relay.store.replay import ReplayAudit
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class RunRequest:
     republish: bool = False
     time_budget_seconds: float | None = None
     poll_interval_seconds: float | None = None
+    named_rows: tuple[Any, ...] = ()  # a replay: only these rows (with republish, SENT ones too)
+    replay: ReplayAudit | None = None  # who asked for the republish, and why (history rows)
 
 
 class RelayLockBusyError(InfrastructureError):
@@ -150,7 +153,7 @@ class OutboxRelay:
             if batch is None:
                 return
             self._publish(batch, run, held_keys)
-            self._settle(batch, run.request.run_id)
+            self._settle(batch, run.request)
             self._raise_if_unavailable(batch)
             cursor = batch.rows[-1].row_id
 
@@ -179,7 +182,7 @@ class OutboxRelay:
                     self._publish(batch, run, held_keys)
                     if settling is not None:
                         settling.result()  # a failed SENT update fails the run here
-                    settling = workers.submit(self._settle, batch, run.request.run_id)
+                    settling = workers.submit(self._settle, batch, run.request)
                     if batch.outcome.unavailable:
                         settling.result()
                         self._raise_if_unavailable(batch)
@@ -219,8 +222,8 @@ class OutboxRelay:
             f"service {self.config.service}: another relay of {self.config.table} held the relay lock for "
             f"{self.config.relay_lock_wait_seconds:g}s (holder: MySQL connection id {holder})"
         )
-        if request.window is not None:
-            raise RelayLockBusyError(f"{message}; the backfill run fails so that Airflow retries it")
+        if request.window is not None or request.named_rows:
+            raise RelayLockBusyError(f"{message}; a backfill or replay run fails so that it can be retried")
         log.warning("%s; this run has nothing to do", message)
         stats.stopped_because = LOCK_BUSY
         return stats
@@ -231,7 +234,9 @@ class OutboxRelay:
         """Claim the next batch; ``None`` when none is left. Without ``settle_on`` the claim's transaction
         (and its row locks) stays open until the batch is settled on the same connection."""
         try:
-            rows = self.store.claim(conn, cursor, self.config.batch_size, request.window, request.republish)
+            rows = self.store.claim(
+                conn, cursor, self.config.batch_size, request.window, request.republish, request.named_rows
+            )
             if not rows or settle_on is not None:
                 conn.commit()
         except BaseException:
@@ -253,11 +258,12 @@ class OutboxRelay:
         batch.failures = self._dead_letter(failures, stats, held_keys)
         self._count(batch, stats)
 
-    def _settle(self, batch: _Batch, run_id: str) -> None:
+    def _settle(self, batch: _Batch, request: RunRequest) -> None:
         """Record the batch's outcome and commit (which also releases row locks the claim still held)."""
         conn = batch.conn
         try:
-            self.store.mark_sent(conn, [batch.rows[m.ref] for m in batch.outcome.acked], run_id)
+            acked = [batch.rows[m.ref] for m in batch.outcome.acked]
+            self.store.mark_sent(conn, acked, request.run_id, request.replay)
             self.store.record_failures(conn, batch.failures)
             conn.commit()
         except BaseException:

@@ -43,18 +43,23 @@ def _unpack(state: int) -> tuple[int, bool, bool]:
 
 
 class ClaimQuery:
-    """The claim statement of one service, built once for plain runs and once for republish runs."""
+    """The claim statements of one service, built once: plain runs, republish runs, and replays (which
+    claim only the rows they name, whatever their age)."""
 
     def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
         self.table = table
         self.retry_state = retry_state
         config = table.config
         self._checks_json = config.columns.payload is not None and config.payload.format == "json"
-        self._sql = {republish: self._build(with_status=republish) for republish in (False, True)}
+        self._sql = {
+            (republish, named): self._build(with_status=republish, named_rows=named)
+            for republish in (False, True)
+            for named in (False, True)
+        }
 
     def fields(self, republish: bool) -> dict[str, int]:
         """Position of each selected logical field in a result row (tests use it to build records)."""
-        return self._sql[republish][1]
+        return self._sql[(republish, False)][1]
 
     def _packed_state_sql(self) -> str | None:
         parts = []
@@ -66,7 +71,7 @@ class ClaimQuery:
             parts.append(f"COALESCE(JSON_VALID({quote(self.table.columns.payload or '')}), 0)")
         return " + ".join(parts) or None
 
-    def _build(self, with_status: bool) -> tuple[TextClause, dict[str, int]]:
+    def _build(self, with_status: bool, named_rows: bool) -> tuple[TextClause, dict[str, int]]:
         """The statement and the position of each selected field. The status is only selected when a
         republish may return SENT rows."""
         t = self.table
@@ -89,7 +94,9 @@ class ClaimQuery:
             f"{t.id_col} > :after",
         ]
         created = t.column("created_at")
-        if created and t.config.threshold_seconds > 0:
+        if named_rows:
+            where.append(f"{t.id_col} IN :named")
+        elif created and t.config.threshold_seconds > 0:
             where.append(f"{created} <= NOW(6) - INTERVAL :threshold_us MICROSECOND")
         if created:
             where.append(f"(:win_start IS NULL OR {created} >= :win_start)")
@@ -98,12 +105,21 @@ class ClaimQuery:
             f"SELECT {', '.join(select)} FROM {t.name} WHERE {' AND '.join(where)} "
             f"ORDER BY {t.id_col} LIMIT :limit FOR UPDATE SKIP LOCKED"
         )
-        return expanding(sql, "statuses"), {name: n for n, name in enumerate(fields)}
+        return expanding(sql, "statuses", *(["named"] if named_rows else [])), {
+            name: n for n, name in enumerate(fields)
+        }
 
     def claim(
-        self, conn: Connection, after: Any, limit: int, window: Window | None = None, republish: bool = False
+        self,
+        conn: Connection,
+        after: Any,
+        limit: int,
+        window: Window | None = None,
+        republish: bool = False,
+        named: Sequence[Any] = (),
     ) -> list[OutboxRow]:
-        """Lock the next rows after ``after`` (others' locked rows are skipped) in primary-key order."""
+        """Lock the next rows after ``after`` (others' locked rows are skipped) in primary-key order;
+        with ``named``, only those rows."""
         t = self.table
         if window is not None and t.columns.created_at is None:
             raise ConfigurationError(
@@ -123,7 +139,9 @@ class ClaimQuery:
             "win_start": window.start if window else None,
             "win_end": window.end if window else None,
         }
-        sql, fields = self._sql[republish]
+        if named:
+            params["named"] = list(named)
+        sql, fields = self._sql[(republish, bool(named))]
         rows = self.decode(conn.execute(sql, params).all(), fields)
         self.retry_state.load(conn, rows)
         return rows

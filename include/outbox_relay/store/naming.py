@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import TextClause
 from outbox_relay.config.identifiers import check_identifier
 
 ATTEMPT_TABLE = "outbox_relay_attempt"
+REPLAY_TABLE = "outbox_relay_replay"
 MAX_ERROR_CHARS = 2000
 
 

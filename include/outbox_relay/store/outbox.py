@@ -17,6 +17,7 @@ from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
 from outbox_relay.store.claim import ClaimQuery
 from outbox_relay.store.locks import RelayLock
 from outbox_relay.store.naming import expanding, id_list, quote, truncate_error
+from outbox_relay.store.replay import ReplayAudit, ReplayQueries
 from outbox_relay.store.retry_state import retry_state_for
 from outbox_relay.store.table import OutboxTable
 
@@ -30,19 +31,36 @@ class OutboxStore:
         self.lock = RelayLock(self.table)
         self.retry_state = retry_state_for(self.table)
         self.claims = ClaimQuery(self.table, self.retry_state)
+        self.replays = ReplayQueries(self.table, self.retry_state)
 
     def cursor_start(self, conn: Connection) -> Any:
         return self.table.cursor_start(conn)
 
     def claim(
-        self, conn: Connection, after: Any, limit: int, window: Window | None = None, republish: bool = False
+        self,
+        conn: Connection,
+        after: Any,
+        limit: int,
+        window: Window | None = None,
+        republish: bool = False,
+        named: Sequence[Any] = (),
     ) -> list[OutboxRow]:
-        return self.claims.claim(conn, after, limit, window, republish)
+        return self.claims.claim(conn, after, limit, window, republish, named)
 
     # --- outcome of a batch ----------------------------------------------------------
 
-    def mark_sent(self, conn: Connection, rows: Sequence[OutboxRow], run_id: str) -> int:
-        """One statement for the whole batch of acknowledged rows."""
+    def mark_sent(
+        self, conn: Connection, rows: Sequence[OutboxRow], run_id: str, replay: ReplayAudit | None = None
+    ) -> int:
+        """One statement for the whole batch of acknowledged rows. Rows that were SENT already (a
+        republish) keep their status and run id: the replay history records the republish instead."""
+        sent = self.table.statuses.sent
+        again = [r for r in rows if r.status == sent]
+        if again:
+            self.replays.record_republished(
+                conn, again, replay or ReplayAudit("airflow", "republish", run_id)
+            )
+            rows = [r for r in rows if r.status != sent]
         if not rows:
             return 0
         t = self.table

@@ -29,6 +29,10 @@ class RetryState(Protocol):
     def not_given_up(self) -> str:
         """A WHERE fragment leaving out rows given up on that still carry the NEW status (else '')."""
 
+    @property
+    def given_up(self) -> str:
+        """The opposite WHERE fragment: only NEW rows given up on (none where those carry FAILED)."""
+
     def load(self, conn: Connection, rows: list[OutboxRow]) -> None:
         """Fill in the claimed rows' attempts / waiting / failed when the claim could not read them."""
 
@@ -65,6 +69,10 @@ class InlineRetryState:
     @property
     def not_given_up(self) -> str:
         return ""  # a row given up on has the FAILED status, which claims never select
+
+    @property
+    def given_up(self) -> str:
+        return " AND 1 = 0"
 
     def load(self, conn: Connection, rows: list[OutboxRow]) -> None:
         return None
@@ -124,8 +132,17 @@ class AttemptTableRetryState:
         t = self.table
         if t.statuses.failed is not None:
             return ""
+        return f" AND NOT{self._given_up_exists}"
+
+    @property
+    def given_up(self) -> str:
+        return " AND 1 = 0" if self.table.statuses.failed is not None else f" AND{self._given_up_exists}"
+
+    @property
+    def _given_up_exists(self) -> str:
+        t = self.table
         return (
-            f" AND NOT EXISTS (SELECT 1 FROM {ATTEMPT_TABLE} given_up WHERE given_up.service = :service"
+            f" EXISTS (SELECT 1 FROM {ATTEMPT_TABLE} given_up WHERE given_up.service = :service"
             f" AND given_up.source_table = :tbl AND given_up.row_id = CAST({t.name}.{t.id_col} AS CHAR)"
             " AND given_up.failed = 1)"
         )

@@ -45,7 +45,7 @@ def test_shared_table_config_is_accepted(tmp_path: Path) -> None:
     store = OutboxStore(config)
     assert store.table.row_filter == " AND `message_send`.`service_name` = :row_filter"
     assert store.table.filter_params == {"row_filter": "billing"}
-    sql, fields = store.claims._sql[False]
+    sql, fields = store.claims._sql[(False, False)]
     claim = str(sql)
     assert "`part`" in claim and "`rf`" in claim and ":row_filter" in claim
     assert {"partition", "retry_flag"} <= set(fields)

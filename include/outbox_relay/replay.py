@@ -1,0 +1,165 @@
+"""Replay: send FAILED or SENT-but-unconfirmed rows again, on purpose, bounded and on record.
+
+* FAILED rows (and rows given up on that stay NEW when ``statuses.failed`` is null) are **requeued**:
+  back to NEW with a fresh attempt budget; their last error and attempt count go to the replay history.
+  The relay's next run publishes them like any NEW row.
+* SENT rows of a service with confirmations are **republished** now, with the ``outbox-replay: true``
+  header; their status and ``relay_run_id`` stay as they were, and each republish is a history row.
+
+Per-key order, precisely: rows are handled in primary-key order. A requeued row is published by the
+relay under its usual rule (primary-key order; a key's rows wait behind a row of the key that waits
+for its retry), so it goes out before every *later* row of its key that is not yet published. Rows of
+its key published while it was FAILED stay ahead of it: consumers see the replayed row after them. A
+SENT row is not republished (it is reported as held back) while an older row of its key is still
+unpublished, so a republish never overtakes a row of its key that consumers have not seen yet.
+
+More rows matching than ``max_rows`` refuses the whole replay: narrow the filter or raise the bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.errors import ConfigurationError, InfrastructureError
+from outbox_relay.models import StatsMixin
+from outbox_relay.relay.engine import OutboxRelay, RunRequest
+from outbox_relay.store.outbox import OutboxStore
+from outbox_relay.store.replay import FAILED, UNCONFIRMED, ReplayAudit, ReplayCandidate, ReplayFilter
+
+__all__ = [
+    "FAILED",
+    "UNCONFIRMED",
+    "ReplayAudit",
+    "ReplayFilter",
+    "ReplayReport",
+    "ReplayRequest",
+    "Replayer",
+]
+
+SHOWN_ROWS = 20  # rows listed in a report (all of them are counted)
+
+
+class ReplayLockBusyError(InfrastructureError):
+    """A relay of the table held its lock for longer than the replay waits."""
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    wanted: ReplayFilter
+    audit: ReplayAudit
+    max_rows: int = 1000
+    dry_run: bool = False
+
+
+@dataclass
+class ReplayReport(StatsMixin):
+    service: str
+    dry_run: bool
+    matched: int = 0
+    requeued: int = 0
+    republished: int = 0
+    held_back: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the first SHOWN_ROWS, with what happens
+
+    def lines(self) -> list[str]:
+        verb = "would be" if self.dry_run else "were"
+        head = (
+            f"service {self.service}: {self.matched} rows match; {self.requeued} {verb} requeued (FAILED -> NEW, "
+            f"sent by the relay's next run), {self.republished} {verb} republished, {self.held_back} held back"
+        )
+        shown = [f"  row {r['row_id']} ({r['message_id']}): {r['kind']} -> {r['outcome']}" for r in self.rows]
+        more = self.matched - len(self.rows)
+        return [head, *shown, *([f"  ... and {more} more"] if more > 0 else [])]
+
+
+class Replayer:
+    def __init__(self, config: ServiceConfig, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+        self.store = OutboxStore(config)
+
+    def check(self, request: ReplayRequest) -> None:
+        """Refuse a request this service cannot serve, naming the parameter."""
+        c, wanted = self.config, request.wanted
+        if not wanted.kinds or not wanted.kinds <= {FAILED, UNCONFIRMED}:
+            raise ConfigurationError(f"replay: statuses must be some of {FAILED!r}, {UNCONFIRMED!r}")
+        if UNCONFIRMED in wanted.kinds and c.confirmation is None:
+            raise ConfigurationError(
+                f"service {c.service!r} has no confirmation topic, so its SENT rows are final: "
+                "replay 'unconfirmed' needs confirmations (a backfill with republish sends a window again)"
+            )
+        for name, value in (("key", wanted.key), ("event_type", wanted.event_type)):
+            if value is not None and getattr(c.columns, name) is None:
+                raise ConfigurationError(f"replay: service {c.service!r} maps no columns.{name} to filter on")
+        if (wanted.created_from or wanted.created_until) and c.columns.created_at is None:
+            raise ConfigurationError(f"replay: service {c.service!r} maps no columns.created_at for a window")
+        if request.max_rows < 1:
+            raise ConfigurationError(f"replay: max_rows must be at least 1, not {request.max_rows}")
+        if not request.audit.reason.strip():
+            raise ConfigurationError("replay: a reason is required (it is kept in the replay history)")
+
+    def run(self, request: ReplayRequest, relay: OutboxRelay | None = None) -> ReplayReport:
+        """Requeue and republish what ``request`` selects (nothing when it is a dry run). ``relay``
+        publishes the SENT rows; required unless the request is a dry run or selects only FAILED rows."""
+        self.check(request)
+        report = ReplayReport(self.config.service, request.dry_run)
+        with self.engine.connect() as conn:
+            if not self.store.lock.acquire(conn, self.config.relay_lock_wait_seconds):
+                raise ReplayLockBusyError(
+                    f"service {self.config.service}: a relay of {self.config.table} held its lock for more "
+                    f"than {self.config.relay_lock_wait_seconds:g}s; retry the replay when that run ends"
+                )
+            try:
+                rows = self.store.replays.candidates(conn, request.wanted, request.max_rows + 1)
+                if len(rows) > request.max_rows:
+                    conn.rollback()
+                    raise ConfigurationError(
+                        f"replay of service {self.config.service}: more than max_rows={request.max_rows} "
+                        "rows match; narrow the filter (ids, key, event type, window) or raise max_rows"
+                    )
+                resend, held = self._split(conn, rows)
+                requeue = [r for r in rows if r.kind == FAILED]
+                if request.dry_run:
+                    conn.rollback()
+                else:
+                    self.store.replays.requeue(conn, requeue, request.audit)
+                    conn.commit()
+            finally:
+                self.store.lock.release(conn)
+        republished = self._republish(request, resend, relay) if resend and not request.dry_run else 0
+        report.matched, report.requeued, report.held_back = len(rows), len(requeue), len(held)
+        report.republished = len(resend) if request.dry_run else republished
+        report.rows = [self._shown(r, held) for r in rows[:SHOWN_ROWS]]
+        return report
+
+    def _split(self, conn: Any, rows: list[ReplayCandidate]) -> tuple[list[ReplayCandidate], set[Any]]:
+        """SENT rows to republish now, and the ids of those held back behind an older unpublished row."""
+        sent = [r for r in rows if r.kind == UNCONFIRMED]
+        first_unpublished = self.store.replays.older_unpublished(conn, sent)
+        held = {r.row_id for r in sent if r.key in first_unpublished and first_unpublished[r.key] < r.row_id}
+        return [r for r in sent if r.row_id not in held], held
+
+    def _republish(
+        self, request: ReplayRequest, rows: list[ReplayCandidate], relay: OutboxRelay | None
+    ) -> int:
+        if relay is None:
+            raise ValueError("republishing SENT rows needs a relay (a producer)")
+        stats = relay.run(
+            RunRequest(
+                run_id=request.audit.run_id,
+                republish=True,
+                named_rows=tuple(r.row_id for r in rows),
+                replay=request.audit,
+            )
+        )
+        return stats.republished
+
+    @staticmethod
+    def _shown(row: ReplayCandidate, held: set[Any]) -> dict[str, Any]:
+        outcome = "held back" if row.row_id in held else ("requeue" if row.kind == FAILED else "republish")
+        return {"row_id": row.row_id, "message_id": row.message_id, "kind": row.kind, "outcome": outcome,
+                "key": row.key, "last_error": row.last_error}  # fmt: skip

@@ -1,0 +1,109 @@
+"""The replay DAG on a real scheduler + triggerer + api-server: a dry run changes nothing, a small replay
+runs straight away, a large one waits in Airflow's Required Actions until a human approves it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, bindparam, text
+
+from tests.airflow.airflow_stack import AirflowStack, airflow_stack
+from tests.integration.kafka_tools import create_topics
+from tests.integration.outbox_rows import insert_rows, statuses
+from tests.stack import airflow_connections
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+
+DAG_ID = "outbox_billing_replay"
+
+
+def _trigger(stack: AirflowStack, conf: dict[str, Any]) -> str:
+    run = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+    return str(run["dag_run_id"])
+
+
+def _run_state(stack: AirflowStack, run_id: str, seconds: float = 300) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state = stack.metadata("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", DAG_ID, run_id)
+        if state and state[0][0] in {"success", "failed"}:
+            return str(state[0][0])
+        time.sleep(1)
+    raise AssertionError(f"{DAG_ID} run {run_id} did not finish in {seconds}s")
+
+
+def _history(engine: Engine) -> list[tuple[str, str, str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT message_id, action, run_id, reason FROM outbox_relay_replay ORDER BY id")
+        ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def _requested_by(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(text("SELECT requested_by FROM outbox_relay_replay"))}
+
+
+@pytest.mark.slow
+def test_replay_dag_dry_run_direct_run_and_approval_gate(
+    db_engine: Engine, topic_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = topic_name("replay_dag")
+    create_topics(topic, f"{topic}.results")
+    services = tmp_path / "services"
+    services.mkdir()
+    (services / "billing.yaml").write_text(
+        f"topic: {topic}\nschedule: null\nconfirm_schedule: null\nretention: null\n"
+        f"confirmation: {{topic: {topic}.results}}\nreplay_approval_above_rows: 2\nstart_paused: false\n"
+    )
+    a, b, c, d = insert_rows(db_engine, topic, ["a", "b", "c", "d"])
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE outbox_message SET status = 'FAILED', attempts = 5, last_error = 'bad schema' "
+                "WHERE message_id IN :m"
+            ).bindparams(bindparam("m", expanding=True)),
+            {"m": [a, b, c, d]},
+        )
+    env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}
+    with airflow_stack(tmp_path / "airflow", env, triggerer=True) as stack:
+        stack.wait_for_dag(DAG_ID)
+        stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+
+        dry = _trigger(stack, {"reason": "look first", "dry_run": True})
+        assert _run_state(stack, dry) == "success"
+        for task in ("approve", "replay"):
+            assert stack.wait_for_task(DAG_ID, dry, task, {"skipped"}, 5) == "skipped"
+        assert set(statuses(db_engine).values()) == {"FAILED"} and _history(db_engine) == []
+
+        small = _trigger(stack, {"reason": "key a only", "key": "a"})  # 1 row <= 2: no approval
+        assert _run_state(stack, small) == "success"
+        assert statuses(db_engine)[a] == "NEW"
+        assert _history(db_engine) == [(a, "requeue", small, "key a only")]
+
+        large = _trigger(stack, {"reason": "all the rest"})  # 3 rows > 2: a human must approve
+        stack.wait_for_task(DAG_ID, large, "approve", {"awaiting_input", "deferred"}, 300)
+        assert [statuses(db_engine)[m] for m in (b, c, d)] == ["FAILED"] * 3  # nothing changed yet
+        stack.api(
+            "PATCH",
+            f"/dags/{DAG_ID}/dagRuns/{large}/taskInstances/approve/-1/hitlDetails",
+            json={"chosen_options": ["Approve"]},
+        )
+        assert _run_state(stack, large) == "success"
+        plan = stack.metadata(
+            "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'plan' AND key = 'return_value'",
+            DAG_ID,
+            large,
+        )
+    assert [statuses(db_engine)[m] for m in (b, c, d)] == ["NEW"] * 3
+    assert [(h[0], h[2]) for h in _history(db_engine)[1:]] == [(b, large), (c, large), (d, large)]
+    # The user who triggered the runs, as Airflow records it (the all-admins user of simple auth).
+    assert _requested_by(db_engine) == {"Anonymous"}
+    planned = plan[0][0] if isinstance(plan[0][0], dict) else json.loads(plan[0][0])
+    assert planned["matched"] == 3 and planned["dry_run"] is True
