@@ -67,7 +67,7 @@ class Auditor:
         report = AuditReport(self.config.service, since.isoformat(sep=" "), until.isoformat(sep=" "))
         report.rows = len(rows)
         topics = [t for t in self.config.all_topics if t != self.config.dead_letter_topic]
-        records = read_back(consumer, topics, self._epoch_ms(since - CLOCK_MARGIN)) if topics else []
+        records = read_back(consumer, topics, self.config.db_epoch_ms(since - CLOCK_MARGIN)) if topics else []
         report.records_read = len(records)
         self._compare(rows, records, report)
         return report
@@ -85,9 +85,6 @@ class Auditor:
                 if len(chunk) < self.chunk_size:
                     return rows, end
                 after = chunk[-1].row_id
-
-    def _epoch_ms(self, moment: datetime) -> int:
-        return int(moment.replace(tzinfo=self.config.db_tzinfo).timestamp() * 1000)
 
     def _compare(
         self, rows: Sequence[AuditedRow], records: Sequence[TopicRecord], report: AuditReport

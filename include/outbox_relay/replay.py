@@ -13,6 +13,9 @@ its key published while it was FAILED stay ahead of it: consumers see the replay
 SENT row is not republished (it is reported as held back) while an older row of its key is still
 unpublished, so a republish never overtakes a row of its key that consumers have not seen yet.
 
+* Copies on the dead-letter topic are **re-published** to the topic they were meant for
+  (:class:`DeadLetterReplayer`).
+
 More rows matching than ``max_rows`` refuses the whole replay: narrow the filter or raise the bound.
 """
 
@@ -25,14 +28,34 @@ from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError, InfrastructureError
+from outbox_relay.kafka.messages import (
+    HEADER_ERROR,
+    HEADER_EVENT_TYPE,
+    HEADER_MESSAGE_ID,
+    HEADER_ORIGINAL_TOPIC,
+    HEADER_REPLAY,
+    HEADER_ROW_ID,
+    OutboundMessage,
+)
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.kafka.readback import TopicRecord, read_back
 from outbox_relay.models import StatsMixin
 from outbox_relay.relay.engine import OutboxRelay, RunRequest
 from outbox_relay.store.outbox import OutboxStore
-from outbox_relay.store.replay import FAILED, UNCONFIRMED, ReplayAudit, ReplayCandidate, ReplayFilter
+from outbox_relay.store.replay import (
+    DEAD_LETTER,
+    FAILED,
+    UNCONFIRMED,
+    ReplayAudit,
+    ReplayCandidate,
+    ReplayFilter,
+)
 
 __all__ = [
+    "DEAD_LETTER",
     "FAILED",
     "UNCONFIRMED",
+    "DeadLetterReplayer",
     "ReplayAudit",
     "ReplayFilter",
     "ReplayReport",
@@ -163,3 +186,92 @@ class Replayer:
         outcome = "held back" if row.row_id in held else ("requeue" if row.kind == FAILED else "republish")
         return {"row_id": row.row_id, "message_id": row.message_id, "kind": row.kind, "outcome": outcome,
                 "key": row.key, "last_error": row.last_error}  # fmt: skip
+
+
+class DeadLetterReplayer:
+    """Publish copies from the service's dead-letter topic to the topic each was meant for, with the
+    ``outbox-replay`` header (the error header dropped). For rows retention already deleted, or to send
+    exactly what was dead-lettered; the table is not changed (requeue FAILED rows while they exist). The
+    time window applies to when a copy was dead-lettered."""
+
+    def __init__(self, config: ServiceConfig, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+        self.store = OutboxStore(config)
+
+    def run(self, request: ReplayRequest, consumer: Any, publisher: KafkaPublisher | None) -> ReplayReport:
+        c, wanted = self.config, request.wanted
+        if c.dead_letter_topic is None:
+            raise ConfigurationError(f"service {c.service!r} has no dead_letter_topic to replay from")
+        if not request.audit.reason.strip():
+            raise ConfigurationError("replay: a reason is required (it is kept in the replay history)")
+        since = c.db_epoch_ms(wanted.created_from) if wanted.created_from else 0
+        until = c.db_epoch_ms(wanted.created_until) if wanted.created_until else None
+        chosen = [r for r in read_back(consumer, [c.dead_letter_topic], since) if _matches(r, wanted, until)]
+        if len(chosen) > request.max_rows:
+            raise ConfigurationError(
+                f"replay of service {c.service}: {len(chosen)} dead-letter copies match, more than "
+                f"max_rows={request.max_rows}; narrow the filter or raise max_rows (nothing was published)"
+            )
+        messages, unroutable = self._messages(chosen)
+        report = ReplayReport(c.service, request.dry_run, matched=len(chosen), held_back=len(unroutable))
+        report.rows = [_shown_copy(r, r in unroutable) for r in chosen[:SHOWN_ROWS]]
+        if request.dry_run or not messages:
+            report.republished = len(messages) if request.dry_run else 0
+            return report
+        if publisher is None:
+            raise ValueError("replaying dead letters needs a publisher")
+        outcome = publisher.publish(messages)
+        acked = [chosen[m.ref] for m in outcome.acked]
+        with self.engine.begin() as conn:
+            self.store.replays.record_dead_letters(
+                conn,
+                [(r.headers.get(HEADER_ROW_ID, ""), r.headers.get(HEADER_MESSAGE_ID, ""),
+                  r.headers.get(HEADER_ERROR)) for r in acked],
+                request.audit,
+            )  # fmt: skip
+        report.republished = len(acked)
+        lost = [*outcome.rejected, *outcome.unavailable]
+        if lost or outcome.held:
+            raise InfrastructureError(
+                f"service {c.service}: {len(acked)} dead-letter copies replayed and recorded, "
+                f"{len(messages) - len(acked)} not acknowledged ({lost[0][1] if lost else 'held back'}); "
+                "run the replay again for those"
+            )
+        return report
+
+    def _messages(self, chosen: list[TopicRecord]) -> tuple[list[OutboundMessage], list[TopicRecord]]:
+        messages, unroutable = [], []
+        for ref, record in enumerate(chosen):
+            target = record.headers.get(HEADER_ORIGINAL_TOPIC) or self.config.topic
+            if not target:
+                unroutable.append(record)  # an old copy without the header, of a service with many topics
+                continue
+            headers = [(k, v.encode()) for k, v in record.headers.items() if k not in _DROPPED_HEADERS]
+            headers.append((HEADER_REPLAY, b"true"))
+            messages.append(OutboundMessage(ref, target, record.key, record.value or b"", headers))
+        return messages, unroutable
+
+
+_DROPPED_HEADERS = {HEADER_ERROR, HEADER_ORIGINAL_TOPIC, HEADER_REPLAY}
+
+
+def _matches(record: TopicRecord, wanted: ReplayFilter, until_ms: int | None) -> bool:
+    h = record.headers
+    checks = [
+        not wanted.row_ids or h.get(HEADER_ROW_ID) in wanted.row_ids,
+        not wanted.message_ids or h.get(HEADER_MESSAGE_ID) in wanted.message_ids,
+        wanted.key is None or (record.key or b"").decode("utf-8", "replace") == wanted.key,
+        wanted.event_type is None or h.get(HEADER_EVENT_TYPE) == wanted.event_type,
+        until_ms is None or (record.timestamp_ms or 0) < until_ms,
+    ]
+    return all(checks)
+
+
+def _shown_copy(record: TopicRecord, unroutable: bool) -> dict[str, Any]:
+    return {
+        "row_id": record.headers.get(HEADER_ROW_ID), "message_id": record.headers.get(HEADER_MESSAGE_ID),
+        "kind": DEAD_LETTER, "outcome": "no original topic" if unroutable else "republish",
+        "key": None if record.key is None else record.key.decode("utf-8", "replace"),
+        "last_error": record.headers.get(HEADER_ERROR),
+    }  # fmt: skip

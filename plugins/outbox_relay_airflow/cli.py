@@ -88,6 +88,11 @@ def _replay_parser(sub: Any) -> None:
     cmd.add_argument("--failed", action="store_true", help="FAILED rows (the default when neither is given)")
     cmd.add_argument("--unconfirmed", action="store_true", help="SENT rows not (yet) confirmed")
     cmd.add_argument(
+        "--dead-letter",
+        action="store_true",
+        help="copies on the dead-letter topic, to their original topic (the window: when dead-lettered)",
+    )
+    cmd.add_argument(
         "--row-id", action="append", default=[], dest="row_ids", help="a primary key (repeatable)"
     )
     cmd.add_argument("--message-id", action="append", default=[], dest="message_ids", help="(repeatable)")
@@ -103,7 +108,8 @@ def _replay_parser(sub: Any) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    kinds = [k for k, on in (("failed", args.failed), ("unconfirmed", args.unconfirmed)) if on] or ["failed"]
+    chosen = (("failed", args.failed), ("unconfirmed", args.unconfirmed), ("dead_letter", args.dead_letter))
+    kinds = [k for k, on in chosen if on] or ["failed"]
     params = {
         "statuses": kinds, "row_ids": args.row_ids, "message_ids": args.message_ids, "key": args.key,
         "event_type": args.event_type, "created_from": args.since, "created_until": args.until,

@@ -165,13 +165,15 @@ def reconciliation_dag(config: ServiceConfig) -> DAG:
 
 
 def _replay_params(config: ServiceConfig) -> dict[str, Param]:
-    kinds = ["failed", "unconfirmed"] if config.confirmation is not None else ["failed"]
+    kinds = ["failed", *(["unconfirmed"] if config.confirmation else [])]
+    kinds += ["dead_letter"] if config.dead_letter_topic else []
     text = ["null", "string"]
     return {
         "reason": Param("", type="string", minLength=1, description="Why (kept in the replay history)."),
         "statuses": Param(["failed"], type="array", items={"type": "string", "enum": kinds},
                           description="failed: FAILED rows go back to NEW for the relay; unconfirmed: SENT "
-                          "rows without a confirmation are published again now (outbox-replay header)."),
+                          "rows without a confirmation are published again now (outbox-replay header); "
+                          "dead_letter: copies on the dead-letter topic go to their original topic."),
         "row_ids": Param(None, type=text, description="Primary keys, separated by commas or spaces."),
         "message_ids": Param(None, type=text, description="Message ids, separated by commas or spaces."),
         "key": Param(None, type=text, description="Only rows of this message key."),

@@ -4,6 +4,7 @@ clients from Airflow connections. The replay DAG's tasks call these; so does ``o
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,15 +16,17 @@ from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.relay.engine import OutboxRelay
 from outbox_relay.replay import (
+    DEAD_LETTER,
     FAILED,
     UNCONFIRMED,
+    DeadLetterReplayer,
     ReplayAudit,
     Replayer,
     ReplayFilter,
     ReplayReport,
     ReplayRequest,
 )
-from outbox_relay_airflow.hooks import OutboxProducerHook, db_engine, producer_settings
+from outbox_relay_airflow.hooks import OutboxConsumerHook, OutboxProducerHook, db_engine, producer_settings
 from outbox_relay_airflow.tasks import fail_without_retry
 
 log = logging.getLogger(__name__)
@@ -45,10 +48,15 @@ def request_from_params(params: dict[str, Any], audit: ReplayAudit, config: Serv
     """The replay DAG's params (or the CLI's options, in the same shape) as a request; every bad value
     is named. Times with an offset are converted to the service's DB time zone."""
     kinds = frozenset(_words(params.get("statuses") or [FAILED]))
-    unknown = kinds - {FAILED, UNCONFIRMED}
+    unknown = kinds - {FAILED, UNCONFIRMED, DEAD_LETTER}
     if unknown:
         raise ConfigurationError(
-            f"replay param 'statuses': {sorted(unknown)} not among {FAILED!r}, {UNCONFIRMED!r}"
+            f"replay param 'statuses': {sorted(unknown)} not among {FAILED!r}, {UNCONFIRMED!r}, {DEAD_LETTER!r}"
+        )
+    if DEAD_LETTER in kinds and len(kinds) > 1:
+        raise ConfigurationError(
+            f"replay param 'statuses': {DEAD_LETTER!r} reads the dead-letter topic, the others the table; "
+            "replay them in separate runs"
         )
     times = {}
     for name in ("created_from", "created_until"):
@@ -78,16 +86,32 @@ def request_from_params(params: dict[str, Any], audit: ReplayAudit, config: Serv
     return ReplayRequest(wanted, audit, max_rows, bool(params.get("dry_run")))
 
 
+def _publisher(config: ServiceConfig) -> KafkaPublisher:
+    producer = OutboxProducerHook(config.connections.kafka, producer_settings(config)).get_producer()
+    return KafkaPublisher(producer, config.kafka.flush_timeout_seconds)
+
+
+def _replay_dead_letters(config: ServiceConfig, request: ReplayRequest, engine: Any) -> ReplayReport:
+    group = f"outbox-replay-{config.service}-{uuid.uuid4().hex[:8]}"  # assigned, never committed
+    consumer = OutboxConsumerHook([], config.connections.kafka, group).get_conn
+    try:
+        publisher = None if request.dry_run else _publisher(config)
+        return DeadLetterReplayer(config, engine).run(request, consumer, publisher)
+    finally:
+        consumer.close()
+
+
 def replay(config: ServiceConfig, request: ReplayRequest) -> ReplayReport:
-    """Run one replay with the service's database and (for SENT rows) its producer."""
+    """Run one replay with the service's database and (for SENT rows and dead letters) its producer."""
     engine = db_engine(config, pool_size=2)
     try:
+        if DEAD_LETTER in request.wanted.kinds:
+            return _replay_dead_letters(config, request, engine)
         replayer = Replayer(config, engine)
         replayer.check(request)
         relay = None
         if UNCONFIRMED in request.wanted.kinds and not request.dry_run:
-            producer = OutboxProducerHook(config.connections.kafka, producer_settings(config)).get_producer()
-            relay = OutboxRelay(config, engine, KafkaPublisher(producer, config.kafka.flush_timeout_seconds))
+            relay = OutboxRelay(config, engine, _publisher(config))
         return replayer.run(request, relay)
     finally:
         engine.dispose()

@@ -4,19 +4,31 @@ rows republished with the replay header, dry runs, the max_rows bound, per-key o
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer
 from sqlalchemy import Engine, bindparam, text
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.explain import Explainer
 from outbox_relay.relay.engine import OutboxRelay
-from outbox_relay.replay import FAILED, UNCONFIRMED, ReplayAudit, Replayer, ReplayFilter, ReplayRequest
+from outbox_relay.replay import (
+    DEAD_LETTER,
+    FAILED,
+    UNCONFIRMED,
+    DeadLetterReplayer,
+    ReplayAudit,
+    Replayer,
+    ReplayFilter,
+    ReplayRequest,
+)
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import insert_rows, relay_publisher, run_relay, statuses
+from tests.stack import BOOTSTRAP
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +54,16 @@ def _history(engine: Engine) -> list[dict[str, Any]]:
 def _column(engine: Engine, column: str) -> dict[str, Any]:
     with engine.connect() as conn:
         return dict(conn.execute(text(f"SELECT message_id, {column} FROM outbox_message")).all())
+
+
+def _consumer() -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "group.id": f"replay-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
 
 
 def _request(*kinds: str, dry_run: bool = False, max_rows: int = 1000, **wanted: Any) -> ReplayRequest:
@@ -174,3 +196,39 @@ def test_explain_lists_every_replay_of_a_row(db_engine: Engine, config: ServiceC
     assert "requeue by oncall@example.com in run manual__replay_1 (consumer bug fixed)" in entry
     assert "before: status FAILED, error 'schema v2'" in entry
     assert any(line.startswith("    - ") and "requeue" in line for line in explanation.lines())
+
+
+def test_dead_letter_copies_go_back_to_their_original_topic_once_their_rows_are_gone(
+    db_engine: Engine, service_config: Callable[..., ServiceConfig], topic_name: Callable[[str], str]
+) -> None:
+    topic, dlq = topic_name("dlq_src"), topic_name("dlq")
+    create_topics(topic, dlq)
+    config = service_config(topic=topic, dead_letter_topic=dlq, retry={"max_attempts": 1})
+    good, bad, other = insert_rows(db_engine, topic, ["a", "b", "c"])
+    _set(db_engine, [bad, other], "payload = 'not json'")  # poison: dead-lettered, then FAILED
+    assert run_relay(config, db_engine).dead_lettered == 2
+    with db_engine.begin() as conn:  # retention deleted the FAILED rows: only the copies are left
+        conn.execute(text("DELETE FROM outbox_message WHERE status = 'FAILED'"))
+    consumer = _consumer()
+    try:
+        replayer = DeadLetterReplayer(config, db_engine)
+        dry = replayer.run(_request(DEAD_LETTER, dry_run=True, key="b"), consumer, None)
+        assert (dry.matched, dry.republished) == (1, 1) and dry.rows[0]["message_id"] == bad
+        assert read_all(topic)[-1].headers["outbox-message-id"] == good  # a dry run publishes nothing
+
+        done = replayer.run(_request(DEAD_LETTER, key="b"), consumer, relay_publisher(config))
+    finally:
+        consumer.close()
+    assert (done.matched, done.republished) == (1, 1)
+    replayed = [r for r in read_all(topic) if r.headers.get("outbox-replay") == "true"]
+    assert [(r.headers["outbox-message-id"], r.key, r.value) for r in replayed] == [(bad, "b", b"not json")]
+    assert "outbox-error" not in replayed[0].headers
+    assert [(h["message_id"], h["action"], h["previous_error"] is not None) for h in _history(db_engine)] == [
+        (bad, "dead_letter", True)
+    ]
+    consumer = _consumer()
+    try:
+        with pytest.raises(ConfigurationError, match="2 dead-letter copies match, more than max_rows=1"):
+            DeadLetterReplayer(config, db_engine).run(_request(DEAD_LETTER, max_rows=1), consumer, None)
+    finally:
+        consumer.close()

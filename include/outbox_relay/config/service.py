@@ -9,7 +9,7 @@ omitted the project's standard table (``sql/01_outbox_message.sql``) is assumed.
 from __future__ import annotations
 
 import re
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Self
 
 from pydantic import Field, field_validator, model_validator
@@ -186,6 +186,11 @@ class ServiceConfig(Strict):
         sign = -1 if self.db_time_zone.startswith("-") else 1
         hours, minutes = (int(x) for x in self.db_time_zone[1:].split(":"))
         return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+    def db_epoch_ms(self, moment: datetime) -> int:
+        """A naive DB time (or an aware one) as epoch milliseconds, the unit of Kafka timestamps."""
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=self.db_tzinfo)
+        return int(aware.timestamp() * 1000)
 
     @property
     def all_topics(self) -> tuple[str, ...]:

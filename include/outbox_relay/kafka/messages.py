@@ -11,6 +11,7 @@ HEADER_SOURCE_TABLE = "outbox-source-table"
 HEADER_ROW_ID = "outbox-row-id"
 HEADER_REPLAY = "outbox-replay"
 HEADER_ERROR = "outbox-error"
+HEADER_ORIGINAL_TOPIC = "outbox-original-topic"  # on dead-letter copies: where the row was meant to go
 
 # librdkafka settings every producer of this project needs: an acknowledgement means every in-sync
 # replica has the message, and a retried send never duplicates or reorders it on the partition.

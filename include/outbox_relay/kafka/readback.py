@@ -20,6 +20,8 @@ class TopicRecord:
     offset: int
     key: bytes | None
     headers: dict[str, str]
+    value: bytes | None = None
+    timestamp_ms: int | None = None
 
 
 class ReadBackError(InfrastructureError):
@@ -47,7 +49,8 @@ def read_back(
                 continue
             where = (message.topic(), message.partition())
             headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (message.headers() or [])}
-            records.append(TopicRecord(where[0], where[1], message.offset(), message.key(), headers))
+            value, stamp = message.value(), message.timestamp()[1]
+            records.append(TopicRecord(*where, message.offset(), message.key(), headers, value, stamp))
             if where in todo and message.offset() + 1 >= todo[where]:
                 del todo[where]
     return records

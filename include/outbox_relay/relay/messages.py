@@ -20,6 +20,7 @@ from outbox_relay.kafka.messages import (
     HEADER_ERROR,
     HEADER_EVENT_TYPE,
     HEADER_MESSAGE_ID,
+    HEADER_ORIGINAL_TOPIC,
     HEADER_REPLAY,
     HEADER_ROW_ID,
     HEADER_SERVICE,
@@ -140,6 +141,8 @@ class MessageBuilder:
         except PoisonRowError:  # the row's own headers are what is broken: send the relay's only
             headers = build_headers(replace(row, extra_headers=None), self._service, self._table, False)
         headers.append((HEADER_ERROR, error.encode()[:1000]))
+        if row.topic:
+            headers.append((HEADER_ORIGINAL_TOPIC, str(row.topic).encode()))
         value = encode_body(row, "raw") if row.body is not None else b""
         key = None if row.key is None else str(row.key).encode()
         return OutboundMessage(ref, topic, key, value, headers)

@@ -16,7 +16,7 @@ from outbox_relay.store.naming import REPLAY_TABLE, expanding, id_list
 from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
 
-FAILED, UNCONFIRMED = "failed", "unconfirmed"
+FAILED, UNCONFIRMED, DEAD_LETTER = "failed", "unconfirmed", "dead_letter"
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,12 @@ class ReplayQueries:
         """SENT rows the broker acknowledged again: history only; the row (and its run id) stays as it was."""
         self._record(conn, "republish", [(r.row_id, r.message_id, r.status, r.attempts, None, None)
                                          for r in rows], audit)  # fmt: skip
+
+    def record_dead_letters(
+        self, conn: Connection, copies: Sequence[tuple[str, str, str | None]], audit: ReplayAudit
+    ) -> None:
+        """Dead-letter copies published to their original topic again: (row id, message id, error)."""
+        self._record(conn, DEAD_LETTER, [(r, m, None, None, e, None) for r, m, e in copies], audit)
 
     def _record(self, conn: Connection, action: str, rows: list[tuple[Any, ...]], audit: ReplayAudit) -> None:
         t = self.table
