@@ -100,13 +100,19 @@ class IdempotentConsumer:
         self.clock = clock
 
     def run(
-        self, time_budget_seconds: float, idle_seconds: float = 3.0, batch_size: int = 500
+        self,
+        time_budget_seconds: float,
+        idle_seconds: float = 3.0,
+        batch_size: int = 500,
+        stop_at_end: bool = False,
     ) -> ConsumeStats:
+        """Consume until silence or the budget; with ``stop_at_end`` (a consumer with
+        ``enable.partition.eof``) also once every assigned partition is read to its end."""
         stats = ConsumeStats()
         started = self.clock()
         loop = ConsumeLoop(
-            self.consumer, time_budget_seconds, idle_seconds, batch_size, stop_at_end=False, name=self.name,
-            clock=self.clock,
+            self.consumer, time_budget_seconds, idle_seconds, batch_size, stop_at_end=stop_at_end,
+            name=self.name, clock=self.clock,
         )  # fmt: skip
         for messages in loop:
             self.process_batch(messages, stats)

@@ -152,8 +152,9 @@ def consume_twice(engine: Engine, topics: Sequence[str], bootstrap: str) -> dict
         consumer = _assigned_consumer(topics, bootstrap)
         try:
             IdempotentConsumer("history", engine, consumer, results, answers, _apply).run(
-                60,
-                idle_seconds=5,  # a loaded CI machine can pause the consumer for over a second
+                120,
+                idle_seconds=30,
+                stop_at_end=True,  # read to the end: no silence window to guess
             )
         finally:
             consumer.close()
