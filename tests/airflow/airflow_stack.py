@@ -65,6 +65,14 @@ class AirflowStack:
             assert time.monotonic() < deadline, f"the DAG processor never parsed {dag_id}"
             time.sleep(1)
 
+    def wait_for_log(self, component: str, text: str, seconds: float) -> None:
+        """Wait until ``text`` appears in a component's log (what the metadata DB does not show)."""
+        deadline = time.monotonic() + seconds
+        log = self.home / f"{component}.log"
+        while text not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"{text!r} not in {log} after {seconds}s"
+            time.sleep(1)
+
     def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str], seconds: float) -> str:
         """Poll the task instance (in the metadata DB) until it is in one of ``states``."""
         deadline = time.monotonic() + seconds

@@ -89,6 +89,10 @@ def test_replay_dag_dry_run_direct_run_and_approval_gate(
 
         large = _trigger(stack, {"reason": "all the rest"})  # 3 rows > 2: a human must approve
         stack.wait_for_task(DAG_ID, large, "approve", {"awaiting_input", "deferred"}, 300)
+        # Answer only once the scheduler has seen the pausing attempt end: an answer that arrives before
+        # (no human is that fast) makes Airflow 3.3 mark the task up_for_retry and ask again.
+        finished = f"TaskInstance Finished: dag_id={DAG_ID}, task_id=approve, run_id={large},"
+        stack.wait_for_log("scheduler", finished, 300)
         assert [statuses(db_engine)[m] for m in (b, c, d)] == ["FAILED"] * 3  # nothing changed yet
         stack.api(
             "PATCH",
