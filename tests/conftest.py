@@ -33,12 +33,20 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 SLOW_TEST_TIMEOUT = 900  # a whole demo runs several `airflow dags test`; their subprocesses say 900 s too
 
 
+def _start_order(item: pytest.Item) -> int:
+    """An xdist group runs as one chain on one worker (the 3-broker cluster tests: minutes), so it starts
+    first; then the slow tests; the many short ones fill the workers' gaps at the end."""
+    if item.get_closest_marker("xdist_group"):
+        return 0
+    return 1 if item.get_closest_marker("slow") else 2
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first, so parallel workers (pytest-xdist) do not end the run waiting on one of them."""
+    """Longest first, so parallel workers (pytest-xdist) do not end the run waiting on one of them."""
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    items.sort(key=_start_order)
 
 
 @pytest.fixture

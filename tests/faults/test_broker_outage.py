@@ -21,7 +21,7 @@ from tests.faults.support import FAST_KAFKA, service
 from tests.integration.kafka_tools import create_topics, producer
 from tests.integration.outbox_rows import insert_rows, run_relay, statuses
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each ~45 s: started early
 
 ROWS, BATCH = 200, 40
 OUTAGE_SECONDS = 30.0  # as long as the issue asks; the relay gives up after its timeouts either way
