@@ -32,6 +32,7 @@ from outbox_relay.reconciliation import (
     purge_consumer_table,
 )
 from outbox_relay.relay.engine import LOCK_BUSY, OutboxRelay, RunRequest
+from outbox_relay.replay import ReplayAudit
 from outbox_relay.retention import RetentionCleaner
 from outbox_relay_airflow.hooks import (
     OutboxConsumerHook,
@@ -104,6 +105,7 @@ def run_relay(service: str, context: dict[str, Any], services_dir: Path | None =
             run_id=str(context.get("run_id") or "manual"),
             window=window,
             republish=republish,
+            replay=_backfill_audit(context, window) if republish else None,
             time_budget_seconds=params.get("time_budget_seconds") or None,
         )
         log.info("relaying %s: window=%s republish=%s", service, window, republish)
@@ -111,6 +113,13 @@ def run_relay(service: str, context: dict[str, Any], services_dir: Path | None =
     finally:
         engine.dispose()
     return _count_lock_busy_runs(config, context, stats)
+
+
+def _backfill_audit(context: dict[str, Any], window: Window | None) -> ReplayAudit:
+    """Who a backfill's republish is recorded for in the replay history, and why."""
+    user = getattr(context.get("dag_run"), "triggering_user_name", None) or "airflow"
+    span = f"[{window.start}, {window.end})" if window else ""
+    return ReplayAudit(str(user), f"backfill republish of {span}", str(context.get("run_id") or "manual"))
 
 
 class RelayLockWedgedError(InfrastructureError):

@@ -95,7 +95,15 @@ def test_backfill_republishes_unconfirmed_rows_of_its_window_only(
     assert replayed <= {sent_in, new_in}
     with db_engine.connect() as conn:
         run_of = dict(conn.execute(text("SELECT message_id, relay_run_id FROM outbox_message")).all())
-        history = conn.execute(text("SELECT message_id, action, run_id FROM outbox_relay_replay")).all()
+        history = conn.execute(
+            text("SELECT message_id, action, run_id, reason FROM outbox_relay_replay")
+        ).all()
     # The run that first sent it is kept; the backfill run that re-published it is in the replay history.
     assert run_of[sent_in] == "scheduled__original"
-    assert any(m == sent_in and a == "republish" and r.startswith("backfill__") for m, a, r in history)
+    assert any(
+        m == sent_in
+        and a == "republish"
+        and r.startswith("backfill__")
+        and why.startswith("backfill republish of [")
+        for m, a, r, why in history
+    )

@@ -54,6 +54,13 @@ class RunRequest:
     named_rows: tuple[Any, ...] = ()  # a replay: only these rows (with republish, SENT ones too)
     replay: ReplayAudit | None = None  # who asked for the republish, and why (history rows)
 
+    @property
+    def republish_audit(self) -> ReplayAudit | None:
+        """What a republish run records in the replay history (None: the run republishes nothing)."""
+        if not self.republish:
+            return None
+        return self.replay or ReplayAudit("airflow", "republish", self.run_id)
+
 
 class RelayLockBusyError(InfrastructureError):
     """A backfill run could not get its turn on the table in time."""
@@ -263,7 +270,7 @@ class OutboxRelay:
         conn = batch.conn
         try:
             acked = [batch.rows[m.ref] for m in batch.outcome.acked]
-            self.store.mark_sent(conn, acked, request.run_id, request.replay)
+            self.store.mark_sent(conn, acked, request.run_id, request.republish_audit)
             self.store.record_failures(conn, batch.failures)
             conn.commit()
         except BaseException:

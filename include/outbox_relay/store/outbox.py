@@ -52,15 +52,15 @@ class OutboxStore:
     def mark_sent(
         self, conn: Connection, rows: Sequence[OutboxRow], run_id: str, replay: ReplayAudit | None = None
     ) -> int:
-        """One statement for the whole batch of acknowledged rows. Rows that were SENT already (a
-        republish) keep their status and run id: the replay history records the republish instead."""
-        sent = self.table.statuses.sent
-        again = [r for r in rows if r.status == sent]
-        if again:
-            self.replays.record_republished(
-                conn, again, replay or ReplayAudit("airflow", "republish", run_id)
-            )
-            rows = [r for r in rows if r.status != sent]
+        """One statement for the whole batch of acknowledged rows. In a republish run (``replay`` given)
+        rows that were SENT already keep their status and run id: the replay history records the
+        republish instead. Plain runs claim only NEW rows, so they skip that sorting."""
+        if replay is not None:
+            sent = self.table.statuses.sent
+            again = [r for r in rows if r.status == sent]
+            if again:
+                self.replays.record_republished(conn, again, replay)
+                rows = [r for r in rows if r.status != sent]
         if not rows:
             return 0
         t = self.table
