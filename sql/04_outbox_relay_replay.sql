@@ -1,4 +1,4 @@
--- Replay history: one row per outbox row that a replay (or a backfill republish) touched. Append-only:
+-- Row history: one row per outbox row that a replay (or a backfill republish) touched, and one per failed relay attempt. Append-only:
 -- the relay only ever INSERTs here (grant the relay's user INSERT and SELECT on it, nothing more, to
 -- make that a database guarantee). `outbox-relay explain` and the Outbox page read it per row.
 CREATE TABLE IF NOT EXISTS outbox_relay_replay (
@@ -7,7 +7,7 @@ CREATE TABLE IF NOT EXISTS outbox_relay_replay (
     source_table    VARCHAR(129)    NOT NULL,
     row_id          VARCHAR(191)    NOT NULL,
     message_id      VARCHAR(255)    NULL,
-    action          VARCHAR(32)     NOT NULL COMMENT 'requeue (FAILED -> NEW) | republish (SENT, sent again)',
+    action          VARCHAR(32)     NOT NULL COMMENT 'requeue (FAILED -> NEW) | republish (SENT, sent again) | dead_letter | attempt | gave_up (by the relay)',
     previous_status VARCHAR(64)     NULL,
     previous_attempts INT UNSIGNED  NULL,
     previous_error  TEXT            NULL,

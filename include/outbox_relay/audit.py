@@ -5,7 +5,8 @@ product command).
 Reported: rows marked sent that are not on the topic (lost: the one thing that must never happen), rows on
 the topic but not marked (the next run publishes them again; consumers dedupe), duplicate records, rows
 still awaiting a confirmation, and per-key order violations (a message first seen after a newer message of
-its key). The topics read are the service's (``topic``, ``topics``); the dead-letter topic is not.
+its key). The topics read are the service's (``topic``, ``topics``) and those the window's rows name in their
+own topic column; the dead-letter topic is not.
 """
 
 from __future__ import annotations
@@ -63,10 +64,10 @@ class Auditor:
         self, engine: Engine, consumer: Any, since: datetime, until: datetime | None = None
     ) -> AuditReport:
         """Rows created in ``[since, until)`` (DB time zone, naive; ``until`` defaults to now)."""
-        rows, until = self._rows(engine, since, until)
+        rows, until, named = self._rows(engine, since, until)
         report = AuditReport(self.config.service, since.isoformat(sep=" "), until.isoformat(sep=" "))
         report.rows = len(rows)
-        topics = [t for t in self.config.all_topics if t != self.config.dead_letter_topic]
+        topics = sorted({*self.config.all_topics, *named} - {self.config.dead_letter_topic})
         records = read_back(consumer, topics, self.config.db_epoch_ms(since - CLOCK_MARGIN)) if topics else []
         report.records_read = len(records)
         self._compare(rows, records, report)
@@ -74,7 +75,8 @@ class Auditor:
 
     def _rows(
         self, engine: Engine, since: datetime, until: datetime | None
-    ) -> tuple[list[AuditedRow], datetime]:
+    ) -> tuple[list[AuditedRow], datetime, set[str]]:
+        """The window's rows, its end, and the topics its rows name (read back besides the config's)."""
         rows: list[AuditedRow] = []
         with engine.connect() as conn:
             end = until or self.queries.now(conn)
@@ -83,7 +85,7 @@ class Auditor:
                 chunk = self.queries.rows(conn, since, end, after, self.chunk_size)
                 rows += chunk
                 if len(chunk) < self.chunk_size:
-                    return rows, end
+                    return rows, end, self.queries.topics(conn, since, end)
                 after = chunk[-1].row_id
 
     def _compare(

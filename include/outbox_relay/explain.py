@@ -61,23 +61,30 @@ class Explainer:
                 for name in ("key", "topic", "created_at", "sent_at", "confirmed_at")
             },
             "relay run": row.fields.get("run_id"),
-            "replays": self._replays(conn, row.row_id),
+            "history": self._history(conn, row.row_id),
             "database clock": row.now,
         }
         return Explanation(self.config.service, row.row_id, row.message_id, state, why, facts)
 
-    def _replays(self, conn: Connection, row_id: Any) -> list[str] | str | None:
-        """Every replay of the row, oldest first (None when there was none)."""
+    def _history(self, conn: Connection, row_id: Any) -> list[str] | str | None:
+        """Every run that touched the row besides the one that sent it, oldest first: failed attempts,
+        replays, backfill republishes (None when there was none)."""
         try:
             entries = self.replays.history(conn, row_id)
         except ProgrammingError as exc:  # no history table yet: say so instead of failing the explanation
             conn.rollback()
             return f"unknown: {exc.orig}; apply sql/04_outbox_relay_replay.sql"
-        lines = [
-            f"{e.at} {e.action} by {e.requested_by} in run {e.run_id} ({e.reason}); before: status "
-            f"{e.previous_status}" + (f", error {e.previous_error!r}" if e.previous_error else "")
-            for e in entries
-        ]
+        lines = []
+        for e in entries:
+            if e.action in {"attempt", "gave_up"}:
+                lines.append(f"{e.at} {e.action} in run {e.run_id} ({e.reason}): {e.previous_error!r}")
+                continue
+            before = f"status {e.previous_status}" + (
+                f", error {e.previous_error!r}" if e.previous_error else ""
+            )
+            lines.append(
+                f"{e.at} {e.action} by {e.requested_by} in run {e.run_id} ({e.reason}); before: {before}"
+            )
         return lines or None
 
     def _state(self, conn: Connection, row: RowSnapshot) -> tuple[str, str]:

@@ -82,3 +82,4 @@ class RunStats(StatsMixin):
     elapsed_seconds: float = 0.0
     stopped_because: str = "drained"
     lock_holder_connection_id: int | None = None  # set when another relay held the table's lock
+    last_row_id: Any = None  # the last row claimed (where a chunked backfill goes on)

@@ -1,5 +1,5 @@
-"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile|explain|audit|replay|schema`` (also
-``python -m outbox_relay_airflow.cli ...``).
+"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile|explain|audit|replay|backfill|schema``
+(also ``python -m outbox_relay_airflow.cli ...``).
 
 Connections are resolved the Airflow way (``AIRFLOW_CONN_*`` variables, secrets
 backends or the metadata DB), so the CLI checks exactly what the DAGs will use.
@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--until", type=_iso, help="rows created before this time (default: now)")
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
     _replay_parser(sub)
+    _backfill_parser(sub)
     schema = sub.add_parser("schema", help="print the service files' JSON Schema (for editors)")
     schema.add_argument("--output", "-o", type=Path, help="write it to this file instead of stdout")
     return parser
@@ -129,6 +130,70 @@ def _replay(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(report.as_dict(), default=str) if args.json else "\n".join(report.lines()))
     return 0
+
+
+def _backfill_parser(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "backfill",
+        help="relay (and with --republish send again) the rows created in a time window, in one run",
+        description="One run however long the window: chunks that take turns with the scheduled relay; a "
+        "window's row whose key has an older unpublished row is held back. Ctrl-C cancels: sent rows stay "
+        "SENT, the rest stay NEW for the scheduled relay. Exit status 0: done; 1: database or broker "
+        "failed, or another backfill of the table runs; 2: bad arguments; 130: cancelled. Times without an "
+        "offset are in the service's db_time_zone.",
+    )
+    cmd.add_argument("service")
+    cmd.add_argument("--since", required=True, help="rows created at or after this ISO time")
+    cmd.add_argument("--until", required=True, help="rows created before this ISO time")
+    cmd.add_argument("--reason", required=True, help="why (kept in the replay history)")
+    cmd.add_argument("--republish", action="store_true", help="also send the window's SENT rows again")
+    cmd.add_argument("--max-rows-per-second", type=float, help="pace the backfill (about a batch at a time)")
+    cmd.add_argument("--chunk-seconds", type=float, default=20.0,
+                     help="let a waiting scheduled relay in after each chunk this long (default 20)")  # fmt: skip
+    cmd.add_argument("--dry-run", action="store_true", help="only count the window's rows by status")
+    cmd.add_argument("--by", default=getpass.getuser(), help="who asks (default: this OS user)")
+    cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    params = {
+        "since": args.since, "until": args.until, "republish": args.republish, "dry_run": args.dry_run,
+        "max_rows_per_second": args.max_rows_per_second, "chunk_seconds": args.chunk_seconds,
+    }  # fmt: skip
+    config = _service_or_none(args)
+    if config is None:
+        return 2
+    from outbox_relay_airflow import backfill_tasks  # Airflow is imported once the arguments are good
+
+    def progress(report: Any) -> None:
+        print(f"chunk {report.chunks}: {report.published} published, {report.republished} republished, "
+              f"{report.held_back} held back ({report.elapsed_seconds:g}s)", file=sys.stderr)  # fmt: skip
+
+    audit = ReplayAudit(args.by, args.reason, f"cli__backfill__{uuid.uuid4().hex[:12]}")
+    try:
+        request = backfill_tasks.request_from_params(params, audit, config)
+        report = backfill_tasks.backfill(config, request, progress)
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except InfrastructureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cancelled: rows already marked SENT stay SENT; the rest stay NEW and the scheduled relay sends "
+              "them (a batch acknowledged but not yet marked may be sent once more)", file=sys.stderr)  # fmt: skip
+        return 130
+    print(json.dumps(report.as_dict(), default=str) if args.json else "\n".join(report.lines()))
+    return 0
+
+
+def _service_or_none(args: argparse.Namespace) -> ServiceConfig | None:
+    """The command's service config; on a bad or unknown one, say why on stderr (exit status 2)."""
+    try:
+        return load_service(args.service, args.services_dir)
+    except (LookupError, ConfigurationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def _iso(value: str) -> datetime:
@@ -194,10 +259,8 @@ def _reference(value: str) -> str:
 def _explain(args: argparse.Namespace) -> int:
     from outbox_relay_airflow.hooks import db_engine
 
-    try:
-        config = load_service(args.service, args.services_dir)
-    except (LookupError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = _service_or_none(args)
+    if config is None:
         return 2
     engine = db_engine(config, pool_size=1)
     try:
@@ -218,10 +281,8 @@ def _explain(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.until is not None and args.since >= args.until:
         parser.error(f"--since {args.since} must be before --until {args.until}")
-    try:
-        config = load_service(args.service, args.services_dir)
-    except (LookupError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = _service_or_none(args)
+    if config is None:
         return 2
     from outbox_relay_airflow import tasks
 
@@ -329,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _audit(args, parser)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "backfill":
+        return _backfill(args)
     return _run_now(args)
 
 

@@ -1,4 +1,5 @@
-"""Build each registered service's DAGs from its YAML file (relay, replay, confirmations, cleanup, reconcile).
+"""Build each registered service's DAGs from its YAML file (relay, backfill, replay, confirmations, cleanup,
+reconcile).
 
 Parsing does no database or network I/O: tasks re-read their config and open
 connections only when they run. A bad config never stops the other services'
@@ -16,7 +17,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_conte
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import ConfigError, load_services
 from outbox_relay.errors import ConfigurationError
-from outbox_relay_airflow import replay_tasks, tasks
+from outbox_relay_airflow import backfill_tasks, replay_tasks, tasks
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 CRON_PRESETS = {
@@ -70,9 +71,16 @@ def _doc(config: ServiceConfig, what: str) -> str:
 
 
 def _service_dag(
-    config: ServiceConfig, kind: str, description: str, schedule: str | None, **params: Param
+    config: ServiceConfig,
+    kind: str,
+    description: str,
+    schedule: str | None,
+    params: dict[str, Param] | None = None,
+    *,
+    budget: bool = True,
 ) -> DAG:
-    """The settings every generated DAG shares; use as a context manager."""
+    """The settings every generated DAG shares; use as a context manager. ``budget``: the run's work is
+    bounded by a time budget (a ``time_budget_seconds`` param)."""
     return DAG(
         dag_id=f"outbox_{config.service}_{kind}",
         description=description,
@@ -84,7 +92,7 @@ def _service_dag(
         default_args=_default_args(config),
         tags=["outbox", kind, config.service],
         doc_md=_doc(config, kind),
-        params={**params, "time_budget_seconds": _budget_param()},
+        params={**(params or {}), **({"time_budget_seconds": _budget_param()} if budget else {})},
     )
 
 
@@ -92,11 +100,11 @@ def relay_dag(config: ServiceConfig) -> DAG:
     republish = Param(
         False,
         type="boolean",
-        description="Backfill runs only: also re-publish SENT-but-unconfirmed rows of the window "
-        "(with an outbox-replay header).",
+        description="Runs of 'airflow backfill create' only: also re-publish SENT-but-unconfirmed rows of "
+        "the run's interval (outbox-replay header). For an outage, prefer the service's backfill DAG.",
     )
     with _service_dag(
-        config, "relay", f"Relay {config.table} to Kafka", config.schedule, republish=republish
+        config, "relay", f"Relay {config.table} to Kafka", config.schedule, {"republish": republish}
     ) as dag:
 
         @task(task_id="ensure_topics")
@@ -154,13 +162,46 @@ def reconciliation_dag(config: ServiceConfig) -> DAG:
         ),
     }  # fmt: skip
     description = f"Reconcile {config.table} with {rec.consumer_table}"
-    with _service_dag(config, "reconcile", description, rec.schedule, **params) as dag:
+    with _service_dag(config, "reconcile", description, rec.schedule, params) as dag:
 
         @task(task_id="reconcile")
         def reconcile(service: str) -> dict[str, Any]:
             return tasks.run_reconciliation(service, dict(get_current_context()))
 
         reconcile(config.service)
+    return dag
+
+
+def _backfill_params() -> dict[str, Param]:
+    when = "ISO date/time, e.g. 2026-11-20T06:00; in the service's db_time_zone unless it has an offset."
+    return {
+        "since": Param("", type="string", minLength=1, description=f"Rows created at or after this. {when}"),
+        "until": Param("", type="string", minLength=1, description=f"Rows created before this. {when}"),
+        "reason": Param("", type="string", minLength=1, description="Why (kept in the replay history)."),
+        "republish": Param(False, type="boolean",
+                           description="Also publish the window's SENT rows again (outbox-replay header); "
+                           "they keep their status and relay_run_id."),
+        "max_rows_per_second": Param(None, type=["null", "number"], exclusiveMinimum=0,
+                                     description="Pace the backfill (about one batch at a time); empty = "
+                                     "as fast as the broker takes it."),
+        "chunk_seconds": Param(20, type="number", minimum=1,
+                               description="The backfill lets a waiting scheduled relay in after each chunk "
+                               "of this many seconds."),
+        "dry_run": Param(False, type="boolean", description="Only count the window's rows by status."),
+    }  # fmt: skip
+
+
+def backfill_dag(config: ServiceConfig) -> DAG:
+    """Manual runs only: one run relays a whole window however long it is, in chunks that take turns with
+    the scheduled relay. Cancel it by marking the run failed: sent rows stay sent, the rest stay NEW."""
+    description = f"Relay (or republish) rows of {config.table} created in a time window"
+    with _service_dag(config, "backfill", description, None, _backfill_params(), budget=False) as dag:
+
+        @task(task_id="backfill")
+        def backfill(service: str) -> dict[str, Any]:
+            return backfill_tasks.run_backfill(service, dict(get_current_context()))
+
+        backfill(config.service)
     return dag
 
 
@@ -193,7 +234,7 @@ def replay_dag(config: ServiceConfig) -> DAG:
 
     threshold = config.replay_approval_above_rows
     description = f"Replay FAILED / unconfirmed rows of {config.table}"
-    with _service_dag(config, "replay", description, None, **_replay_params(config)) as dag:
+    with _service_dag(config, "replay", description, None, _replay_params(config), budget=False) as dag:
 
         @task(task_id="plan")
         def plan(service: str) -> dict[str, Any]:
@@ -225,6 +266,8 @@ def replay_dag(config: ServiceConfig) -> DAG:
 
 def service_dags(config: ServiceConfig) -> list[DAG]:
     dags = [relay_dag(config), replay_dag(config)]
+    if config.columns.created_at is not None:
+        dags.append(backfill_dag(config))
     if config.confirmation is not None:
         dags.append(confirmations_dag(config))
     if config.retention is not None:

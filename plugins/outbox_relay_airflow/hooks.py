@@ -23,6 +23,7 @@ from sqlalchemy import URL, Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.messages import PRODUCER_REQUIRED
+from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.store.engine import make_engine, ping
 
 # Delivery guarantees: not overridable from the connection.
@@ -42,6 +43,12 @@ def producer_settings(config: ServiceConfig) -> dict[str, Any]:
         "linger.ms": config.kafka.linger_ms,
         **PRODUCER_REQUIRED,
     }
+
+
+def service_publisher(config: ServiceConfig) -> KafkaPublisher:
+    """The publisher every relay, replay and backfill of a service sends with."""
+    producer = OutboxProducerHook(config.connections.kafka, producer_settings(config)).get_producer()
+    return KafkaPublisher(producer, config.kafka.flush_timeout_seconds)
 
 
 def _with_extra(conn: Connection, under: dict[str, Any], over: dict[str, Any]) -> Connection:

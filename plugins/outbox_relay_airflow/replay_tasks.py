@@ -12,7 +12,6 @@ from typing import Any
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import load_service
 from outbox_relay.errors import ConfigurationError
-from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.relay.engine import OutboxRelay
 from outbox_relay.replay import (
@@ -26,7 +25,7 @@ from outbox_relay.replay import (
     ReplayReport,
     ReplayRequest,
 )
-from outbox_relay_airflow.hooks import OutboxConsumerHook, OutboxProducerHook, db_engine, producer_settings
+from outbox_relay_airflow.hooks import OutboxConsumerHook, db_engine, service_publisher
 from outbox_relay_airflow.tasks import fail_without_retry
 
 log = logging.getLogger(__name__)
@@ -86,16 +85,11 @@ def request_from_params(params: dict[str, Any], audit: ReplayAudit, config: Serv
     return ReplayRequest(wanted, audit, max_rows, bool(params.get("dry_run")))
 
 
-def _publisher(config: ServiceConfig) -> KafkaPublisher:
-    producer = OutboxProducerHook(config.connections.kafka, producer_settings(config)).get_producer()
-    return KafkaPublisher(producer, config.kafka.flush_timeout_seconds)
-
-
 def _replay_dead_letters(config: ServiceConfig, request: ReplayRequest, engine: Any) -> ReplayReport:
     group = f"outbox-replay-{config.service}-{uuid.uuid4().hex[:8]}"  # assigned, never committed
     consumer = OutboxConsumerHook([], config.connections.kafka, group).get_conn
     try:
-        publisher = None if request.dry_run else _publisher(config)
+        publisher = None if request.dry_run else service_publisher(config)
         return DeadLetterReplayer(config, engine).run(request, consumer, publisher)
     finally:
         consumer.close()
@@ -111,7 +105,7 @@ def replay(config: ServiceConfig, request: ReplayRequest) -> ReplayReport:
         replayer.check(request)
         relay = None
         if UNCONFIRMED in request.wanted.kinds and not request.dry_run:
-            relay = OutboxRelay(config, engine, _publisher(config))
+            relay = OutboxRelay(config, engine, service_publisher(config))
         return replayer.run(request, relay)
     finally:
         engine.dispose()

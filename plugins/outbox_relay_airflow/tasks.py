@@ -22,7 +22,6 @@ from outbox_relay.errors import (
     InfrastructureError,
     MissingConfigurationError,
 )
-from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.kafka.topics import ensure_topics, service_topics
 from outbox_relay.models import Window
 from outbox_relay.reconciliation import (
@@ -37,10 +36,9 @@ from outbox_relay.retention import RetentionCleaner
 from outbox_relay_airflow.hooks import (
     OutboxConsumerHook,
     OutboxDatabaseHook,
-    OutboxProducerHook,
     admin_client,
     db_engine,
-    producer_settings,
+    service_publisher,
 )
 
 log = logging.getLogger(__name__)
@@ -97,10 +95,10 @@ def run_relay(service: str, context: dict[str, Any], services_dir: Path | None =
     republish = bool(params.get("republish")) and window is not None
     if params.get("republish") and window is None:
         log.warning("republish=true is only honoured by backfill runs (they have a window); ignored")
-    producer = OutboxProducerHook(config.connections.kafka, producer_settings(config)).get_producer()
+    publisher = service_publisher(config)
     engine = db_engine(config)
     try:
-        relay = OutboxRelay(config, engine, KafkaPublisher(producer, config.kafka.flush_timeout_seconds))
+        relay = OutboxRelay(config, engine, publisher)
         request = RunRequest(
             run_id=str(context.get("run_id") or "manual"),
             window=window,
@@ -192,7 +190,7 @@ def audit(config: ServiceConfig, since: datetime, until: datetime | None) -> Aud
     """Read the service's topics back and compare them with its table; aware times are converted to the
     service's DB time zone."""
     since = since if since.tzinfo is None else _naive_in(since, config)
-    until = None if until is None or until.tzinfo is None else _naive_in(until, config)
+    until = until if until is None or until.tzinfo is None else _naive_in(until, config)
     group = f"outbox-audit-{config.service}-{uuid.uuid4().hex[:8]}"  # assigned, never committed
     consumer = OutboxConsumerHook([], config.connections.kafka, group).get_conn
     engine = db_engine(config, pool_size=1)

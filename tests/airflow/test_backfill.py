@@ -1,109 +1,160 @@
-"""A real `airflow backfill create` over a past window, executed by a running scheduler."""
+"""The backfill DAG on a real scheduler: a 6-hour window drained by one run (republishing its SENT rows
+without touching their relay_run_id), and a second run cancelled half-way by marking it failed: one
+failed run, nothing lost, the locks released, the rest left NEW for the scheduled relay."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
+from outbox_relay.config import ServiceConfig
+from outbox_relay.store.outbox import OutboxStore
 from tests.airflow.airflow_stack import AirflowStack, airflow_stack
-from tests.conftest import BOOTSTRAP
 from tests.integration.kafka_tools import create_topics, read_all
-from tests.integration.outbox_rows import insert_rows, statuses
+from tests.integration.outbox_rows import run_relay
+from tests.stack import airflow_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
+DAG_ID = "outbox_billing_backfill"
+DAY = datetime(2026, 11, 20)
 
-def _wait_for_backfill_runs(
-    stack: AirflowStack, dag_id: str, count: int, seconds: float
-) -> list[tuple[str, str]]:
+
+def _insert(
+    engine: Engine,
+    topic: str,
+    count: int,
+    start: datetime,
+    hours: float,
+    status: str = "NEW",
+    keys: str = "k",
+) -> None:
+    """``count`` rows of 40 keys, created evenly over ``hours`` from ``start``."""
+    step = timedelta(hours=hours) / count
+    rows = [
+        {"m": str(uuid.uuid4()), "k": f"{keys}{i % 40}", "t": topic, "p": json.dumps({"n": i}), "c": start + i * step,
+         "s": status, "r": "scheduled__original" if status == "SENT" else None}
+        for i in range(count)
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO outbox_message (message_id, aggregate_id, event_type, topic, payload, created_at, "
+                "status, relay_run_id) VALUES (:m, :k, 'Evt', :t, :p, :c, :s, :r)"
+            ),
+            rows,
+        )
+
+
+def _count(engine: Engine, where: str, **params: Any) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(text(f"SELECT COUNT(*) FROM outbox_message WHERE {where}"), params).scalar_one()
+        )
+
+
+def _trigger(stack: AirflowStack, conf: dict[str, Any]) -> str:
+    run = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+    return str(run["dag_run_id"])
+
+
+def _finished(stack: AirflowStack, run_id: str, seconds: float = 300) -> str:
     deadline = time.monotonic() + seconds
-    runs: list[tuple[str, str]] = []
     while time.monotonic() < deadline:
-        runs = [
-            (str(run_id), str(state))
-            for run_id, state in stack.metadata(
-                "SELECT run_id, state FROM dag_run WHERE dag_id = %s AND run_id LIKE 'backfill%%'", dag_id
-            )
-        ]
-        if len([r for r in runs if r[1] in {"success", "failed"}]) >= count:
-            return runs
-        time.sleep(2)
-    raise AssertionError(f"backfill runs of {dag_id} did not finish in {seconds}s: {runs}")
+        state = stack.metadata("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", DAG_ID, run_id)
+        if state and state[0][0] in {"success", "failed"}:
+            return str(state[0][0])
+        time.sleep(1)
+    raise AssertionError(f"{DAG_ID} run {run_id} did not finish in {seconds}s")
+
+
+def _locks_held(engine: Engine, config: ServiceConfig) -> list[Any]:
+    store = OutboxStore(config)
+    with engine.connect() as conn:
+        return [store.lock.holder(conn), store.backfill_lock.holder(conn)]
 
 
 @pytest.mark.slow
-def test_backfill_republishes_unconfirmed_rows_of_its_window_only(
+def test_one_run_drains_a_six_hour_window_and_a_cancelled_run_loses_nothing(
     db_engine: Engine, topic_name: Callable[[str], str], tmp_path: Path
 ) -> None:
-    topic = topic_name("bf")
+    topic = topic_name("backfill")
     create_topics(topic)
     services = tmp_path / "services"
     services.mkdir()
     (services / "billing.yaml").write_text(
-        f"topic: {topic}\nschedule: '0 * * * *'\nconfirm_schedule: null\nretention: null\nbatch_size: 50\n"
+        f"topic: {topic}\nschedule: null\nconfirm_schedule: null\nretention: null\nbatch_size: 100\n"
+        "start_paused: false\n"
     )
-    new_in, sent_in, sent_out, new_out = (insert_rows(db_engine, topic, [k])[0] for k in "abcd")
-    with db_engine.begin() as conn:
-        for mid, created, status in [
-            (new_in, "2026-11-20 01:30:00", "NEW"),
-            (sent_in, "2026-11-20 02:20:00", "SENT"),
-            (sent_out, "2026-11-20 05:00:00", "SENT"),
-            (new_out, "2026-11-20 05:00:00", "NEW"),
-        ]:
-            conn.execute(
-                text(
-                    "UPDATE outbox_message SET created_at = :c, status = :s, "
-                    "relay_run_id = IF(:s = 'SENT', 'scheduled__original', NULL) WHERE message_id = :m"
-                ),
-                {"c": created, "s": status, "m": mid},
-            )
-    url = db_engine.url.render_as_string(hide_password=False).replace("mysql+pymysql://", "mysql://")
-    env = {
-        "OUTBOX_RELAY_SERVICES_DIR": str(services),
-        "AIRFLOW_CONN_OUTBOX_DB": url,
-        "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
-            {"conn_type": "kafka", "extra": {"bootstrap.servers": BOOTSTRAP}}
-        ),
-    }
-    with airflow_stack(tmp_path / "airflow", env) as stack:
-        stack.wait_for_dag("outbox_billing_relay")
-        assert stack.cli("dags", "unpause", "outbox_billing_relay").returncode == 0  # paused DAGs run nothing
-        created = stack.cli(
-            "backfill", "create", "--dag-id", "outbox_billing_relay",
-            "--from-date", "2026-11-20T01:00:00+00:00", "--to-date", "2026-11-20T02:00:00+00:00",
-            "--max-active-runs", "1", "--dag-run-conf", '{"republish": true}',
-        )  # fmt: skip
-        assert created.returncode == 0, created.stdout + created.stderr
-        runs = _wait_for_backfill_runs(stack, "outbox_billing_relay", 2, 240)
-        assert {state for _, state in runs} == {"success"}, runs
+    outage = DAY.replace(hour=1)
+    _insert(db_engine, topic, 3000, outage, 6)  # created during a 6-hour outage, never relayed
+    _insert(db_engine, topic, 30, outage, 6, status="SENT")  # sent, but the confirmations were lost
+    _insert(db_engine, topic, 10, DAY.replace(hour=8), 1)  # after the window: not the backfill's
+    cancelled_window = DAY - timedelta(days=1)
+    # Other keys: a window's rows wait behind older unpublished rows of their key, and these are older.
+    _insert(db_engine, topic, 3000, cancelled_window, 1, keys="other")
 
-    status = statuses(db_engine)
-    assert [status[m] for m in (new_in, sent_in, sent_out)] == ["SENT"] * 3
-    # new_out lies outside the window: only the scheduled run of the latest hour relays it, and only when
-    # it did not overlap a backfill run (a scheduled run that finds the relay lock busy does nothing).
-    assert status[new_out] in {"NEW", "SENT"}
-    replayed = {
-        r.headers["outbox-message-id"] for r in read_all(topic) if r.headers.get("outbox-replay") == "true"
-    }
-    # The window [01:00, 03:00) holds sent_in (and new_in, if a scheduled run sent it before the backfill).
-    assert sent_in in replayed and sent_out not in replayed and new_out not in replayed
-    assert replayed <= {sent_in, new_in}
+    env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}
+    with airflow_stack(tmp_path / "airflow", env) as stack:
+        stack.wait_for_dag(DAG_ID)
+        run = _trigger(stack, {"since": "2026-11-20T01:00", "until": "2026-11-20T07:00",
+                               "reason": "INC-9 broker outage", "republish": True})  # fmt: skip
+        assert _finished(stack, run) == "success"
+        result = stack.metadata(
+            "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'backfill' "
+            "AND key = 'return_value'", DAG_ID, run,
+        )  # fmt: skip
+
+        # Cancel a second, paced backfill half-way: mark its run failed, as an operator would in the grid.
+        slow = _trigger(stack, {"since": "2026-11-19T00:00", "until": "2026-11-19T01:00",
+                                "reason": "paced", "max_rows_per_second": 100})  # fmt: skip
+        window = {"a": cancelled_window, "b": cancelled_window + timedelta(hours=1)}
+        deadline = time.monotonic() + 240
+        while _count(db_engine, "status = 'SENT' AND created_at >= :a AND created_at < :b", **window) < 200:
+            assert time.monotonic() < deadline, "the paced backfill never got going"
+            time.sleep(0.5)
+        stack.api("PATCH", f"/dags/{DAG_ID}/dagRuns/{slow}", json={"state": "failed"})
+        assert stack.wait_for_task(DAG_ID, slow, "backfill", {"failed"}, 60) == "failed"
+        # Airflow stops the task process at its next heartbeat; the database frees its locks with it.
+        config = ServiceConfig.model_validate({"service": "billing", "topic": topic})
+        deadline = time.monotonic() + 60
+        while _locks_held(db_engine, config) != [None, None]:
+            assert time.monotonic() < deadline, f"locks still held: {_locks_held(db_engine, config)}"
+            time.sleep(0.5)
+        sent_when_cancelled = _count(db_engine, "status = 'SENT' AND created_at < '2026-11-20'")
+        time.sleep(3)
+        sent_later = _count(db_engine, "status = 'SENT' AND created_at < '2026-11-20'")
+        runs = stack.metadata("SELECT run_id, state FROM dag_run WHERE dag_id = %s ORDER BY id", DAG_ID)
+        relay_runs = stack.metadata("SELECT COUNT(*) FROM dag_run WHERE dag_id = 'outbox_billing_relay'")
+
+    planned = result[0][0] if isinstance(result[0][0], dict) else json.loads(result[0][0])
+    assert (planned["published"], planned["republished"], planned["stopped_because"]) == (3000, 30, "drained")
+    assert planned["rows_in_window"] == {"NEW": 3000, "SENT": 30}
+    assert runs == [(run, "success"), (slow, "failed")] and relay_runs == [(0,)]  # one run per backfill
+    assert _count(db_engine, "status = 'SENT' AND relay_run_id = :r", r=run) == 3000
+    assert _count(db_engine, "relay_run_id = 'scheduled__original'") == 30  # never overwritten
+    assert _count(db_engine, "status = 'NEW' AND created_at >= '2026-11-20 08:00'") == 10
     with db_engine.connect() as conn:
-        run_of = dict(conn.execute(text("SELECT message_id, relay_run_id FROM outbox_message")).all())
-        history = conn.execute(
-            text("SELECT message_id, action, run_id, reason FROM outbox_relay_replay")
-        ).all()
-    # The run that first sent it is kept; the backfill run that re-published it is in the replay history.
-    assert run_of[sent_in] == "scheduled__original"
-    assert any(
-        m == sent_in
-        and a == "republish"
-        and r.startswith("backfill__")
-        and why.startswith("backfill republish of [")
-        for m, a, r, why in history
-    )
+        history = conn.execute(text("SELECT action, run_id, reason FROM outbox_relay_replay")).all()
+    assert {tuple(h) for h in history} == {("republish", run, "INC-9 broker outage")} and len(history) == 30
+
+    # Cancelled: the task is gone, and with it both locks; what it sent stays SENT, the rest is NEW.
+    assert sent_later == sent_when_cancelled < 3000
+    # The scheduled relay (here one run by hand) sends the rest; every row of both windows is on the topic.
+    run_relay(config, db_engine)
+    assert _count(db_engine, "status = 'NEW' AND created_at < '2026-11-20 07:00'") == 0
+    with db_engine.connect() as conn:
+        expected = set(
+            conn.execute(
+                text("SELECT message_id FROM outbox_message WHERE created_at < '2026-11-20 07:00'")
+            ).scalars()
+        )
+    assert expected <= {r.headers["outbox-message-id"] for r in read_all(topic)}

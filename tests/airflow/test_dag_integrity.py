@@ -57,6 +57,11 @@ def test_every_generated_dag_imports_with_tags_retries_and_one_active_run(servic
     order = [t.task_id for t in replay.topological_sort()]
     assert order[:2] == ["plan", "needs_approval"] and order.index("approve") < order.index("replay")
     assert replay.params.get_param("reason").schema["minLength"] == 1
+    backfill = dags["outbox_orders_backfill"]  # manual; one run per window, whatever the relay's schedule
+    assert backfill.schedule is None or str(backfill.timetable.summary) in {"None", "Never"}
+    assert [t.task_id for t in backfill.tasks] == ["backfill"]
+    assert {"since", "until", "reason", "republish", "max_rows_per_second", "dry_run"} <= set(backfill.params)
+    assert "time_budget_seconds" not in backfill.params and "time_budget_seconds" in relay.params
 
 
 def test_a_bad_config_is_an_import_error_naming_file_and_field_and_others_still_load(

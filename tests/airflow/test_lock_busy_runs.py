@@ -68,3 +68,26 @@ def test_scheduled_runs_fail_after_n_lock_busy_runs_in_a_row(
         OutboxStore(config).lock.release(holder)
     drained = run({**first, "lock_busy_runs": 2})  # the holder is gone: the count starts again
     assert drained["published"] == 1 and drained["lock_busy_runs"] == 0
+
+
+def test_runs_that_meet_a_backfill_are_not_counted_as_wedged(
+    db_engine: Engine,
+    topic_name: Callable[[str], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = topic_name("backfilling")
+    create_topics(topic)
+    for name, value in airflow_connections(db_engine).items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "busy.yaml").write_text(
+        f"topic: {topic}\nrelay_lock_wait_seconds: 0\nrelay_lock_busy_runs_to_fail: 1\n"
+    )
+    config = ServiceConfig.model_validate({"service": "busy", "topic": topic})
+    store = OutboxStore(config)
+    with db_engine.connect() as backfill:  # a backfill in one of its chunks holds both locks
+        assert store.backfill_lock.acquire(backfill, 0) and store.lock.acquire(backfill, 0)
+        stats = tasks.run_relay("busy", {"run_id": "scheduled__y", "ti": FakeTaskInstance(None)}, tmp_path)
+        store.lock.release(backfill)
+        store.backfill_lock.release(backfill)
+    assert stats["stopped_because"] == "a backfill of this table is running" and stats["lock_busy_runs"] == 0

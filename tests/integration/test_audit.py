@@ -69,6 +69,25 @@ def test_a_clean_window_then_each_kind_of_trouble_is_found(
     assert again.counts["order_violations"] == 0
 
 
+def test_topics_the_rows_name_themselves_are_read_back_too(
+    db_engine: Engine, topic_name: Callable[[str], str]
+) -> None:
+    first, second = topic_name("audit_rows1"), topic_name("audit_rows2")
+    create_topics(first, second)
+    since = _db_now(db_engine) - timedelta(seconds=1)
+    config = ServiceConfig.model_validate({"service": "s", "topic": None, "topics": []})
+    insert_rows(db_engine, first, ["a"])
+    insert_rows(db_engine, second, ["b"])
+    (lost,) = insert_rows(db_engine, second, ["c"])
+    (never,) = insert_rows(db_engine, "no.such.topic", ["d"])  # never published: its topic is not read
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE outbox_message SET status = 'FAILED' WHERE message_id = :m"), {"m": never})
+        conn.execute(text("UPDATE outbox_message SET status = 'SENT' WHERE message_id = :m"), {"m": lost})
+    assert run_relay(config, db_engine).published == 2
+    report = _audit(db_engine, config, since)
+    assert (report.rows, report.on_topic, report.listed["sent_not_on_topic"]) == (4, 2, [lost])
+
+
 @pytest.mark.airflow
 def test_the_cli_exit_status_says_whether_anything_was_lost(
     db_engine: Engine,
@@ -89,6 +108,9 @@ def test_the_cli_exit_status_says_whether_anything_was_lost(
     (mid,) = insert_rows(db_engine, topic, ["a"])
     assert cli.main([*args, "--json"]) == 0  # NEW and not on the topic: nothing lost
     assert json.loads(capsys.readouterr().out)["ok"] is True
+    later = (_db_now(db_engine) + timedelta(hours=1)).replace(microsecond=0)
+    assert cli.main([*args, "--until", later.isoformat(), "--json"]) == 0  # no offset: the DB's time zone
+    assert json.loads(capsys.readouterr().out)["until"] == later.isoformat(sep=" ")
     with db_engine.begin() as conn:
         conn.execute(text("UPDATE outbox_message SET status = 'SENT' WHERE message_id = :m"), {"m": mid})
     assert cli.main(args) == 1

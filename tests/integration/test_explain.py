@@ -11,7 +11,8 @@ from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.explain import Explainer
-from tests.integration.outbox_rows import insert_rows
+from tests.integration.kafka_tools import create_topics
+from tests.integration.outbox_rows import insert_rows, run_relay
 from tests.stack import airflow_connections
 
 pytestmark = pytest.mark.integration
@@ -124,3 +125,23 @@ def test_retry_state_kept_in_the_attempt_table_is_read_too(
     gone = _explain(db_engine, config, given_up)
     assert gone["state"] == "given_up" and "outbox_relay_attempt" in str(gone["why"])
     assert _explain(db_engine, config, waiting)["state"] == "waiting_for_retry"
+
+
+def test_explain_lists_every_run_that_failed_a_row_and_the_one_that_gave_up(
+    db_engine: Engine, topic_name: Callable[[str], str]
+) -> None:
+    topic = topic_name("explain_runs")
+    create_topics(topic)
+    config = ServiceConfig.model_validate(
+        {"service": "billing", "topic": topic, "retry": {"max_attempts": 2, "backoff_seconds": 0}}
+    )
+    (poison,) = insert_rows(db_engine, topic, ["a"], payload="{not json")
+    run_relay(config, db_engine, run_id="scheduled__first")
+    run_relay(config, db_engine, run_id="scheduled__second")
+    facts = _explain(db_engine, config, poison)
+    assert facts["state"] == "failed"
+    history = facts["facts"]["history"]  # type: ignore[index]
+    assert len(history) == 2, history
+    assert "attempt in run scheduled__first (attempt 1 of 2 failed; retry in 0s)" in history[0]
+    assert "gave_up in run scheduled__second (attempt 2 of 2 failed; out of attempts)" in history[1]
+    assert "JSON" in history[1]

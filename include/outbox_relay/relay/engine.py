@@ -32,6 +32,8 @@ from outbox_relay.store.replay import ReplayAudit
 log = logging.getLogger(__name__)
 
 LOCK_BUSY = "another relay of this table is running"
+BACKFILL_RUNNING = "a backfill of this table is running"
+BUDGET_SPENT = "time budget spent"
 
 
 def _abandon(conn: Connection) -> None:
@@ -53,6 +55,8 @@ class RunRequest:
     poll_interval_seconds: float | None = None
     named_rows: tuple[Any, ...] = ()  # a replay: only these rows (with republish, SENT ones too)
     replay: ReplayAudit | None = None  # who asked for the republish, and why (history rows)
+    start_after: Any = None  # resume a chunked backfill: only rows after this primary key
+    max_batches: int | None = None  # a throttled backfill's chunk: stop claiming after this many batches
 
     @property
     def republish_audit(self) -> ReplayAudit | None:
@@ -139,8 +143,10 @@ class OutboxRelay:
         """Pass over the table until drained; in polling mode keep looking until the budget is spent."""
         poll = run.request.poll_interval_seconds or self.config.poll_interval_seconds
         while True:
-            held_keys = self.store.waiting_keys(lock_conn)
-            cursor: Any = self.store.cursor_start(lock_conn)
+            held_keys = self._held_keys(lock_conn, run.request)
+            cursor: Any = run.request.start_after
+            if cursor is None:
+                cursor = self.store.cursor_start(lock_conn)
             lock_conn.commit()
             if self.config.pipelining:
                 self._pass_pipelined(run, cursor, held_keys)
@@ -153,6 +159,14 @@ class OutboxRelay:
             run.stats.polls += 1
             self.sleep(poll)
 
+    def _held_keys(self, conn: Connection, request: RunRequest) -> set[Any]:
+        """Keys whose rows must wait: a row of the key waits for its retry, or (for a window) a row of the
+        key created before the window is still unpublished, which the window's rows must not overtake."""
+        held = self.store.waiting_keys(conn)
+        if request.window is not None:
+            held |= self.store.backfills.keys_pending_before(conn, request.window.start)
+        return held
+
     def _pass_serial(self, conn: Connection, run: _Run, cursor: Any, held_keys: set[Any]) -> None:
         """One batch at a time on one connection: at most one batch is acked but not yet marked SENT."""
         while self._has_budget(run):
@@ -162,7 +176,7 @@ class OutboxRelay:
             self._publish(batch, run, held_keys)
             self._settle(batch, run.request)
             self._raise_if_unavailable(batch)
-            cursor = batch.rows[-1].row_id
+            cursor = run.stats.last_row_id = batch.rows[-1].row_id
 
     def _pass_pipelined(self, run: _Run, cursor: Any, held_keys: set[Any]) -> None:
         """Claim batch n+1 and mark batch n-1 SENT (each on its own connection, in worker threads) while
@@ -183,6 +197,7 @@ class OutboxRelay:
                     claiming = None
                     if batch is None:
                         break
+                    run.stats.last_row_id = batch.rows[-1].row_id
                     if self._has_budget(run):
                         after = batch.rows[-1].row_id
                         claiming = workers.submit(self._claim, claim_conn, after, run.request, settle_conn)
@@ -215,9 +230,10 @@ class OutboxRelay:
                 conn.close()
 
     def _has_budget(self, run: _Run) -> bool:
-        if run.budget_left(self.clock()) > 0:
+        limit = run.request.max_batches
+        if run.budget_left(self.clock()) > 0 and (limit is None or run.stats.batches < limit):
             return True
-        run.stats.stopped_because = "time budget spent"
+        run.stats.stopped_because = BUDGET_SPENT
         return False
 
     def _lock_busy(self, conn: Connection, request: RunRequest, stats: RunStats) -> RunStats:
@@ -231,6 +247,12 @@ class OutboxRelay:
         )
         if request.window is not None or request.named_rows:
             raise RelayLockBusyError(f"{message}; a backfill or replay run fails so that it can be retried")
+        backfill = self.store.backfill_lock.holder(conn)
+        if backfill is not None:
+            log.info("%s: %s (MySQL connection id %s); this run has nothing to do", message, BACKFILL_RUNNING,
+                     backfill)  # fmt: skip
+            stats.stopped_because = BACKFILL_RUNNING
+            return stats
         log.warning("%s; this run has nothing to do", message)
         stats.stopped_because = LOCK_BUSY
         return stats
@@ -271,7 +293,7 @@ class OutboxRelay:
         try:
             acked = [batch.rows[m.ref] for m in batch.outcome.acked]
             self.store.mark_sent(conn, acked, request.run_id, request.republish_audit)
-            self.store.record_failures(conn, batch.failures)
+            self.store.record_failures(conn, batch.failures, request.run_id)
             conn.commit()
         except BaseException:
             _abandon(conn)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from outbox_relay.errors import ConfigurationError
+from outbox_relay.store.naming import expanding
 from outbox_relay.store.table import OutboxTable
 
 
@@ -35,6 +36,14 @@ class AuditQueries:
             t.column("message_id") or "NULL",
             t.column("key") or "NULL",
         ]
+        topic = t.column("topic")
+        self._topics_sql = None
+        if topic is not None:
+            self._topics_sql = expanding(
+                f"SELECT DISTINCT {topic} FROM {t.name} WHERE {created} >= :since AND {created} < :until"
+                f"{t.row_filter} AND {topic} IS NOT NULL AND {t.status_col} IN :published",
+                "published",
+            )
         self._sql = text(
             f"SELECT {', '.join(select)} FROM {t.name} WHERE {created} >= :since AND {created} < :until"
             f"{t.row_filter} AND {t.id_col} > :after ORDER BY {t.id_col} LIMIT :limit"
@@ -43,6 +52,16 @@ class AuditQueries:
     def now(self, conn: Connection) -> datetime:
         value = conn.execute(text("SELECT NOW(6)")).scalar_one()
         return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+    def topics(self, conn: Connection, since: datetime, until: datetime) -> set[str]:
+        """The topics the window's published rows name themselves (none without a topic column); rows never
+        published may name topics that do not exist."""
+        if self._topics_sql is None:
+            return set()
+        st = self.table.statuses
+        published = [s for s in (st.sent, st.confirmed) if s is not None]
+        params = {"since": since, "until": until, "published": published, **self.table.filter_params}
+        return {str(r[0]) for r in conn.execute(self._topics_sql, params) if str(r[0]).strip()}
 
     def rows(
         self, conn: Connection, since: datetime, until: datetime, after: Any, limit: int

@@ -61,7 +61,7 @@ class ExplainQueries:
     def _snapshot(self, conn: Connection, row: Any) -> RowSnapshot:
         t = self.table
         fields = {f: row[f"f_{f}"] for f in self._mapped}
-        outside = self.retry_state.outside_state(conn, row["r_id"])
+        outside = self.retry_state.outside_states(conn, [row["r_id"]]).get(str(row["r_id"]))
         attempts, error, next_at, given_up = outside or (
             fields.get("attempts"),
             fields.get("last_error"),

@@ -1,4 +1,5 @@
-"""One relay per table at a time: a MySQL session lock, so it dies with the connection of its holder."""
+"""Session locks on a table: one relay at a time, one backfill at a time. MySQL session locks die with
+the connection of their holder, so a crashed or killed holder never leaves one behind."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from outbox_relay.store.table import OutboxTable
 
 # GET_LOCK names are at most 64 characters; the database name keeps two schemas' tables apart.
-_LOCK_NAME = "LEFT(CONCAT('outbox-relay:', DATABASE(), ':', :tbl), 64)"
+_LOCK_NAME = "LEFT(CONCAT(:purpose, ':', DATABASE(), ':', :tbl), 64)"
 
 
-class RelayLock:
-    """Relays of one table (of one row filter) take turns: per-key order then holds even when a backfill
-    and a scheduled run overlap."""
+class TableLock:
+    """A named session lock on one table (of one row filter)."""
 
-    def __init__(self, table: OutboxTable) -> None:
-        self._params = {"tbl": table.lock_key}
+    def __init__(self, table: OutboxTable, purpose: str) -> None:
+        self._params = {"tbl": table.lock_key, "purpose": purpose}
 
     def acquire(self, conn: Connection, wait_seconds: float) -> bool:
         sql = text(f"SELECT GET_LOCK({_LOCK_NAME}, :wait)")
@@ -38,3 +38,15 @@ class RelayLock:
             conn.commit()
         except SQLAlchemyError:
             conn.invalidate()
+
+
+def relay_lock(table: OutboxTable) -> TableLock:
+    """Relays of one table take turns: per-key order then holds even when a backfill and a scheduled run
+    overlap."""
+    return TableLock(table, "outbox-relay")
+
+
+def backfill_lock(table: OutboxTable) -> TableLock:
+    """Held by a backfill for its whole run (it lets go of the relay lock between chunks): a second backfill
+    of the table is refused, and a scheduled relay that finds the relay lock busy knows why."""
+    return TableLock(table, "outbox-backfill")

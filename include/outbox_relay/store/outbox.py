@@ -14,8 +14,9 @@ from sqlalchemy import Connection, text
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
+from outbox_relay.store.backfill import BackfillQueries
 from outbox_relay.store.claim import ClaimQuery
-from outbox_relay.store.locks import RelayLock
+from outbox_relay.store.locks import backfill_lock, relay_lock
 from outbox_relay.store.naming import expanding, id_list, quote, truncate_error
 from outbox_relay.store.replay import ReplayAudit, ReplayQueries
 from outbox_relay.store.retry_state import retry_state_for
@@ -28,10 +29,12 @@ class OutboxStore:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.table = OutboxTable(config)
-        self.lock = RelayLock(self.table)
+        self.lock = relay_lock(self.table)
+        self.backfill_lock = backfill_lock(self.table)
         self.retry_state = retry_state_for(self.table)
         self.claims = ClaimQuery(self.table, self.retry_state)
         self.replays = ReplayQueries(self.table, self.retry_state)
+        self.backfills = BackfillQueries(self.table, self.retry_state)
 
     def cursor_start(self, conn: Connection) -> Any:
         return self.table.cursor_start(conn)
@@ -79,8 +82,10 @@ class OutboxStore:
         self.retry_state.forget(conn, [r.row_id for r in rows if r.attempts])
         return int(updated)
 
-    def record_failures(self, conn: Connection, failures: Sequence[Failure]) -> None:
+    def record_failures(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
+        """Attempts+1 (FAILED once out of attempts) and one row-history entry per failed attempt."""
         self.retry_state.record_failures(conn, failures)
+        self.replays.record_attempts(conn, failures, run_id)
 
     def waiting_keys(self, conn: Connection) -> set[Any]:
         """Keys that have a NEW row waiting for its retry time (none for a table without a key column)."""

@@ -4,19 +4,23 @@ replay or a backfill republish touched. Every selection is ordered by primary ke
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import ProgrammingError
 
-from outbox_relay.models import OutboxRow
-from outbox_relay.store.naming import REPLAY_TABLE, expanding, id_list
-from outbox_relay.store.retry_state import RetryState
+from outbox_relay.models import Failure, OutboxRow
+from outbox_relay.store.naming import REPLAY_TABLE, expanding, id_list, truncate_error
+from outbox_relay.store.retry_state import OutsideState, RetryState
 from outbox_relay.store.table import OutboxTable
 
 FAILED, UNCONFIRMED, DEAD_LETTER = "failed", "unconfirmed", "dead_letter"
+NO_SUCH_TABLE = 1146
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,14 +133,14 @@ class ReplayQueries:
             *lists,
         )
         records = conn.execute(sql, params).mappings().all()
-        return [self._candidate(conn, r) for r in records]
+        outside = self.retry_state.outside_states(conn, [r["r_id"] for r in records])
+        return [self._candidate(r, outside.get(str(r["r_id"]))) for r in records]
 
-    def _candidate(self, conn: Connection, r: Any) -> ReplayCandidate:
+    def _candidate(self, r: Any, outside: OutsideState | None) -> ReplayCandidate:
         t = self.table
         status = r["r_status"]
         kind = UNCONFIRMED if status == t.statuses.sent else FAILED
         attempts, error = r.get("f_attempts"), r.get("f_last_error")
-        outside = self.retry_state.outside_state(conn, r["r_id"])
         if outside is not None:
             attempts, error = outside[0], outside[1]
         return ReplayCandidate(
@@ -189,9 +193,49 @@ class ReplayQueries:
         return len(rows)
 
     def record_republished(self, conn: Connection, rows: Sequence[OutboxRow], audit: ReplayAudit) -> None:
-        """SENT rows the broker acknowledged again: history only; the row (and its run id) stays as it was."""
-        self._record(conn, "republish", [(r.row_id, r.message_id, r.status, r.attempts, None, None)
-                                         for r in rows], audit)  # fmt: skip
+        """SENT rows the broker acknowledged again: history only; the row (and its run id, copied to the
+        history as the run that first sent it) stays as it was."""
+        first_runs = self._run_ids(conn, [r.row_id for r in rows])
+        self._record(conn, "republish", [(r.row_id, r.message_id, r.status, r.attempts, None,
+                                          first_runs.get(str(r.row_id))) for r in rows], audit)  # fmt: skip
+
+    def _run_ids(self, conn: Connection, row_ids: list[Any]) -> dict[str, str | None]:
+        """The ``relay_run_id`` of each row (none when the table maps no run id column)."""
+        t = self.table
+        run_id = t.column("run_id")
+        if run_id is None or not row_ids:
+            return {}
+        ids_sql, params = id_list(row_ids)
+        sql = text(f"SELECT {t.id_col}, {run_id} FROM {t.name} WHERE {t.id_col} IN ({ids_sql})")
+        return {str(i): r for i, r in conn.execute(sql, params)}
+
+    def record_attempts(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
+        """Failed attempts, one history row each (which run, which error, retried or given up): ``explain``
+        then lists every run that touched a row. A missing history table (sql/04 not applied yet) is
+        logged, not raised: it must not stop the relay from recording the failure itself."""
+        if not failures:
+            return
+        max_attempts = self.table.config.retry.max_attempts
+        try:
+            for f in failures:
+                what = "out of attempts" if f.terminal else f"retry in {f.delay_seconds:g}s"
+                audit = ReplayAudit(
+                    "relay", f"attempt {f.row.attempts + 1} of {max_attempts} failed; {what}", run_id
+                )
+                row = (
+                    f.row.row_id,
+                    f.row.message_id,
+                    f.row.status,
+                    f.row.attempts,
+                    truncate_error(f.error),
+                    None,
+                )
+                self._record(conn, "gave_up" if f.terminal else "attempt", [row], audit)
+        except ProgrammingError as exc:
+            if getattr(exc.orig, "args", (None,))[0] != NO_SUCH_TABLE:
+                raise
+            log.warning("%s is missing (apply sql/04_outbox_relay_replay.sql): failed attempts are not "
+                        "recorded in the row history", REPLAY_TABLE)  # fmt: skip
 
     def record_dead_letters(
         self, conn: Connection, copies: Sequence[tuple[str, str, str | None]], audit: ReplayAudit

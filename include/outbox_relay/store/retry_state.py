@@ -50,8 +50,9 @@ class RetryState(Protocol):
     def waiting_condition(self) -> str:
         """A WHERE fragment: this row of the table waits for its retry time (needs ``attempt_params``)."""
 
-    def outside_state(self, conn: Connection, row_id: Any) -> OutsideState | None:
-        """One row's state when it is kept outside the row (None: in the row's own columns, or none)."""
+    def outside_states(self, conn: Connection, row_ids: Sequence[Any]) -> dict[str, OutsideState]:
+        """The state of the rows that have it kept outside the row, by ``str(row id)`` (none when it is in
+        the rows' own columns); one statement for all of them."""
 
 
 class InlineRetryState:
@@ -113,8 +114,8 @@ class InlineRetryState:
     def waiting_condition(self) -> str:
         return f"{self.next_attempt_at} > NOW(6)"
 
-    def outside_state(self, conn: Connection, row_id: Any) -> OutsideState | None:
-        return None
+    def outside_states(self, conn: Connection, row_ids: Sequence[Any]) -> dict[str, OutsideState]:
+        return {}
 
 
 class AttemptTableRetryState:
@@ -224,17 +225,19 @@ class AttemptTableRetryState:
             f"AND a.row_id = CAST({t.name}.{t.id_col} AS CHAR) AND a.failed = 0 AND a.next_attempt_at > NOW(6))"
         )
 
-    def outside_state(self, conn: Connection, row_id: Any) -> OutsideState | None:
-        state = conn.execute(
-            text(
-                f"SELECT attempts, last_error, next_attempt_at, failed FROM {ATTEMPT_TABLE} "
-                "WHERE service = :service AND source_table = :tbl AND row_id = :row_id"
-            ),
-            {**self.table.attempt_params, "row_id": str(row_id)},
-        ).first()
-        if state is None:
-            return None
-        return int(state[0]), None if state[1] is None else str(state[1]), state[2], bool(state[3])
+    def outside_states(self, conn: Connection, row_ids: Sequence[Any]) -> dict[str, OutsideState]:
+        if not row_ids:
+            return {}
+        sql = expanding(
+            f"SELECT row_id, attempts, last_error, next_attempt_at, failed FROM {ATTEMPT_TABLE} "
+            "WHERE service = :service AND source_table = :tbl AND row_id IN :row_ids",
+            "row_ids",
+        )
+        params = {**self.table.attempt_params, "row_ids": [str(r) for r in row_ids]}
+        return {
+            str(r[0]): (int(r[1]), None if r[2] is None else str(r[2]), r[3], bool(r[4]))
+            for r in conn.execute(sql, params)
+        }
 
 
 def retry_state_for(table: OutboxTable) -> RetryState:
