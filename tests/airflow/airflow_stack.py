@@ -3,6 +3,7 @@ on a fresh PostgreSQL metadata database (Airflow does not support MySQL/MariaDB 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -59,6 +60,14 @@ class AirflowStack:
         assert reply.is_success, f"{method} {path}: {reply.status_code} {reply.text[:2000]}"
         return reply.json() if reply.content else None
 
+    def token(self, user: str) -> str:
+        """A JWT for ``user`` (stacks started with ``users``; the password is the user's name)."""
+        import httpx
+
+        reply = httpx.post(f"{self.url}/auth/token", json={"username": user, "password": user}, timeout=30)
+        assert reply.is_success, f"login as {user}: {reply.status_code} {reply.text[:500]}"
+        return str(reply.json()["access_token"])
+
     def wait_for_dag(self, dag_id: str, seconds: float = 90) -> None:
         deadline = time.monotonic() + seconds
         while not self.metadata("SELECT 1 FROM dag WHERE dag_id = %s", dag_id):
@@ -98,8 +107,12 @@ class AirflowStack:
 
 
 @contextmanager
-def airflow_stack(home: Path, extra_env: dict[str, str], triggerer: bool = False) -> Iterator[AirflowStack]:
-    """The stack; with ``triggerer`` also a triggerer (deferred tasks, e.g. Required Actions)."""
+def airflow_stack(
+    home: Path, extra_env: dict[str, str], triggerer: bool = False, users: dict[str, str] | None = None
+) -> Iterator[AirflowStack]:
+    """The stack; with ``triggerer`` also a triggerer (deferred tasks, e.g. Required Actions). Without
+    ``users`` every caller is an admin (no login); with them (name -> role; password = name) nobody is
+    until logged in."""
     db = f"airflow_t_{uuid.uuid4().hex[:10]}"
     _psql(f"CREATE DATABASE {db}")
     port = _free_port()
@@ -123,6 +136,12 @@ def airflow_stack(home: Path, extra_env: dict[str, str], triggerer: bool = False
             **extra_env,
         }
     )
+    if users:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "passwords.json").write_text(json.dumps({name: name for name in users}))
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(f"{n}:{r}" for n, r in users.items())
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(home / "passwords.json")
     stack = AirflowStack(home, env, db, port)
     migrated = stack.cli("db", "migrate", timeout=300)
     assert migrated.returncode == 0, migrated.stderr[-3000:]

@@ -1,0 +1,101 @@
+"""What the Outbox page shows of one service: its figures, its FAILED / unconfirmed rows, one row in full.
+
+Read-only: the page never writes the outbox (its actions trigger replay DAG runs). Every figure comes from
+one bounded, index-backed statement (``store.dashboard``), so the page stays fast on big tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+from outbox_relay.checks import CheckReport, check_database
+from outbox_relay.config import ServiceConfig
+from outbox_relay.explain import Explainer, Explanation
+from outbox_relay.models import StatsMixin
+from outbox_relay.store.dashboard import DashboardQueries, ListedRow, RowContent, RowFilter
+from outbox_relay.store.retry_state import retry_state_for
+from outbox_relay.store.table import OutboxTable
+
+__all__ = ["Dashboard", "ListedRow", "RowDetail", "RowFilter", "ServiceFigures"]
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class ServiceFigures(StatsMixin):
+    service: str
+    table: str
+    rows_by_status: dict[str, int] = field(default_factory=dict)
+    new: int = 0
+    oldest_eligible_new_seconds: int | None = None
+    held_back: int = 0
+    unconfirmed: int = 0  # SENT rows, for a service with confirmations
+    oldest_unconfirmed_seconds: int | None = None
+    failed: int = 0  # FAILED rows, or NEW rows given up on
+    top_errors: list[tuple[str, int]] = field(default_factory=list)
+    published_per_minute: dict[str, int] | None = None  # last hour, by the rows' send time
+    confirmed_per_minute: dict[str, int] | None = None
+    problems: list[str] = field(default_factory=list)  # the `validate` checks that failed
+    fixes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RowDetail(StatsMixin):
+    explanation: dict[str, Any]
+    content: RowContent
+
+
+class Dashboard:
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        table = OutboxTable(config)
+        self.queries = DashboardQueries(table, retry_state_for(table))
+        self.explainer = Explainer(config)
+
+    def figures(self, conn: Connection) -> ServiceFigures:
+        """The service's figures; a table that is missing or mapped wrong gives its problems instead."""
+        c = self.config
+        figures = ServiceFigures(c.service, c.table)
+        report = CheckReport(c.service)
+        check_database(conn, c, report)
+        figures.problems, figures.fixes = report.problems, report.fixes
+        try:
+            self._fill(conn, figures)
+        except DBAPIError as exc:  # a missing table or column: the checks above name it
+            conn.rollback()
+            figures.problems.append(f"the figures could not be read: {exc.orig}")
+        return figures
+
+    def _fill(self, conn: Connection, figures: ServiceFigures) -> None:
+        c = self.config
+        q, st = self.queries, c.statuses
+        figures.rows_by_status = q.by_status(conn)
+        given_up = q.given_up_new(conn)
+        figures.new = figures.rows_by_status.get(str(st.new), 0) - given_up
+        figures.oldest_eligible_new_seconds = q.oldest_age_seconds(conn, st.new, eligible_only=True)
+        figures.held_back = q.held_back(conn)
+        figures.failed = given_up if st.failed is None else figures.rows_by_status.get(str(st.failed), 0)
+        figures.top_errors = q.top_errors(conn) if figures.failed else []
+        if c.confirmation is not None:
+            figures.unconfirmed = figures.rows_by_status.get(str(st.sent), 0)
+            figures.oldest_unconfirmed_seconds = q.oldest_age_seconds(conn, st.sent)
+        published = [s for s in (st.sent, st.confirmed) if s is not None]
+        figures.published_per_minute = q.per_minute(conn, "sent_at", published)
+        if st.confirmed is not None:
+            figures.confirmed_per_minute = q.per_minute(conn, "confirmed_at", [st.confirmed])
+
+    def rows(
+        self, conn: Connection, wanted: RowFilter, before: Any = None, limit: int = PAGE_SIZE
+    ) -> list[ListedRow]:
+        return self.queries.rows(conn, wanted, before, max(1, min(limit, 500)))
+
+    def row(self, conn: Connection, reference: str) -> RowDetail | None:
+        """A row by message id or primary key: where it stands and why, its history, its content."""
+        explanation: Explanation | None = self.explainer.explain(conn, reference)
+        if explanation is None:
+            return None
+        return RowDetail(explanation.as_dict(), self.queries.content(conn, explanation.row_id))

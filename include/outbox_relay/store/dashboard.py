@@ -1,0 +1,221 @@
+"""The Outbox page's SQL: a service's figures, its FAILED / unconfirmed rows by filter, one row's content.
+
+Every statement reads one index range and is bounded (``LIMIT``, or a one-hour time range on an indexed
+column): the page must answer quickly on tables of millions of rows. Times are the database's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from outbox_relay.store.naming import ATTEMPT_TABLE, expanding
+from outbox_relay.store.replay import FAILED, UNCONFIRMED
+from outbox_relay.store.retry_state import RetryState
+from outbox_relay.store.table import OutboxTable
+
+PREVIEW_CHARS = 2000  # a payload preview never shows more than this
+TOP_ERRORS = 5
+ERRORS_SAMPLED = 10_000  # the most common errors are counted over the newest rows given up on
+HELD_KEYS_COUNTED = 1000
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Which FAILED or unconfirmed rows a list shows; every given criterion must hold."""
+
+    kind: str = FAILED  # FAILED or UNCONFIRMED
+    created_from: datetime | None = None
+    created_until: datetime | None = None
+    key: str | None = None
+    event_type: str | None = None
+    error_text: str | None = None
+
+
+@dataclass(frozen=True)
+class ListedRow:
+    row_id: Any
+    message_id: str
+    key: Any
+    event_type: Any
+    created_at: Any
+    attempts: Any
+    last_error: Any
+
+
+@dataclass(frozen=True)
+class RowContent:
+    payload_preview: str | None  # at most PREVIEW_CHARS characters
+    payload_chars: int | None  # the whole payload's length
+    headers: str | None
+
+
+class DashboardQueries:
+    def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
+        self.table = table
+        self.retry_state = retry_state
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        return {**self.table.filter_params, **self.table.attempt_params, **extra}
+
+    def by_status(self, conn: Connection) -> dict[str, int]:
+        """Rows per stored status (one pass over the (status, id) index)."""
+        t = self.table
+        sql = text(f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE 1 = 1{t.row_filter} GROUP BY 1")
+        return {str(s): int(n) for s, n in conn.execute(sql, self._params())}
+
+    def given_up_new(self, conn: Connection) -> int:
+        """NEW rows given up on (tables whose failed status is null keep that in the attempt table)."""
+        if self.table.statuses.failed is not None:
+            return 0
+        sql = text(f"SELECT COUNT(*) FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl "
+                   "AND failed = 1")  # fmt: skip
+        return int(conn.execute(sql, self._params()).scalar() or 0)
+
+    def oldest_age_seconds(self, conn: Connection, status: Any, eligible_only: bool = False) -> int | None:
+        """Seconds since the first row of ``status`` in primary-key order was created (``eligible_only``: the
+        first NEW row neither waiting for a retry nor given up, i.e. the next one the relay sends): one
+        step into the (status, id) index, however big the backlog. None without a creation time."""
+        t = self.table
+        created = t.column("created_at")
+        if created is None:
+            return None
+        where = f"{t.status_col} = :status{t.row_filter}"
+        if eligible_only:
+            where += f"{self.retry_state.not_given_up} AND NOT COALESCE(({self.retry_state.waiting_condition}), FALSE)"
+        sql = text(
+            f"SELECT TIMESTAMPDIFF(SECOND, {created}, NOW(6)) FROM {t.name} WHERE {where} "
+            f"ORDER BY {t.id_col} LIMIT 1"
+        )
+        value = conn.execute(sql, self._params(status=status)).scalar()
+        return None if value is None else int(value)
+
+    def held_back(self, conn: Connection) -> int:
+        """NEW rows of keys that have a row waiting for its retry (those rows included): they wait."""
+        t = self.table
+        key = t.column("key")
+        if key is None:
+            return 0
+        waiting = sorted(self.retry_state.waiting_keys(conn, key), key=str)[:HELD_KEYS_COUNTED]
+        if not waiting:
+            return 0
+        sql = expanding(
+            f"SELECT COUNT(*) FROM {t.name} WHERE {t.status_col} = :new{t.row_filter} AND {key} IN :keys",
+            "keys",
+        )
+        return int(conn.execute(sql, self._params(new=t.statuses.new, keys=waiting)).scalar() or 0)
+
+    def top_errors(self, conn: Connection) -> list[tuple[str, int]]:
+        """The most common errors of rows given up on, over the newest ``ERRORS_SAMPLED`` of them."""
+        t = self.table
+        if t.columns.inline_retry_state and t.statuses.failed is not None:
+            error = t.column("last_error")
+            source = (f"SELECT {error} AS e FROM {t.name} WHERE {t.status_col} = :failed{t.row_filter} "
+                      f"ORDER BY {t.id_col} DESC LIMIT {ERRORS_SAMPLED}")  # fmt: skip
+        else:
+            source = (f"SELECT last_error AS e FROM {ATTEMPT_TABLE} WHERE service = :service AND "
+                      f"source_table = :tbl AND failed = 1 LIMIT {ERRORS_SAMPLED}")  # fmt: skip
+        sql = text(
+            f"SELECT LEFT(COALESCE(e, '(no error text)'), 300) AS msg, COUNT(*) AS n FROM ({source}) AS sampled "
+            f"GROUP BY msg ORDER BY n DESC, msg LIMIT {TOP_ERRORS}"
+        )
+        return [(str(m), int(n)) for m, n in conn.execute(sql, self._params(failed=t.statuses.failed))]
+
+    def per_minute(self, conn: Connection, logical: str, statuses: list[Any]) -> dict[str, int] | None:
+        """Rows per minute of ``logical`` (sent_at / confirmed_at) over the last hour, among rows of
+        ``statuses``; read through the (status, updated_at) index when ``updated_at`` is mapped (a row's
+        update time is never before its send or confirmation). None when the column is not mapped."""
+        t = self.table
+        column = t.column(logical)
+        if column is None:
+            return None
+        recent = f"{column} >= NOW(6) - INTERVAL 1 HOUR"
+        updated = t.column("updated_at")
+        if updated is not None:
+            recent += f" AND {updated} >= NOW(6) - INTERVAL 1 HOUR"
+        sql = expanding(
+            f"SELECT DATE_FORMAT({column}, '%Y-%m-%d %H:%i') AS minute, COUNT(*) FROM {t.name} "
+            f"WHERE {t.status_col} IN :statuses{t.row_filter} AND {recent} GROUP BY minute ORDER BY minute",
+            "statuses",
+        )
+        return {str(m): int(n) for m, n in conn.execute(sql, self._params(statuses=statuses))}
+
+    def rows(self, conn: Connection, wanted: RowFilter, before: Any, limit: int) -> list[ListedRow]:
+        """Up to ``limit`` FAILED (or unconfirmed) rows matching ``wanted``, newest first, with primary keys
+        below ``before`` (None: from the newest): keyset paging over the (status, id) index."""
+        t = self.table
+        params = self._params(limit=limit)
+        where = [self._kind(wanted.kind, params) + t.row_filter, *self._filters(wanted, params)]
+        if before is not None:
+            where.append(f"{t.id_col} < :before")
+            params["before"] = before
+        optional = ("message_id", "key", "event_type", "created_at", "attempts", "last_error")
+        select = [t.id_col] + [t.column(f) or "NULL" for f in optional]
+        sql = text(
+            f"SELECT {', '.join(select)} FROM {t.name} WHERE {' AND '.join(where)} "
+            f"ORDER BY {t.id_col} DESC LIMIT :limit"
+        )
+        records = conn.execute(sql, params).all()
+        outside = self.retry_state.outside_states(conn, [r[0] for r in records])
+        listed = []
+        for r in records:
+            state = outside.get(str(r[0]))
+            attempts, error = (r[5], r[6]) if state is None else (state[0], state[1])
+            listed.append(ListedRow(r[0], t.message_id_for(r[0], r[1]), r[2], r[3], r[4], attempts, error))
+        return listed
+
+    def _kind(self, kind: str, params: dict[str, Any]) -> str:
+        t = self.table
+        if kind == UNCONFIRMED:
+            params["sent"] = t.statuses.sent
+            return f"{t.status_col} = :sent"
+        if t.statuses.failed is not None:
+            params["failed"] = t.statuses.failed
+            return f"{t.status_col} = :failed"
+        params["new"] = t.statuses.new
+        return f"{t.status_col} = :new {self.retry_state.given_up}"
+
+    def _filters(self, wanted: RowFilter, params: dict[str, Any]) -> list[str]:
+        t = self.table
+        where = []
+        for logical, value in (("key", wanted.key), ("event_type", wanted.event_type)):
+            if value and t.column(logical):
+                where.append(f"{t.column(logical)} = :{logical}")
+                params[logical] = value
+        created = t.column("created_at")
+        for name, op, moment in (
+            ("c_from", ">=", wanted.created_from),
+            ("c_until", "<", wanted.created_until),
+        ):
+            if moment is not None and created:
+                where.append(f"{created} {op} :{name}")
+                params[name] = moment
+        if wanted.error_text and t.column("last_error"):
+            where.append(f"{t.column('last_error')} LIKE :error_text")
+            params["error_text"] = f"%{_like_escaped(wanted.error_text)}%"
+        return where
+
+    def content(self, conn: Connection, row_id: Any) -> RowContent:
+        """The start of a row's payload and its headers column."""
+        t = self.table
+        payload, headers = t.column("payload"), t.column("headers")
+        select = [
+            f"LEFT({payload}, {PREVIEW_CHARS})" if payload else "NULL",
+            f"CHAR_LENGTH({payload})" if payload else "NULL",
+            f"LEFT({headers}, {PREVIEW_CHARS})" if headers else "NULL",
+        ]
+        sql = text(f"SELECT {', '.join(select)} FROM {t.name} WHERE {t.id_col} = :id{t.row_filter}")
+        found = conn.execute(sql, self._params(id=row_id)).first()
+        if found is None:
+            return RowContent(None, None, None)
+        return RowContent(
+            None if found[0] is None else str(found[0]), None if found[1] is None else int(found[1]),
+            None if found[2] is None else str(found[2]),
+        )  # fmt: skip
+
+
+def _like_escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

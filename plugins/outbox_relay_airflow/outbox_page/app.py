@@ -1,0 +1,221 @@
+"""The Outbox page's routes: HTML for people (inside the Airflow UI), the same as JSON under ``/api`` for
+scripts. Read-only; every route needs an authenticated Airflow user (see ``access``)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from airflow.api_fastapi.core_api.security import GetUserDep
+from fastapi import FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.config.loader import load_services
+from outbox_relay.dashboard import Dashboard, RowFilter, ServiceFigures
+from outbox_relay.errors import ConfigurationError
+from outbox_relay.reconciliation import parse_time
+from outbox_relay.store.replay import FAILED, UNCONFIRMED
+from outbox_relay_airflow.hooks import db_engine
+from outbox_relay_airflow.outbox_page.access import ReadableService, may
+from outbox_relay_airflow.outbox_page.actions import (
+    check_may_trigger,
+    check_same_origin,
+    replay_dag_id,
+    trigger_replay,
+)
+from outbox_relay_airflow.outbox_page.runs import latest_runs
+
+templates = Jinja2Templates(
+    directory=str(Path(__file__).with_name("templates")),
+    # Links are built from the mount point (/outbox): the api-server's router, not this app's, resolves
+    # route names, so url_for cannot find the page's own routes.
+    context_processors=[lambda request: {"base": request.scope.get("root_path", "")}],
+)
+app = FastAPI(title="Outbox", description="Outbox tables relayed by this Airflow: figures, rows, history.")
+
+_engines: dict[tuple[str, str, str], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _services() -> dict[str, ServiceConfig]:
+    return dict(load_services().services)
+
+
+def _config(service: str) -> ServiceConfig:
+    found = _services().get(service)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no outbox service {service!r} is registered")
+    return found
+
+
+def _engine(config: ServiceConfig) -> Engine:
+    """One small pool per service and connection, kept for the api-server's life."""
+    key = (config.service, config.connections.db, config.db_time_zone)
+    with _engines_lock:
+        if key not in _engines:
+            _engines[key] = db_engine(config, pool_size=1)
+        return _engines[key]
+
+
+def _figures(config: ServiceConfig) -> ServiceFigures:
+    try:
+        with _engine(config).connect() as conn:
+            return Dashboard(config).figures(conn)
+    except Exception as exc:  # an unreachable database is shown on the page, not a 500
+        figures = ServiceFigures(config.service, config.table)
+        figures.problems.append(
+            f"database connection {config.connections.db!r} failed: {type(exc).__name__}: {exc}"
+        )
+        return figures
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_time(value, name)
+    except (ValueError, ConfigurationError) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+
+
+def _row_filter(kind: str, key: str | None, event_type: str | None, error: str | None,
+                since: str | None, until: str | None) -> RowFilter:  # fmt: skip
+    if kind not in {FAILED, UNCONFIRMED}:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY, f"kind must be {FAILED!r} or {UNCONFIRMED!r}"
+        )
+    return RowFilter(kind, _time(since, "since"), _time(until, "until"), key or None, event_type or None,
+                     error or None)  # fmt: skip
+
+
+Text = Annotated[str | None, Query()]
+DAG_KINDS = {"relay", "replay", "backfill", "confirmations", "cleanup", "reconcile"}
+
+
+# --- JSON ----------------------------------------------------------------------------------------------
+
+
+@app.get("/api/services")
+def api_services(user: GetUserDep) -> list[dict[str, Any]]:
+    """Every service whose DAGs the user may read, with its figures."""
+    return [_figures(c).as_dict() for name, c in sorted(_services().items()) if may(user, "GET", name)]
+
+
+@app.get("/api/services/{service}")
+def api_service(service: ReadableService) -> dict[str, Any]:
+    return {**_figures(_config(service)).as_dict(), "runs": latest_runs(service)}
+
+
+@app.get("/api/services/{service}/rows")
+def api_rows(
+    service: ReadableService, kind: str = FAILED, key: Text = None, event_type: Text = None, error: Text = None,
+    since: Text = None, until: Text = None, before: Text = None, limit: int = 50,
+) -> list[dict[str, Any]]:  # fmt: skip
+    config = _config(service)
+    wanted = _row_filter(kind, key, event_type, error, since, until)
+    with _engine(config).connect() as conn:
+        return [asdict(r) for r in Dashboard(config).rows(conn, wanted, before or None, limit)]
+
+
+@app.get("/api/services/{service}/rows/{reference}")
+def api_row(service: ReadableService, reference: str) -> dict[str, Any]:
+    config = _config(service)
+    with _engine(config).connect() as conn:
+        detail = Dashboard(config).row(conn, reference)
+    if detail is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"service {service}: no row has id or message id {reference!r}"
+        )
+    return {"explanation": detail.explanation, "content": asdict(detail.content)}
+
+
+@app.post("/api/services/{service}/replay")
+def api_replay(
+    service: ReadableService, body: dict[str, Any], request: Request, user: GetUserDep
+) -> dict[str, Any]:
+    """Trigger the service's replay DAG with ``body`` as its params (those of the replay DAG)."""
+    check_same_origin(request)
+    check_may_trigger(user, service)
+    run_id = trigger_replay(_config(service), body, user)
+    dag_id = replay_dag_id(service)
+    return {"dag_id": dag_id, "run_id": run_id, "link": f"/dags/{dag_id}/runs/{run_id}"}
+
+
+# --- HTML ----------------------------------------------------------------------------------------------
+
+
+@app.get("/", response_class=HTMLResponse)
+def index(request: Request, user: GetUserDep) -> Response:
+    services = _services()
+    shown = [_figures(c) for name, c in sorted(services.items()) if may(user, "GET", name)]
+    errors = [str(e) for e in load_services().errors]
+    return templates.TemplateResponse(request, "index.html", {"services": shown, "errors": errors})
+
+
+@app.get("/services/{service}", response_class=HTMLResponse)
+def service_page(
+    request: Request, service: ReadableService, kind: str = FAILED, key: Text = None, event_type: Text = None,
+    error: Text = None, since: Text = None, until: Text = None, before: Text = None,
+) -> Response:  # fmt: skip
+    config = _config(service)
+    wanted = _row_filter(kind, key, event_type, error, since, until)
+    figures = _figures(config)
+    rows = []
+    if not figures.problems:
+        with _engine(config).connect() as conn:
+            rows = Dashboard(config).rows(conn, wanted, before or None)
+    context = {
+        "config": config, "figures": figures, "runs": latest_runs(service), "rows": rows, "wanted": wanted,
+        "filters": {"kind": kind, "key": key or "", "event_type": event_type or "", "error": error or "",
+                    "since": since or "", "until": until or ""},
+    }  # fmt: skip
+    return templates.TemplateResponse(request, "service.html", context)
+
+
+@app.get("/services/{service}/rows/{reference}", response_class=HTMLResponse)
+def row_page(request: Request, service: ReadableService, reference: str) -> Response:
+    config = _config(service)
+    with _engine(config).connect() as conn:
+        detail = Dashboard(config).row(conn, reference)
+    if detail is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"service {service}: no row has id or message id {reference!r}"
+        )
+    return templates.TemplateResponse(request, "row.html", {"config": config, "detail": detail})
+
+
+@app.post("/services/{service}/replay", response_class=HTMLResponse)
+async def replay_form(request: Request, service: ReadableService, user: GetUserDep) -> Response:
+    """The page's requeue / republish form: selected rows (row_ids), or every row the filter matches."""
+    check_same_origin(request)
+    check_may_trigger(user, service)
+    form = await request.form()
+    params: dict[str, Any] = {k: str(v) for k, v in form.items() if k not in {"row_ids", "error"}}
+    params["row_ids"] = " ".join(str(v) for v in form.getlist("row_ids"))
+    if form.get("error") and not params["row_ids"]:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            "the error-text filter is not a replay param: check the rows to replay instead",
+        )
+    params["statuses"] = [params.get("statuses") or FAILED]
+    params["dry_run"] = params.get("dry_run") == "on"
+    run_id = trigger_replay(_config(service), params, user)
+    context = {"service": service, "dag_id": replay_dag_id(service), "run_id": run_id, "params": params}
+    return templates.TemplateResponse(request, "triggered.html", context)
+
+
+@app.get("/dag/{dag_id}", response_class=HTMLResponse)
+def dag_tab(request: Request, dag_id: str, user: GetUserDep) -> Response:
+    """The Outbox tab on a DAG's page: its service's page, for the DAGs this project generates."""
+    for name in _services():
+        if dag_id.removeprefix(f"outbox_{name}_") in DAG_KINDS:
+            where = f"{request.scope.get('root_path', '')}/services/{quote(name)}"
+            return RedirectResponse(where, status.HTTP_303_SEE_OTHER)
+    return templates.TemplateResponse(request, "not_outbox.html", {"dag_id": dag_id})

@@ -1,0 +1,123 @@
+"""The Outbox page inside a real api-server (with scheduler and dag-processor): anonymous requests are
+refused, a logged-in viewer sees figures equal to what SQL says, the row list and a row's detail, the DAG
+tab leads to the service's page, actions trigger the replay DAG as the user (a viewer may not), and
+Airflow lists the plugin with its views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.airflow.airflow_stack import airflow_stack
+from tests.integration.kafka_tools import create_topics
+from tests.integration.outbox_rows import insert_rows
+from tests.stack import airflow_connections
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT status, COUNT(*) FROM outbox_message GROUP BY status")).all()
+    return {str(s): int(n) for s, n in rows}
+
+
+def _row_id(engine: Engine, message_id: str) -> int:
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT id FROM outbox_message WHERE message_id = :m"), {"m": message_id})
+        return int(found.scalar_one())
+
+
+@pytest.mark.slow
+def test_outbox_page_needs_a_login_and_shows_what_sql_says(
+    db_engine: Engine, topic_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = topic_name("page")
+    create_topics(topic, f"{topic}.results")
+    services = tmp_path / "services"
+    services.mkdir()
+    (services / "billing.yaml").write_text(
+        f"topic: {topic}\nschedule: null\nconfirm_schedule: null\nretention: null\n"
+        f"confirmation: {{topic: {topic}.results}}\n"
+    )
+    ids = insert_rows(db_engine, topic, ["a", "b", "c", "d", "e"], payload={"card": "4111 <script>"})
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE outbox_message SET status = 'SENT', sent_at = NOW(6) WHERE message_id = :m"),
+                     {"m": ids[0]})  # fmt: skip
+        conn.execute(
+            text("UPDATE outbox_message SET status = 'FAILED', attempts = 5, last_error = 'schema v2' "
+                 "WHERE message_id IN (:a, :b)"), {"a": ids[1], "b": ids[2]},
+        )  # fmt: skip
+    env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}
+    with airflow_stack(tmp_path / "airflow", env, users={"viewer": "viewer", "operator": "user"}) as stack:
+        page = f"{stack.url}/outbox"
+        for path in ("/", "/api/services", "/services/billing", f"/api/services/billing/rows/{ids[1]}"):
+            anonymous = httpx.get(f"{page}{path}", timeout=30)
+            assert anonymous.status_code == 401, (path, anonymous.status_code, anonymous.text[:300])
+        forged = httpx.get(f"{page}/api/services", headers={"Authorization": "Bearer forged"}, timeout=30)
+        assert forged.status_code in {401, 403}
+
+        token = stack.token("viewer")
+        bearer = {"Authorization": f"Bearer {token}"}
+        (figures,) = httpx.get(f"{page}/api/services", headers=bearer, timeout=30).json()
+        assert figures["rows_by_status"] == _counts(db_engine) == {"NEW": 2, "SENT": 1, "FAILED": 2}
+        assert (figures["new"], figures["unconfirmed"], figures["failed"]) == (2, 1, 2)
+        assert figures["top_errors"] == [["schema v2", 2]] and figures["problems"] == []
+        service = httpx.get(f"{page}/api/services/billing", headers=bearer, timeout=30).json()
+        assert set(service["runs"]) >= {"relay", "confirmations", "backfill", "replay"}
+        listed = httpx.get(f"{page}/api/services/billing/rows", headers=bearer, timeout=30).json()
+        assert [r["message_id"] for r in listed] == [ids[2], ids[1]]
+        detail = httpx.get(f"{page}/api/services/billing/rows/{ids[1]}", headers=bearer, timeout=30).json()
+        assert detail["explanation"]["state"] == "failed" and "4111" in detail["content"]["payload_preview"]
+        assert httpx.get(f"{page}/api/services/nope", headers=bearer, timeout=30).status_code == 404
+
+        # The browser's way: Airflow's JWT cookie. HTML is escaped; the DAG tab redirects to the service.
+        cookies = {"_token": token}
+        html = httpx.get(f"{page}/services/billing", cookies=cookies, timeout=30)
+        assert html.status_code == 200 and 'id="failed">2<' in html.text and ids[1] in html.text
+        row = httpx.get(f"{page}/services/billing/rows/{ids[1]}", cookies=cookies, timeout=30)
+        assert row.status_code == 200 and "&lt;script&gt;" in row.text and "<script>" not in row.text
+        tab = httpx.get(f"{page}/dag/outbox_billing_relay", cookies=cookies, timeout=30)
+        assert tab.status_code == 303 and tab.headers["location"].endswith("/outbox/services/billing")
+        other = httpx.get(f"{page}/dag/some_other_dag", cookies=cookies, timeout=30)
+        assert other.status_code == 200 and "not a DAG of a registered outbox service" in other.text
+
+        # Actions trigger the replay DAG as the user: a viewer may not; an operator's run requeues the row.
+        replay = {
+            "reason": "INC-7 schema fixed",
+            "statuses": ["failed"],
+            "row_ids": str(_row_id(db_engine, ids[1])),
+        }
+        refused = httpx.post(f"{page}/api/services/billing/replay", json=replay, headers=bearer, timeout=30)
+        assert refused.status_code == 403 and "outbox_billing_replay" in refused.text
+        operator = {"Authorization": f"Bearer {stack.token('operator')}"}
+        for body, origin, code, message in [
+            ({**replay, "reason": ""}, None, 422, "a reason is required"),
+            ({**replay, "created_from": "soon"}, None, 422, "'soon' is not an ISO date"),
+            (replay, "https://evil.example", 403, "cross-site request refused"),
+        ]:
+            headers = {**operator, **({"Origin": origin} if origin else {})}
+            bad = httpx.post(f"{page}/api/services/billing/replay", json=body, headers=headers, timeout=30)
+            assert bad.status_code == code and message in bad.text, (body, bad.text)
+        triggered = httpx.post(
+            f"{page}/api/services/billing/replay", json=replay, headers=operator, timeout=30
+        )
+        assert triggered.status_code == 200, triggered.text
+        run_id = triggered.json()["run_id"]
+        assert (
+            stack.wait_for_task("outbox_billing_replay", run_id, "replay", {"success", "failed"}, 240)
+            == "success"
+        )
+        with db_engine.connect() as conn:
+            who = conn.execute(text("SELECT requested_by, reason, run_id FROM outbox_relay_replay")).all()
+        assert [tuple(w) for w in who] == [("operator", "INC-7 schema fixed", run_id)]
+        assert _counts(db_engine)["FAILED"] == 1
+
+        plugins = httpx.get(f"{stack.url}/api/v2/plugins", headers=bearer, timeout=30).json()["plugins"]
+        (ours,) = [p for p in plugins if p["name"] == "outbox_relay"]
+        assert [v["destination"] for v in ours["external_views"]] == ["nav", "dag"]
+        assert ours["fastapi_apps"][0]["url_prefix"] == "/outbox"

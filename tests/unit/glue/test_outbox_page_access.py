@@ -1,0 +1,66 @@
+"""The Outbox page's access rules with a fake auth manager: a user sees only the services whose relay DAG
+it may read, and gets 403 on the others' pages (the real api-server test covers 401 and the cookie)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.dashboard import ServiceFigures
+
+pytestmark = pytest.mark.airflow
+
+
+class FakeAuthManager:
+    def __init__(self, readable: set[str]) -> None:
+        self.readable = readable
+        self.asked: list[tuple[str, str | None]] = []
+
+    def is_authorized_dag(self, *, method: str, details: Any, user: Any, **_: Any) -> bool:
+        self.asked.append((method, details.id))
+        return method == "GET" and details.id in self.readable
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch) -> tuple[TestClient, FakeAuthManager]:
+    from airflow.api_fastapi.core_api.security import get_user
+
+    from outbox_relay_airflow.outbox_page import access
+    from outbox_relay_airflow.outbox_page import app as page
+
+    services = {n: ServiceConfig.model_validate({"service": n, "topic": "t"}) for n in ("open", "secret")}
+    manager = FakeAuthManager({"outbox_open_relay"})
+    monkeypatch.setattr(access, "get_auth_manager", lambda: manager)
+    monkeypatch.setattr(page, "_services", lambda: services)
+    monkeypatch.setattr(page, "_figures", lambda c: ServiceFigures(c.service, c.table))
+    monkeypatch.setitem(page.app.dependency_overrides, get_user, lambda: object())
+    return TestClient(page.app), manager
+
+
+def test_a_user_sees_only_services_it_may_read(client: tuple[TestClient, FakeAuthManager]) -> None:
+    http, manager = client
+    assert [s["service"] for s in http.get("/api/services").json()] == ["open"]
+    assert ("GET", "outbox_secret_relay") in manager.asked
+    index = http.get("/")
+    assert index.status_code == 200 and "/services/open" in index.text and "secret" not in index.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/services/secret", "/api/services/secret/rows", "/api/services/secret/rows/1", "/services/secret"],
+)
+def test_other_services_are_forbidden(client: tuple[TestClient, FakeAuthManager], path: str) -> None:
+    http, _ = client
+    reply = http.get(path)
+    assert reply.status_code == 403 and "outbox_secret_relay" in reply.text
+
+
+def test_bad_filters_are_named(client: tuple[TestClient, FakeAuthManager]) -> None:
+    http, _ = client
+    reply = http.get("/api/services/open/rows", params={"kind": "lost"})
+    assert reply.status_code == 422 and "kind must be" in reply.text
+    reply = http.get("/api/services/open/rows", params={"since": "yesterday"})
+    assert reply.status_code == 422 and "'yesterday' is not an ISO date" in reply.text
