@@ -59,11 +59,13 @@ unit: install
 
 integration: services
 	@bash include/devstack/postgres.sh
+	@bash include/devstack/chromium.sh
 	$(PY) -m pytest tests/integration tests/airflow -q
 
 # The suite on PYTEST_WORKERS workers; beside it the static checks and (on Kafka) the Tansu contract run.
 test: services
 	@bash include/devstack/postgres.sh
+	@bash include/devstack/chromium.sh
 	@PYTEST_WORKERS=$(PYTEST_WORKERS) bash include/devstack/test_all.sh
 
 # The relay contract once more on the light embedded broker (Tansu), on its own port.
@@ -73,6 +75,13 @@ test-tansu: install
 	BROKER=tansu OUTBOX_KAFKA_BOOTSTRAP=127.0.0.1:$(TANSU_SMOKE_PORT) \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_relay.py; \
 	  rc=$$?; BROKER_PORT=$(TANSU_SMOKE_PORT) bash include/devstack/tansu.sh stop; exit $$rc
+
+# A real local Airflow with the project's DAGs, the Outbox page and live order traffic (see README).
+.PHONY: airflow airflow-stop
+airflow: services
+	@bash include/devstack/airflow.sh start
+airflow-stop:
+	@bash include/devstack/airflow.sh stop
 
 clean:
 	@bash include/devstack/broker.sh stop || true

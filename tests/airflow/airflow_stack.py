@@ -60,6 +60,15 @@ class AirflowStack:
         assert reply.is_success, f"{method} {path}: {reply.status_code} {reply.text[:2000]}"
         return reply.json() if reply.content else None
 
+    def api_as(self, user: str, method: str, path: str, **kwargs: Any) -> Any:
+        """A REST API call as ``user`` (stacks started with ``users``)."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token(user)}"}
+        reply = httpx.request(method, f"{self.url}/api/v2{path}", headers=headers, timeout=30, **kwargs)
+        assert reply.is_success, f"{method} {path}: {reply.status_code} {reply.text[:2000]}"
+        return reply.json() if reply.content else None
+
     def token(self, user: str) -> str:
         """A JWT for ``user`` (stacks started with ``users``; the password is the user's name)."""
         import httpx

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.airflow.airflow_stack import airflow_stack
+from tests.airflow.airflow_stack import AirflowStack, airflow_stack
+from tests.airflow.browser import browser, log_in, screenshot
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows
 from tests.stack import airflow_connections
@@ -53,7 +54,9 @@ def test_outbox_page_needs_a_login_and_shows_what_sql_says(
                  "WHERE message_id IN (:a, :b)"), {"a": ids[1], "b": ids[2]},
         )  # fmt: skip
     env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}
-    with airflow_stack(tmp_path / "airflow", env, users={"viewer": "viewer", "operator": "user"}) as stack:
+    with airflow_stack(
+        tmp_path / "airflow", env, users={"viewer": "viewer", "operator": "user", "admin": "admin"}
+    ) as stack:
         page = f"{stack.url}/outbox"
         for path in ("/", "/api/services", "/services/billing", f"/api/services/billing/rows/{ids[1]}"):
             anonymous = httpx.get(f"{page}{path}", timeout=30)
@@ -117,7 +120,60 @@ def test_outbox_page_needs_a_login_and_shows_what_sql_says(
         assert [tuple(w) for w in who] == [("operator", "INC-7 schema fixed", run_id)]
         assert _counts(db_engine)["FAILED"] == 1
 
+        _as_a_person(stack, db_engine, ids[2])
+
         plugins = httpx.get(f"{stack.url}/api/v2/plugins", headers=bearer, timeout=30).json()["plugins"]
         (ours,) = [p for p in plugins if p["name"] == "outbox_relay"]
         assert [v["destination"] for v in ours["external_views"]] == ["nav", "dag"]
         assert ours["fastapi_apps"][0]["url_prefix"] == "/outbox"
+
+
+def _as_a_person(stack: AirflowStack, engine: Engine, failed: str) -> None:
+    """Chromium: log in, open Outbox from the navigation, check the figures against SQL, open a FAILED row,
+    requeue it from the page, watch the replay run, relay it, see it sent. Screenshots in .run/test-artifacts."""
+    from selenium.webdriver.common.by import By
+
+    with browser() as page:
+        page.get(f"{stack.url}/outbox/")
+        assert "Not authenticated" in page.page_source  # no cookie yet: refused
+        log_in(page, f"{stack.url}/", "admin", "admin")
+        page.find_element(By.LINK_TEXT, "Outbox").click()
+        page.switch_to.frame(page.find_element(By.TAG_NAME, "iframe"))
+        page.find_element(By.LINK_TEXT, "billing").click()
+        counts = _counts(engine)
+        assert page.find_element(By.ID, "failed").text == str(counts["FAILED"])
+        for status, n in counts.items():
+            assert page.find_element(By.CSS_SELECTOR, f'td[data-status="{status}"]').text == str(n)
+        page.switch_to.default_content()
+        screenshot(page, "outbox-service-page")
+        page.switch_to.frame(page.find_element(By.TAG_NAME, "iframe"))
+        page.find_element(By.LINK_TEXT, failed).click()
+        assert page.find_element(By.ID, "state").text == "failed"
+        page.find_element(By.LINK_TEXT, "Service billing").click()
+        row_id = _row_id(engine, failed)
+        page.find_element(By.CSS_SELECTOR, f'input[name="row_ids"][value="{row_id}"]').click()
+        page.find_element(By.ID, "reason").send_keys("INC-8 requeued from the page")
+        page.find_element(By.ID, "replay").click()
+        run_id = page.find_element(By.CSS_SELECTOR, "#triggered a").text
+        assert (
+            stack.wait_for_task("outbox_billing_replay", run_id, "replay", {"success", "failed"}, 240)
+            == "success"
+        )
+        assert _status(engine, failed) == "NEW"
+        relay = stack.api_as(
+            "admin", "POST", "/dags/outbox_billing_relay/dagRuns", json={"logical_date": None}
+        )
+        assert stack.wait_for_task("outbox_billing_relay", relay["dag_run_id"], "relay", {"success", "failed"},
+                                   240) == "success"  # fmt: skip
+        page.get(f"{stack.url}/outbox/services/billing/rows/{failed}")
+        assert page.find_element(By.ID, "state").text == "sent"
+        assert "requeue by admin" in page.page_source
+        screenshot(page, "outbox-row-detail")
+
+
+def _status(engine: Engine, message_id: str) -> str:
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT status FROM outbox_message WHERE message_id = :m"), {"m": message_id}
+        )
+        return str(found.scalar_one())

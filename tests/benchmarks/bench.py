@@ -30,6 +30,7 @@ from tests.benchmarks import (
     degradation,
     latency,
     naive,
+    page,
     project,
     resources,
     retention,
@@ -48,6 +49,7 @@ COMPONENTS: dict[str, Callable[[Sizes], list[Result]]] = {
     "latency": latency.measure,
     "degradation": degradation.measure,
     "resources": resources.measure,
+    "page": page.measure,
 }
 SMOKE = Sizes(
     rows=2000,
@@ -90,6 +92,8 @@ TARGETS = [
     Target("relay_with_terminal_rows", "relay_empty_table", 0.8, ">= 0.8x empty"),
     Target("latency_p99", None, 1000.0, "< 1000 ms"),
     Target("relay_peak_rss", None, 300.0, "< 300 MB"),
+    Target("page_overview", None, 1000.0, "< 1000 ms"),
+    Target("page_failed_list", None, 1000.0, "< 1000 ms"),
 ]
 
 

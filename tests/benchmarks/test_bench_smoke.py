@@ -29,6 +29,9 @@ EXPECTED = {
     "relay_with_terminal_rows",
     "relay_cpu_per_msg",
     "relay_peak_rss",
+    "page_overview",
+    "page_failed_list",
+    "page_failed_list_by_error",
 }
 
 

@@ -56,7 +56,8 @@ def place(count: int) -> None:
     engine.dispose()
 
 
-def inventory() -> None:
+def inventory_service(time_budget_seconds: float = 180, idle_seconds: float = 3) -> dict[str, object]:
+    """The inventory service: consume orders with its inbox, reserve stock, answer on orders.results."""
     engine = make_engine(db_url())
     consumer = Consumer(
         {
@@ -73,10 +74,14 @@ def inventory() -> None:
         Producer({"bootstrap.servers": bootstrap(), "enable.idempotence": True, "acks": "all"}), 30
     )
     service = IdempotentConsumer("inventory", engine, consumer, results, RESULT_TOPIC, reserve_stock)
-    stats = service.run(time_budget_seconds=180, idle_seconds=3)
+    stats = service.run(time_budget_seconds=time_budget_seconds, idle_seconds=idle_seconds)
     consumer.close()
     engine.dispose()
-    print(f"inventory service: {json.dumps({k: v for k, v in stats.as_dict().items() if k != 'errors'})}")
+    return {k: v for k, v in stats.as_dict().items() if k != "errors"}
+
+
+def inventory() -> None:
+    print(f"inventory service: {json.dumps(inventory_service())}")
 
 
 def compensate() -> None:

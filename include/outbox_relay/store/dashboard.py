@@ -12,14 +12,15 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from outbox_relay.store.naming import ATTEMPT_TABLE, expanding
+from outbox_relay.store.introspection import indexes
+from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, quote
 from outbox_relay.store.replay import FAILED, UNCONFIRMED
 from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
 
 PREVIEW_CHARS = 2000  # a payload preview never shows more than this
 TOP_ERRORS = 5
-ERRORS_SAMPLED = 10_000  # the most common errors are counted over the newest rows given up on
+ERRORS_SAMPLED = 1000  # the most common errors are counted over the newest rows given up on
 HELD_KEYS_COUNTED = 1000
 
 
@@ -57,6 +58,17 @@ class DashboardQueries:
     def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
         self.table = table
         self.retry_state = retry_state
+        self._indexes: dict[str, list[str]] | None = None
+
+    def _hint(self, conn: Connection, *logical: str) -> str | None:
+        """``FORCE INDEX (...)`` for an index starting with these columns, if the table has one. The
+        optimizer otherwise walks the primary key for ``ORDER BY id LIMIT 1`` or reads the whole table
+        when the wanted statuses are most rows, both far slower on a big table."""
+        if self._indexes is None:
+            self._indexes = indexes(conn, self.table.config.table)
+        wanted = [str(getattr(self.table.columns, f)).lower() for f in logical]
+        found = next((n for n, cols in self._indexes.items() if cols[: len(wanted)] == wanted), None)
+        return None if found is None else f"FORCE INDEX ({quote(found)})"
 
     def _params(self, **extra: Any) -> dict[str, Any]:
         return {**self.table.filter_params, **self.table.attempt_params, **extra}
@@ -86,8 +98,9 @@ class DashboardQueries:
         where = f"{t.status_col} = :status{t.row_filter}"
         if eligible_only:
             where += f"{self.retry_state.not_given_up} AND NOT COALESCE(({self.retry_state.waiting_condition}), FALSE)"
+        hint = "" if t.config.row_filter else (self._hint(conn, "status", "id") or "")
         sql = text(
-            f"SELECT TIMESTAMPDIFF(SECOND, {created}, NOW(6)) FROM {t.name} WHERE {where} "
+            f"SELECT TIMESTAMPDIFF(SECOND, {created}, NOW(6)) FROM {t.name} {hint} WHERE {where} "
             f"ORDER BY {t.id_col} LIMIT 1"
         )
         value = conn.execute(sql, self._params(status=status)).scalar()
@@ -126,19 +139,19 @@ class DashboardQueries:
 
     def per_minute(self, conn: Connection, logical: str, statuses: list[Any]) -> dict[str, int] | None:
         """Rows per minute of ``logical`` (sent_at / confirmed_at) over the last hour, among rows of
-        ``statuses``; read through the (status, updated_at) index when ``updated_at`` is mapped (a row's
-        update time is never before its send or confirmation). None when the column is not mapped."""
+        ``statuses``, read through an index on (status, updated_at) (a row's update time is never before
+        its send or confirmation). None when the column is not mapped or the table has no such index:
+        without it the count would read the whole table."""
         t = self.table
-        column = t.column(logical)
-        if column is None:
+        column, updated = t.column(logical), t.column("updated_at")
+        hint = None if column is None or updated is None else self._hint(conn, "status", "updated_at")
+        if hint is None:
             return None
-        recent = f"{column} >= NOW(6) - INTERVAL 1 HOUR"
-        updated = t.column("updated_at")
-        if updated is not None:
-            recent += f" AND {updated} >= NOW(6) - INTERVAL 1 HOUR"
         sql = expanding(
             f"SELECT DATE_FORMAT({column}, '%Y-%m-%d %H:%i') AS minute, COUNT(*) FROM {t.name} "
-            f"WHERE {t.status_col} IN :statuses{t.row_filter} AND {recent} GROUP BY minute ORDER BY minute",
+            f"{hint} WHERE {t.status_col} IN :statuses{t.row_filter} "
+            f"AND {updated} >= NOW(6) - INTERVAL 1 HOUR AND {column} >= NOW(6) - INTERVAL 1 HOUR "
+            "GROUP BY minute ORDER BY minute",
             "statuses",
         )
         return {str(m): int(n) for m, n in conn.execute(sql, self._params(statuses=statuses))}
