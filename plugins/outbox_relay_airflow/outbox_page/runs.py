@@ -7,7 +7,6 @@ from typing import Any
 
 from airflow.models.dagrun import DagRun
 from airflow.utils.session import create_session
-from sqlalchemy import select
 
 KINDS = ("relay", "confirmations", "cleanup", "backfill", "replay")
 
@@ -18,9 +17,13 @@ def latest_runs(service: str, per_dag: int = 3) -> dict[str, list[dict[str, Any]
     with create_session() as session:
         for kind in KINDS:
             dag_id = f"outbox_{service}_{kind}"
-            runs = session.scalars(
-                select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(per_dag)
-            ).all()
+            runs = (  # Airflow's ORM on Airflow's own database: no outbox SQL here
+                session.query(DagRun)
+                .filter(DagRun.dag_id == dag_id)
+                .order_by(DagRun.id.desc())
+                .limit(per_dag)
+                .all()
+            )
             found[kind] = [
                 {
                     "dag_id": dag_id,
