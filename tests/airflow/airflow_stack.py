@@ -172,6 +172,7 @@ def airflow_stack(
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(f"{n}:{r}" for n, r in users.items())
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(home / "passwords.json")
+    home.mkdir(parents=True, exist_ok=True)
     stack = AirflowStack(home, env, db, port)
     _psql(f"CREATE DATABASE {db} TEMPLATE {_migrated_template(env)}")
     procs = []

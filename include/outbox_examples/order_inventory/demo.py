@@ -56,8 +56,12 @@ def place(count: int) -> None:
     engine.dispose()
 
 
-def inventory_service(time_budget_seconds: float = 180, idle_seconds: float = 3) -> dict[str, object]:
-    """The inventory service: consume orders with its inbox, reserve stock, answer on orders.results."""
+def inventory_service(
+    time_budget_seconds: float = 180, idle_seconds: float = 30, live: bool = False
+) -> dict[str, object]:
+    """The inventory service: consume orders with its inbox, reserve stock, answer on orders.results. It
+    stops once it has read every partition to its end (the demo publishes all orders first), or, ``live``,
+    after ``idle_seconds`` without an order."""
     engine = make_engine(db_url())
     consumer = Consumer(
         {
@@ -67,6 +71,7 @@ def inventory_service(time_budget_seconds: float = 180, idle_seconds: float = 3)
             "enable.auto.commit": False,
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 1000,
+            "enable.partition.eof": True,
         }
     )
     consumer.subscribe([ORDER_TOPIC])
@@ -74,7 +79,7 @@ def inventory_service(time_budget_seconds: float = 180, idle_seconds: float = 3)
         Producer({"bootstrap.servers": bootstrap(), "enable.idempotence": True, "acks": "all"}), 30
     )
     service = IdempotentConsumer("inventory", engine, consumer, results, RESULT_TOPIC, reserve_stock)
-    stats = service.run(time_budget_seconds=time_budget_seconds, idle_seconds=idle_seconds)
+    stats = service.run(time_budget_seconds, idle_seconds, stop_at_end=not live)
     consumer.close()
     engine.dispose()
     return {k: v for k, v in stats.as_dict().items() if k != "errors"}

@@ -39,7 +39,7 @@ def main() -> int:
     orders = threading.Thread(target=trickle, args=(engine, args.every, stop), daemon=True)
     orders.start()
     while not stop.is_set():  # the inventory service, in rounds (each ends after a quiet spell)
-        inventory_service(time_budget_seconds=60, idle_seconds=30)
+        inventory_service(time_budget_seconds=60, idle_seconds=30, live=True)
     engine.dispose()
     return 0
 
