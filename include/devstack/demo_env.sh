@@ -62,6 +62,18 @@ dag_runner() {
   [[ $reply == ok ]]
 }
 
+# Run one DAG that must end red: its check_health task fails the run (e.g. it gave up on a poison row).
+# A green run fails the demo; the red run's reason is printed.
+dag_test_red() {
+  local log="$AIRFLOW_HOME/$1.log"
+  dag_runner "$log" "$@" || true
+  if ! grep -q "ServiceUnhealthyError" "$log"; then
+    echo "DAG run $1 should have been red (check_health); see $log" >&2; tail -40 "$log" >&2; exit 1
+  fi
+  grep -oE "(relay run)[^{]*\{[^}]*\}" "$log" | tail -1 || true
+  echo "red, as it should be: $(grep -oE 'ServiceUnhealthyError: [^|]*' "$log" | tail -1 | cut -c1-220)"
+}
+
 # Run one DAG through `airflow dags test`, fail loudly, and print the task's one-line stats.
 dag_test() {
   local log="$AIRFLOW_HOME/$1.log"

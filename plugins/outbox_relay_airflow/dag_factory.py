@@ -115,7 +115,12 @@ def relay_dag(config: ServiceConfig) -> DAG:
         def relay(service: str) -> dict[str, Any]:
             return tasks.run_relay(service, dict(get_current_context()))
 
-        ensure_topics(config.service) >> relay(config.service)
+        @task(task_id="check_health", retries=0)
+        def check_health(service: str) -> dict[str, Any]:
+            """Red run when rows were given up on or the SLO is breached (the relay's work is committed)."""
+            return tasks.run_check_health(service, dict(get_current_context()))
+
+        ensure_topics(config.service) >> relay(config.service) >> check_health(config.service)
     return dag
 
 

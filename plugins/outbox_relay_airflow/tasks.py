@@ -22,6 +22,7 @@ from outbox_relay.errors import (
     InfrastructureError,
     MissingConfigurationError,
 )
+from outbox_relay.health import HealthCheck
 from outbox_relay.kafka.topics import ensure_topics, service_topics
 from outbox_relay.models import Window
 from outbox_relay.reconciliation import (
@@ -118,6 +119,29 @@ def _backfill_audit(context: dict[str, Any], window: Window | None) -> ReplayAud
     user = getattr(context.get("dag_run"), "triggering_user_name", None) or "airflow"
     span = f"[{window.start}, {window.end})" if window else ""
     return ReplayAudit(str(user), f"backfill republish of {span}", str(context.get("run_id") or "manual"))
+
+
+class ServiceUnhealthyError(DiscrepancyError):
+    """The relay run gave up on rows, or the service is outside its SLO: the run turns red (no retry)."""
+
+
+@fail_without_retry
+def run_check_health(
+    service: str, context: dict[str, Any], services_dir: Path | None = None
+) -> dict[str, Any]:
+    """The relay DAG's last task: fail the run when it gave up on rows or the service breaches its SLO."""
+    config = load_service(service, services_dir)
+    ti = context.get("ti")
+    stats = ti.xcom_pull(task_ids="relay") if ti is not None else None
+    engine = db_engine(config, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            problems = HealthCheck(config).problems(conn, stats if isinstance(stats, dict) else {})
+    finally:
+        engine.dispose()
+    if problems:
+        raise ServiceUnhealthyError(" | ".join(problems))
+    return {"healthy": True, "checked": {"slo": config.slo.model_dump()}}
 
 
 class RelayLockWedgedError(InfrastructureError):

@@ -19,7 +19,9 @@ airflow_db
 step "billing and shipping write business rows + messages (one transaction each) to message_send"
 $DEMO write "$INVOICES"
 step "relay DAGs, one per subsystem of the shared table (each its own lock): outbox_billing_relay, outbox_shipping_relay"
-dag_tests outbox_billing_relay outbox_shipping_relay
+echo "(billing's run gives up on the poison row, so its check_health task turns the run red: alerts fire)"
+dag_test_red outbox_billing_relay
+dag_test outbox_shipping_relay
 step "the 'mark sent' update is lost for every row: the relay publishes everything a second time"
 $DEMO lose-marks all
 dag_tests outbox_billing_relay outbox_shipping_relay

@@ -93,3 +93,20 @@ class Reconciliation(Strict):
         if self.retention is not None and self.columns.created_at is None:
             raise ValueError("reconciliation.retention needs reconciliation.columns.created_at to age rows")
         return self
+
+
+class Slo(Strict):
+    """What the relay DAG's ``check_health`` task holds each run to; a breach turns the run red."""
+
+    max_oldest_new_seconds: float | None = Field(
+        None, gt=0, description="The next row to send may have waited at most this long (DB clock)."
+    )
+    max_unconfirmed_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="The oldest sent-but-unconfirmed row may be at most this old (needs confirmation).",
+    )
+    fail_on_given_up_rows: bool = Field(
+        True,
+        description="A run that gave up on rows (FAILED, dead-lettered) is red, after its work is committed.",
+    )

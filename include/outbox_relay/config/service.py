@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from outbox_relay.config.fields import StatusValue, Strict, check_schedule, check_topic
 from outbox_relay.config.identifiers import check_table_name
-from outbox_relay.config.lifecycle import Confirmation, Reconciliation, Retention
+from outbox_relay.config.lifecycle import Confirmation, Reconciliation, Retention, Slo
 from outbox_relay.config.settings import Connections, Kafka, Retry
 from outbox_relay.config.table import STANDARD_COLUMNS, Columns, Payload, RowFilter, Statuses
 
@@ -86,6 +86,9 @@ class ServiceConfig(Strict):
         None, description="Only rows whose column equals this value (several services share one table)."
     )
     reconciliation: Reconciliation | None = None
+    slo: Slo = Field(
+        Slo(), description="Service levels the relay DAG's check_health task enforces (red runs, alerts)."
+    )
 
     @field_validator("service")
     @classmethod
@@ -129,12 +132,21 @@ class ServiceConfig(Strict):
         if self.threshold_seconds > 0 and self.columns.created_at is None:
             raise ValueError("threshold_seconds needs columns.created_at (the table has no creation time)")
         self._check_reconciliation()
+        self._check_slo()
         if self.retention is not None and self.columns.created_at is None and self.columns.updated_at is None:
             raise ValueError(
                 "retention needs columns.created_at or columns.updated_at to age rows; "
                 "set 'retention: null' to disable it"
             )
         return self
+
+    def _check_slo(self) -> None:
+        if (
+            self.slo.max_oldest_new_seconds or self.slo.max_unconfirmed_seconds
+        ) and self.columns.created_at is None:
+            raise ValueError("slo ages need columns.created_at (the table has no creation time)")
+        if self.slo.max_unconfirmed_seconds and self.confirmation is None:
+            raise ValueError("slo.max_unconfirmed_seconds needs 'confirmation' (without it SENT is final)")
 
     def _check_topics(self) -> None:
         if self.columns.topic is None and self.topic is None:
