@@ -99,3 +99,13 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     finally:
         with open(report, "a", encoding="utf-8") as out:
             out.write(f"{used() - before:.1f}\t{item.nodeid}\n")
+
+
+@pytest.fixture
+def airflow_connections_env(db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relay's Airflow connections (this test's database, this broker) as AIRFLOW_CONN_* variables,
+    for code under test that resolves connections the Airflow way (tasks, CLI)."""
+    from tests.stack import airflow_connections
+
+    for name, value in airflow_connections(db_engine).items():
+        monkeypatch.setenv(name, value)

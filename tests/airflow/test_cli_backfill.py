@@ -13,22 +13,19 @@ from sqlalchemy import Engine, text
 from outbox_relay_airflow import cli
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import insert_rows, statuses
-from tests.stack import airflow_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 
+@pytest.mark.usefixtures("airflow_connections_env")
 def test_backfill_dry_run_then_backfill_then_refusals(
     db_engine: Engine,
     topic_name: Callable[[str], str],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     topic = topic_name("cli_backfill")
     create_topics(topic)
-    for name, value in airflow_connections(db_engine).items():
-        monkeypatch.setenv(name, value)
     (tmp_path / "billing.yaml").write_text(f"topic: {topic}\n")
     inside = insert_rows(db_engine, topic, ["a", "b"])
     outside = insert_rows(db_engine, topic, ["c"])

@@ -15,7 +15,6 @@ from outbox_relay.store.outbox import OutboxStore
 from outbox_relay_airflow import tasks
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows
-from tests.stack import airflow_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -34,17 +33,15 @@ class FakeTaskInstance:
         return self.previous
 
 
+@pytest.mark.usefixtures("airflow_connections_env")
 def test_scheduled_runs_fail_after_n_lock_busy_runs_in_a_row(
     db_engine: Engine,
     topic_name: Callable[[str], str],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     topic = topic_name("wedged")
     create_topics(topic)
     insert_rows(db_engine, topic, ["a"])
-    for name, value in airflow_connections(db_engine).items():
-        monkeypatch.setenv(name, value)
     (tmp_path / "wedged.yaml").write_text(
         f"topic: {topic}\nrelay_lock_wait_seconds: 0\nrelay_lock_busy_runs_to_fail: 3\n"
     )
@@ -70,16 +67,14 @@ def test_scheduled_runs_fail_after_n_lock_busy_runs_in_a_row(
     assert drained["published"] == 1 and drained["lock_busy_runs"] == 0
 
 
+@pytest.mark.usefixtures("airflow_connections_env")
 def test_runs_that_meet_a_backfill_are_not_counted_as_wedged(
     db_engine: Engine,
     topic_name: Callable[[str], str],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     topic = topic_name("backfilling")
     create_topics(topic)
-    for name, value in airflow_connections(db_engine).items():
-        monkeypatch.setenv(name, value)
     (tmp_path / "busy.yaml").write_text(
         f"topic: {topic}\nrelay_lock_wait_seconds: 0\nrelay_lock_busy_runs_to_fail: 1\n"
     )

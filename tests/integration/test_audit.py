@@ -16,7 +16,7 @@ from outbox_relay.audit import Auditor, AuditReport
 from outbox_relay.config import ServiceConfig
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows, run_relay
-from tests.stack import BOOTSTRAP, airflow_connections
+from tests.stack import BOOTSTRAP
 
 pytestmark = pytest.mark.integration
 
@@ -89,19 +89,17 @@ def test_topics_the_rows_name_themselves_are_read_back_too(
 
 
 @pytest.mark.airflow
+@pytest.mark.usefixtures("airflow_connections_env")
 def test_the_cli_exit_status_says_whether_anything_was_lost(
     db_engine: Engine,
     topic_name: Callable[[str], str],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from outbox_relay_airflow import cli
 
     topic = topic_name("auditcli")
     create_topics(topic)
-    for name, value in airflow_connections(db_engine).items():
-        monkeypatch.setenv(name, value)
     (tmp_path / "orders.yaml").write_text(f"topic: {topic}\n")
     since = (_db_now(db_engine) - timedelta(seconds=1)).isoformat()
     args = ["--services-dir", str(tmp_path), "audit", "orders", "--since", since]

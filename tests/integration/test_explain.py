@@ -13,7 +13,6 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.explain import Explainer
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows, run_relay
-from tests.stack import airflow_connections
 
 pytestmark = pytest.mark.integration
 
@@ -87,14 +86,13 @@ def test_a_young_row_names_when_it_becomes_eligible(
 
 
 @pytest.mark.airflow
+@pytest.mark.usefixtures("airflow_connections_env")
 def test_the_cli_explains_a_row_and_says_when_none_matches(
-    db_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    db_engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from outbox_relay_airflow import cli
 
     (mid,) = insert_rows(db_engine, "t", ["a"])
-    for name, value in airflow_connections(db_engine).items():
-        monkeypatch.setenv(name, value)
     (tmp_path / "orders.yaml").write_text("topic: t\n")
     assert cli.main(["--services-dir", str(tmp_path), "explain", "orders", mid, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "new"

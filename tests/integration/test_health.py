@@ -13,7 +13,6 @@ from sqlalchemy import Engine, text
 from outbox_relay.config import ServiceConfig
 from outbox_relay.health import HealthCheck
 from tests.integration.outbox_rows import insert_rows
-from tests.stack import airflow_connections
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +49,12 @@ def test_given_up_rows_and_slo_breaches_are_named(
 
 
 @pytest.mark.airflow
-def test_the_task_fails_without_retry_naming_the_problem(
-    db_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("airflow_connections_env")
+def test_the_task_fails_without_retry_naming_the_problem(db_engine: Engine, tmp_path: Path) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
     from outbox_relay_airflow import tasks
 
-    for name, value in airflow_connections(db_engine).items():
-        monkeypatch.setenv(name, value)
     (tmp_path / "billing.yaml").write_text("topic: t\n")
 
     class Ti:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import load_services
-from outbox_relay.dashboard import Dashboard, RowFilter, ServiceFigures
+from outbox_relay.dashboard import Dashboard, RowDetail, RowFilter, ServiceFigures
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.store.replay import FAILED, UNCONFIRMED
@@ -124,8 +124,7 @@ def api_rows(
         return [asdict(r) for r in Dashboard(config).rows(conn, wanted, before or None, limit)]
 
 
-@app.get("/api/services/{service}/rows/{reference}")
-def api_row(service: ReadableService, reference: str) -> dict[str, Any]:
+def _row(service: str, reference: str) -> tuple[ServiceConfig, RowDetail]:
     config = _config(service)
     with _engine(config).connect() as conn:
         detail = Dashboard(config).row(conn, reference)
@@ -133,6 +132,12 @@ def api_row(service: ReadableService, reference: str) -> dict[str, Any]:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"service {service}: no row has id or message id {reference!r}"
         )
+    return config, detail
+
+
+@app.get("/api/services/{service}/rows/{reference}")
+def api_row(service: ReadableService, reference: str) -> dict[str, Any]:
+    detail = _row(service, reference)[1]
     return {"explanation": detail.explanation, "content": asdict(detail.content)}
 
 
@@ -181,13 +186,7 @@ def service_page(
 
 @app.get("/services/{service}/rows/{reference}", response_class=HTMLResponse)
 def row_page(request: Request, service: ReadableService, reference: str) -> Response:
-    config = _config(service)
-    with _engine(config).connect() as conn:
-        detail = Dashboard(config).row(conn, reference)
-    if detail is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"service {service}: no row has id or message id {reference!r}"
-        )
+    config, detail = _row(service, reference)
     return templates.TemplateResponse(request, "row.html", {"config": config, "detail": detail})
 
 
