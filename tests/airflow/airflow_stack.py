@@ -92,6 +92,23 @@ class AirflowStack:
             assert time.monotonic() < deadline, f"{text!r} not in {log} after {seconds}s"
             time.sleep(1)
 
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        """A manual run of ``dag_id`` with ``conf`` (as the all-admins user); its run id."""
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        return str(run["dag_run_id"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, seconds: float = 300) -> str:
+        """Poll the run (in the metadata DB) until it succeeded or failed; that state."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            state = self.metadata(
+                "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", dag_id, run_id
+            )
+            if state and state[0][0] in {"success", "failed"}:
+                return str(state[0][0])
+            time.sleep(1)
+        raise AssertionError(f"{dag_id} run {run_id} did not finish in {seconds}s")
+
     def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str], seconds: float) -> str:
         """Poll the task instance (in the metadata DB) until it is in one of ``states``."""
         deadline = time.monotonic() + seconds

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.store.outbox import OutboxStore
-from tests.airflow.airflow_stack import AirflowStack, airflow_stack
+from tests.airflow.airflow_stack import airflow_stack
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import run_relay
 from tests.stack import airflow_connections
@@ -61,21 +61,6 @@ def _count(engine: Engine, where: str, **params: Any) -> int:
         )
 
 
-def _trigger(stack: AirflowStack, conf: dict[str, Any]) -> str:
-    run = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
-    return str(run["dag_run_id"])
-
-
-def _finished(stack: AirflowStack, run_id: str, seconds: float = 300) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        state = stack.metadata("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", DAG_ID, run_id)
-        if state and state[0][0] in {"success", "failed"}:
-            return str(state[0][0])
-        time.sleep(1)
-    raise AssertionError(f"{DAG_ID} run {run_id} did not finish in {seconds}s")
-
-
 def _locks_held(engine: Engine, config: ServiceConfig) -> list[Any]:
     store = OutboxStore(config)
     with engine.connect() as conn:
@@ -105,16 +90,16 @@ def test_one_run_drains_a_six_hour_window_and_a_cancelled_run_loses_nothing(
     env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}
     with airflow_stack(tmp_path / "airflow", env) as stack:
         stack.wait_for_dag(DAG_ID)
-        run = _trigger(stack, {"since": "2026-11-20T01:00", "until": "2026-11-20T07:00",
+        run = stack.trigger(DAG_ID, {"since": "2026-11-20T01:00", "until": "2026-11-20T07:00",
                                "reason": "INC-9 broker outage", "republish": True})  # fmt: skip
-        assert _finished(stack, run) == "success"
+        assert stack.wait_for_run(DAG_ID, run) == "success"
         result = stack.metadata(
             "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'backfill' "
             "AND key = 'return_value'", DAG_ID, run,
         )  # fmt: skip
 
         # Cancel a second, paced backfill half-way: mark its run failed, as an operator would in the grid.
-        slow = _trigger(stack, {"since": "2026-11-19T00:00", "until": "2026-11-19T01:00",
+        slow = stack.trigger(DAG_ID, {"since": "2026-11-19T00:00", "until": "2026-11-19T01:00",
                                 "reason": "paced", "max_rows_per_second": 100})  # fmt: skip
         window = {"a": cancelled_window, "b": cancelled_window + timedelta(hours=1)}
         deadline = time.monotonic() + 240

@@ -4,15 +4,13 @@ runs straight away, a large one waits in Airflow's Required Actions until a huma
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, bindparam, text
 
-from tests.airflow.airflow_stack import AirflowStack, airflow_stack
+from tests.airflow.airflow_stack import airflow_stack
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows, statuses
 from tests.stack import airflow_connections
@@ -20,21 +18,6 @@ from tests.stack import airflow_connections
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 DAG_ID = "outbox_billing_replay"
-
-
-def _trigger(stack: AirflowStack, conf: dict[str, Any]) -> str:
-    run = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
-    return str(run["dag_run_id"])
-
-
-def _run_state(stack: AirflowStack, run_id: str, seconds: float = 300) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        state = stack.metadata("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", DAG_ID, run_id)
-        if state and state[0][0] in {"success", "failed"}:
-            return str(state[0][0])
-        time.sleep(1)
-    raise AssertionError(f"{DAG_ID} run {run_id} did not finish in {seconds}s")
 
 
 def _history(engine: Engine) -> list[tuple[str, str, str, str]]:
@@ -76,18 +59,18 @@ def test_replay_dag_dry_run_direct_run_and_approval_gate(
         stack.wait_for_dag(DAG_ID)
         stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
 
-        dry = _trigger(stack, {"reason": "look first", "dry_run": True})
-        assert _run_state(stack, dry) == "success"
+        dry = stack.trigger(DAG_ID, {"reason": "look first", "dry_run": True})
+        assert stack.wait_for_run(DAG_ID, dry) == "success"
         for task in ("approve", "replay"):
             assert stack.wait_for_task(DAG_ID, dry, task, {"skipped"}, 5) == "skipped"
         assert set(statuses(db_engine).values()) == {"FAILED"} and _history(db_engine) == []
 
-        small = _trigger(stack, {"reason": "key a only", "key": "a"})  # 1 row <= 2: no approval
-        assert _run_state(stack, small) == "success"
+        small = stack.trigger(DAG_ID, {"reason": "key a only", "key": "a"})  # 1 row <= 2: no approval
+        assert stack.wait_for_run(DAG_ID, small) == "success"
         assert statuses(db_engine)[a] == "NEW"
         assert _history(db_engine) == [(a, "requeue", small, "key a only")]
 
-        large = _trigger(stack, {"reason": "all the rest"})  # 3 rows > 2: a human must approve
+        large = stack.trigger(DAG_ID, {"reason": "all the rest"})  # 3 rows > 2: a human must approve
         stack.wait_for_task(DAG_ID, large, "approve", {"awaiting_input", "deferred"}, 300)
         # Answer only once the scheduler has seen the pausing attempt end: an answer that arrives before
         # (no human is that fast) makes Airflow 3.3 mark the task up_for_retry and ask again.
@@ -99,7 +82,7 @@ def test_replay_dag_dry_run_direct_run_and_approval_gate(
             f"/dags/{DAG_ID}/dagRuns/{large}/taskInstances/approve/-1/hitlDetails",
             json={"chosen_options": ["Approve"]},
         )
-        assert _run_state(stack, large) == "success"
+        assert stack.wait_for_run(DAG_ID, large) == "success"
         plan = stack.metadata(
             "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'plan' AND key = 'return_value'",
             DAG_ID,
