@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 
 from outbox_relay.store.introspection import indexes
 from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, quote
-from outbox_relay.store.replay import FAILED, UNCONFIRMED
+from outbox_relay.store.replay import FAILED, kind_condition
 from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
 
@@ -161,7 +161,8 @@ class DashboardQueries:
         below ``before`` (None: from the newest): keyset paging over the (status, id) index."""
         t = self.table
         params = self._params(limit=limit)
-        where = [self._kind(wanted.kind, params) + t.row_filter, *self._filters(wanted, params)]
+        kind = kind_condition(t, self.retry_state, frozenset({wanted.kind}), params)
+        where = [kind + t.row_filter, *self._filters(wanted, params)]
         if before is not None:
             where.append(f"{t.id_col} < :before")
             params["before"] = before
@@ -179,17 +180,6 @@ class DashboardQueries:
             attempts, error = (r[5], r[6]) if state is None else (state[0], state[1])
             listed.append(ListedRow(r[0], t.message_id_for(r[0], r[1]), r[2], r[3], r[4], attempts, error))
         return listed
-
-    def _kind(self, kind: str, params: dict[str, Any]) -> str:
-        t = self.table
-        if kind == UNCONFIRMED:
-            params["sent"] = t.statuses.sent
-            return f"{t.status_col} = :sent"
-        if t.statuses.failed is not None:
-            params["failed"] = t.statuses.failed
-            return f"{t.status_col} = :failed"
-        params["new"] = t.statuses.new
-        return f"{t.status_col} = :new {self.retry_state.given_up}"
 
     def _filters(self, wanted: RowFilter, params: dict[str, Any]) -> list[str]:
         t = self.table

@@ -72,6 +72,26 @@ class ReplayEntry:
 _OPTIONAL = ("message_id", "key", "attempts", "last_error", "run_id")
 
 
+def kind_condition(
+    table: OutboxTable, retry_state: RetryState, kinds: frozenset[str], params: dict[str, Any]
+) -> str:
+    """A WHERE fragment for rows of the given kinds: FAILED (or, where FAILED rows keep the NEW status,
+    NEW rows given up on) and/or UNCONFIRMED (SENT); fills in ``params``."""
+    t = table
+    parts = []
+    if FAILED in kinds:
+        if t.statuses.failed is not None:
+            parts.append(f"{t.status_col} = :st_failed")
+            params["st_failed"] = t.statuses.failed
+        else:  # given up on, still NEW: marked only in the attempt table
+            parts.append(f"({t.status_col} = :st_new {retry_state.given_up})")
+            params["st_new"] = t.statuses.new
+    if UNCONFIRMED in kinds:
+        parts.append(f"{t.status_col} = :st_sent")
+        params["st_sent"] = t.statuses.sent
+    return "(" + " OR ".join(parts) + ")"
+
+
 class ReplayQueries:
     def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
         self.table = table
@@ -81,27 +101,12 @@ class ReplayQueries:
         select += [f"{t.column(f)} AS f_{f}" for f in _OPTIONAL if t.column(f)]
         self._select = ", ".join(select)
 
-    def _kind_condition(self, kinds: frozenset[str], params: dict[str, Any]) -> str:
-        t = self.table
-        parts = []
-        if FAILED in kinds:
-            if t.statuses.failed is not None:
-                parts.append(f"{t.status_col} = :st_failed")
-                params["st_failed"] = t.statuses.failed
-            else:  # given up on, still NEW: marked only in the attempt table
-                parts.append(f"({t.status_col} = :st_new {self.retry_state.given_up})")
-                params["st_new"] = t.statuses.new
-        if UNCONFIRMED in kinds:
-            parts.append(f"{t.status_col} = :st_sent")
-            params["st_sent"] = t.statuses.sent
-        return "(" + " OR ".join(parts) + ")"
-
     def candidates(self, conn: Connection, wanted: ReplayFilter, limit: int) -> list[ReplayCandidate]:
         """Up to ``limit`` matching rows in primary-key order, locked (``FOR UPDATE``) when the caller's
         transaction goes on to change them."""
         t = self.table
         params: dict[str, Any] = {**t.attempt_params, **t.filter_params, "limit": limit}
-        where = [self._kind_condition(wanted.kinds, params) + t.row_filter]
+        where = [kind_condition(t, self.retry_state, wanted.kinds, params) + t.row_filter]
         lists = []
         if wanted.row_ids:
             where.append(f"{t.id_col} IN :row_ids")
