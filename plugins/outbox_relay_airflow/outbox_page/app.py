@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config.loader import load_services
+from outbox_relay.config.loader import LoadedServices, load_services
 from outbox_relay.dashboard import Dashboard, RowDetail, RowFilter, ServiceFigures
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.reconciliation import parse_time
@@ -44,8 +44,13 @@ _engines: dict[tuple[str, str, str], Engine] = {}
 _engines_lock = threading.Lock()
 
 
+def _loaded() -> LoadedServices:
+    """The service folder, read per request: a config changed on disk shows at once."""
+    return load_services()
+
+
 def _services() -> dict[str, ServiceConfig]:
-    return dict(load_services().services)
+    return dict(_loaded().services)
 
 
 def _config(service: str) -> ServiceConfig:
@@ -158,9 +163,9 @@ def api_replay(
 
 @app.get("/", response_class=HTMLResponse)
 def index(request: Request, user: GetUserDep) -> Response:
-    services = _services()
-    shown = [_figures(c) for name, c in sorted(services.items()) if may(user, "GET", name)]
-    errors = [str(e) for e in load_services().errors]
+    loaded = _loaded()  # one read of the folder: the services and the files that are invalid
+    shown = [_figures(c) for name, c in sorted(loaded.services.items()) if may(user, "GET", name)]
+    errors = [str(e) for e in loaded.errors]
     return templates.TemplateResponse(request, "index.html", {"services": shown, "errors": errors})
 
 

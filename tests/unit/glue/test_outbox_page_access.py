@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.config.loader import LoadedServices
 from outbox_relay.dashboard import ServiceFigures
 
 pytestmark = pytest.mark.airflow
@@ -34,7 +35,7 @@ def client(monkeypatch: pytest.MonkeyPatch) -> tuple[TestClient, FakeAuthManager
     services = {n: ServiceConfig.model_validate({"service": n, "topic": "t"}) for n in ("open", "secret")}
     manager = FakeAuthManager({"outbox_open_relay"})
     monkeypatch.setattr(access, "get_auth_manager", lambda: manager)
-    monkeypatch.setattr(page, "_services", lambda: services)
+    monkeypatch.setattr(page, "_loaded", lambda: LoadedServices(services, []))
     monkeypatch.setattr(page, "_figures", lambda c: ServiceFigures(c.service, c.table))
     monkeypatch.setitem(page.app.dependency_overrides, get_user, lambda: object())
     return TestClient(page.app), manager
