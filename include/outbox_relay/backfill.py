@@ -69,10 +69,16 @@ class BackfillReport(StatsMixin):
     elapsed_seconds: float = 0.0
     stopped_because: str = "drained"
 
+    topics: dict[str, dict[str, Any]] = field(default_factory=dict)  # as ``RunStats.topics``, all chunks
+
     def add(self, stats: RunStats) -> None:
         self.chunks += 1
         for name in ("published", "republished", "held_back", "retried", "failed", "dead_lettered"):
             setattr(self, name, getattr(self, name) + getattr(stats, name))
+        for topic, acked in stats.topics.items():
+            entry = self.topics.setdefault(topic, {"rows": 0, "first_row_id": acked["first_row_id"]})
+            entry["rows"] += acked["rows"]
+            entry["last_row_id"] = acked["last_row_id"]
 
     @property
     def sent(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -83,3 +83,13 @@ class RunStats(StatsMixin):
     stopped_because: str = "drained"
     lock_holder_connection_id: int | None = None  # set when another relay held the table's lock
     last_row_id: Any = None  # the last row claimed (where a chunked backfill goes on)
+    publish_seconds: float = 0.0  # waiting for the broker's acknowledgements, all batches together
+    slowest_publish_seconds: float = 0.0  # the batch that waited longest
+    # Per topic, what the broker acknowledged: rows, first_row_id and last_row_id in claim order (the
+    # relay DAG's asset events and metrics are made from it).
+    topics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def count_acked(self, topic: str, rows: int, first_row_id: Any, last_row_id: Any) -> None:
+        entry = self.topics.setdefault(topic, {"rows": 0, "first_row_id": first_row_id})
+        entry["rows"] += rows
+        entry["last_row_id"] = last_row_id

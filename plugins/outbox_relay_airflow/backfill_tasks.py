@@ -12,11 +12,13 @@ from outbox_relay.backfill import DEFAULT_CHUNK_SECONDS, Backfiller, BackfillRep
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import load_service
 from outbox_relay.errors import ConfigurationError
+from outbox_relay.metrics import relay_metrics
 from outbox_relay.models import Window
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.relay.engine import OutboxRelay
 from outbox_relay.replay import ReplayAudit
 from outbox_relay_airflow.hooks import db_engine, service_publisher
+from outbox_relay_airflow.observability import announce, send
 from outbox_relay_airflow.tasks import fail_without_retry
 
 log = logging.getLogger(__name__)
@@ -91,4 +93,7 @@ def run_backfill(service: str, context: dict[str, Any], services_dir: Path | Non
     report = backfill(config, request_from_params(params, audit, config), log_progress)
     for line in report.lines():
         log.info("%s", line)
-    return report.as_dict()
+    result = report.as_dict()
+    send(config.service, [m for m in relay_metrics(result) if m.kind == "counter"])
+    result["asset_events"] = announce(config, context, result)
+    return result

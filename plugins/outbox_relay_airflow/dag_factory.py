@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
+from airflow.sdk.definitions.deadline import DeadlineAlert
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import ConfigError, load_services
 from outbox_relay.errors import ConfigurationError
 from outbox_relay_airflow import backfill_tasks, replay_tasks, tasks
+from outbox_relay_airflow.observability import published_alias, relay_deadline
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 CRON_PRESETS = {
@@ -78,10 +80,12 @@ def _service_dag(
     params: dict[str, Param] | None = None,
     *,
     budget: bool = True,
+    deadline: DeadlineAlert | None = None,
 ) -> DAG:
     """The settings every generated DAG shares; use as a context manager. ``budget``: the run's work is
     bounded by a time budget (a ``time_budget_seconds`` param)."""
     return DAG(
+        deadline=deadline,
         dag_id=f"outbox_{config.service}_{kind}",
         description=description,
         schedule=_timetable(schedule),
@@ -104,14 +108,19 @@ def relay_dag(config: ServiceConfig) -> DAG:
         "the run's interval (outbox-replay header). For an outage, prefer the service's backfill DAG.",
     )
     with _service_dag(
-        config, "relay", f"Relay {config.table} to Kafka", config.schedule, {"republish": republish}
+        config,
+        "relay",
+        f"Relay {config.table} to Kafka",
+        config.schedule,
+        {"republish": republish},
+        deadline=relay_deadline(config),
     ) as dag:
 
         @task(task_id="ensure_topics")
         def ensure_topics(service: str) -> list[str]:
             return tasks.run_ensure_topics(service)
 
-        @task(task_id="relay")
+        @task(task_id="relay", outlets=[published_alias(config.service)])
         def relay(service: str) -> dict[str, Any]:
             return tasks.run_relay(service, dict(get_current_context()))
 
@@ -202,7 +211,7 @@ def backfill_dag(config: ServiceConfig) -> DAG:
     description = f"Relay (or republish) rows of {config.table} created in a time window"
     with _service_dag(config, "backfill", description, None, _backfill_params(), budget=False) as dag:
 
-        @task(task_id="backfill")
+        @task(task_id="backfill", outlets=[published_alias(config.service)])
         def backfill(service: str) -> dict[str, Any]:
             return backfill_tasks.run_backfill(service, dict(get_current_context()))
 

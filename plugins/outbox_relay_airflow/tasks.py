@@ -24,6 +24,7 @@ from outbox_relay.errors import (
 )
 from outbox_relay.health import HealthCheck
 from outbox_relay.kafka.topics import ensure_topics, service_topics
+from outbox_relay.metrics import cleanup_metrics, confirmation_metrics, gauges, relay_metrics
 from outbox_relay.models import Window
 from outbox_relay.reconciliation import (
     Reconciler,
@@ -41,6 +42,7 @@ from outbox_relay_airflow.hooks import (
     db_engine,
     service_publisher,
 )
+from outbox_relay_airflow.observability import announce, send
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ def run_relay(service: str, context: dict[str, Any], services_dir: Path | None =
         stats = relay.run(request).as_dict()
     finally:
         engine.dispose()
+    send(config.service, relay_metrics(stats))
+    stats["asset_events"] = announce(config, context, stats)
     return _count_lock_busy_runs(config, context, stats)
 
 
@@ -133,15 +137,18 @@ def run_check_health(
     config = load_service(service, services_dir)
     ti = context.get("ti")
     stats = ti.xcom_pull(task_ids="relay") if ti is not None else None
+    check = HealthCheck(config)
     engine = db_engine(config, pool_size=1)
     try:
         with engine.connect() as conn:
-            problems = HealthCheck(config).problems(conn, stats if isinstance(stats, dict) else {})
+            figures = check.figures(conn)
     finally:
         engine.dispose()
+    send(config.service, gauges(figures))
+    problems = check.problems(stats if isinstance(stats, dict) else {}, figures)
     if problems:
         raise ServiceUnhealthyError(" | ".join(problems))
-    return {"healthy": True, "checked": {"slo": config.slo.model_dump()}}
+    return {"healthy": True, "figures": figures, "checked": {"slo": config.slo.model_dump()}}
 
 
 class RelayLockWedgedError(InfrastructureError):
@@ -184,10 +191,12 @@ def run_confirmations(
     engine = db_engine(config)
     try:
         budget = float((context.get("params") or {}).get("time_budget_seconds") or config.time_budget_seconds)
-        return ConfirmationIngester(config, engine, consumer).run(budget).as_dict()
+        stats = ConfirmationIngester(config, engine, consumer).run(budget).as_dict()
     finally:
         consumer.close()
         engine.dispose()
+    send(config.service, confirmation_metrics(stats))
+    return stats
 
 
 @fail_without_retry
@@ -201,6 +210,7 @@ def run_cleanup(service: str, context: dict[str, Any], services_dir: Path | None
         stats = RetentionCleaner(config, engine).run(budget).as_dict()
     finally:
         engine.dispose()
+    send(config.service, cleanup_metrics(stats))
     if config.reconciliation is not None and config.reconciliation.retention is not None:
         consumer_engine = _consumer_engine(config)
         try:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.config.table import STANDARD_COLUMNS
 from outbox_relay.health import HealthCheck
 from tests.integration.outbox_rows import insert_rows
 
@@ -18,8 +19,14 @@ pytestmark = pytest.mark.integration
 
 
 def _problems(engine: Engine, config: ServiceConfig, stats: dict[str, Any]) -> list[str]:
+    check = HealthCheck(config)
     with engine.connect() as conn:
-        return HealthCheck(config).problems(conn, stats)
+        return check.problems(stats, check.figures(conn))
+
+
+def _figures(engine: Engine, config: ServiceConfig) -> dict[str, int | None]:
+    with engine.connect() as conn:
+        return HealthCheck(config).figures(conn)
 
 
 def test_given_up_rows_and_slo_breaches_are_named(
@@ -43,9 +50,29 @@ def test_given_up_rows_and_slo_breaches_are_named(
     )
     assert "next row to send has waited 9" in problems[1] and "more than 600s" in problems[1]
     assert "oldest unconfirmed row was created 7" in problems[2] and "more than 3600s" in problems[2]
+    figures = _figures(db_engine, config)
+    assert figures["backlog"] == 1 and figures["unconfirmed"] == 1
+    assert (
+        890
+        <= (figures["oldest_new_age_seconds"] or 0)
+        < 7200
+        <= (figures["oldest_unconfirmed_age_seconds"] or 0)
+    )
     lenient = service_config(topic="t", slo={"fail_on_given_up_rows": False})
     assert _problems(db_engine, lenient, {"failed": 2}) == []
     assert old
+
+
+def test_figures_without_confirmations_or_creation_time(
+    db_engine: Engine, service_config: Callable[..., ServiceConfig]
+) -> None:
+    config = service_config(topic="t")
+    assert _figures(db_engine, config) == {"backlog": 0, "oldest_new_age_seconds": 0}  # nothing waits
+    insert_rows(db_engine, "t", ["a", "b"], age_seconds=120)
+    figures = _figures(db_engine, config)
+    assert figures["backlog"] == 2 and 115 <= (figures["oldest_new_age_seconds"] or 0) < 600
+    no_age = service_config(topic="t", columns={**STANDARD_COLUMNS, "created_at": None})
+    assert _figures(db_engine, no_age) == {"backlog": 2, "oldest_new_age_seconds": None}
 
 
 @pytest.mark.airflow

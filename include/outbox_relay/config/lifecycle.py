@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -95,6 +95,20 @@ class Reconciliation(Strict):
         return self
 
 
+DEADLINE_MARGIN_SECONDS = 300  # a relay run's default deadline: its time budget plus this (queueing, start)
+
+
+class DeadlineCallback(Strict):
+    """An Airflow ``AsyncCallback``: a top-level async callable (or a notifier class) importable in the
+    triggerer, with keyword arguments (Airflow adds the run's ``context``)."""
+
+    path: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+        description="Dotted import path, e.g. airflow.providers.slack.notifications.slack.SlackNotifier.",
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the callable.")
+
+
 class Slo(Strict):
     """What the relay DAG's ``check_health`` task holds each run to; a breach turns the run red."""
 
@@ -109,4 +123,16 @@ class Slo(Strict):
     fail_on_given_up_rows: bool = Field(
         True,
         description="A run that gave up on rows (FAILED, dead-lettered) is red, after its work is committed.",
+    )
+    max_relay_run_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="A relay run still queued or running this long after it was queued misses its Airflow "
+        "Deadline Alert (the triggerer calls deadline_callback). Empty: time_budget_seconds + "
+        f"{DEADLINE_MARGIN_SECONDS} s; 0: no deadline.",
+    )
+    deadline_callback: DeadlineCallback | None = Field(
+        None,
+        description="What the triggerer calls when a relay run misses its deadline; empty: the project's own "
+        "callback, which logs a warning and counts outbox_relay.<service>.relay_run_overdue.",
     )

@@ -16,7 +16,13 @@ from pydantic import Field, field_validator, model_validator
 
 from outbox_relay.config.fields import StatusValue, Strict, check_schedule, check_topic
 from outbox_relay.config.identifiers import check_table_name
-from outbox_relay.config.lifecycle import Confirmation, Reconciliation, Retention, Slo
+from outbox_relay.config.lifecycle import (
+    DEADLINE_MARGIN_SECONDS,
+    Confirmation,
+    Reconciliation,
+    Retention,
+    Slo,
+)
 from outbox_relay.config.settings import Connections, Kafka, Retry
 from outbox_relay.config.table import STANDARD_COLUMNS, Columns, Payload, RowFilter, Statuses
 
@@ -212,6 +218,14 @@ class ServiceConfig(Strict):
             if extra and extra not in names:
                 names.append(extra)
         return tuple(names)
+
+    @property
+    def relay_deadline_seconds(self) -> float | None:
+        """Seconds after a relay run is queued by which it must be done (None: no Deadline Alert)."""
+        limit = self.slo.max_relay_run_seconds
+        if limit == 0:
+            return None
+        return limit if limit is not None else self.time_budget_seconds + DEADLINE_MARGIN_SECONDS
 
     @property
     def confirmation_group_id(self) -> str:

@@ -136,6 +136,8 @@ class OutboxRelay:
             finally:
                 self.store.lock.release(conn)
         stats.elapsed_seconds = round(self.clock() - started, 3)
+        stats.publish_seconds = round(stats.publish_seconds, 3)
+        stats.slowest_publish_seconds = round(stats.slowest_publish_seconds, 3)
         log.info("service %s relay run %s: %s", self.config.service, request.run_id, stats.as_dict())
         return stats
 
@@ -282,7 +284,11 @@ class OutboxRelay:
         stats.claimed += len(batch.rows)
         sendable, failures = self._prepare(batch.rows, held_keys, stats, run.request.republish)
         batch.sendable = len(sendable)
+        started = self.clock()
         batch.outcome = self.publisher.publish(sendable)
+        waited = self.clock() - started
+        stats.publish_seconds += waited
+        stats.slowest_publish_seconds = max(stats.slowest_publish_seconds, waited)
         failures += self.policy.failures_from(batch.outcome, batch.rows, held_keys)
         batch.failures = self._dead_letter(failures, stats, held_keys)
         self._count(batch, stats)
@@ -363,3 +369,19 @@ class OutboxRelay:
         stats.failed += sum(1 for f in batch.failures if f.terminal)
         stats.retried += sum(1 for f in batch.failures if not f.terminal)
         stats.held_back += len(outcome.held)
+        self._count_topics(batch, stats)
+
+    @staticmethod
+    def _count_topics(batch: _Batch, stats: RunStats) -> None:
+        """Acknowledged rows per topic (a batch mostly goes to one topic: one update then)."""
+        acked, rows = batch.outcome.acked, batch.rows
+        if not acked:
+            return
+        if acked[0].topic == acked[-1].topic and all(m.topic == acked[0].topic for m in acked):
+            stats.count_acked(
+                acked[0].topic, len(acked), rows[acked[0].ref].row_id, rows[acked[-1].ref].row_id
+            )
+            return
+        for m in acked:
+            row_id = rows[m.ref].row_id
+            stats.count_acked(m.topic, 1, row_id, row_id)

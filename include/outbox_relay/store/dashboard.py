@@ -79,6 +79,15 @@ class DashboardQueries:
         sql = text(f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE 1 = 1{t.row_filter} GROUP BY 1")
         return {str(s): int(n) for s, n in conn.execute(sql, self._params())}
 
+    def count(self, conn: Connection, status: Any, up_to: int) -> int:
+        """Rows of ``status``, counted up to ``up_to`` (one bounded range of the (status, id) index)."""
+        t = self.table
+        sql = text(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {t.name} WHERE {t.status_col} = :status{t.row_filter} "
+            f"LIMIT {int(up_to)}) AS counted"
+        )
+        return int(conn.execute(sql, self._params(status=status)).scalar() or 0)
+
     def given_up_new(self, conn: Connection) -> int:
         """NEW rows given up on (tables whose failed status is null keep that in the attempt table)."""
         if self.table.statuses.failed is not None:

@@ -54,10 +54,10 @@ def trigger_replay(config: ServiceConfig, params: dict[str, Any], user: Any) -> 
             conf, ReplayAudit(user.get_name(), str(conf.get("reason") or ""), "check"), config
         )
     except ConfigurationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     if not str(conf.get("reason") or "").strip():
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, "a reason is required (kept in the replay history)"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "a reason is required (kept in the replay history)"
         )
     run = trigger_dag(
         replay_dag_id(config.service),

@@ -87,14 +87,14 @@ def _time(value: str | None, name: str) -> datetime | None:
     try:
         return parse_time(value, name)
     except (ValueError, ConfigurationError) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
 def _row_filter(kind: str, key: str | None, event_type: str | None, error: str | None,
                 since: str | None, until: str | None) -> RowFilter:  # fmt: skip
     if kind not in {FAILED, UNCONFIRMED}:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"kind must be {FAILED!r} or {UNCONFIRMED!r}"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"kind must be {FAILED!r} or {UNCONFIRMED!r}"
         )
     return RowFilter(kind, _time(since, "since"), _time(until, "until"), key or None, event_type or None,
                      error or None)  # fmt: skip
@@ -205,7 +205,7 @@ async def replay_form(request: Request, service: ReadableService, user: GetUserD
     params["row_ids"] = " ".join(str(v) for v in form.getlist("row_ids"))
     if form.get("error") and not params["row_ids"]:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             "the error-text filter is not a replay param: check the rows to replay instead",
         )
     params["statuses"] = [params.get("statuses") or FAILED]

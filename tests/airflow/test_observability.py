@@ -1,0 +1,187 @@
+"""What a relay run tells Airflow, on a real scheduler + triggerer + api-server: its metrics reach a real
+StatsD listener over UDP through Airflow's [metrics] settings, a run that published rows triggers a DAG
+scheduled on its topic's asset (and an empty run does not), and a run slower than its deadline makes the
+triggerer call the deadline callback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.airflow.airflow_stack import ROOT, AirflowStack, airflow_stack
+from tests.integration.kafka_tools import create_topics, send
+from tests.integration.outbox_rows import insert_rows
+from tests.stack import BOOTSTRAP, airflow_connections
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+
+RELAY = "outbox_shipping_relay"
+DOWNSTREAM = "downstream_of_shipping"
+DOWNSTREAM_DAG = """
+from datetime import datetime, timezone
+
+from airflow.sdk import DAG, Asset, task
+
+TOPIC = Asset("kafka://{bootstrap}/{topic}")
+
+with DAG("{dag_id}", schedule=[TOPIC], start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+         is_paused_upon_creation=False):
+
+    @task
+    def seen(*, triggering_asset_events=None):
+        return [dict(event.extra) for event in triggering_asset_events[TOPIC]]
+
+    seen()
+"""
+
+
+@contextmanager
+def statsd_listener() -> Iterator[tuple[int, list[str]]]:
+    """A UDP socket collecting every StatsD packet sent to it, in a thread."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    packets: list[str] = []
+    stop = threading.Event()
+
+    def collect() -> None:
+        while not stop.is_set():
+            try:
+                packets.extend(sock.recv(65535).decode().splitlines())
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=collect, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1], packets
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def _wait_for_packet(packets: list[str], wanted: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while wanted not in packets:
+        assert time.monotonic() < deadline, f"no StatsD packet {wanted!r}; ours: {_ours(packets)}"
+        time.sleep(0.5)
+
+
+def _ours(packets: list[str]) -> list[str]:
+    return [p for p in packets if ".outbox_relay." in p]
+
+
+def _downstream_runs(stack: AirflowStack) -> list[str]:
+    runs = stack.api("GET", f"/dags/{DOWNSTREAM}/dagRuns")["dag_runs"]
+    return [r["dag_run_id"] for r in runs]
+
+
+def _asset_events(stack: AirflowStack, uri: str) -> list[dict[str, object]]:
+    rows = stack.metadata(
+        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = %s ORDER BY e.id",
+        uri,
+    )
+    return [r[0] if isinstance(r[0], dict) else json.loads(r[0]) for r in rows]
+
+
+def _row_ids(engine: Engine, message_ids: list[str]) -> list[int]:
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT message_id, id FROM outbox_message")).all()
+    ids = dict(found)
+    return [int(ids[m]) for m in message_ids]
+
+
+@pytest.mark.slow
+def test_metrics_asset_events_and_the_deadline_of_real_runs(
+    db_engine: Engine, topic_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic = topic_name("observed")
+    create_topics(topic, f"{topic}.results")
+    services, dags = tmp_path / "services", tmp_path / "dags"
+    services.mkdir()
+    dags.mkdir()
+    (services / "shipping.yaml").write_text(
+        f"topic: {topic}\nschedule: null\nconfirm_schedule: null\nretention: null\nthreshold_seconds: 0\n"
+        f"confirmation: {{topic: {topic}.results}}\nstart_paused: false\n"
+        "slo: {max_relay_run_seconds: 1}\n"  # every run takes longer: each misses its deadline
+    )
+    shutil.copy(ROOT / "dags" / "outbox_services.py", dags)
+    uri = f"kafka://{BOOTSTRAP}/{topic}"
+    (dags / "downstream.py").write_text(
+        DOWNSTREAM_DAG.format(bootstrap=BOOTSTRAP, topic=topic, dag_id=DOWNSTREAM)
+    )
+    message_ids = insert_rows(db_engine, topic, ["a", "b", "c"])
+    first, _, last = _row_ids(db_engine, message_ids)
+
+    with statsd_listener() as (port, packets):
+        env = {
+            "OUTBOX_RELAY_SERVICES_DIR": str(services),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(port),
+            **airflow_connections(db_engine),
+        }
+        with airflow_stack(tmp_path / "airflow", env, triggerer=True) as stack:
+            stack.wait_for_dag(RELAY)
+            stack.wait_for_dag(DOWNSTREAM)
+
+            published = stack.trigger(RELAY, {})
+            assert stack.wait_for_run(RELAY, published) == "success"
+            _wait_for_packet(packets, "airflow.outbox_relay.shipping.published:3|c")
+            _wait_for_packet(packets, "airflow.outbox_relay.shipping.backlog:0|g")
+            _wait_for_packet(packets, "airflow.outbox_relay.shipping.unconfirmed:3|g")
+            assert _asset_events(stack, uri) == [
+                {
+                    "service": "shipping",
+                    "rows": 3,
+                    "first_row_id": first,
+                    "last_row_id": last,
+                    "run_id": published,
+                }
+            ]
+            deadline = time.monotonic() + 120
+            while not _downstream_runs(stack):
+                assert time.monotonic() < deadline, "the asset event triggered no downstream run"
+                time.sleep(1)
+            (downstream,) = _downstream_runs(stack)
+            assert stack.wait_for_run(DOWNSTREAM, downstream) == "success"
+            seen = stack.metadata(
+                "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'seen'",
+                DOWNSTREAM,
+                downstream,
+            )
+            value = seen[0][0] if isinstance(seen[0][0], list) else json.loads(seen[0][0])
+            assert value == [_asset_events(stack, uri)[0]]
+
+            # The triggerer ran the default deadline callback for the (overdue) run.
+            stack.wait_for_log(
+                "triggerer", f"outbox relay run {published} of service shipping is not done 1s", 120
+            )
+            _wait_for_packet(packets, "airflow.outbox_relay.shipping.relay_run_overdue:1|c")
+
+            empty = stack.trigger(RELAY, {})  # nothing left to publish: no asset event, no downstream run
+            assert stack.wait_for_run(RELAY, empty) == "success"
+            confirmations = [
+                (None, json.dumps({"message_id": m, "status": "SUCCESS"}).encode()) for m in message_ids
+            ]
+            send(f"{topic}.results", confirmations)
+            confirmed = stack.trigger("outbox_shipping_confirmations", {})
+            assert stack.wait_for_run("outbox_shipping_confirmations", confirmed) == "success"
+            _wait_for_packet(packets, "airflow.outbox_relay.shipping.confirmed:3|c")
+            assert len(_asset_events(stack, uri)) == 1 and len(_downstream_runs(stack)) == 1
+
+    ours = _ours(packets)
+    assert "airflow.outbox_relay.shipping.published:0|c" in ours  # the empty run's counters are sent too
+    assert any(p.startswith("airflow.outbox_relay.shipping.relay_run:") and p.endswith("|ms") for p in ours)
+    assert any(p.startswith("airflow.outbox_relay.shipping.batch_publish:") for p in ours)
