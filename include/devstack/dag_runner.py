@@ -36,7 +36,8 @@ def _serve(requests: IO[str], replies: IO[str], idle_log: str) -> None:
         log_path, *arguments = line.split()
         _point_output_at(log_path, truncate=True)
         try:
-            args = parser.parse_args(["dags", "test", *arguments])
+            sys.argv = ["airflow", "dags", "test", *arguments]  # what DAG files see of the command
+            args = parser.parse_args(sys.argv[1:])
             args.func(args)
             outcome = "ok"
         except SystemExit as stop:  # `dags test` exits with "DagRun failed"; argparse with usage

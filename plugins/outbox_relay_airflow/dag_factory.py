@@ -8,6 +8,7 @@ DAGs from loading; ``config_errors`` turns it into an import error of its own.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,13 @@ def _service_dag(
     )
 
 
+def _under_dags_test() -> bool:
+    """``airflow dags test`` on Airflow 3.3.2 fails a successful run of a DAG that has a deadline, while
+    pruning it (apache/airflow#73428): DAGs parsed by that command are built without their Deadline Alert.
+    (Reads the command line only: no I/O at parse time.)"""
+    return sys.argv[1:3] == ["dags", "test"]
+
+
 def relay_dag(config: ServiceConfig) -> DAG:
     republish = Param(
         False,
@@ -113,7 +121,7 @@ def relay_dag(config: ServiceConfig) -> DAG:
         f"Relay {config.table} to Kafka",
         config.schedule,
         {"republish": republish},
-        deadline=relay_deadline(config),
+        deadline=None if _under_dags_test() else relay_deadline(config),
     ) as dag:
 
         @task(task_id="ensure_topics")

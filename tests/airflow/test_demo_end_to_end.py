@@ -8,7 +8,8 @@ import pytest
 
 from tests.examples.demo_runner import run_demo
 
-pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+# Uses the demo's topics and consumer groups, as `make airflow` does: never beside that test.
+pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.xdist_group("order_topics")]
 
 
 @pytest.mark.slow

@@ -111,3 +111,11 @@ def test_an_asset_event_that_cannot_be_recorded_is_logged_not_raised(
     stats_ = {"topics": {"billing.events": {"rows": 1, "first_row_id": 1, "last_row_id": 1}}}
     assert observability.announce(_config(), {"outlet_events": OutletEventAccessors()}, stats_) == []
     assert "names no bootstrap server" in caplog.text and "its rows are sent" in caplog.text
+
+
+def test_dags_test_gets_no_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``airflow dags test`` fails a DAG with a deadline at the end of a good run (apache/airflow#73428)."""
+    monkeypatch.setattr("sys.argv", ["/venv/bin/airflow", "dags", "test", "outbox_billing_relay"])
+    assert not relay_dag(_config()).deadline
+    monkeypatch.setattr("sys.argv", ["/venv/bin/airflow", "dag-processor"])
+    assert relay_dag(_config()).deadline

@@ -1,0 +1,88 @@
+"""`make airflow` as a person uses it: the script starts a real Airflow (api-server, scheduler,
+dag-processor, triggerer) with live order traffic, prints the URL and login, the login works, the Outbox
+page lists the order service, the scheduled relay sends the traffic's rows, and `make airflow-stop` ends
+every process it started."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.airflow.airflow_stack import _free_port, _psql
+from tests.conftest import ROOT
+
+# The live traffic uses the demo's topics and consumer groups: never beside the demo's own test.
+pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.xdist_group("order_topics")]
+
+SCRIPT = ROOT / "include" / "devstack" / "airflow.sh"
+
+
+def _script(action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(SCRIPT), action], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _wait_for(what: str, seconds: float, probe: Any) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (found := probe()):
+        assert time.monotonic() < deadline, f"{what}: not within {seconds}s"
+        time.sleep(2)
+    return found
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+def test_make_airflow_starts_airflow_with_the_outbox_page_and_live_traffic(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    port, tag = _free_port(), f"t{os.getpid()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update({
+        "AIRFLOW_LOCAL_HOME": str(tmp_path / "airflow-local"), "AIRFLOW_PORT": str(port),
+        "AIRFLOW_LOCAL_DB": f"outbox_live_{tag}", "AIRFLOW_LOCAL_META_DB": f"airflow_live_{tag}",
+        "AIRFLOW_ADMIN_PASSWORD": "s3cret",
+    })  # fmt: skip
+    started = _script("start", env)
+    try:
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        assert f"http://127.0.0.1:{port}/" in started.stdout and "login admin / s3cret" in started.stdout
+        url = f"http://127.0.0.1:{port}"
+        refused = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": "admin"}, timeout=30)
+        assert refused.status_code == 401
+        login = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": "s3cret"}, timeout=30)
+        bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+        def services() -> dict[str, Any]:
+            answer = httpx.get(f"{url}/outbox/api/services", headers=bearer, timeout=30)
+            return {s["service"]: s for s in answer.json()} if answer.status_code == 200 else {}
+
+        assert "orders" in _wait_for("the Outbox page lists the order service", 120, services)
+
+        def relayed() -> bool:
+            runs = httpx.get(f"{url}/api/v2/dags/outbox_orders_relay/dagRuns", params={"state": "success"},
+                             headers=bearer, timeout=30)  # fmt: skip
+            return runs.status_code == 200 and runs.json()["total_entries"] > 0
+
+        _wait_for("a scheduled relay run succeeds", 240, relayed)
+        sent = services()["orders"]["rows_by_status"]
+        assert sum(n for status, n in sent.items() if status != "NEW") > 0, sent
+    finally:
+        stopped = _script("stop", env)
+        assert stopped.returncode == 0, stopped.stderr
+        _wait_for("the api-server's port is free", 60, lambda: not _listening(port))
+        _psql(f"DROP DATABASE IF EXISTS airflow_live_{tag} WITH (FORCE)")
+        with db_engine.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS outbox_live_{tag}"))
+    home = tmp_path / "airflow-local"
+    assert not list(home.glob("*.pid")), "make airflow-stop left pid files behind"
