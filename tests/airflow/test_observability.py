@@ -1,7 +1,7 @@
 """What a relay run tells Airflow, on a real scheduler + triggerer + api-server: its metrics reach a real
 StatsD listener over UDP through Airflow's [metrics] settings, a run that published rows triggers a DAG
-scheduled on its topic's asset (and an empty run does not), and a run slower than its deadline makes the
-triggerer call the deadline callback."""
+scheduled on its topic's asset (and a run that published nothing does not), a run slower than its
+deadline makes the triggerer call the deadline callback, a clean run is green and an SLO breach red."""
 
 from __future__ import annotations
 
@@ -101,6 +101,25 @@ def _row_ids(engine: Engine, message_ids: list[str]) -> list[int]:
     return [int(ids[m]) for m in message_ids]
 
 
+def _hold_back_and_run(stack: AirflowStack, engine: Engine, topic: str) -> str:
+    """A row of key k waits for its retry; the hour-old row behind it is held back: the run publishes
+    nothing (no asset event, no downstream run) and the SLO is breached: a red run."""
+    _hold_back_an_old_row(engine, topic)
+    red = stack.trigger(RELAY, {})
+    assert stack.wait_for_run(RELAY, red) == "failed"
+    return red
+
+
+def _hold_back_an_old_row(engine: Engine, topic: str) -> None:
+    (waiting,) = insert_rows(engine, topic, ["k"], age_seconds=3600)
+    insert_rows(engine, topic, ["k"], age_seconds=3600)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE outbox_message SET attempts = 1, last_error = 'broker said no', "
+                 "next_attempt_at = NOW(6) + INTERVAL 1 HOUR WHERE message_id = :m"), {"m": waiting},
+        )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_metrics_asset_events_and_the_deadline_of_real_runs(
     db_engine: Engine, topic_name: Callable[[str], str], tmp_path: Path
@@ -113,7 +132,8 @@ def test_metrics_asset_events_and_the_deadline_of_real_runs(
     (services / "shipping.yaml").write_text(
         f"topic: {topic}\nschedule: null\nconfirm_schedule: null\nretention: null\nthreshold_seconds: 0\n"
         f"confirmation: {{topic: {topic}.results}}\nstart_paused: false\n"
-        "slo: {max_relay_run_seconds: 1}\n"  # every run takes longer: each misses its deadline
+        # Every run takes longer than 1 s: each misses its deadline.
+        "slo: {max_relay_run_seconds: 1, max_oldest_new_seconds: 600}\n"
     )
     shutil.copy(ROOT / "dags" / "outbox_services.py", dags)
     uri = f"kafka://{BOOTSTRAP}/{topic}"
@@ -164,14 +184,18 @@ def test_metrics_asset_events_and_the_deadline_of_real_runs(
             value = seen[0][0] if isinstance(seen[0][0], list) else json.loads(seen[0][0])
             assert value == [_asset_events(stack, uri)[0]]
 
-            # The triggerer ran the default deadline callback for the (overdue) run.
-            stack.wait_for_log(
-                "triggerer", f"outbox relay run {published} of service shipping is not done 1s", 120
-            )
+            # The triggerer ran the default deadline callback for an overdue run (on a loaded machine
+            # Airflow may only get to the later runs' deadlines; the failure shows its deadline rows).
+            red = _hold_back_and_run(stack, db_engine, topic)
+            try:
+                stack.wait_for_log("triggerer", "of service shipping is not done 1s after it was queued", 120)
+            except AssertionError:
+                deadlines = stack.metadata("SELECT dagrun_id, deadline_time, missed FROM deadline")
+                raise AssertionError(f"no deadline callback ran; deadline rows: {deadlines}") from None
             _wait_for_packet(packets, "airflow.outbox_relay.shipping.relay_run_overdue:1|c")
+            assert stack.wait_for_task(RELAY, red, "relay", {"success"}, 5) == "success"
+            assert stack.wait_for_task(RELAY, red, "check_health", {"failed"}, 5) == "failed"
 
-            empty = stack.trigger(RELAY, {})  # nothing left to publish: no asset event, no downstream run
-            assert stack.wait_for_run(RELAY, empty) == "success"
             confirmations = [
                 (None, json.dumps({"message_id": m, "status": "SUCCESS"}).encode()) for m in message_ids
             ]
@@ -182,6 +206,6 @@ def test_metrics_asset_events_and_the_deadline_of_real_runs(
             assert len(_asset_events(stack, uri)) == 1 and len(_downstream_runs(stack)) == 1
 
     ours = _ours(packets)
-    assert "airflow.outbox_relay.shipping.published:0|c" in ours  # the empty run's counters are sent too
+    assert "airflow.outbox_relay.shipping.published:0|c" in ours  # the red run's counters are sent too
     assert any(p.startswith("airflow.outbox_relay.shipping.relay_run:") and p.endswith("|ms") for p in ours)
     assert any(p.startswith("airflow.outbox_relay.shipping.batch_publish:") for p in ours)

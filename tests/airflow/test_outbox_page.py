@@ -120,12 +120,41 @@ def test_outbox_page_needs_a_login_and_shows_what_sql_says(
         assert [tuple(w) for w in who] == [("operator", "INC-7 schema fixed", run_id)]
         assert _counts(db_engine)["FAILED"] == 1
 
+        _backfill_from_the_page(stack, page, bearer, operator)
         _as_a_person(stack, db_engine, ids[2])
 
         plugins = httpx.get(f"{stack.url}/api/v2/plugins", headers=bearer, timeout=30).json()["plugins"]
         (ours,) = [p for p in plugins if p["name"] == "outbox_relay"]
         assert [v["destination"] for v in ours["external_views"]] == ["nav", "dag"]
         assert ours["fastapi_apps"][0]["url_prefix"] == "/outbox"
+
+
+def _backfill_from_the_page(
+    stack: AirflowStack, page: str, viewer: dict[str, str], operator: dict[str, str]
+) -> None:
+    """The backfill action triggers the backfill DAG as the user after the DAG's own param checks."""
+    url = f"{page}/api/services/billing/backfill"
+    window = {
+        "since": "2020-01-01T00:00",
+        "until": "2030-01-01T00:00",
+        "reason": "INC-9 outage",
+        "dry_run": True,
+    }
+    refused = httpx.post(url, json=window, headers=viewer, timeout=30)
+    assert refused.status_code == 403 and "outbox_billing_backfill" in refused.text
+    for body, message in [
+        ({**window, "since": "yesterday"}, "'yesterday' is not an ISO date"),
+        ({**window, "until": "2019-01-01"}, "since (2020-01-01 00:00:00) must be before until"),
+        ({**window, "reason": " "}, "a reason is required"),
+    ]:
+        bad = httpx.post(url, json=body, headers=operator, timeout=30)
+        assert bad.status_code == 422 and message in bad.text, (body, bad.text)
+    triggered = httpx.post(url, json=window, headers=operator, timeout=30)
+    assert triggered.status_code == 200, triggered.text
+    run_id = triggered.json()["run_id"]
+    assert stack.wait_for_run("outbox_billing_backfill", run_id) == "success"
+    run = stack.api_as("admin", "GET", f"/dags/outbox_billing_backfill/dagRuns/{run_id}")
+    assert run["triggering_user_name"] == "operator" and run["conf"]["reason"] == "INC-9 outage"
 
 
 def _as_a_person(stack: AirflowStack, engine: Engine, failed: str) -> None:

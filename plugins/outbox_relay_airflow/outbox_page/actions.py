@@ -1,9 +1,12 @@
-"""The page's actions: requeue FAILED rows, republish unconfirmed ones. The web process never writes the
-outbox: it triggers a run of the service's replay DAG with the chosen params, as the logged-in user, so
-every action is an Airflow run on record (and waits for an approval above the service's threshold)."""
+"""The page's actions: requeue FAILED rows, republish unconfirmed ones, backfill a time window. The web
+process never writes the outbox: it triggers a run of the service's replay (or backfill) DAG with the
+chosen params, as the logged-in user, so every action is an Airflow run on record (a large replay waits
+for an approval above the service's threshold)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -16,24 +19,48 @@ from fastapi import HTTPException, Request, status
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.replay import ReplayAudit
-from outbox_relay_airflow.replay_tasks import request_from_params
-
-PARAMS = ("statuses", "row_ids", "message_ids", "key", "event_type", "created_from", "created_until",
-          "max_rows", "dry_run", "reason")  # fmt: skip
+from outbox_relay_airflow import backfill_tasks, replay_tasks
 
 
-def replay_dag_id(service: str) -> str:
-    return f"outbox_{service}_replay"
+@dataclass(frozen=True)
+class Action:
+    """A page action: the DAG it triggers (``outbox_<service>_<kind>``), the params it passes on, and the
+    check that refuses bad ones before any run exists (the DAG's own, so the messages are the same)."""
+
+    kind: str
+    params: tuple[str, ...]
+    check: Callable[[dict[str, Any], ReplayAudit, ServiceConfig], object]
+    what: str  # what the reason is kept in
 
 
-def check_may_trigger(user: Any, service: str) -> None:
-    details = DagDetails(id=replay_dag_id(service))
+REPLAY_PARAMS = ("statuses", "row_ids", "message_ids", "key", "event_type", "created_from", "created_until",
+                 "max_rows", "dry_run", "reason")  # fmt: skip
+ACTIONS = {
+    "replay": Action(
+        "replay",
+        REPLAY_PARAMS,
+        replay_tasks.request_from_params,
+        "the replay history",
+    ),
+    "backfill": Action(
+        "backfill",
+        ("since", "until", "reason", "republish", "max_rows_per_second", "chunk_seconds", "dry_run"),
+        backfill_tasks.request_from_params,
+        "the replay history, for republished rows",
+    ),
+}
+
+
+def action_dag_id(service: str, kind: str) -> str:
+    return f"outbox_{service}_{kind}"
+
+
+def check_may_trigger(user: Any, service: str, kind: str) -> None:
+    dag_id = action_dag_id(service, kind)
     if not get_auth_manager().is_authorized_dag(
-        method="POST", access_entity=DagAccessEntity.RUN, details=details, user=user
+        method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
     ):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"no permission to trigger DAG {replay_dag_id(service)}"
-        )
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"no permission to trigger DAG {dag_id}")
 
 
 def check_same_origin(request: Request) -> None:
@@ -46,25 +73,28 @@ def check_same_origin(request: Request) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"cross-site request refused (Origin: {origin})")
 
 
-def trigger_replay(config: ServiceConfig, params: dict[str, Any], user: Any) -> str:
-    """Check the params as the replay DAG will (422 naming the bad one), then trigger its run; the run id."""
-    conf = {k: v for k, v in params.items() if k in PARAMS and v not in (None, "", [])}
-    try:
-        request_from_params(
-            conf, ReplayAudit(user.get_name(), str(conf.get("reason") or ""), "check"), config
+def trigger(config: ServiceConfig, kind: str, params: dict[str, Any], user: Any) -> str:
+    """Check the params as the DAG will (422 naming the bad one), then trigger its run as ``user``; the
+    run id."""
+    action = ACTIONS[kind]
+    if kind == "backfill" and config.columns.created_at is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"service {config.service} has no backfill DAG: map columns.created_at to get one",
         )
-    except ConfigurationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    conf = {k: v for k, v in params.items() if k in action.params and v not in (None, "", [])}
     if not str(conf.get("reason") or "").strip():
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "a reason is required (kept in the replay history)"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"a reason is required (kept in {action.what})"
         )
+    try:
+        action.check(conf, ReplayAudit(user.get_name(), str(conf["reason"]), "check"), config)
+    except ConfigurationError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    dag_id = action_dag_id(config.service, kind)
     run = trigger_dag(
-        replay_dag_id(config.service),
-        triggered_by=DagRunTriggeredByType.UI,
-        triggering_user_name=user.get_name(),
-        conf=conf,
+        dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user.get_name(), conf=conf
     )
     if run is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"DAG {replay_dag_id(config.service)} started no run")
+        raise HTTPException(status.HTTP_409_CONFLICT, f"DAG {dag_id} started no run")
     return str(run.run_id)

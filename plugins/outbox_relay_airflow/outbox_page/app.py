@@ -25,10 +25,10 @@ from outbox_relay.store.replay import FAILED, UNCONFIRMED
 from outbox_relay_airflow.hooks import db_engine
 from outbox_relay_airflow.outbox_page.access import ReadableService, may
 from outbox_relay_airflow.outbox_page.actions import (
+    action_dag_id,
     check_may_trigger,
     check_same_origin,
-    replay_dag_id,
-    trigger_replay,
+    trigger,
 )
 from outbox_relay_airflow.outbox_page.runs import latest_runs
 
@@ -146,16 +146,30 @@ def api_row(service: ReadableService, reference: str) -> dict[str, Any]:
     return {"explanation": detail.explanation, "content": asdict(detail.content)}
 
 
+def _triggered(
+    service: str, kind: str, params: dict[str, Any], request: Request, user: Any
+) -> dict[str, Any]:
+    check_same_origin(request)
+    check_may_trigger(user, service, kind)
+    run_id = trigger(_config(service), kind, params, user)
+    dag_id = action_dag_id(service, kind)
+    return {"dag_id": dag_id, "run_id": run_id, "link": f"/dags/{dag_id}/runs/{run_id}"}
+
+
 @app.post("/api/services/{service}/replay")
 def api_replay(
     service: ReadableService, body: dict[str, Any], request: Request, user: GetUserDep
 ) -> dict[str, Any]:
     """Trigger the service's replay DAG with ``body`` as its params (those of the replay DAG)."""
-    check_same_origin(request)
-    check_may_trigger(user, service)
-    run_id = trigger_replay(_config(service), body, user)
-    dag_id = replay_dag_id(service)
-    return {"dag_id": dag_id, "run_id": run_id, "link": f"/dags/{dag_id}/runs/{run_id}"}
+    return _triggered(service, "replay", body, request, user)
+
+
+@app.post("/api/services/{service}/backfill")
+def api_backfill(
+    service: ReadableService, body: dict[str, Any], request: Request, user: GetUserDep
+) -> dict[str, Any]:
+    """Trigger the service's backfill DAG with ``body`` as its params (those of the backfill DAG)."""
+    return _triggered(service, "backfill", body, request, user)
 
 
 # --- HTML ----------------------------------------------------------------------------------------------
@@ -198,8 +212,6 @@ def row_page(request: Request, service: ReadableService, reference: str) -> Resp
 @app.post("/services/{service}/replay", response_class=HTMLResponse)
 async def replay_form(request: Request, service: ReadableService, user: GetUserDep) -> Response:
     """The page's requeue / republish form: selected rows (row_ids), or every row the filter matches."""
-    check_same_origin(request)
-    check_may_trigger(user, service)
     form = await request.form()
     params: dict[str, Any] = {k: str(v) for k, v in form.items() if k not in {"row_ids", "error"}}
     params["row_ids"] = " ".join(str(v) for v in form.getlist("row_ids"))
@@ -210,8 +222,41 @@ async def replay_form(request: Request, service: ReadableService, user: GetUserD
         )
     params["statuses"] = [params.get("statuses") or FAILED]
     params["dry_run"] = params.get("dry_run") == "on"
-    run_id = trigger_replay(_config(service), params, user)
-    context = {"service": service, "dag_id": replay_dag_id(service), "run_id": run_id, "params": params}
+    return _triggered_page(request, service, "replay", params, user)
+
+
+@app.post("/services/{service}/backfill", response_class=HTMLResponse)
+async def backfill_form(request: Request, service: ReadableService, user: GetUserDep) -> Response:
+    """The page's backfill form: a creation-time window, a reason, republish, pace, dry run."""
+    form = await request.form()
+    params: dict[str, Any] = {k: str(v).strip() for k, v in form.items()}
+    for flag in ("republish", "dry_run"):
+        params[flag] = params.get(flag) == "on"
+    for number in ("max_rows_per_second", "chunk_seconds"):
+        params[number] = _form_number(params.get(number), number)
+    return _triggered_page(request, service, "backfill", params, user)
+
+
+def _form_number(raw: str | None, name: str) -> float | None:
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name}: {raw!r} is not a number"
+        ) from None
+
+
+def _triggered_page(request: Request, service: str, kind: str, params: dict[str, Any], user: Any) -> Response:
+    run = _triggered(service, kind, params, request, user)
+    context = {
+        "service": service,
+        "kind": kind,
+        "dag_id": run["dag_id"],
+        "run_id": run["run_id"],
+        "params": params,
+    }
     return templates.TemplateResponse(request, "triggered.html", context)
 
 

@@ -65,3 +65,50 @@ def test_bad_filters_are_named(client: tuple[TestClient, FakeAuthManager]) -> No
     assert reply.status_code == 422 and "kind must be" in reply.text
     reply = http.get("/api/services/open/rows", params={"since": "yesterday"})
     assert reply.status_code == 422 and "'yesterday' is not an ISO date" in reply.text
+
+
+class Operator:
+    def get_name(self) -> str:
+        return "ops"
+
+
+class Run:
+    run_id = "manual__1"
+
+
+def test_the_backfill_form_passes_typed_params_to_the_backfill_dag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.api_fastapi.core_api.security import get_user
+
+    from outbox_relay.config.table import STANDARD_COLUMNS
+    from outbox_relay_airflow.outbox_page import access, actions
+    from outbox_relay_airflow.outbox_page import app as page
+
+    class Everything:
+        def is_authorized_dag(self, **_: Any) -> bool:
+            return True
+
+    untimed = {"service": "untimed", "topic": "t", "columns": {**STANDARD_COLUMNS, "created_at": None}}
+    services = {"timed": ServiceConfig.model_validate({"service": "timed", "topic": "t"}),
+                "untimed": ServiceConfig.model_validate(untimed)}  # fmt: skip
+    triggered: list[tuple[str, dict[str, Any], str]] = []
+    monkeypatch.setattr(access, "get_auth_manager", Everything)
+    monkeypatch.setattr(actions, "get_auth_manager", Everything)
+    monkeypatch.setattr(page, "_loaded", lambda: LoadedServices(services, []))
+    monkeypatch.setattr(
+        actions, "trigger_dag",
+        lambda dag_id, conf, triggering_user_name, **_: triggered.append((dag_id, conf, triggering_user_name)) or Run(),
+    )  # fmt: skip
+    monkeypatch.setitem(page.app.dependency_overrides, get_user, Operator)
+    http = TestClient(page.app)
+    form = {"since": "2026-11-20T06:00", "until": "2026-11-20T08:00", "reason": "INC-9", "republish": "on",
+            "max_rows_per_second": "500", "chunk_seconds": ""}  # fmt: skip
+    reply = http.post("/services/timed/backfill", data=form)
+    assert reply.status_code == 200 and "Backfill run triggered" in reply.text and "manual__1" in reply.text
+    assert triggered == [("outbox_timed_backfill", {"since": "2026-11-20T06:00", "until": "2026-11-20T08:00",
+                          "reason": "INC-9", "republish": True, "max_rows_per_second": 500.0, "dry_run": False},
+                          "ops")]  # fmt: skip
+    slow = http.post("/services/timed/backfill", data={**form, "max_rows_per_second": "fast"})
+    assert slow.status_code == 422 and "max_rows_per_second: 'fast' is not a number" in slow.text
+    missing = http.post("/services/untimed/backfill", data=form)
+    assert missing.status_code == 404 and "map columns.created_at" in missing.text
+    assert len(triggered) == 1
