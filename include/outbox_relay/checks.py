@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,7 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
     if not any(
         cols[: len(want)] == want or (cols[:1] == [status] and len(cols) == 1) for cols in found.values()
     ):
-        name = f"ix_{split_table_name(config.table)[1]}_{'_'.join(want)}"[:64]
+        name = re.sub(r"\W", "_", f"ix_{split_table_name(config.table)[1]}_{'_'.join(want)}")[:64]
         report.problems.append(
             f"no index starting with ({', '.join(want)}): every scan would read the whole table"
         )

@@ -7,7 +7,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from outbox_relay.config.fields import StatusValue, Strict, check_schedule, check_topic
-from outbox_relay.config.identifiers import check_identifier, check_table_name
+from outbox_relay.config.identifiers import TableNameField, check_identifier
 from outbox_relay.config.table import RowFilter
 
 
@@ -57,7 +57,9 @@ class ConsumerStatuses(Strict):
 class Reconciliation(Strict):
     """Compare the outbox table with the consumers' table for a time window (report + re-delivery)."""
 
-    consumer_table: str = Field(description="Consumers' table ('table' or 'schema.table').")
+    consumer_table: TableNameField = Field(
+        description="Consumers' table: 'table', 'schema.table', '`quoted name`' or {schema: ..., name: ...}."
+    )
     connection: str | None = Field(
         None, description="Airflow connection id of the consumers' database; default connections.db."
     )
@@ -77,11 +79,6 @@ class Reconciliation(Strict):
     retention: Retention | None = Field(
         None, description="Delete consumed (days) and failed (failed_days) consumer rows; null = keep."
     )
-
-    @field_validator("consumer_table")
-    @classmethod
-    def _table(cls, value: str) -> str:
-        return check_table_name(value)
 
     @field_validator("schedule")
     @classmethod

@@ -15,7 +15,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from outbox_relay.config.fields import StatusValue, Strict, check_schedule, check_topic
-from outbox_relay.config.identifiers import check_table_name
+from outbox_relay.config.identifiers import TableNameField
 from outbox_relay.config.lifecycle import (
     DEADLINE_MARGIN_SECONDS,
     Confirmation,
@@ -36,7 +36,12 @@ class ServiceConfig(Strict):
     description: str = ""
     owner: str = "data-platform"
     connections: Connections = Connections()
-    table: str = Field("outbox_message", description="Outbox table ('table' or 'schema.table').")
+    table: TableNameField = Field(
+        "outbox_message",  # parsed into a TableName (validate_default)
+        validate_default=True,
+        description="Outbox table: 'table', 'schema.table', a backtick-quoted name ('`cap.published`') or "
+        "{schema: ..., name: ...}; any MySQL identifier.",
+    )
     topic: str | None = Field(None, description="Topic for rows without a topic column.")
     topics: tuple[str, ...] = Field(
         (), description="Every topic rows may name; created/checked by the relay."
@@ -102,11 +107,6 @@ class ServiceConfig(Strict):
         if not _SERVICE.match(value):
             raise ValueError(f"{value!r} must match {_SERVICE.pattern} (it becomes part of DAG ids)")
         return value
-
-    @field_validator("table")
-    @classmethod
-    def _table(cls, value: str) -> str:
-        return check_table_name(value)
 
     @field_validator("topic", "dead_letter_topic")
     @classmethod

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.sql.elements import TextClause
 
-from outbox_relay.config.identifiers import check_identifier
+from outbox_relay.config.identifiers import TableName, check_identifier
 
 ATTEMPT_TABLE = "outbox_relay_attempt"
 REPLAY_TABLE = "outbox_relay_replay"
@@ -16,7 +16,10 @@ MAX_ERROR_CHARS = 2000
 
 
 def quote(name: str) -> str:
-    """Backtick-quote a validated identifier (or dotted table name)."""
+    """Backtick-quote a validated identifier (or dotted table name); a ``TableName`` quotes itself (any
+    MySQL identifier, backticks doubled)."""
+    if isinstance(name, TableName):
+        return name.sql
     return ".".join(f"`{check_identifier(part)}`" for part in name.split("."))
 
 
@@ -27,6 +30,8 @@ def expanding(sql: str, *names: str) -> TextClause:
 
 def split_table_name(table: str) -> tuple[str | None, str]:
     """``schema.table`` -> (schema, table); a bare name has no schema (the connection's database)."""
+    if isinstance(table, TableName):
+        return table.schema, table.name
     schema, _, name = table.rpartition(".")
     return (schema or None), name
 

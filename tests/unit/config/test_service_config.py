@@ -48,7 +48,7 @@ def test_given_columns_replace_the_standard_mapping() -> None:
     [
         ("topic: t\nbatch_size: 0\n", "batch_size", "greater than or equal to 1"),
         ("topic: t\nretry:\n  max_attempts: -1\n", "retry.max_attempts", "greater than or equal to 1"),
-        ("topic: t\ntable: 'orders; DROP TABLE x'\n", "table", "not a valid SQL identifier"),
+        ("topic: t\ntable: 'orders; DROP TABLE x'\n", "table", "not a valid table name"),
         (
             "topic: t\ncolumns:\n  id: 'id`'\n  status: status\n  payload: p\n",
             "columns.id",
