@@ -12,6 +12,7 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.topics import missing_topics, service_topics
 from outbox_relay.store.introspection import add_index_ddl, column_types, indexes
 from outbox_relay.store.naming import ATTEMPT_TABLE, REPLAY_TABLE, split_table_name
+from outbox_relay.store.table import OutboxTable
 
 
 @dataclass
@@ -42,6 +43,7 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
     for field_name, column in fields:
         if column.lower() not in columns:
             report.problems.append(f"column {column!r} ({field_name}) not found in {config.table}")
+    _check_time_columns(conn, config, columns, report)
     status, pk = config.columns.status.lower(), config.columns.id.lower()
     # With a row_filter the scan is `filter = ? AND status = ? ORDER BY id`: the filter column leads.
     lead = [config.row_filter.column.lower()] if config.row_filter else []
@@ -67,6 +69,58 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
             "every row they send again there)"
         )
         report.fixes.append("apply sql/04_outbox_relay_replay.sql")
+
+
+INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal"})
+TIME_TYPES = frozenset({"datetime", "timestamp"})
+WRITTEN_TIMES = ("sent_at", "confirmed_at", "updated_at", "next_attempt_at")  # the relay writes NOW(6)
+MILLISECONDS_FROM = 100_000_000_000  # epoch values this large are milliseconds (seconds: year 5138)
+
+
+def _check_time_columns(
+    conn: Connection, config: ServiceConfig, columns: dict[str, str], report: CheckReport
+) -> None:
+    """Time columns hold what the config says they hold: a number compared with a DATETIME is silently
+    wrong (a threshold of an hour lets every row through), so a mismatch is a problem, with its fix."""
+    cols = config.columns
+    if cols.created_at is not None and cols.created_at.lower() in columns:
+        _check_created_at(conn, config, columns[cols.created_at.lower()], report)
+    for logical in WRITTEN_TIMES:
+        name = getattr(cols, logical)
+        kind = columns.get(str(name).lower()) if name else None
+        if kind is not None and kind.lower() not in TIME_TYPES:
+            report.problems.append(
+                f"columns.{logical} {name!r} is {kind}: the relay writes the time into it (NOW(6)); map a "
+                f"DATETIME(6) or TIMESTAMP(6) column, or leave columns.{logical} unmapped"
+            )
+
+
+def _check_created_at(conn: Connection, config: ServiceConfig, kind: str, report: CheckReport) -> None:
+    name, unit, kind = config.columns.created_at, config.created_at_unit, kind.lower()
+    if kind in TIME_TYPES and unit != "datetime":
+        report.problems.append(
+            f"created_at_unit is {unit} but columns.created_at {name!r} is {kind}: remove created_at_unit "
+            "(DATETIME and TIMESTAMP columns are read as times)"
+        )
+    elif kind in INTEGER_TYPES and unit == "datetime":
+        report.problems.append(
+            f"columns.created_at {name!r} is {kind}: it holds numbers, which the relay would compare with "
+            f"times (the threshold, backfill windows and retention would be wrong); set created_at_unit: "
+            f"{_epoch_unit_of(conn, config)} (integer seconds: epoch_s, milliseconds: epoch_ms)"
+        )
+    elif kind not in TIME_TYPES | INTEGER_TYPES:
+        report.problems.append(
+            f"columns.created_at {name!r} is {kind}, which cannot hold a creation time: map a DATETIME / "
+            "TIMESTAMP column, or an integer epoch column with created_at_unit: epoch_s or epoch_ms"
+        )
+
+
+def _epoch_unit_of(conn: Connection, config: ServiceConfig) -> str:
+    """epoch_ms or epoch_s, judged from the newest row's value (a primary-key lookup)."""
+    newest = OutboxTable(config).newest_value(conn, "created_at")
+    if newest is None:
+        return "epoch_ms or epoch_s (the table is empty: judge by what it stores)"
+    return "epoch_ms" if abs(int(newest)) >= MILLISECONDS_FROM else "epoch_s"
 
 
 def _check_consumer_table(conn: Connection, config: ServiceConfig, report: CheckReport) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -89,6 +89,12 @@ class ServiceConfig(Strict):
         False, description="Create the service's DAGs paused (Airflow's own default is paused)."
     )
     db_time_zone: str = Field("+00:00", description="Session time zone the service's timestamps are in.")
+    created_at_unit: Literal["datetime", "epoch_s", "epoch_ms"] = Field(
+        "datetime",
+        description="How columns.created_at stores time: DATETIME/TIMESTAMP (in db_time_zone), or integer "
+        "seconds / milliseconds since 1970-01-01 UTC (e.g. Eventuate's creation_time). validate checks the "
+        "column's type against it.",
+    )
     retry: Retry = Retry()
     confirmation: Confirmation | None = None
     retention: Retention | None = Retention()

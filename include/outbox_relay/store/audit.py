@@ -40,13 +40,14 @@ class AuditQueries:
         self._topics_sql = None
         if topic is not None:
             self._topics_sql = expanding(
-                f"SELECT DISTINCT {topic} FROM {t.name} WHERE {created} >= :since AND {created} < :until"
+                f"SELECT DISTINCT {topic} FROM {t.name} WHERE {t.created('>=', ':since')} AND "
+                f"{t.created('<', ':until')}"
                 f"{t.row_filter} AND {topic} IS NOT NULL AND {t.status_col} IN :published",
                 "published",
             )
         self._sql = text(
-            f"SELECT {', '.join(select)} FROM {t.name} WHERE {created} >= :since AND {created} < :until"
-            f"{t.row_filter} AND {t.id_col} > :after ORDER BY {t.id_col} LIMIT :limit"
+            f"SELECT {', '.join(select)} FROM {t.name} WHERE {t.created('>=', ':since')} AND "
+            f"{t.created('<', ':until')}{t.row_filter} AND {t.id_col} > :after ORDER BY {t.id_col} LIMIT :limit"
         )
 
     def now(self, conn: Connection) -> datetime:

@@ -19,30 +19,29 @@ class BackfillQueries:
         self.table = table
         self.retry_state = retry_state
 
-    def _created(self) -> str:
-        created = self.table.column("created_at")
-        if created is None:
+    def _window(self, start: str = ":start", end: str = ":end") -> str:
+        """``created_at`` in ``[start, end)``, in the column's own unit."""
+        if self.table.column("created_at") is None:
             raise MissingConfigurationError(
                 f"service {self.table.config.service!r}: a backfill selects rows by creation time, but "
                 f"table {self.table.config.table} has no columns.created_at mapped"
             )
-        return created
+        return f"{self.table.created('>=', start)} AND {self.table.created('<', end)}"
 
     def counts(self, conn: Connection, window: Window) -> dict[str, int]:
         """Rows of the window by status (NEW rows given up on are counted apart, as 'given_up')."""
         t = self.table
-        created = self._created()
+        in_window = self._window()
         params = {"start": window.start, "end": window.end, **t.filter_params, **t.attempt_params}
         sql = text(
-            f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE {created} >= :start AND {created} < :end"
-            f"{t.row_filter} GROUP BY {t.status_col}"
+            f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE {in_window}{t.row_filter} GROUP BY {t.status_col}"
         )
         counts = {str(status): int(n) for status, n in conn.execute(sql, params)}
         given_up = self.retry_state.given_up
         if given_up and t.statuses.failed is None:
             sql = text(
-                f"SELECT COUNT(*) FROM {t.name} WHERE {t.status_col} = :new AND {created} >= :start "
-                f"AND {created} < :end{t.row_filter} {given_up}"
+                f"SELECT COUNT(*) FROM {t.name} WHERE {t.status_col} = :new AND {in_window}{t.row_filter} "
+                f"{given_up}"
             )
             counts["given_up"] = int(conn.execute(sql, {**params, "new": t.statuses.new}).scalar() or 0)
         return counts
@@ -54,8 +53,9 @@ class BackfillQueries:
         if key is None:
             return set()
         t = self.table
+        self._window()  # refuses a table without created_at
         sql = text(
-            f"SELECT DISTINCT {key} FROM {t.name} WHERE {t.status_col} = :new AND {self._created()} < :before"
+            f"SELECT DISTINCT {key} FROM {t.name} WHERE {t.status_col} = :new AND {t.created('<', ':before')}"
             f"{t.row_filter}{self.retry_state.not_given_up}"
         )
         params = {"new": t.statuses.new, "before": moment, **t.filter_params, **t.attempt_params}
@@ -77,8 +77,7 @@ class BackfillQueries:
             return None
         mine = [f"{t.id_col} = :republished"] + ([f"{run_col} = :run_id"] if run_col else [])
         sql = text(
-            f"SELECT MAX({t.id_col}) FROM {t.name} WHERE {self._created()} >= :start "
-            f"AND {self._created()} < :end{t.row_filter} AND ({' OR '.join(mine)})"
+            f"SELECT MAX({t.id_col}) FROM {t.name} WHERE {self._window()}{t.row_filter} AND ({' OR '.join(mine)})"
         )
         params.update(republished=republished, start=window.start, end=window.end, **t.filter_params)
         return conn.execute(sql, params).scalar()

@@ -97,10 +97,10 @@ class ClaimQuery:
         if named_rows:
             where.append(f"{t.id_col} IN :named")
         elif created and t.config.threshold_seconds > 0:
-            where.append(f"{created} <= NOW(6) - INTERVAL :threshold_us MICROSECOND")
+            where.append(t.created("<=", "NOW(6) - INTERVAL :threshold_us MICROSECOND"))
         if created:
-            where.append(f"(:win_start IS NULL OR {created} >= :win_start)")
-            where.append(f"(:win_end IS NULL OR {created} < :win_end)")
+            where.append(f"(:win_start IS NULL OR {t.created('>=', ':win_start')})")
+            where.append(f"(:win_end IS NULL OR {t.created('<', ':win_end')})")
         sql = (
             f"SELECT {', '.join(select)} FROM {t.name} WHERE {' AND '.join(where)} "
             f"ORDER BY {t.id_col} LIMIT :limit FOR UPDATE SKIP LOCKED"

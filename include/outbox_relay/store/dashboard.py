@@ -101,7 +101,7 @@ class DashboardQueries:
         first NEW row neither waiting for a retry nor given up, i.e. the next one the relay sends): one
         step into the (status, id) index, however big the backlog. None without a creation time."""
         t = self.table
-        created = t.column("created_at")
+        created = t.as_datetime("created_at")
         if created is None:
             return None
         where = f"{t.status_col} = :status{t.row_filter}"
@@ -176,7 +176,7 @@ class DashboardQueries:
             where.append(f"{t.id_col} < :before")
             params["before"] = before
         optional = ("message_id", "key", "event_type", "created_at", "attempts", "last_error")
-        select = [t.id_col] + [t.column(f) or "NULL" for f in optional]
+        select = [t.id_col] + [t.as_datetime(f) or "NULL" for f in optional]
         sql = text(
             f"SELECT {', '.join(select)} FROM {t.name} WHERE {' AND '.join(where)} "
             f"ORDER BY {t.id_col} DESC LIMIT :limit"
@@ -197,13 +197,12 @@ class DashboardQueries:
             if value and t.column(logical):
                 where.append(f"{t.column(logical)} = :{logical}")
                 params[logical] = value
-        created = t.column("created_at")
         for name, op, moment in (
             ("c_from", ">=", wanted.created_from),
             ("c_until", "<", wanted.created_until),
         ):
-            if moment is not None and created:
-                where.append(f"{created} {op} :{name}")
+            if moment is not None and t.column("created_at"):
+                where.append(t.created(op, f":{name}"))
                 params[name] = moment
         if wanted.error_text and t.column("last_error"):
             where.append(f"{t.column('last_error')} LIKE :error_text")

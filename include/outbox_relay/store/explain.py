@@ -41,7 +41,7 @@ class ExplainQueries:
         t = table
         self._mapped = [f for f in _FIELDS if t.column(f)]
         select = [f"{t.id_col} AS r_id", f"{t.status_col} AS r_status", "NOW(6) AS r_now"]
-        select += [f"{t.column(f)} AS f_{f}" for f in self._mapped]
+        select += [f"{t.as_datetime(f)} AS f_{f}" for f in self._mapped]
         self._select = f"SELECT {', '.join(select)} FROM {t.name}"
 
     def find(self, conn: Connection, reference: str) -> RowSnapshot | None:

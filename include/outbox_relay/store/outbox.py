@@ -160,7 +160,7 @@ class OutboxStore:
         )
         counts = {str(r[0]): int(r[1]) for r in conn.execute(sql, t.filter_params)}
         summary: dict[str, Any] = {"rows_by_status": counts}
-        created = t.column("created_at")
+        created = t.as_datetime("created_at")
         if created:
             oldest = conn.execute(
                 text(

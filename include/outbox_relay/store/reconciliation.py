@@ -37,7 +37,7 @@ class ReconciliationQueries:
 
     def _build_scan(self) -> Any:
         t, cols = self.table, self.table.columns
-        created = quote(cols.created_at or "")
+        created = t.as_datetime("created_at") or "NULL"
         since_sent = f"COALESCE({quote(cols.sent_at)}, {created})" if cols.sent_at else created
         select = [f"{t.id_col} AS r_id", f"{t.status_col} AS r_status"]
         for logical, column in (
@@ -50,8 +50,8 @@ class ReconciliationQueries:
                 select.append(f"{quote(column)} AS r_{logical}")
         select.append(f"({since_sent} < NOW(6) - INTERVAL :grace_us MICROSECOND) AS r_settled")
         return text(
-            f"SELECT {', '.join(select)} FROM {t.name} WHERE {created} >= :since AND {created} < :until"
-            f"{t.row_filter} AND {t.id_col} > :after ORDER BY {t.id_col} LIMIT :limit"
+            f"SELECT {', '.join(select)} FROM {t.name} WHERE {t.created('>=', ':since')} AND "
+            f"{t.created('<', ':until')}{t.row_filter} AND {t.id_col} > :after ORDER BY {t.id_col} LIMIT :limit"
         )
 
     def window(self, conn: Connection, since: datetime | None, until: datetime | None) -> tuple[Any, Any]:

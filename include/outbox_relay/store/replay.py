@@ -124,13 +124,12 @@ class ReplayQueries:
             if value is not None:
                 where.append(f"{t.column(logical)} = :{logical}")
                 params[logical] = value
-        created = t.column("created_at")
         for bound, op, moment in (
             ("c_from", ">=", wanted.created_from),
             ("c_until", "<", wanted.created_until),
         ):
             if moment is not None:
-                where.append(f"{created} {op} :{bound}")
+                where.append(t.created(op, f":{bound}"))
                 params[bound] = moment
         sql = expanding(
             f"SELECT {self._select} FROM {t.name} WHERE {' AND '.join(where)} "

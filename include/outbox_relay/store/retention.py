@@ -24,7 +24,7 @@ class RetentionQueries:
         t = self.table
         sql = expanding(
             f"SELECT {t.id_col} FROM {t.name} WHERE {t.status_col} IN :statuses "
-            f"AND {t.age_column} < NOW(6) - INTERVAL :age_s SECOND AND {t.id_col} > :after"
+            f"AND {t.older_than('age_s')} AND {t.id_col} > :after"
             f"{t.row_filter} ORDER BY {t.id_col} LIMIT :limit",
             "statuses",
         )
@@ -39,7 +39,7 @@ class RetentionQueries:
         ids_sql, params = id_list(ids)
         sql = expanding(
             f"DELETE FROM {t.name} WHERE {t.id_col} IN ({ids_sql}) "
-            f"AND {t.status_col} IN :statuses AND {t.age_column} < NOW(6) - INTERVAL :age_s SECOND"
+            f"AND {t.status_col} IN :statuses AND {t.older_than('age_s')}"
             f"{t.row_filter}",
             "statuses",
         )

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from outbox_relay.config import ServiceConfig, StatusValue
 from outbox_relay.errors import MissingConfigurationError
 from outbox_relay.store.introspection import column_types
 from outbox_relay.store.naming import quote
+
+EPOCH_FACTORS = {"epoch_s": 1, "epoch_ms": 1000}  # created_at_unit -> units per second
 
 
 class OutboxTable:
@@ -64,11 +66,34 @@ class OutboxTable:
         index hints for single-table DELETE; retention's deletes by id use the primary key anyway.)"""
         return f"{self.name} FORCE INDEX (PRIMARY)"
 
-    @property
-    def age_column(self) -> str:
-        age = self.column("updated_at") or self.column("created_at")
+    def as_stored(self, logical: str, moment: str) -> str:
+        """``moment`` (a DATETIME expression or parameter) in the unit the column of ``logical`` stores, for
+        comparisons that keep its index usable: ``UNIX_TIMESTAMP(moment) * 1000`` for epoch milliseconds.
+        Only ``created_at`` may hold epoch times (``created_at_unit``)."""
+        factor = EPOCH_FACTORS.get(self.config.created_at_unit) if logical == "created_at" else None
+        return moment if factor is None else f"(UNIX_TIMESTAMP({moment}) * {factor})"
+
+    def as_datetime(self, logical: str) -> str | None:
+        """The column of ``logical`` read as a DATETIME in the session time zone (None when unmapped)."""
+        column = self.column(logical)
+        factor = EPOCH_FACTORS.get(self.config.created_at_unit) if logical == "created_at" else None
+        if column is None or factor is None:
+            return column
+        return f"FROM_UNIXTIME({column} / {factor})"
+
+    def created(self, op: str, moment: str) -> str:
+        """``created_at <op> moment`` in the column's own unit (index-friendly); ``moment`` a DATETIME
+        expression or parameter in the DB time zone."""
+        created = self.column("created_at")
+        assert created is not None, "callers check that columns.created_at is mapped"
+        return f"{created} {op} {self.as_stored('created_at', moment)}"
+
+    def older_than(self, age_param: str) -> str:
+        """Rows last updated (or, without updated_at, created) more than ``:age_param`` seconds ago."""
+        logical = "updated_at" if self.column("updated_at") else "created_at"
+        age = self.column(logical)
         assert age is not None, "validated by ServiceConfig"
-        return age
+        return f"{age} < {self.as_stored(logical, f'NOW(6) - INTERVAL :{age_param} SECOND')}"
 
     @property
     def open_statuses(self) -> list[StatusValue]:
@@ -85,6 +110,14 @@ class OutboxTable:
         if not message_id.startswith(self.message_prefix):
             return None
         return message_id[len(self.message_prefix) :]
+
+    def newest_value(self, conn: Connection, logical: str) -> Any:
+        """The newest row's value of a mapped column (a primary-key lookup), None for an empty table."""
+        column = self.column(logical)
+        assert column is not None, f"columns.{logical} is mapped"
+        return conn.execute(
+            text(f"SELECT {column} FROM {self.name} ORDER BY {self.id_col} DESC LIMIT 1")
+        ).scalar()
 
     def cursor_start(self, conn: Connection) -> Any:
         """A value below every primary key: '' for textual keys (UUIDs), -1 for numeric ones."""
