@@ -77,15 +77,33 @@ def encode_body(row: OutboxRow, fmt: str) -> bytes:
         return json.dumps(body, default=_json_default, separators=(",", ":")).encode()
     if body is None:
         raise PoisonRowError("payload is NULL")
-    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-    if fmt == "json" and row.valid_json is not True:
-        try:
-            json.loads(data)
-        except ValueError as exc:
-            raise PoisonRowError(f"payload is not valid JSON ({exc})") from None
-        if row.valid_json is False:  # Python accepts what the server rejected (e.g. NaN): trust the server
-            raise PoisonRowError("payload is not valid JSON (the database's JSON_VALID() rejects it)")
+    textual = isinstance(body, str)
+    data = body.encode("utf-8") if textual else bytes(body)
+    # The server's JSON_VALID() is trusted only for text columns: for binary ones MariaDB accepts invalid
+    # UTF-8 and MySQL says 0 for everything. A "no" is checked again here: MariaDB says 0 beyond 32
+    # levels of nesting, and such documents are valid.
+    if fmt == "json" and not (row.valid_json is True and textual):
+        check_json(data)
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def check_json(data: bytes) -> None:
+    """RFC 8259 JSON in UTF-8, or ``PoisonRowError`` naming what is wrong (Python's parser alone would
+    accept NaN and Infinity, and guess UTF-16)."""
+    try:
+        json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        raise PoisonRowError(f"payload is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise PoisonRowError(
+            "payload nests deeper than the relay's JSON check allows (about 900 levels)"
+        ) from None
+    except ValueError as exc:
+        raise PoisonRowError(f"payload is not valid JSON ({exc})") from None
 
 
 def partition_of(value: Any) -> int | None:

@@ -3,6 +3,8 @@ the connection of their holder, so a crashed or killed holder never leaves one b
 
 from __future__ import annotations
 
+import math
+
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,8 +21,11 @@ class TableLock:
         self._params = {"tbl": table.lock_key, "purpose": purpose}
 
     def acquire(self, conn: Connection, wait_seconds: float) -> bool:
+        """Wait up to ``wait_seconds`` for the lock. MySQL truncates a fractional wait (0.5 s would not
+        wait at all), so there it is rounded up to whole seconds; MariaDB waits fractions."""
+        wait = wait_seconds if getattr(conn.dialect, "is_mariadb", False) else math.ceil(wait_seconds)
         sql = text(f"SELECT GET_LOCK({_LOCK_NAME}, :wait)")
-        got = conn.execute(sql, {**self._params, "wait": wait_seconds}).scalar()
+        got = conn.execute(sql, {**self._params, "wait": wait}).scalar()
         conn.commit()
         return bool(got)
 

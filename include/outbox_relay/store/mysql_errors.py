@@ -12,6 +12,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 DUPLICATE_ENTRY = 1062
+JSON_TOO_DEEP = 3157  # MySQL: "The JSON document exceeds the maximum depth" (JSON_VALID raises it)
 
 
 def is_duplicate_on(exc: IntegrityError, key_name: str) -> bool:

@@ -183,8 +183,9 @@ class AttemptTableRetryState:
             f"INSERT INTO {ATTEMPT_TABLE} (service, source_table, row_id, attempts, last_error, "
             "next_attempt_at, failed) VALUES (:service, :tbl, :row_id, :attempts, :error, "
             "NOW(6) + INTERVAL :delay_us MICROSECOND, :failed) ON DUPLICATE KEY UPDATE "
-            "attempts = VALUES(attempts), last_error = VALUES(last_error), "
-            "next_attempt_at = VALUES(next_attempt_at), failed = VALUES(failed)"
+            # The parameters again, not VALUES(): deprecated in MySQL 8 (its row alias is not MariaDB's).
+            "attempts = :attempts, last_error = :error, "
+            "next_attempt_at = NOW(6) + INTERVAL :delay_us MICROSECOND, failed = :failed"
         )
         params = [
             {
