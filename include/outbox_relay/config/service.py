@@ -24,7 +24,7 @@ from outbox_relay.config.lifecycle import (
     Slo,
 )
 from outbox_relay.config.settings import Connections, Kafka, Retry
-from outbox_relay.config.table import STANDARD_COLUMNS, Columns, Payload, RowFilter, Statuses
+from outbox_relay.config.table import STANDARD_COLUMNS, Columns, JsonValues, Payload, RowFilter, Statuses
 
 _SERVICE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 
@@ -51,6 +51,11 @@ class ServiceConfig(Strict):
     columns: Columns = Columns.model_validate(STANDARD_COLUMNS)
     statuses: Statuses = Statuses()
     payload: Payload = Payload()
+    json_values: JsonValues = Field(
+        default_factory=JsonValues,
+        description="Key, event type, message id, body or headers read from inside the payload or headers "
+        "JSON (paths such as $.PARTITION_ID, $.Value).",
+    )
     batch_size: int = Field(1000, ge=1, le=50_000)
     threshold_seconds: float = Field(0, ge=0, description="Only relay rows at least this old (DB clock).")
     time_budget_seconds: float = Field(300, gt=0, description="A relay run stops claiming after this.")
@@ -140,6 +145,7 @@ class ServiceConfig(Strict):
     def _consistent(self) -> Self:
         self._check_topics()
         self._check_payload()
+        self._check_json_values()
         self._check_statuses()
         if self.threshold_seconds > 0 and self.columns.created_at is None:
             raise ValueError("threshold_seconds needs columns.created_at (the table has no creation time)")
@@ -163,6 +169,24 @@ class ServiceConfig(Strict):
     def _check_topics(self) -> None:
         if self.columns.topic is None and self.topic is None:
             raise ValueError("set 'topic' (or map columns.topic): the relay must know where rows go")
+
+    def _check_json_values(self) -> None:
+        jv = self.json_values
+        for field_name, value in jv.values().items():
+            if getattr(self.columns, field_name) is not None:
+                raise ValueError(
+                    f"{field_name} is mapped both as columns.{field_name} and as json_values.{field_name}: keep one"
+                )
+            if getattr(self.columns, value.column) is None:
+                raise ValueError(
+                    f"json_values.{field_name} reads columns.{value.column}, which is not mapped"
+                )
+        if (jv.body or jv.headers) and (self.columns.payload is None or self.payload.format != "json"):
+            raise ValueError(
+                "json_values.body and .headers read the payload: map columns.payload (format json)"
+            )
+        if jv.headers and self.columns.headers is not None:
+            raise ValueError("headers come from columns.headers or json_values.headers: keep one")
 
     def _check_payload(self) -> None:
         if self.payload.columns and self.columns.payload is not None:

@@ -4,6 +4,7 @@ When ``columns`` is omitted the project's standard table (``sql/01_outbox_messag
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -111,6 +112,60 @@ class Payload(Strict):
     @classmethod
     def _identifiers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(check_identifier(v) for v in value)
+
+
+# $.a.b, $."a key", $.list[0]: member names and array indexes only (no wildcards: one value per row).
+_JSON_PATH = re.compile(r'^\$(\.[A-Za-z_][A-Za-z0-9_]*|\."[^"\\\'`]+"|\[[0-9]+\])+$')
+
+
+def check_json_path(path: str) -> str:
+    if not isinstance(path, str) or not _JSON_PATH.match(path):
+        raise ValueError(
+            f'{path!r} is not a JSON path the relay reads: write $.name, $.outer.inner, $."odd name" or '
+            "$.list[0] (no wildcards)"
+        )
+    return path
+
+
+class JsonValue(Strict):
+    """A value read from inside a JSON column, in SQL (JSON_EXTRACT), so the claim stays one statement."""
+
+    column: Literal["payload", "headers"] = Field(
+        "payload", description="Which mapped column holds the document: columns.payload or columns.headers."
+    )
+    path: str = Field(description="JSON path of the value, e.g. $.PARTITION_ID or $.Value.orderId.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return check_json_path(value)
+
+
+class JsonValues(Strict):
+    """Values that live inside a JSON column rather than in columns of their own (Eventuate keeps the key
+    in its headers JSON as PARTITION_ID; DotNetCore.CAP stores {"Headers": {...}, "Value": {...}})."""
+
+    key: JsonValue | None = Field(None, description="The Kafka key; a row without it fails, naming the path.")
+    event_type: JsonValue | None = None
+    message_id: JsonValue | None = Field(
+        None, description="The message id (lookups by message id then read every row: prefer a column)."
+    )
+    body: str | None = Field(
+        None, description="JSON path of the payload that is the message body, e.g. $.Value."
+    )
+    headers: str | None = Field(
+        None,
+        description="JSON path of an object in the payload whose members become Kafka headers, e.g. $.Headers.",
+    )
+
+    @field_validator("body", "headers")
+    @classmethod
+    def _paths(cls, value: str | None) -> str | None:
+        return None if value is None else check_json_path(value)
+
+    def values(self) -> dict[str, JsonValue]:
+        """Logical field -> where it is read from, for the fields that are read from JSON."""
+        return {f: v for f in ("key", "event_type", "message_id") if (v := getattr(self, f)) is not None}
 
 
 class RowFilter(Strict):

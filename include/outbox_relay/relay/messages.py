@@ -120,22 +120,37 @@ def partition_of(value: Any) -> int | None:
     return partition
 
 
+def _missing(config: ServiceConfig, logical: str, what: str) -> str | None:
+    """The error of a row without ``logical``, naming where it should have been (None: not mapped)."""
+    column = getattr(config.columns, logical)
+    if column is not None:
+        return f"{what} column {column!r} is NULL" + (" or empty" if logical == "message_id" else "")
+    found = config.json_values.values().get(logical)
+    if found is not None:
+        return f"{what} path {found.path} not found in columns.{found.column} (or it is not valid JSON)"
+    return None
+
+
 class MessageBuilder:
     """Built once per run; ``message`` runs once per row, so it reads plain attributes, not the config."""
 
     def __init__(self, config: ServiceConfig) -> None:
         self._registered_topics = frozenset(config.all_topics) if config.topics else frozenset()
         self._valid_topics: set[str] = set()
-        self._key_column = config.columns.key
-        self._message_id_column = config.columns.message_id
+        self._key_missing = _missing(config, "key", "key")
+        self._message_id_missing = _missing(config, "message_id", "message id")
+        body = config.json_values.body
+        self._body_missing = None if body is None else f"payload has no {body} (or is not valid JSON)"
         self._service, self._table, self._payload_format = config.service, config.table, config.payload.format
 
     def message(self, ref: int, row: OutboxRow, replay: bool) -> OutboundMessage:
         if not row.message_id:
-            raise PoisonRowError(f"message id column {self._message_id_column!r} is NULL or empty")
+            raise PoisonRowError(self._message_id_missing or "message id is empty")
         key = row.key
-        if key is None and self._key_column is not None:
-            raise PoisonRowError(f"key column {self._key_column!r} is NULL")
+        if key is None and self._key_missing is not None:
+            raise PoisonRowError(self._key_missing)
+        if row.body is None and self._body_missing is not None:
+            raise PoisonRowError(self._body_missing)
         topic = row.topic
         if not topic:
             raise PoisonRowError("row has no topic and the service has no default topic")

@@ -97,7 +97,7 @@ class ClaimQuery:
             attempts, waiting = retry
             parts.append(f"{attempts} * 4 + 2 * {waiting}")
         if self._checks_json:
-            parts.append(f"COALESCE({self.JSON_VALID}({quote(self.table.columns.payload or '')}), 0)")
+            parts.append(f"COALESCE({self.JSON_VALID}({self.table.claim_column('payload')}), 0)")
         return " + ".join(parts) or None
 
     def _build(self, with_status: bool, named_rows: bool) -> tuple[TextClause, dict[str, int]]:
@@ -107,7 +107,7 @@ class ClaimQuery:
         fields = ["id", "status"] if with_status else ["id"]
         select = [t.id_col, t.status_col] if with_status else [t.id_col]
         for logical in _OPTIONAL:
-            column = t.column(logical)
+            column = t.claim_column(logical)
             if column:
                 fields.append(logical)
                 select.append(column)

@@ -49,7 +49,7 @@ class ExplainQueries:
         sharing the table are not found)."""
         t = self.table
         row = None
-        if t.columns.message_id:
+        if t.stores_message_ids:
             sql = text(f"{self._select} WHERE {t.column('message_id')} = :ref{t.row_filter}")
             row = conn.execute(sql, {"ref": reference, **t.filter_params}).mappings().first()
         if row is None:

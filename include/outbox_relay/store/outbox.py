@@ -17,7 +17,7 @@ from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
 from outbox_relay.store.backfill import BackfillQueries
 from outbox_relay.store.claim import ClaimQuery
 from outbox_relay.store.locks import backfill_lock, relay_lock
-from outbox_relay.store.naming import expanding, id_list, quote, truncate_error
+from outbox_relay.store.naming import expanding, id_list, truncate_error
 from outbox_relay.store.replay import ReplayAudit, ReplayQueries
 from outbox_relay.store.retry_state import retry_state_for
 from outbox_relay.store.table import OutboxTable
@@ -99,11 +99,11 @@ class OutboxStore:
     ) -> tuple[int, int, list[str]]:
         """Apply a batch; terminal states are never overwritten. Returns (confirmed, failed, unknown ids)."""
         t = self.table
-        lookup_col = quote(t.columns.message_id) if t.columns.message_id else t.id_col
+        lookup_col = t.column("message_id") or t.id_col
         wanted: dict[Any, Confirmation] = {}
         unknown: list[str] = []
         for c in confirmations:
-            lookup = c.message_id if t.columns.message_id else t.row_id_from_message_id(c.message_id)
+            lookup = c.message_id if t.stores_message_ids else t.row_id_from_message_id(c.message_id)
             if lookup is None:
                 unknown.append(c.message_id)
             else:

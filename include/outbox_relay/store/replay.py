@@ -113,7 +113,7 @@ class ReplayQueries:
             params["row_ids"], lists = list(wanted.row_ids), ["row_ids"]
         if wanted.message_ids:
             derived = [t.row_id_from_message_id(m) for m in wanted.message_ids]
-            if t.columns.message_id:
+            if t.stores_message_ids:
                 where.append(f"{t.column('message_id')} IN :message_ids")
                 params["message_ids"] = list(wanted.message_ids)
             else:

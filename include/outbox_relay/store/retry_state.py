@@ -167,7 +167,7 @@ class AttemptTableRetryState:
     def waiting_keys(self, conn: Connection, key: str) -> set[Any]:
         t = self.table
         sql = text(
-            f"SELECT DISTINCT o.{key} AS k FROM {ATTEMPT_TABLE} a JOIN {t.name} o "
+            f"SELECT DISTINCT {t.column_on('o', 'key') or key} AS k FROM {ATTEMPT_TABLE} a JOIN {t.name} o "
             f"ON o.{t.id_col} = a.row_id WHERE a.service = :service AND a.source_table = :tbl "
             f"AND a.failed = 0 AND a.next_attempt_at > NOW(6) AND o.{t.status_col} = :new"
             + t.row_filter_on("o")

@@ -16,6 +16,15 @@ from outbox_relay.errors import MissingConfigurationError
 from outbox_relay.store.introspection import column_types
 from outbox_relay.store.naming import quote
 
+
+def _json_sql(doc: str, path: str, unquote: bool) -> str:
+    """A value inside the JSON column ``doc`` (quoted; NULL where the path is missing or the document is
+    not JSON, which MySQL would otherwise answer with an error failing the whole statement). ``path`` is
+    validated (``check_json_path``: no quotes), so it is safe inside a string literal."""
+    value = f"JSON_EXTRACT({doc}, '{path}')"
+    return f"IF(JSON_VALID({doc}), {f'JSON_UNQUOTE({value})' if unquote else value}, NULL)"
+
+
 EPOCH_FACTORS = {"epoch_s": 1, "epoch_ms": 1000}  # created_at_unit -> units per second
 
 
@@ -45,9 +54,32 @@ class OutboxTable:
         return "" if rf is None else f" AND {qualifier}.{quote(rf.column)} = :row_filter"
 
     def column(self, logical: str) -> str | None:
-        """The quoted column mapped to a logical field, or None when the table has none."""
-        column = getattr(self.columns, logical)
-        return None if column is None else quote(column)
+        """The quoted column mapped to a logical field, or None when the table has none. A field read from
+        JSON (``json_values``) is the SQL expression reading it, usable wherever the column would be."""
+        return self.column_on(None, logical)
+
+    def column_on(self, qualifier: str | None, logical: str) -> str | None:
+        """``column`` with its column(s) qualified by a table alias (for joins)."""
+        found = self.config.json_values.values().get(logical)
+        name = getattr(self.columns, found.column if found is not None else logical)
+        if name is None:
+            return None
+        column = quote(name) if qualifier is None else f"{qualifier}.{quote(name)}"
+        return column if found is None else _json_sql(column, found.path, unquote=True)
+
+    def claim_column(self, logical: str) -> str | None:
+        """What the claim reads for a field: the body and headers may be paths inside the payload
+        (``json_values.body`` / ``.headers``); everything else as ``column``."""
+        jv = self.config.json_values
+        path = {"payload": jv.body, "headers": jv.headers}.get(logical)
+        if path is not None and self.columns.payload is not None:
+            return _json_sql(quote(self.columns.payload), path, unquote=False)
+        return self.column(logical)
+
+    @property
+    def stores_message_ids(self) -> bool:
+        """The table holds each row's message id (a column or a JSON value); else it is derived."""
+        return self.column("message_id") is not None
 
     def set_clause(self, status_param: str, optional: Sequence[tuple[str, str]]) -> str:
         """``status = :param`` plus each optional assignment whose logical column is mapped."""
@@ -102,7 +134,7 @@ class OutboxTable:
     def message_id_for(self, row_id: Any, stored: Any) -> str:
         """The stored message id ('' when NULL: the relay fails such a row), or the derived
         ``service:table:row_id`` for tables without a message id column."""
-        if self.columns.message_id:
+        if self.stores_message_ids:
             return "" if stored is None else str(stored)
         return f"{self.message_prefix}{row_id}"
 
