@@ -44,6 +44,7 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
         if column.lower() not in columns:
             report.problems.append(f"column {column!r} ({field_name}) not found in {config.table}")
     _check_time_columns(conn, config, columns, report)
+    _check_value_columns(config, columns, report)
     status, pk = config.columns.status.lower(), config.columns.id.lower()
     # With a row_filter the scan is `filter = ? AND status = ? ORDER BY id`: the filter column leads.
     lead = [config.row_filter.column.lower()] if config.row_filter else []
@@ -93,6 +94,33 @@ def _check_time_columns(
                 f"columns.{logical} {name!r} is {kind}: the relay writes the time into it (NOW(6)); map a "
                 f"DATETIME(6) or TIMESTAMP(6) column, or leave columns.{logical} unmapped"
             )
+
+
+TEXT_TYPES = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"})
+PAYLOAD_TYPES = TEXT_TYPES | frozenset(
+    {"json", "tinyblob", "blob", "mediumblob", "longblob", "binary", "varbinary"}
+)
+
+
+def _check_value_columns(config: ServiceConfig, columns: dict[str, str], report: CheckReport) -> None:
+    """The status column can hold the configured status values; the payload column can hold a body."""
+    cols, statuses = config.columns, config.statuses
+    kind = columns.get(cols.status.lower(), "").lower()
+    values = [v for v in (statuses.new, statuses.sent, statuses.confirmed, statuses.failed) if v is not None]
+    words = [v for v in values if isinstance(v, str) and not v.lstrip("-").isdigit()]
+    if kind in INTEGER_TYPES and words:
+        report.problems.append(
+            f"columns.status {cols.status!r} is {kind} but statuses are words ({', '.join(map(repr, words))}): "
+            "MySQL would compare them as 0; set statuses to the numbers the column stores "
+            "(e.g. statuses: {new: 0, sent: 1, confirmed: null, failed: null})"
+        )
+    payload = cols.payload
+    kind = columns.get(payload.lower(), "").lower() if payload else ""
+    if payload and kind and kind not in PAYLOAD_TYPES:
+        report.problems.append(
+            f"columns.payload {payload!r} is {kind}, which cannot hold a message body: map a text, JSON or "
+            "blob column"
+        )
 
 
 def _check_created_at(conn: Connection, config: ServiceConfig, kind: str, report: CheckReport) -> None:

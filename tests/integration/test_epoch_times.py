@@ -115,6 +115,17 @@ def test_a_text_time_column_and_written_times_of_the_wrong_type_are_named(db_eng
         "columns.created_at 'made' is varchar, which cannot hold a creation time" in p for p in problems
     )
     assert any("columns.sent_at 'sent' is bigint: the relay writes the time into it" in p for p in problems)
+    words = config.model_copy(
+        update={"statuses": config.statuses.model_copy(update={"new": "NEW", "sent": "SENT"})}
+    )
+    assert any("columns.status 'status' is int but statuses are words ('NEW', 'SENT')" in p
+               for p in _problems(db_engine, words))  # fmt: skip
+    assert not any("columns.status" in p for p in problems)
+    numeric_body = config.model_copy(
+        update={"columns": config.columns.model_copy(update={"payload": "sent"})}
+    )
+    assert any("columns.payload 'sent' is bigint, which cannot hold a message body" in p
+               for p in _problems(db_engine, numeric_body))  # fmt: skip
     wrong_unit = config.model_copy(update={"created_at_unit": "epoch_ms"})
     assert any("created_at 'made' is varchar" in p for p in _problems(db_engine, wrong_unit))
     assert datetime  # typing only
