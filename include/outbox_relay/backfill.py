@@ -206,7 +206,7 @@ class Backfiller:
             if stats.stopped_because != BUDGET_SPENT:
                 report.stopped_because = stats.stopped_because
                 return
-            if stats.last_row_id is not None:
-                cursor = stats.last_row_id
+            if stats.last_position is not None:
+                cursor = stats.last_position
             wait = throttle_delay(report.sent, self.clock() - started, request.max_rows_per_second)
             self.sleep(max(wait, HANDOVER_SECONDS))

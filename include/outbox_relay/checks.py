@@ -45,10 +45,11 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
             report.problems.append(f"column {column!r} ({field_name}) not found in {config.table}")
     _check_time_columns(conn, config, columns, report)
     _check_value_columns(config, columns, report)
-    status, pk = config.columns.status.lower(), config.columns.id.lower()
-    # With a row_filter the scan is `filter = ? AND status = ? ORDER BY id`: the filter column leads.
+    status = config.columns.status.lower()
+    # The scan is `status = ? ORDER BY <claim order>` (the primary key, or order_by then it); with a
+    # row_filter the filter column leads.
     lead = [config.row_filter.column.lower()] if config.row_filter else []
-    want = [*lead, status, pk]
+    want = [*lead, status, *(c.lower() for c in config.claim_order)]
     found = indexes(conn, config.table)
     if not any(
         cols[: len(want)] == want or (cols[:1] == [status] and len(cols) == 1) for cols in found.values()

@@ -38,6 +38,7 @@ class OutboxRow:
     valid_json: bool | None = None  # the server's JSON_VALID() of the payload, when it was asked
     partition: int | None = None  # the row's own partition (columns.partition); None = by key
     retry: bool = True  # False when the row's retry flag (columns.retry_flag) is 0
+    position: Any = None  # where the row is in claim order (``order_by``); None: its primary key
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class RunStats(StatsMixin):
     elapsed_seconds: float = 0.0
     stopped_because: str = "drained"
     lock_holder_connection_id: int | None = None  # set when another relay held the table's lock
-    last_row_id: Any = None  # the last row claimed (where a chunked backfill goes on)
+    last_row_id: Any = None  # the last row claimed
+    last_position: Any = None  # its place in claim order (where a chunked backfill goes on)
     publish_seconds: float = 0.0  # waiting for the broker's acknowledgements, all batches together
     slowest_publish_seconds: float = 0.0  # the batch that waited longest
     # Per topic, what the broker acknowledged: rows, first_row_id and last_row_id in claim order (the

@@ -15,7 +15,7 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from outbox_relay.config.fields import StatusValue, Strict, check_schedule, check_topic
-from outbox_relay.config.identifiers import TableNameField
+from outbox_relay.config.identifiers import TableNameField, check_identifier
 from outbox_relay.config.lifecycle import (
     DEADLINE_MARGIN_SECONDS,
     Confirmation,
@@ -51,6 +51,11 @@ class ServiceConfig(Strict):
     columns: Columns = Columns.model_validate(STANDARD_COLUMNS)
     statuses: Statuses = Statuses()
     payload: Payload = Payload()
+    order_by: tuple[str, ...] = Field(
+        (),
+        description="Columns that define claim order, e.g. [created_at, id] for a table with random UUID "
+        "keys (per-key order follows it); the primary key is added last when absent. Empty: the primary key.",
+    )
     json_values: JsonValues = Field(
         default_factory=JsonValues,
         description="Key, event type, message id, body or headers read from inside the payload or headers "
@@ -133,6 +138,19 @@ class ServiceConfig(Strict):
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
         return check_schedule(value)
+
+    @field_validator("order_by")
+    @classmethod
+    def _order_by(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_identifier(v) for v in value)
+
+    @property
+    def claim_order(self) -> tuple[str, ...]:
+        """The columns rows are claimed in, always ending with the primary key (a total order)."""
+        if not self.order_by:
+            return (self.columns.id,)
+        rest = tuple(c for c in self.order_by if c.lower() != self.columns.id.lower())
+        return (*rest, self.columns.id)
 
     @field_validator("db_time_zone")
     @classmethod

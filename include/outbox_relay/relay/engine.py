@@ -55,7 +55,7 @@ class RunRequest:
     poll_interval_seconds: float | None = None
     named_rows: tuple[Any, ...] = ()  # a replay: only these rows (with republish, SENT ones too)
     replay: ReplayAudit | None = None  # who asked for the republish, and why (history rows)
-    start_after: Any = None  # resume a chunked backfill: only rows after this primary key
+    start_after: Any = None  # resume a chunked backfill: only rows after this place in claim order
     max_batches: int | None = None  # a throttled backfill's chunk: stop claiming after this many batches
 
     @property
@@ -178,7 +178,7 @@ class OutboxRelay:
             self._publish(batch, run, held_keys)
             self._settle(batch, run.request)
             self._raise_if_unavailable(batch)
-            cursor = run.stats.last_row_id = batch.rows[-1].row_id
+            cursor = self._advance(run, batch)
 
     def _pass_pipelined(self, run: _Run, cursor: Any, held_keys: set[Any]) -> None:
         """Claim batch n+1 and mark batch n-1 SENT (each on its own connection, in worker threads) while
@@ -199,9 +199,8 @@ class OutboxRelay:
                     claiming = None
                     if batch is None:
                         break
-                    run.stats.last_row_id = batch.rows[-1].row_id
+                    after = self._advance(run, batch)
                     if self._has_budget(run):
-                        after = batch.rows[-1].row_id
                         claiming = workers.submit(self._claim, claim_conn, after, run.request, settle_conn)
                     self._publish(batch, run, held_keys)
                     if settling is not None:
@@ -215,6 +214,15 @@ class OutboxRelay:
                     settling = None
         finally:
             self._finish_pipeline(claiming, settling, [claim_conn, settle_conn])
+
+    @staticmethod
+    def _advance(run: _Run, batch: _Batch) -> Any:
+        """The cursor after a batch: its last row's place in claim order (its primary key, or its
+        ``order_by`` values)."""
+        last = batch.rows[-1]
+        run.stats.last_row_id = last.row_id
+        run.stats.last_position = last.row_id if last.position is None else last.position
+        return run.stats.last_position
 
     @staticmethod
     def _finish_pipeline(

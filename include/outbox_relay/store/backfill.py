@@ -77,7 +77,11 @@ class BackfillQueries:
             return None
         mine = [f"{t.id_col} = :republished"] + ([f"{run_col} = :run_id"] if run_col else [])
         sql = text(
-            f"SELECT MAX({t.id_col}) FROM {t.name} WHERE {self._window()}{t.row_filter} AND ({' OR '.join(mine)})"
+            f"SELECT {t.order_sql} FROM {t.name} WHERE {self._window()}{t.row_filter} AND ({' OR '.join(mine)}) "
+            f"ORDER BY {t.order_sql_desc} LIMIT 1"
         )
         params.update(republished=republished, start=window.start, end=window.end, **t.filter_params)
-        return conn.execute(sql, params).scalar()
+        last = conn.execute(sql, params).first()
+        if last is None:
+            return None
+        return tuple(last) if t.ordered else last[0]

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 _ROW_FIELDS = (
     "row_id", "message_id", "key", "event_type", "topic", "body", "extra_headers", "status",
-    "attempts", "waiting", "failed", "valid_json", "partition", "retry",
+    "attempts", "waiting", "failed", "valid_json", "partition", "retry", "position",
 )  # fmt: skip
 if tuple(f.name for f in dataclass_fields(OutboxRow)) != _ROW_FIELDS:
     raise ImportError("OutboxRow's fields changed: update _ROW_FIELDS and ClaimQuery._decode together")
@@ -118,9 +118,13 @@ class ClaimQuery:
         for column in t.config.payload.columns:
             fields.append(f"p_{column}")
             select.append(quote(column))
+        if t.ordered:
+            for n, column in enumerate(t.config.claim_order[:-1]):
+                fields.append(f"o_{n}")
+                select.append(quote(column))
         where = [
             f"{t.status_col} IN :statuses{t.row_filter}{self.retry_state.not_given_up}",
-            f"{t.id_col} > :after",
+            t.after(),
         ]
         created = t.column("created_at")
         if named_rows:
@@ -132,7 +136,7 @@ class ClaimQuery:
             where.append(f"(:win_end IS NULL OR {t.created('<', ':win_end')})")
         sql = (
             f"SELECT {', '.join(select)} FROM {t.name} WHERE {' AND '.join(where)} "
-            f"ORDER BY {t.id_col} LIMIT :limit FOR UPDATE SKIP LOCKED"
+            f"ORDER BY {t.order_sql} LIMIT :limit FOR UPDATE SKIP LOCKED"
         )
         return expanding(sql, "statuses", *(["named"] if named_rows else [])), {
             name: n for n, name in enumerate(fields)
@@ -162,7 +166,7 @@ class ClaimQuery:
             **t.attempt_params,
             **t.filter_params,
             "statuses": statuses,
-            "after": after,
+            **t.after_params(after),
             "limit": limit,
             "threshold_us": int(t.config.threshold_seconds * 1_000_000),
             "win_start": window.start if window else None,
@@ -194,6 +198,7 @@ class ClaimQuery:
         new, default_topic, default_type = t.statuses.new, t.config.topic, t.config.event_type
         has_type, has_status, checked = "event_type" in fields, "status" in fields, self._checks_json
         message_id_for = t.message_id_for
+        order = [fields[f"o_{n}"] for n in range(len(t.config.claim_order) - 1)] if t.ordered else None
         rows = []
         for r in records:
             row_id = r[0]
@@ -215,6 +220,7 @@ class ClaimQuery:
                     valid if checked else None,
                     partition(r),
                     flag is None or bool(flag),
+                    None if order is None else (*(r[i] for i in order), row_id),
                 )
             )
         return rows

@@ -98,6 +98,38 @@ class OutboxTable:
         index hints for single-table DELETE; retention's deletes by id use the primary key anyway.)"""
         return f"{self.name} FORCE INDEX (PRIMARY)"
 
+    @property
+    def ordered(self) -> bool:
+        """Rows are claimed in ``order_by`` order, not by primary key alone."""
+        return len(self.config.claim_order) > 1
+
+    @property
+    def order_sql(self) -> str:
+        return ", ".join(quote(c) for c in self.config.claim_order)
+
+    @property
+    def order_sql_desc(self) -> str:
+        return ", ".join(f"{quote(c)} DESC" for c in self.config.claim_order)
+
+    def after(self) -> str:
+        """Rows after the cursor in claim order (keyset paging). By primary key: ``id > :after``; with
+        ``order_by`` the row-value comparison written out (``c > :after_0 OR (c = :after_0 AND id >
+        :after_1)``), and ``:started = 0`` for the first batch."""
+        cols = [quote(c) for c in self.config.claim_order]
+        if len(cols) == 1:
+            return f"{cols[0]} > :after"
+        alternatives = []
+        for n, col in enumerate(cols):
+            equal = [f"{cols[i]} = :after_{i}" for i in range(n)]
+            alternatives.append("(" + " AND ".join([*equal, f"{col} > :after_{n}"]) + ")")
+        return f"(:started = 0 OR {' OR '.join(alternatives)})"
+
+    def after_params(self, cursor: Any) -> dict[str, Any]:
+        if not self.ordered:
+            return {"after": cursor}
+        values = tuple(cursor) if cursor is not None else (None,) * len(self.config.claim_order)
+        return {"started": int(cursor is not None), **{f"after_{i}": v for i, v in enumerate(values)}}
+
     def as_stored(self, logical: str, moment: str) -> str:
         """``moment`` (a DATETIME expression or parameter) in the unit the column of ``logical`` stores, for
         comparisons that keep its index usable: ``UNIX_TIMESTAMP(moment) * 1000`` for epoch milliseconds.
@@ -152,7 +184,10 @@ class OutboxTable:
         ).scalar()
 
     def cursor_start(self, conn: Connection) -> Any:
-        """A value below every primary key: '' for textual keys (UUIDs), -1 for numeric ones."""
+        """A value below every primary key: '' for textual keys (UUIDs), -1 for numeric ones; None (the
+        start) with ``order_by``."""
+        if self.ordered:
+            return None
         if self._cursor_start is not None:
             return self._cursor_start
         kind = column_types(conn, self.config.table).get(self.columns.id.lower())
