@@ -163,7 +163,12 @@ class Replayer:
         """SENT rows to republish now, and the ids of those held back behind an older unpublished row."""
         sent = [r for r in rows if r.kind == UNCONFIRMED]
         first_unpublished = self.store.replays.older_unpublished(conn, sent)
-        held = {r.row_id for r in sent if r.key in first_unpublished and first_unpublished[r.key] < r.row_id}
+        if self.store.table.ordered:  # (order_by) ids do not say which row is older: hold the key's rows
+            held = {r.row_id for r in sent if r.key in first_unpublished}
+        else:
+            held = {
+                r.row_id for r in sent if r.key in first_unpublished and first_unpublished[r.key] < r.row_id
+            }
         return [r for r in sent if r.row_id not in held], held
 
     def _republish(
