@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.errors import ConfigurationError
 from outbox_relay.kafka.messages import HEADER_MESSAGE_ID
 from outbox_relay.kafka.readback import TopicRecord, read_back
 from outbox_relay.models import StatsMixin
@@ -55,6 +56,11 @@ class AuditReport(StatsMixin):
 
 class Auditor:
     def __init__(self, config: ServiceConfig, max_listed: int = 100, chunk_size: int = 5000) -> None:
+        if config.completion != "update":
+            raise ConfigurationError(
+                f"audit: service {config.service!r} has completion: {config.completion}, so its table keeps no "
+                "sent rows to compare with the topic"
+            )
         self.config = config
         self.queries = AuditQueries(OutboxTable(config))
         self.max_listed = max_listed

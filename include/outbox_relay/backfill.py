@@ -133,6 +133,11 @@ class Backfiller:
                 f"backfill: service {c.service!r} maps no columns.created_at, so rows cannot be selected by "
                 "creation time (the scheduled relay sends every eligible row anyway)"
             )
+        if request.republish and c.completion != "update":
+            raise ConfigurationError(
+                f"backfill: service {c.service!r} has completion: {c.completion}, so its table keeps no SENT "
+                "rows to republish; backfill without republish"
+            )
         if request.chunk_seconds < 1:
             raise ConfigurationError(
                 f"backfill: chunk_seconds must be at least 1, not {request.chunk_seconds}"

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.topics import missing_topics, service_topics
-from outbox_relay.store.introspection import add_index_ddl, column_types, indexes
+from outbox_relay.store.introspection import add_index_ddl, column_types, create_like_ddl, indexes
 from outbox_relay.store.naming import ATTEMPT_TABLE, REPLAY_TABLE, split_table_name
 from outbox_relay.store.table import OutboxTable
 
@@ -60,6 +60,7 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
         )
         report.fixes.append(add_index_ddl(config.table, name, want))
     _check_consumer_table(conn, config, report)
+    _check_archive_table(conn, config, columns, report)
     if not config.columns.inline_retry_state and not column_types(conn, ATTEMPT_TABLE):
         report.problems.append(
             f"retry state table {ATTEMPT_TABLE} is missing (this table has no attempts columns)"
@@ -150,6 +151,27 @@ def _epoch_unit_of(conn: Connection, config: ServiceConfig) -> str:
     if newest is None:
         return "epoch_ms or epoch_s (the table is empty: judge by what it stores)"
     return "epoch_ms" if abs(int(newest)) >= MILLISECONDS_FROM else "epoch_s"
+
+
+def _check_archive_table(
+    conn: Connection, config: ServiceConfig, columns: dict[str, str], report: CheckReport
+) -> None:
+    """completion: archive copies rows with ``INSERT ... SELECT *``: the archive needs the same columns, in
+    the same order, of the same types."""
+    archive = config.archive_table
+    if archive is None:
+        return
+    found = column_types(conn, archive)
+    if found == columns:
+        return
+    if not found:
+        report.problems.append(f"archive_table {archive} does not exist")
+    else:
+        report.problems.append(
+            f"archive_table {archive} differs from {config.table} (columns, their order or types): "
+            f"{list(found.items())} against {list(columns.items())}"
+        )
+    report.fixes.append(create_like_ddl(archive, config.table))
 
 
 def _check_consumer_table(conn: Connection, config: ServiceConfig, report: CheckReport) -> None:

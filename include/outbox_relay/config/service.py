@@ -51,6 +51,15 @@ class ServiceConfig(Strict):
     columns: Columns = Columns.model_validate(STANDARD_COLUMNS)
     statuses: Statuses = Statuses()
     payload: Payload = Payload()
+    completion: Literal["update", "delete", "archive"] = Field(
+        "update",
+        description="What happens to a row once the broker acknowledged it: update (status SENT), delete "
+        "(removed in the same transaction), archive (moved to archive_table, with status SENT).",
+    )
+    archive_table: TableNameField | None = Field(
+        None,
+        description="Where completion: archive moves sent rows: a table of the same shape (CREATE TABLE ... LIKE).",
+    )
     order_by: tuple[str, ...] = Field(
         (),
         description="Columns that define claim order, e.g. [created_at, id] for a table with random UUID "
@@ -164,6 +173,7 @@ class ServiceConfig(Strict):
         self._check_topics()
         self._check_payload()
         self._check_json_values()
+        self._check_completion()
         self._check_statuses()
         if self.threshold_seconds > 0 and self.columns.created_at is None:
             raise ValueError("threshold_seconds needs columns.created_at (the table has no creation time)")
@@ -187,6 +197,23 @@ class ServiceConfig(Strict):
     def _check_topics(self) -> None:
         if self.columns.topic is None and self.topic is None:
             raise ValueError("set 'topic' (or map columns.topic): the relay must know where rows go")
+
+    def _check_completion(self) -> None:
+        if (self.completion == "archive") != (self.archive_table is not None):
+            raise ValueError(
+                "completion: archive needs archive_table, and archive_table needs completion: archive"
+            )
+        if self.completion == "update":
+            return
+        for needs_sent_rows, name in (
+            (self.confirmation, "confirmation"),
+            (self.reconciliation, "reconciliation"),
+        ):
+            if needs_sent_rows is not None:
+                raise ValueError(
+                    f"completion: {self.completion} keeps no SENT rows in the table, which {name} works on: "
+                    "use completion: update"
+                )
 
     def _check_json_values(self) -> None:
         jv = self.json_values

@@ -13,11 +13,11 @@ def column_types(conn: Connection, table: str) -> dict[str, str]:
     rows = conn.execute(
         text(
             "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name"
+            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name ORDER BY ORDINAL_POSITION"
         ),
         {"schema": schema, "name": name},
     )
-    return {str(r[0]).lower(): str(r[1]) for r in rows}
+    return {str(r[0]).lower(): str(r[1]) for r in rows}  # in the table's column order
 
 
 def indexes(conn: Connection, table: str) -> dict[str, list[str]]:
@@ -39,6 +39,11 @@ def indexes(conn: Connection, table: str) -> dict[str, list[str]]:
 
 def table_exists(conn: Connection, table: str) -> bool:
     return bool(column_types(conn, table))
+
+
+def create_like_ddl(table: str, like: str) -> str:
+    """The statement that makes ``table`` an empty copy of ``like``'s shape (printed, never executed)."""
+    return f"CREATE TABLE {quote(table)} LIKE {quote(like)};"
 
 
 def add_index_ddl(table: str, name: str, columns: list[str]) -> str:

@@ -17,7 +17,7 @@ from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
 from outbox_relay.store.backfill import BackfillQueries
 from outbox_relay.store.claim import ClaimQuery
 from outbox_relay.store.locks import backfill_lock, relay_lock
-from outbox_relay.store.naming import expanding, id_list, truncate_error
+from outbox_relay.store.naming import expanding, id_list, quote, truncate_error
 from outbox_relay.store.replay import ReplayAudit, ReplayQueries
 from outbox_relay.store.retry_state import retry_state_for
 from outbox_relay.store.table import OutboxTable
@@ -74,13 +74,22 @@ class OutboxStore:
         params.update(
             sent=t.statuses.sent, run_id=run_id[:250], new=t.statuses.new, sent_before=t.statuses.sent
         )
-        sql = text(
-            f"UPDATE {t.by_primary_key} SET {sets} WHERE {t.id_col} IN ({ids_sql}) "
-            f"AND {t.status_col} IN (:new, :sent_before)"
+        mode, ours = (
+            t.config.completion,
+            f"{t.id_col} IN ({ids_sql}) AND {t.status_col} IN (:new, :sent_before)",
         )
-        updated = conn.execute(sql, params).rowcount
+        if mode == "delete":
+            done = conn.execute(text(f"DELETE FROM {t.name} WHERE {ours}"), params).rowcount
+        else:
+            done = conn.execute(text(f"UPDATE {t.by_primary_key} SET {sets} WHERE {ours}"), params).rowcount
+        if mode == "archive":
+            assert t.config.archive_table is not None, "validated by ServiceConfig"
+            moved = f"{t.id_col} IN ({ids_sql}) AND {t.status_col} = :sent"
+            conn.execute(text(f"INSERT INTO {quote(t.config.archive_table)} SELECT * FROM {t.name} WHERE {moved}"),
+                         params)  # fmt: skip
+            conn.execute(text(f"DELETE FROM {t.name} WHERE {moved}"), params)
         self.retry_state.forget(conn, [r.row_id for r in rows if r.attempts])
-        return int(updated)
+        return int(done)
 
     def record_failures(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
         """Attempts+1 (FAILED once out of attempts) and one row-history entry per failed attempt."""
