@@ -37,6 +37,9 @@ environment() {
   export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
   export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$HOME_DIR/passwords.json"
   export AIRFLOW__API_AUTH__JWT_SECRET="${AIRFLOW__API_AUTH__JWT_SECRET:-$(cat "$HOME_DIR/jwt-secret")}"
+  # One Fernet key for every component (each would otherwise make its own: the triggerer could not read
+  # the deadline callbacks and approvals the scheduler encrypted).
+  export AIRFLOW__CORE__FERNET_KEY="${AIRFLOW__CORE__FERNET_KEY:-$(cat "$HOME_DIR/fernet-key")}"
   export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10 AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
   export OUTBOX_RELAY_SERVICES_DIR="$ROOT/dags/services" DEMO_DB="$DB" DEMO_STATE="$HOME_DIR/demo-state.json"
   export OUTBOX_KAFKA_BOOTSTRAP="${OUTBOX_KAFKA_BOOTSTRAP:-127.0.0.1:${BROKER_PORT:-19092}}"
@@ -57,6 +60,7 @@ start() {
   mkdir -p "$HOME_DIR"
   if listening "$PORT"; then die "port $PORT is taken (AIRFLOW_PORT=... picks another; make airflow-stop ends ours)"; fi
   [[ -s "$HOME_DIR/jwt-secret" ]] || "$PY" -c 'import secrets; print(secrets.token_hex(32))' >"$HOME_DIR/jwt-secret"
+  [[ -s "$HOME_DIR/fernet-key" ]] || "$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' >"$HOME_DIR/fernet-key"
   printf '{"admin": "%s"}\n' "$ADMIN_PASSWORD" >"$HOME_DIR/passwords.json"
   environment
   bash "$ROOT/include/devstack/postgres.sh"

@@ -15,6 +15,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 from tests.conftest import ROOT
 
 PG_URL = os.environ.get("OUTBOX_TEST_AIRFLOW_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
@@ -177,6 +179,9 @@ def airflow_stack(
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # tests call the REST API as admin
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
+            # One key for every component: without it each one that starts before airflow.cfg exists
+            # makes its own, and the triggerer cannot read what the scheduler encrypted (it dies).
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
