@@ -73,3 +73,17 @@ def test_the_table_is_written_back_as_shown() -> None:
     config = ServiceConfig.model_validate({"service": "s", "topic": "t", "table": {"name": "cap.published"}})
     assert config.model_dump()["table"] == "`cap.published`"
     assert ServiceConfig.model_validate(config.model_dump()).table.name == "cap.published"
+
+
+def test_the_readmes_service_files_are_valid() -> None:
+    """Every YAML block of the README that is a service file (it starts with '# dags/services/...')."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n# dags/services/(\w+)\.yaml\n(.*?)```", readme, re.S)
+    assert {"coupon", "cap_orders", "eventuate"} <= {name for name, _ in blocks}
+    for name, body in blocks:
+        ServiceConfig.model_validate({"service": name, **yaml.safe_load(body)})
