@@ -240,7 +240,9 @@ def test_a_busy_table_skips_a_scheduled_run_and_fails_a_backfill_run(
         with pytest.raises(RelayLockBusyError, match="held the relay lock"):
             run_relay(config, db_engine, window=Window(now - timedelta(hours=1), now))
         other.invalidate()  # the holder's connection dies (a crashed relay): its lock goes with it
-    assert run_relay(config, db_engine).published == 1  # the lock died with the other connection
+    # The server drops the lock when it has processed the disconnect, a moment later: wait for it.
+    patient = config.model_copy(update={"relay_lock_wait_seconds": 10})
+    assert run_relay(patient, db_engine).published == 1  # the lock died with the other connection
 
 
 def test_rows_naming_an_unregistered_or_invalid_topic_fail_alone(
