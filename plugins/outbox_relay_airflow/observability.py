@@ -107,6 +107,7 @@ def _record_asset_events(
         }
         events.add(asset, extra=extra)
         uris.append(asset.uri)
+    log.info("service %s: asset events for %s", config.service, ", ".join(uris))
     return uris
 
 

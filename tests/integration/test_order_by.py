@@ -113,3 +113,19 @@ def test_a_chunked_backfill_goes_on_in_claim_order(
     for key in ("k0", "k1", "k2"):
         mine = [m for n, m in enumerate(written) if f"k{n % 3}" == key]
         assert [m for m in sent if m in mine] == mine
+
+
+def test_the_next_rows_age_follows_claim_order(db_engine: Engine) -> None:
+    from outbox_relay.health import HealthCheck
+
+    with db_engine.begin() as conn:
+        conn.execute(text(DDL))
+        for row_id, age in (("00000000-new", 0), ("ffffffff-old", 7200)):  # primary-key order: new first
+            conn.execute(
+                text("INSERT INTO uuid_outbox (id, message_id, aggregate_id, topic, payload, created_at) "
+                     "VALUES (:id, :id, 'k', 't', '{}', NOW(6) - INTERVAL :age SECOND)"),
+                {"id": row_id, "age": age},
+            )  # fmt: skip
+    with db_engine.connect() as conn:
+        figures = HealthCheck(_config("t")).figures(conn)
+    assert figures["backlog"] == 2 and 7190 < (figures["oldest_new_age_seconds"] or 0) < 7300

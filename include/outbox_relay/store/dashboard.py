@@ -64,9 +64,13 @@ class DashboardQueries:
         """``FORCE INDEX (...)`` for an index starting with these columns, if the table has one. The
         optimizer otherwise walks the primary key for ``ORDER BY id LIMIT 1`` or reads the whole table
         when the wanted statuses are most rows, both far slower on a big table."""
+        return self._hint_for(conn, [str(getattr(self.table.columns, f)) for f in logical])
+
+    def _hint_for(self, conn: Connection, columns: list[str]) -> str | None:
+        """``_hint`` for an index starting with these (physical) columns."""
         if self._indexes is None:
             self._indexes = indexes(conn, self.table.config.table)
-        wanted = [str(getattr(self.table.columns, f)).lower() for f in logical]
+        wanted = [c.lower() for c in columns]
         found = next((n for n, cols in self._indexes.items() if cols[: len(wanted)] == wanted), None)
         return None if found is None else f"FORCE INDEX ({quote(found)})"
 
@@ -97,9 +101,10 @@ class DashboardQueries:
         return int(conn.execute(sql, self._params()).scalar() or 0)
 
     def oldest_age_seconds(self, conn: Connection, status: Any, eligible_only: bool = False) -> int | None:
-        """Seconds since the first row of ``status`` in primary-key order was created (``eligible_only``: the
-        first NEW row neither waiting for a retry nor given up, i.e. the next one the relay sends): one
-        step into the (status, id) index, however big the backlog. None without a creation time."""
+        """Seconds since the first row of ``status`` in claim order (the primary key, or ``order_by``) was
+        created (``eligible_only``: the first NEW row neither waiting for a retry nor given up, i.e. the
+        next one the relay sends): one step into the (status, claim order) index, however big the
+        backlog. None without a creation time."""
         t = self.table
         created = t.as_datetime("created_at")
         if created is None:
@@ -107,10 +112,11 @@ class DashboardQueries:
         where = f"{t.status_col} = :status{t.row_filter}"
         if eligible_only:
             where += f"{self.retry_state.not_given_up} AND NOT COALESCE(({self.retry_state.waiting_condition}), FALSE)"
-        hint = "" if t.config.row_filter else (self._hint(conn, "status", "id") or "")
+        order = [t.columns.status, *t.config.claim_order]
+        hint = "" if t.config.row_filter else (self._hint_for(conn, order) or "")
         sql = text(
             f"SELECT TIMESTAMPDIFF(SECOND, {created}, NOW(6)) FROM {t.name} {hint} WHERE {where} "
-            f"ORDER BY {t.id_col} LIMIT 1"
+            f"ORDER BY {t.order_sql} LIMIT 1"
         )
         value = conn.execute(sql, self._params(status=status)).scalar()
         return None if value is None else int(value)
