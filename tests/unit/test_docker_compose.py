@@ -38,6 +38,8 @@ REQUIRED_PIP_PINS = (
     "apache-airflow-providers-apache-kafka==2.1.0",
     "confluent-kafka==2.16.1",
     "boto3>=1.34",  # the image example's SQS drain DAG (dags/image_upload_events.py)
+    "apache-airflow-providers-celery==3.26.0",  # the celery profile
+    "statsd==4.0.1",  # the relay's metrics, when [metrics] statsd_on
     "PyMySQL==1.2.4",
 )
 
@@ -219,7 +221,7 @@ def test_airflow_service_uses_common_image_and_env(
         if key not in overridable:
             assert env.get(key) == value, f"{name}: {key} differs from x-airflow-common"
 
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"  # unless AIRFLOW_EXECUTOR says otherwise
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
     assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
@@ -454,3 +456,27 @@ def test_healthcheck_commands(services: Services) -> None:
     assert "http://localhost:8080/api/v2/" in command("airflow-apiserver")
     assert "http://localhost:8974/health" in command("airflow-scheduler")
     assert service_env(services["airflow-scheduler"])["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"
+
+
+def test_the_celery_profile_runs_workers_on_redis(compose: dict[str, Any], services: Services) -> None:
+    """`AIRFLOW_EXECUTOR=CeleryExecutor docker compose --profile celery up --scale airflow-worker=2`."""
+    raw = compose["x-airflow-common"]["environment"]
+    assert raw["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+    redis, worker = services["redis"], services["airflow-worker"]
+    assert re.fullmatch(r"redis:7\.\d+", resolve_defaults(redis["image"])) and redis["profiles"] == ["celery"]
+    assert "redis-cli" in redis["healthcheck"]["test"]
+    assert worker["profiles"] == ["celery"] and worker["command"] == "celery worker"
+    assert AIRFLOW_IMAGE_RE.match(resolve_defaults(worker["image"]))
+    env, common = service_env(worker), service_env(compose["x-airflow-common"])
+    assert {k: v for k, v in env.items() if k in common} == common and env["DUMB_INIT_SETSID"] == "0"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    backend = env["AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert backend == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+    deps = depends_on_map(worker)
+    assert deps["redis"] == "service_healthy" and deps["airflow-init"] == "service_completed_successfully"
+    assert all(deps.get(b) == "service_healthy" for b in ("postgres", "mysql", "kafka"))
+    assert "celery_executor.app inspect ping" in " ".join(worker["healthcheck"]["test"])
+    # The pins the workers install are the lock's.
+    lock = (REPO_ROOT / "requirements.lock").read_text()
+    for pin in ("apache-airflow-providers-celery==3.26.0", "statsd==4.0.1"):
+        assert pin in lock.splitlines()
