@@ -56,7 +56,7 @@ class AuditReport(StatsMixin):
 
 class Auditor:
     def __init__(self, config: ServiceConfig, max_listed: int = 100, chunk_size: int = 5000) -> None:
-        if config.completion != "update":
+        if not config.keeps_sent_rows:
             raise ConfigurationError(
                 f"audit: service {config.service!r} has completion: {config.completion}, so its table keeps no "
                 "sent rows to compare with the topic"

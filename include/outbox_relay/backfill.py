@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError, InfrastructureError
-from outbox_relay.models import RunStats, StatsMixin, Window
+from outbox_relay.models import RunStats, StatsMixin, Window, count_acked
 from outbox_relay.relay.engine import BUDGET_SPENT, OutboxRelay, RunRequest
 from outbox_relay.store.outbox import OutboxStore
 from outbox_relay.store.replay import ReplayAudit
@@ -76,9 +76,7 @@ class BackfillReport(StatsMixin):
         for name in ("published", "republished", "held_back", "retried", "failed", "dead_lettered"):
             setattr(self, name, getattr(self, name) + getattr(stats, name))
         for topic, acked in stats.topics.items():
-            entry = self.topics.setdefault(topic, {"rows": 0, "first_row_id": acked["first_row_id"]})
-            entry["rows"] += acked["rows"]
-            entry["last_row_id"] = acked["last_row_id"]
+            count_acked(self.topics, topic, acked["rows"], acked["first_row_id"], acked["last_row_id"])
 
     @property
     def sent(self) -> int:
@@ -133,7 +131,7 @@ class Backfiller:
                 f"backfill: service {c.service!r} maps no columns.created_at, so rows cannot be selected by "
                 "creation time (the scheduled relay sends every eligible row anyway)"
             )
-        if request.republish and c.completion != "update":
+        if request.republish and not c.keeps_sent_rows:
             raise ConfigurationError(
                 f"backfill: service {c.service!r} has completion: {c.completion}, so its table keeps no SENT "
                 "rows to republish; backfill without republish"

@@ -92,6 +92,14 @@ class RunStats(StatsMixin):
     topics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def count_acked(self, topic: str, rows: int, first_row_id: Any, last_row_id: Any) -> None:
-        entry = self.topics.setdefault(topic, {"rows": 0, "first_row_id": first_row_id})
-        entry["rows"] += rows
-        entry["last_row_id"] = last_row_id
+        count_acked(self.topics, topic, rows, first_row_id, last_row_id)
+
+
+def count_acked(
+    topics: dict[str, dict[str, Any]], topic: str, rows: int, first_row_id: Any, last_row_id: Any
+) -> None:
+    """Add acknowledged rows to a per-topic tally (``RunStats.topics``): the first row id stays the one
+    first counted, the last row id follows."""
+    entry = topics.setdefault(topic, {"rows": 0, "first_row_id": first_row_id})
+    entry["rows"] += rows
+    entry["last_row_id"] = last_row_id

@@ -203,7 +203,7 @@ class ServiceConfig(Strict):
             raise ValueError(
                 "completion: archive needs archive_table, and archive_table needs completion: archive"
             )
-        if self.completion == "update":
+        if self.keeps_sent_rows:
             return
         for needs_sent_rows, name in (
             (self.confirmation, "confirmation"),
@@ -293,6 +293,11 @@ class ServiceConfig(Strict):
             if extra and extra not in names:
                 names.append(extra)
         return tuple(names)
+
+    @property
+    def keeps_sent_rows(self) -> bool:
+        """Sent rows stay in the table (``completion: update``); delete and archive take them out."""
+        return self.completion == "update"
 
     @property
     def relay_deadline_seconds(self) -> float | None:

@@ -19,14 +19,17 @@ class BackfillQueries:
         self.table = table
         self.retry_state = retry_state
 
-    def _window(self, start: str = ":start", end: str = ":end") -> str:
-        """``created_at`` in ``[start, end)``, in the column's own unit."""
+    def _require_created_at(self) -> None:
         if self.table.column("created_at") is None:
             raise MissingConfigurationError(
                 f"service {self.table.config.service!r}: a backfill selects rows by creation time, but "
                 f"table {self.table.config.table} has no columns.created_at mapped"
             )
-        return f"{self.table.created('>=', start)} AND {self.table.created('<', end)}"
+
+    def _window(self) -> str:
+        """``created_at`` in ``[:start, :end)``, in the column's own unit."""
+        self._require_created_at()
+        return f"{self.table.created('>=', ':start')} AND {self.table.created('<', ':end')}"
 
     def counts(self, conn: Connection, window: Window) -> dict[str, int]:
         """Rows of the window by status (NEW rows given up on are counted apart, as 'given_up')."""
@@ -53,7 +56,7 @@ class BackfillQueries:
         if key is None:
             return set()
         t = self.table
-        self._window()  # refuses a table without created_at
+        self._require_created_at()
         sql = text(
             f"SELECT DISTINCT {key} FROM {t.name} WHERE {t.status_col} = :new AND {t.created('<', ':before')}"
             f"{t.row_filter}{self.retry_state.not_given_up}"

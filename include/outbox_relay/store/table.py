@@ -46,6 +46,9 @@ class OutboxTable:
         # :service and :tbl: which rows of the attempt table (outbox_relay_attempt) are this service's.
         self.attempt_params: dict[str, Any] = {"service": config.service, "tbl": config.table}
         self.lock_key = config.table if rf is None else f"{config.table}:{rf.equals}"
+        # The table holds each row's message id (a column or a JSON value); else it is derived. Read per
+        # claimed row (``message_id_for``), so worked out once here.
+        self.stores_message_ids = self.column("message_id") is not None
         self._cursor_start: Any = None
 
     def row_filter_on(self, qualifier: str) -> str:
@@ -75,11 +78,6 @@ class OutboxTable:
         if path is not None and self.columns.payload is not None:
             return _json_sql(quote(self.columns.payload), path, unquote=False)
         return self.column(logical)
-
-    @property
-    def stores_message_ids(self) -> bool:
-        """The table holds each row's message id (a column or a JSON value); else it is derived."""
-        return self.column("message_id") is not None
 
     def set_clause(self, status_param: str, optional: Sequence[tuple[str, str]]) -> str:
         """``status = :param`` plus each optional assignment whose logical column is mapped."""
@@ -134,16 +132,19 @@ class OutboxTable:
         """``moment`` (a DATETIME expression or parameter) in the unit the column of ``logical`` stores, for
         comparisons that keep its index usable: ``UNIX_TIMESTAMP(moment) * 1000`` for epoch milliseconds.
         Only ``created_at`` may hold epoch times (``created_at_unit``)."""
-        factor = EPOCH_FACTORS.get(self.config.created_at_unit) if logical == "created_at" else None
+        factor = self._epoch_factor(logical)
         return moment if factor is None else f"(UNIX_TIMESTAMP({moment}) * {factor})"
 
     def as_datetime(self, logical: str) -> str | None:
         """The column of ``logical`` read as a DATETIME in the session time zone (None when unmapped)."""
-        column = self.column(logical)
-        factor = EPOCH_FACTORS.get(self.config.created_at_unit) if logical == "created_at" else None
+        column, factor = self.column(logical), self._epoch_factor(logical)
         if column is None or factor is None:
             return column
         return f"FROM_UNIXTIME({column} / {factor})"
+
+    def _epoch_factor(self, logical: str) -> int | None:
+        """Units per second of an epoch time column (only ``created_at`` may be one); None for DATETIME."""
+        return EPOCH_FACTORS.get(self.config.created_at_unit) if logical == "created_at" else None
 
     def created(self, op: str, moment: str) -> str:
         """``created_at <op> moment`` in the column's own unit (index-friendly); ``moment`` a DATETIME
