@@ -33,6 +33,11 @@ CRON_PRESETS = {
 }
 
 
+def service_dag_id(service: str, kind: str) -> str:
+    """The id of a service's generated DAG of one kind (relay, replay, backfill, confirmations, ...)."""
+    return f"outbox_{service}_{kind}"
+
+
 def _timetable(schedule: str | None) -> Any:
     """Cron schedules get data intervals, which backfills need to know which rows to re-scan."""
     if schedule is None or schedule in {"@once", "@continuous"}:
@@ -87,7 +92,7 @@ def _service_dag(
     bounded by a time budget (a ``time_budget_seconds`` param)."""
     return DAG(
         deadline=deadline,
-        dag_id=f"outbox_{config.service}_{kind}",
+        dag_id=service_dag_id(config.service, kind),
         description=description,
         schedule=_timetable(schedule),
         start_date=START_DATE,

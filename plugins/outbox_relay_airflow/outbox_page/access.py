@@ -11,9 +11,11 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, HTTPException, status
 
+from outbox_relay_airflow.dag_factory import service_dag_id
+
 
 def relay_dag_id(service: str) -> str:
-    return f"outbox_{service}_relay"
+    return service_dag_id(service, "relay")
 
 
 def may(user: Any, method: ResourceMethod, service: str) -> bool:

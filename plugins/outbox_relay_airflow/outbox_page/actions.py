@@ -20,6 +20,7 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.replay import ReplayAudit
 from outbox_relay_airflow import backfill_tasks, replay_tasks
+from outbox_relay_airflow.dag_factory import service_dag_id
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,8 @@ ACTIONS = {
 }
 
 
-def action_dag_id(service: str, kind: str) -> str:
-    return f"outbox_{service}_{kind}"
-
-
 def check_may_trigger(user: Any, service: str, kind: str) -> None:
-    dag_id = action_dag_id(service, kind)
+    dag_id = service_dag_id(service, kind)
     if not get_auth_manager().is_authorized_dag(
         method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
     ):
@@ -91,7 +88,7 @@ def trigger(config: ServiceConfig, kind: str, params: dict[str, Any], user: Any)
         action.check(conf, ReplayAudit(user.get_name(), str(conf["reason"]), "check"), config)
     except ConfigurationError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    dag_id = action_dag_id(config.service, kind)
+    dag_id = service_dag_id(config.service, kind)
     run = trigger_dag(
         dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user.get_name(), conf=conf
     )

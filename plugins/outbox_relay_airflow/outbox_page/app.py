@@ -22,14 +22,10 @@ from outbox_relay.dashboard import Dashboard, RowDetail, RowFilter, ServiceFigur
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.store.replay import FAILED, UNCONFIRMED
+from outbox_relay_airflow.dag_factory import service_dag_id
 from outbox_relay_airflow.hooks import db_engine
 from outbox_relay_airflow.outbox_page.access import ReadableService, may
-from outbox_relay_airflow.outbox_page.actions import (
-    action_dag_id,
-    check_may_trigger,
-    check_same_origin,
-    trigger,
-)
+from outbox_relay_airflow.outbox_page.actions import check_may_trigger, check_same_origin, trigger
 from outbox_relay_airflow.outbox_page.runs import latest_runs
 
 templates = Jinja2Templates(
@@ -152,7 +148,7 @@ def _triggered(
     check_same_origin(request)
     check_may_trigger(user, service, kind)
     run_id = trigger(_config(service), kind, params, user)
-    dag_id = action_dag_id(service, kind)
+    dag_id = service_dag_id(service, kind)
     return {"dag_id": dag_id, "run_id": run_id, "link": f"/dags/{dag_id}/runs/{run_id}"}
 
 
@@ -264,7 +260,7 @@ def _triggered_page(request: Request, service: str, kind: str, params: dict[str,
 def dag_tab(request: Request, dag_id: str, user: GetUserDep) -> Response:
     """The Outbox tab on a DAG's page: its service's page, for the DAGs this project generates."""
     for name in _services():
-        if dag_id.removeprefix(f"outbox_{name}_") in DAG_KINDS:
+        if any(dag_id == service_dag_id(name, kind) for kind in DAG_KINDS):
             where = f"{request.scope.get('root_path', '')}/services/{quote(name)}"
             return RedirectResponse(where, status.HTTP_303_SEE_OTHER)
     return templates.TemplateResponse(request, "not_outbox.html", {"dag_id": dag_id})

@@ -8,6 +8,8 @@ from typing import Any
 from airflow.models.dagrun import DagRun
 from airflow.utils.session import create_session
 
+from outbox_relay_airflow.dag_factory import service_dag_id
+
 KINDS = ("relay", "confirmations", "cleanup", "backfill", "replay")
 
 
@@ -16,7 +18,7 @@ def latest_runs(service: str, per_dag: int = 3) -> dict[str, list[dict[str, Any]
     found: dict[str, list[dict[str, Any]]] = {}
     with create_session() as session:
         for kind in KINDS:
-            dag_id = f"outbox_{service}_{kind}"
+            dag_id = service_dag_id(service, kind)
             runs = (  # Airflow's ORM on Airflow's own database: no outbox SQL here
                 session.query(DagRun)
                 .filter(DagRun.dag_id == dag_id)
