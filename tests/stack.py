@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -23,3 +24,11 @@ def airflow_connections(engine: Engine, kafka_extra: dict[str, object] | None = 
           "password": url.password or "", "schema": url.database}  # fmt: skip
     kafka = {"conn_type": "kafka", "extra": kafka_extra or {"bootstrap.servers": BOOTSTRAP}}
     return {"AIRFLOW_CONN_OUTBOX_DB": json.dumps(db), "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(kafka)}
+
+
+def service_folder(tmp_path: Path, service: str, document: str) -> Path:
+    """A services folder (``OUTBOX_RELAY_SERVICES_DIR``) holding one service file with ``document``."""
+    folder = tmp_path / "services"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{service}.yaml").write_text(document)
+    return folder

@@ -20,7 +20,7 @@ from outbox_relay.store.outbox import OutboxStore
 from tests.airflow.airflow_stack import airflow_stack
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import run_relay
-from tests.stack import airflow_connections
+from tests.stack import airflow_connections, service_folder
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -73,11 +73,11 @@ def test_one_run_drains_a_six_hour_window_and_a_cancelled_run_loses_nothing(
 ) -> None:
     topic = topic_name("backfill")
     create_topics(topic)
-    services = tmp_path / "services"
-    services.mkdir()
-    (services / "billing.yaml").write_text(
+    services = service_folder(
+        tmp_path,
+        "billing",
         f"topic: {topic}\nschedule: null\nconfirm_schedule: null\nretention: null\nbatch_size: 100\n"
-        "start_paused: false\n"
+        "start_paused: false\n",
     )
     outage = DAY.replace(hour=1)
     _insert(db_engine, topic, 3000, outage, 6)  # created during a 6-hour outage, never relayed

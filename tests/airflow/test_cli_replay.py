@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from tests.airflow.test_cli import _cli
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows, statuses
+from tests.stack import service_folder
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -21,9 +22,7 @@ def test_replay_dry_run_then_replay_then_refusals(
 ) -> None:
     topic = topic_name("cli_replay")
     create_topics(topic)
-    services = tmp_path / "services"
-    services.mkdir()
-    (services / "billing.yaml").write_text(f"topic: {topic}\n")
+    services = service_folder(tmp_path, "billing", f"topic: {topic}\n")
     a, _ = insert_rows(db_engine, topic, ["a", "b"])
     with db_engine.begin() as conn:
         conn.execute(text("UPDATE outbox_message SET status = 'FAILED', attempts = 5, last_error = 'boom'"))

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 from tests.airflow.airflow_stack import ROOT, AirflowStack, airflow_stack
 from tests.integration.kafka_tools import create_topics, send
 from tests.integration.outbox_rows import insert_rows
-from tests.stack import BOOTSTRAP, airflow_connections
+from tests.stack import BOOTSTRAP, airflow_connections, service_folder
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -126,14 +126,15 @@ def test_metrics_asset_events_and_the_deadline_of_real_runs(
 ) -> None:
     topic = topic_name("observed")
     create_topics(topic, f"{topic}.results")
-    services, dags = tmp_path / "services", tmp_path / "dags"
-    services.mkdir()
+    dags = tmp_path / "dags"
     dags.mkdir()
-    (services / "shipping.yaml").write_text(
+    services = service_folder(
+        tmp_path,
+        "shipping",
         f"topic: {topic}\nschedule: null\nconfirm_schedule: null\nretention: null\nthreshold_seconds: 0\n"
         f"confirmation: {{topic: {topic}.results}}\nstart_paused: false\n"
         # Every run takes longer than 1 s: each misses its deadline.
-        "slo: {max_relay_run_seconds: 1, max_oldest_new_seconds: 600}\n"
+        "slo: {max_relay_run_seconds: 1, max_oldest_new_seconds: 600}\n",
     )
     shutil.copy(ROOT / "dags" / "outbox_services.py", dags)
     uri = f"kafka://{BOOTSTRAP}/{topic}"

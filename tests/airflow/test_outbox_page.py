@@ -16,7 +16,7 @@ from tests.airflow.airflow_stack import AirflowStack, airflow_stack
 from tests.airflow.browser import browser, log_in, screenshot
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows
-from tests.stack import airflow_connections
+from tests.stack import airflow_connections, service_folder
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -39,11 +39,11 @@ def test_outbox_page_needs_a_login_and_shows_what_sql_says(
 ) -> None:
     topic = topic_name("page")
     create_topics(topic, f"{topic}.results")
-    services = tmp_path / "services"
-    services.mkdir()
-    (services / "billing.yaml").write_text(
+    services = service_folder(
+        tmp_path,
+        "billing",
         f"topic: {topic}\nschedule: null\nconfirm_schedule: null\nretention: null\n"
-        f"confirmation: {{topic: {topic}.results}}\n"
+        f"confirmation: {{topic: {topic}.results}}\n",
     )
     ids = insert_rows(db_engine, topic, ["a", "b", "c", "d", "e"], payload={"card": "4111 <script>"})
     with db_engine.begin() as conn:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, bindparam, text
 from tests.airflow.airflow_stack import airflow_stack
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows, statuses
-from tests.stack import airflow_connections
+from tests.stack import airflow_connections, service_folder
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -39,11 +39,11 @@ def test_replay_dag_dry_run_direct_run_and_approval_gate(
 ) -> None:
     topic = topic_name("replay_dag")
     create_topics(topic, f"{topic}.results")
-    services = tmp_path / "services"
-    services.mkdir()
-    (services / "billing.yaml").write_text(
+    services = service_folder(
+        tmp_path,
+        "billing",
         f"topic: {topic}\nschedule: null\nconfirm_schedule: null\nretention: null\n"
-        f"confirmation: {{topic: {topic}.results}}\nreplay_approval_above_rows: 2\nstart_paused: false\n"
+        f"confirmation: {{topic: {topic}.results}}\nreplay_approval_above_rows: 2\nstart_paused: false\n",
     )
     a, b, c, d = insert_rows(db_engine, topic, ["a", "b", "c", "d"])
     with db_engine.begin() as conn:

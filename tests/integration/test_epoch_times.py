@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -128,4 +128,3 @@ def test_a_text_time_column_and_written_times_of_the_wrong_type_are_named(db_eng
                for p in _problems(db_engine, numeric_body))  # fmt: skip
     wrong_unit = config.model_copy(update={"created_at_unit": "epoch_ms"})
     assert any("created_at 'made' is varchar" in p for p in _problems(db_engine, wrong_unit))
-    assert datetime  # typing only

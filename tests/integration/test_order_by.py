@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
+from outbox_relay.backfill import Backfiller, BackfillRequest
 from outbox_relay.checks import CheckReport, check_database
 from outbox_relay.config import ServiceConfig
+from outbox_relay.health import HealthCheck
+from outbox_relay.models import Window
+from outbox_relay.relay.engine import OutboxRelay
+from outbox_relay.replay import ReplayAudit
 from tests.integration.kafka_tools import create_topics, read_all
-from tests.integration.outbox_rows import run_relay
+from tests.integration.outbox_rows import relay_publisher, run_relay
 
 pytestmark = pytest.mark.integration
 
@@ -88,13 +94,6 @@ def test_validate_wants_the_ordered_index(db_engine: Engine) -> None:
 def test_a_chunked_backfill_goes_on_in_claim_order(
     db_engine: Engine, topic_name: Callable[[str], str]
 ) -> None:
-    from datetime import timedelta
-
-    from outbox_relay.backfill import Backfiller, BackfillRequest
-    from outbox_relay.models import Window
-    from outbox_relay.relay.engine import OutboxRelay
-    from outbox_relay.replay import ReplayAudit
-    from tests.integration.outbox_rows import relay_publisher
 
     topic = topic_name("uuid_backfill")
     create_topics(topic)
@@ -116,7 +115,6 @@ def test_a_chunked_backfill_goes_on_in_claim_order(
 
 
 def test_the_next_rows_age_follows_claim_order(db_engine: Engine) -> None:
-    from outbox_relay.health import HealthCheck
 
     with db_engine.begin() as conn:
         conn.execute(text(DDL))
