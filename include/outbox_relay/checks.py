@@ -45,14 +45,15 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
             report.problems.append(f"column {column!r} ({field_name}) not found in {config.table}")
     _check_time_columns(conn, config, columns, report)
     _check_value_columns(config, columns, report)
-    status = config.columns.status.lower()
     # The scan is `status = ? ORDER BY <claim order>` (the primary key, or order_by then it); with a
-    # row_filter the filter column leads.
-    lead = [config.row_filter.column.lower()] if config.row_filter else []
-    want = [*lead, status, *(c.lower() for c in config.claim_order)]
+    # row_filter the filter column leads. InnoDB ends every index with the primary key, so an index on
+    # the leading columns alone serves a claim in primary-key order.
+    want = [c.lower() for c in config.scan_index]
+    lead = want[: len(want) - len(config.claim_order)]
+    by_key_only = len(config.claim_order) == 1
     found = indexes(conn, config.table)
     if not any(
-        cols[: len(want)] == want or (cols[:1] == [status] and len(cols) == 1) for cols in found.values()
+        cols[: len(want)] == want or (by_key_only and lead and cols == lead) for cols in found.values()
     ):
         name = re.sub(r"\W", "_", f"ix_{split_table_name(config.table)[1]}_{'_'.join(want)}")[:64]
         report.problems.append(
@@ -107,7 +108,7 @@ PAYLOAD_TYPES = TEXT_TYPES | frozenset(
 def _check_value_columns(config: ServiceConfig, columns: dict[str, str], report: CheckReport) -> None:
     """The status column can hold the configured status values; the payload column can hold a body."""
     cols, statuses = config.columns, config.statuses
-    kind = columns.get(cols.status.lower(), "").lower()
+    kind = columns.get(cols.status.lower(), "").lower() if cols.status else ""
     values = [v for v in (statuses.new, statuses.sent, statuses.confirmed, statuses.failed) if v is not None]
     words = [v for v in values if isinstance(v, str) and not v.lstrip("-").isdigit()]
     if kind in INTEGER_TYPES and words:

@@ -51,10 +51,11 @@ class ServiceConfig(Strict):
     columns: Columns = Columns.model_validate(STANDARD_COLUMNS)
     statuses: Statuses = Statuses()
     payload: Payload = Payload()
-    completion: Literal["update", "delete", "archive"] = Field(
+    completion: Literal["update", "delete", "archive", "timestamp"] = Field(
         "update",
         description="What happens to a row once the broker acknowledged it: update (status SENT), delete "
-        "(removed in the same transaction), archive (moved to archive_table, with status SENT).",
+        "(removed in the same transaction), archive (moved to archive_table, with status SENT), timestamp "
+        "(columns.sent_at set; a row is pending while it is NULL, for tables without a status column).",
     )
     archive_table: TableNameField | None = Field(
         None,
@@ -161,6 +162,22 @@ class ServiceConfig(Strict):
         rest = tuple(c for c in self.order_by if c.lower() != self.columns.id.lower())
         return (*rest, self.columns.id)
 
+    @property
+    def pending_column(self) -> str | None:
+        """The column that tells pending rows from done ones: the status, or for a status-less table the
+        completion time (timestamp); None when every row in the table is pending (delete, archive)."""
+        if self.columns.status is not None:
+            return self.columns.status
+        return self.columns.sent_at if self.completion == "timestamp" else None
+
+    @property
+    def scan_index(self) -> tuple[str, ...]:
+        """The columns an index must start with for the claim's scan: the row filter's column, the
+        pending column, then the claim order."""
+        lead = (self.row_filter.column,) if self.row_filter else ()
+        pending = (self.pending_column,) if self.pending_column else ()
+        return (*lead, *pending, *self.claim_order)
+
     @field_validator("db_time_zone")
     @classmethod
     def _tz(cls, value: str) -> str:
@@ -203,6 +220,13 @@ class ServiceConfig(Strict):
             raise ValueError(
                 "completion: archive needs archive_table, and archive_table needs completion: archive"
             )
+        if self.completion == "timestamp" and self.columns.sent_at is None:
+            raise ValueError(
+                "completion: timestamp records the acknowledgement in columns.sent_at: map it to the "
+                "completion time column (NULL while the row is pending)"
+            )
+        if self.columns.status is None:
+            self._check_status_less()
         if self.keeps_sent_rows:
             return
         for needs_sent_rows, name in (
@@ -214,6 +238,33 @@ class ServiceConfig(Strict):
                     f"completion: {self.completion} keeps no SENT rows in the table, which {name} works on: "
                     "use completion: update"
                 )
+
+    def _check_status_less(self) -> None:
+        """A table without a status column: pending means the row exists (delete, archive) or its
+        completion time is NULL (timestamp). FAILED lives in the attempt table; nothing records a
+        consumer's confirmation."""
+        if self.completion == "update":
+            raise ValueError(
+                "columns.status is null, so 'completion: update' has no status to set: use completion: "
+                "delete, archive, or timestamp (with columns.sent_at)"
+            )
+        if "statuses" in self.model_fields_set:
+            raise ValueError(
+                "columns.status is null: a table without a status column has no status values; remove 'statuses'"
+            )
+        for needs_status, name in (
+            (self.confirmation, "confirmation"),
+            (self.reconciliation, "reconciliation"),
+            (self.columns.retry_flag, "columns.retry_flag"),
+            (self.columns.attempts, "columns.attempts/last_error/next_attempt_at"),
+        ):
+            if needs_status is not None:
+                raise ValueError(
+                    f"columns.status is null, but {name} records outcomes in the status column: map a status "
+                    "column, or drop it (retry state then lives in the outbox_relay_attempt table)"
+                )
+        # Virtual statuses: the SQL reads NEW/SENT from the row's existence or its completion time.
+        object.__setattr__(self, "statuses", Statuses(confirmed=None, failed=None))
 
     def _check_json_values(self) -> None:
         jv = self.json_values
@@ -296,8 +347,9 @@ class ServiceConfig(Strict):
 
     @property
     def keeps_sent_rows(self) -> bool:
-        """Sent rows stay in the table (``completion: update``); delete and archive take them out."""
-        return self.completion == "update"
+        """Sent rows stay in the table (``completion: update`` or ``timestamp``); delete and archive take
+        them out."""
+        return self.completion in ("update", "timestamp")
 
     @property
     def relay_deadline_seconds(self) -> float | None:

@@ -36,7 +36,10 @@ class Columns(Strict):
     """Logical field -> column name. ``None`` means the table has no such column."""
 
     id: str = Field(description="Primary key; rows are claimed in this order.")
-    status: str = Field(description="Status column.")
+    status: str | None = Field(
+        description="Status column; null for a table without one (insert-only outboxes: completion delete, "
+        "archive, or timestamp with columns.sent_at)."
+    )
     message_id: str | None = Field(
         None, description="Unique message id; when absent it is derived as '<service>:<table>:<id>'."
     )
@@ -49,7 +52,9 @@ class Columns(Strict):
     attempts: str | None = None
     last_error: str | None = None
     next_attempt_at: str | None = None
-    sent_at: str | None = None
+    sent_at: str | None = Field(
+        None, description="When the broker acknowledged the row; with completion: timestamp, NULL = pending."
+    )
     run_id: str | None = None
     confirmed_at: str | None = None
     updated_at: str | None = None

@@ -30,6 +30,7 @@ class AuditQueries:
                 f"but table {table.config.table} has no columns.created_at mapped"
             )
         self.table = t = table
+        self.published = [s for s in (t.statuses.sent, t.statuses.confirmed) if s is not None]
         select = [
             f"{t.id_col}",
             f"{t.status_col}",
@@ -42,7 +43,7 @@ class AuditQueries:
             self._topics_sql = expanding(
                 f"SELECT DISTINCT {topic} FROM {t.name} WHERE {t.created('>=', ':since')} AND "
                 f"{t.created('<', ':until')}"
-                f"{t.row_filter} AND {topic} IS NOT NULL AND {t.status_col} IN :published",
+                f"{t.row_filter} AND {topic} IS NOT NULL AND {t.status_in('published', self.published)}",
                 "published",
             )
         self._sql = text(
@@ -59,9 +60,7 @@ class AuditQueries:
         published may name topics that do not exist."""
         if self._topics_sql is None:
             return set()
-        st = self.table.statuses
-        published = [s for s in (st.sent, st.confirmed) if s is not None]
-        params = {"since": since, "until": until, "published": published, **self.table.filter_params}
+        params = {"since": since, "until": until, "published": self.published, **self.table.filter_params}
         return {str(r[0]) for r in conn.execute(self._topics_sql, params) if str(r[0]).strip()}
 
     def rows(

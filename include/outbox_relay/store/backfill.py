@@ -37,14 +37,14 @@ class BackfillQueries:
         in_window = self._window()
         params = {"start": window.start, "end": window.end, **t.filter_params, **t.attempt_params}
         sql = text(
-            f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE {in_window}{t.row_filter} GROUP BY {t.status_col}"
+            f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE {in_window}{t.row_filter} GROUP BY 1"
         )
         counts = {str(status): int(n) for status, n in conn.execute(sql, params)}
         given_up = self.retry_state.given_up
         if given_up and t.statuses.failed is None:
             sql = text(
-                f"SELECT COUNT(*) FROM {t.name} WHERE {t.status_col} = :new AND {in_window}{t.row_filter} "
-                f"{given_up}"
+                f"SELECT COUNT(*) FROM {t.name} WHERE {t.status_eq('new', t.statuses.new)} AND {in_window}"
+                f"{t.row_filter} {given_up}"
             )
             counts["given_up"] = int(conn.execute(sql, {**params, "new": t.statuses.new}).scalar() or 0)
         return counts
@@ -58,7 +58,8 @@ class BackfillQueries:
         t = self.table
         self._require_created_at()
         sql = text(
-            f"SELECT DISTINCT {key} FROM {t.name} WHERE {t.status_col} = :new AND {t.created('<', ':before')}"
+            f"SELECT DISTINCT {key} FROM {t.name} WHERE {t.status_eq('new', t.statuses.new)} "
+            f"AND {t.created('<', ':before')}"
             f"{t.row_filter}{self.retry_state.not_given_up}"
         )
         params = {"new": t.statuses.new, "before": moment, **t.filter_params, **t.attempt_params}

@@ -100,6 +100,11 @@ class ClaimQuery:
             parts.append(f"COALESCE({self.JSON_VALID}({self.table.claim_column('payload')}), 0)")
         return " + ".join(parts) or None
 
+    def _claimed(self, republish: bool) -> list[StatusValue]:
+        """NEW rows; a republish run takes SENT rows too."""
+        statuses = self.table.statuses
+        return [statuses.new, statuses.sent] if republish else [statuses.new]
+
     def _build(self, with_status: bool, named_rows: bool) -> tuple[TextClause, dict[str, int]]:
         """The statement and the position of each selected field. The status is only selected when a
         republish may return SENT rows."""
@@ -123,7 +128,7 @@ class ClaimQuery:
                 fields.append(f"o_{n}")
                 select.append(quote(column))
         where = [
-            f"{t.status_col} IN :statuses{t.row_filter}{self.retry_state.not_given_up}",
+            f"{t.status_in('statuses', self._claimed(with_status))}{t.row_filter}{self.retry_state.not_given_up}",
             t.after(),
         ]
         created = t.column("created_at")
@@ -159,13 +164,10 @@ class ClaimQuery:
                 f"service {t.config.service!r}: a backfill window needs columns.created_at, "
                 f"but table {t.config.table} has none mapped"
             )
-        statuses: list[StatusValue] = [t.statuses.new]
-        if republish:
-            statuses.append(t.statuses.sent)
         params = {
             **t.attempt_params,
             **t.filter_params,
-            "statuses": statuses,
+            "statuses": self._claimed(republish),
             **t.after_params(after),
             "limit": limit,
             "threshold_us": int(t.config.threshold_seconds * 1_000_000),

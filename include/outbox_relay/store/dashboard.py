@@ -87,7 +87,7 @@ class DashboardQueries:
         """Rows of ``status``, counted up to ``up_to`` (one bounded range of the (status, id) index)."""
         t = self.table
         sql = text(
-            f"SELECT COUNT(*) FROM (SELECT 1 FROM {t.name} WHERE {t.status_col} = :status{t.row_filter} "
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {t.name} WHERE {t.status_eq('status', status)}{t.row_filter} "
             f"LIMIT {int(up_to)}) AS counted"
         )
         return int(conn.execute(sql, self._params(status=status)).scalar() or 0)
@@ -109,11 +109,11 @@ class DashboardQueries:
         created = t.as_datetime("created_at")
         if created is None:
             return None
-        where = f"{t.status_col} = :status{t.row_filter}"
+        where = f"{t.status_eq('status', status)}{t.row_filter}"
         if eligible_only:
             where += f"{self.retry_state.not_given_up} AND NOT COALESCE(({self.retry_state.waiting_condition}), FALSE)"
-        order = [t.columns.status, *t.config.claim_order]
-        hint = "" if t.config.row_filter else (self._hint_for(conn, order) or "")
+        order = list(t.config.scan_index)
+        hint = "" if t.config.row_filter or order == [t.columns.id] else (self._hint_for(conn, order) or "")
         sql = text(
             f"SELECT TIMESTAMPDIFF(SECOND, {created}, NOW(6)) FROM {t.name} {hint} WHERE {where} "
             f"ORDER BY {t.order_sql} LIMIT 1"
@@ -131,7 +131,8 @@ class DashboardQueries:
         if not waiting:
             return 0
         sql = expanding(
-            f"SELECT COUNT(*) FROM {t.name} WHERE {t.status_col} = :new{t.row_filter} AND {key} IN :keys",
+            f"SELECT COUNT(*) FROM {t.name} WHERE {t.status_eq('new', t.statuses.new)}{t.row_filter} "
+            f"AND {key} IN :keys",
             "keys",
         )
         return int(conn.execute(sql, self._params(new=t.statuses.new, keys=waiting)).scalar() or 0)
@@ -141,7 +142,8 @@ class DashboardQueries:
         t = self.table
         if t.columns.inline_retry_state and t.statuses.failed is not None:
             error = t.column("last_error")
-            source = (f"SELECT {error} AS e FROM {t.name} WHERE {t.status_col} = :failed{t.row_filter} "
+            failed = t.status_eq("failed", t.statuses.failed)
+            source = (f"SELECT {error} AS e FROM {t.name} WHERE {failed}{t.row_filter} "
                       f"ORDER BY {t.id_col} DESC LIMIT {ERRORS_SAMPLED}")  # fmt: skip
         else:
             source = (f"SELECT last_error AS e FROM {ATTEMPT_TABLE} WHERE service = :service AND "
@@ -164,7 +166,7 @@ class DashboardQueries:
             return None
         sql = expanding(
             f"SELECT DATE_FORMAT({column}, '%Y-%m-%d %H:%i') AS minute, COUNT(*) FROM {t.name} "
-            f"{hint} WHERE {t.status_col} IN :statuses{t.row_filter} "
+            f"{hint} WHERE {t.status_in('statuses', statuses)}{t.row_filter} "
             f"AND {updated} >= NOW(6) - INTERVAL 1 HOUR AND {column} >= NOW(6) - INTERVAL 1 HOUR "
             "GROUP BY minute ORDER BY minute",
             "statuses",

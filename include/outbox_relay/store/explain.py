@@ -88,7 +88,7 @@ class ExplainQueries:
         if key_col is None or key is None:
             return None
         sql = text(
-            f"{self._select} WHERE {key_col} = :key AND {t.status_col} = :new AND {t.id_col} < :id "
+            f"{self._select} WHERE {key_col} = :key AND {t.status_eq('new', t.statuses.new)} AND {t.id_col} < :id "
             f"AND {self.retry_state.waiting_condition}{t.row_filter} ORDER BY {t.id_col} LIMIT 1"
         )
         params = {

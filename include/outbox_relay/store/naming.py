@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,8 +25,10 @@ def quote(name: str) -> str:
 
 
 def expanding(sql: str, *names: str) -> TextClause:
-    """SQL text whose named parameters take lists (``IN :ids``)."""
-    return text(sql).bindparams(*(bindparam(n, expanding=True) for n in names))
+    """SQL text whose named parameters take lists (``IN :ids``); a name the text does not use (a status
+    filter a status-less table writes without its parameter) is left out."""
+    used = [n for n in names if re.search(rf":{n}\b", sql)]
+    return text(sql).bindparams(*(bindparam(n, expanding=True) for n in used))
 
 
 def split_table_name(table: str) -> tuple[str | None, str]:

@@ -71,25 +71,37 @@ class OutboxStore:
             "sent", [("sent_at", "NOW(6)"), ("run_id", ":run_id"), ("next_attempt_at", "NULL")]
         )
         ids_sql, params = id_list([r.row_id for r in rows])
-        params.update(
-            sent=t.statuses.sent, run_id=run_id[:250], new=t.statuses.new, sent_before=t.statuses.sent
-        )
-        mode, ours = (
-            t.config.completion,
-            f"{t.id_col} IN ({ids_sql}) AND {t.status_col} IN (:new, :sent_before)",
-        )
-        if mode == "delete":
-            done = conn.execute(text(f"DELETE FROM {t.name} WHERE {ours}"), params).rowcount
-        else:
-            done = conn.execute(text(f"UPDATE {t.by_primary_key} SET {sets} WHERE {ours}"), params).rowcount
-        if mode == "archive":
-            assert t.config.archive_table is not None, "validated by ServiceConfig"
-            moved = f"{t.id_col} IN ({ids_sql}) AND {t.status_col} = :sent"
-            conn.execute(text(f"INSERT INTO {quote(t.config.archive_table)} SELECT * FROM {t.name} WHERE {moved}"),
-                         params)  # fmt: skip
-            conn.execute(text(f"DELETE FROM {t.name} WHERE {moved}"), params)
+        params.update(sent=t.statuses.sent, run_id=run_id[:250], claimed=[t.statuses.new, t.statuses.sent])
+        done = self._complete(conn, f"{t.id_col} IN ({ids_sql})", sets, params)
         self.retry_state.forget(conn, [r.row_id for r in rows if r.attempts])
-        return int(done)
+        return done
+
+    def _complete(self, conn: Connection, ids: str, sets: str, params: dict[str, Any]) -> int:
+        """Record the acknowledgement the configured way (``completion``) for the rows ``ids`` names, if
+        they are still claimable; the number of rows completed."""
+        t = self.table
+        ours = f"{ids} AND {t.status_in('claimed', [t.statuses.new, t.statuses.sent])}"
+        if t.config.completion == "delete":
+            return self._run(conn, f"DELETE FROM {t.name} WHERE {ours}", params)
+        if not sets:  # a status-less archived table: the move is the whole completion
+            return self._archive(conn, ours, params)
+        done = self._run(conn, f"UPDATE {t.by_primary_key} SET {sets} WHERE {ours}", params)
+        if t.config.completion == "archive":
+            self._archive(conn, f"{ids} AND {t.status_eq('sent', t.statuses.sent)}", params)
+        return done
+
+    def _archive(self, conn: Connection, rows: str, params: dict[str, Any]) -> int:
+        """Move the rows ``rows`` selects into the archive table (same shape); how many moved."""
+        t = self.table
+        assert t.config.archive_table is not None, "validated by ServiceConfig"
+        self._run(
+            conn, f"INSERT INTO {quote(t.config.archive_table)} SELECT * FROM {t.name} WHERE {rows}", params
+        )
+        return self._run(conn, f"DELETE FROM {t.name} WHERE {rows}", params)
+
+    @staticmethod
+    def _run(conn: Connection, sql: str, params: dict[str, Any]) -> int:
+        return int(conn.execute(expanding(sql, "claimed"), params).rowcount)
 
     def record_failures(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
         """Attempts+1 (FAILED once out of attempts) and one row-history entry per failed attempt."""
@@ -133,7 +145,7 @@ class OutboxStore:
         t = self.table
         sets = t.set_clause("confirmed", [("confirmed_at", "NOW(6)")])
         sql = expanding(
-            f"UPDATE {t.name} SET {sets} WHERE {lookup_col} IN :ids AND {t.status_col} IN :open",
+            f"UPDATE {t.name} SET {sets} WHERE {lookup_col} IN :ids AND {t.status_in('open', t.open_statuses)}",
             "ids",
             "open",
         )
@@ -146,7 +158,8 @@ class OutboxStore:
         t = self.table
         sets = t.set_clause("failed", [("last_error", ":error"), ("confirmed_at", "NOW(6)")])
         sql = expanding(
-            f"UPDATE {t.name} SET {sets} WHERE {lookup_col} = :id AND {t.status_col} IN :open", "open"
+            f"UPDATE {t.name} SET {sets} WHERE {lookup_col} = :id AND {t.status_in('open', t.open_statuses)}",
+            "open",
         )
         total = 0
         for key, c in items:
@@ -164,9 +177,7 @@ class OutboxStore:
     def backlog(self, conn: Connection) -> dict[str, Any]:
         """Rows by stored status, and how long the oldest NEW row has waited (DB clock)."""
         t = self.table
-        sql = text(
-            f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE 1 = 1{t.row_filter} GROUP BY {t.status_col}"
-        )
+        sql = text(f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE 1 = 1{t.row_filter} GROUP BY 1")
         counts = {str(r[0]): int(r[1]) for r in conn.execute(sql, t.filter_params)}
         summary: dict[str, Any] = {"rows_by_status": counts}
         created = t.as_datetime("created_at")
@@ -174,7 +185,7 @@ class OutboxStore:
             oldest = conn.execute(
                 text(
                     f"SELECT TIMESTAMPDIFF(SECOND, MIN({created}), NOW(6)) FROM {t.name} "
-                    f"WHERE {t.status_col} = :new{t.row_filter}{self.retry_state.not_given_up}"
+                    f"WHERE {t.status_eq('new', t.statuses.new)}{t.row_filter}{self.retry_state.not_given_up}"
                 ),
                 {"new": t.statuses.new, **t.attempt_params, **t.filter_params},
             ).scalar()

@@ -134,7 +134,7 @@ class ReconciliationQueries:
         """Conditional on the status still being one of ``from_``: a row that moved on is left alone."""
         t = self.table
         sql = expanding(
-            f"UPDATE {t.name} SET {sets} WHERE {t.id_col} IN :ids AND {t.status_col} IN :from_{t.row_filter}",
+            f"UPDATE {t.name} SET {sets} WHERE {t.id_col} IN :ids AND {t.status_in('from_', from_)}{t.row_filter}",
             "ids",
             "from_",
         )

@@ -81,13 +81,13 @@ def kind_condition(
     parts = []
     if FAILED in kinds:
         if t.statuses.failed is not None:
-            parts.append(f"{t.status_col} = :st_failed")
+            parts.append(t.status_eq("st_failed", t.statuses.failed))
             params["st_failed"] = t.statuses.failed
         else:  # given up on, still NEW: marked only in the attempt table
-            parts.append(f"({t.status_col} = :st_new {retry_state.given_up})")
+            parts.append(f"({t.status_eq('st_new', t.statuses.new)} {retry_state.given_up})")
             params["st_new"] = t.statuses.new
     if UNCONFIRMED in kinds:
-        parts.append(f"{t.status_col} = :st_sent")
+        parts.append(t.status_eq("st_sent", t.statuses.sent))
         params["st_sent"] = t.statuses.sent
     return "(" + " OR ".join(parts) + ")"
 
@@ -168,7 +168,7 @@ class ReplayQueries:
         t = self.table
         sql = expanding(
             f"SELECT {key} AS k, MIN({t.id_col}) AS first_id FROM {t.name} WHERE {key} IN :keys "
-            f"AND {t.status_col} = :new{t.row_filter}{self.retry_state.not_given_up} GROUP BY {key}",
+            f"AND {t.status_eq('new', t.statuses.new)}{t.row_filter}{self.retry_state.not_given_up} GROUP BY {key}",
             "keys",
         )
         params = {"keys": keys, "new": t.statuses.new, **t.attempt_params, **t.filter_params}
@@ -190,7 +190,7 @@ class ReplayQueries:
             ids_sql, params = id_list(ids)
             conn.execute(
                 text(f"UPDATE {t.by_primary_key} SET {sets} WHERE {t.id_col} IN ({ids_sql}) AND "
-                     f"{t.status_col} = :failed"),
+                     f"{t.status_eq('failed', t.statuses.failed)}"),
                 {**params, "new": t.statuses.new, "failed": t.statuses.failed},
             )  # fmt: skip
         self.retry_state.forget(conn, ids)

@@ -23,7 +23,7 @@ class RetentionQueries:
         """A plain (non-locking) read of the next chunk of expired terminal rows."""
         t = self.table
         sql = expanding(
-            f"SELECT {t.id_col} FROM {t.name} WHERE {t.status_col} IN :statuses "
+            f"SELECT {t.id_col} FROM {t.name} WHERE {t.status_in('statuses', statuses)} "
             f"AND {t.older_than('age_s')} AND {t.id_col} > :after"
             f"{t.row_filter} ORDER BY {t.id_col} LIMIT :limit",
             "statuses",
@@ -39,7 +39,7 @@ class RetentionQueries:
         ids_sql, params = id_list(ids)
         sql = expanding(
             f"DELETE FROM {t.name} WHERE {t.id_col} IN ({ids_sql}) "
-            f"AND {t.status_col} IN :statuses AND {t.older_than('age_s')}"
+            f"AND {t.status_in('statuses', statuses)} AND {t.older_than('age_s')}"
             f"{t.row_filter}",
             "statuses",
         )
@@ -60,7 +60,7 @@ class RetentionQueries:
         t = self.table
         given_up = [s for s in (t.statuses.new, t.statuses.failed) if s is not None]
         sql = expanding(
-            f"DELETE FROM {t.name} WHERE {t.id_col} IN :ids AND {t.status_col} IN :given_up",
+            f"DELETE FROM {t.name} WHERE {t.id_col} IN :ids AND {t.status_in('given_up', given_up)}",
             "ids",
             "given_up",
         )

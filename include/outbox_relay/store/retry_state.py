@@ -82,7 +82,7 @@ class InlineRetryState:
         t = self.table
         sql = text(
             f"SELECT DISTINCT {key} AS k FROM {t.name} "
-            f"WHERE {t.status_col} = :new AND {self.next_attempt_at} > NOW(6){t.row_filter}"
+            f"WHERE {t.status_eq('new', t.statuses.new)} AND {self.next_attempt_at} > NOW(6){t.row_filter}"
         )
         return {r[0] for r in conn.execute(sql, {"new": t.statuses.new, **t.filter_params})}
 
@@ -169,7 +169,7 @@ class AttemptTableRetryState:
         sql = text(
             f"SELECT DISTINCT {t.column_on('o', 'key') or key} AS k FROM {ATTEMPT_TABLE} a JOIN {t.name} o "
             f"ON o.{t.id_col} = a.row_id WHERE a.service = :service AND a.source_table = :tbl "
-            f"AND a.failed = 0 AND a.next_attempt_at > NOW(6) AND o.{t.status_col} = :new"
+            f"AND a.failed = 0 AND a.next_attempt_at > NOW(6) AND {t.status_eq('new', t.statuses.new, 'o')}"
             + t.row_filter_on("o")
         )
         params = {"new": t.statuses.new, **t.attempt_params, **t.filter_params}

@@ -37,7 +37,10 @@ class OutboxTable:
         self.statuses = config.statuses
         self.name = quote(config.table)
         self.id_col = quote(self.columns.id)
-        self.status_col = quote(self.columns.status)
+        # A table without a status column reads NEW/SENT from the row itself: ``status_col`` is then a
+        # read-only expression (SELECT, GROUP BY); filters go through ``status_eq``/``status_in``.
+        self.has_status = self.columns.status is not None
+        self.status_col = quote(self.columns.status) if self.columns.status else self._virtual_status()
         self.message_prefix = f"{config.service}:{config.table}:"
         # Several services sharing one table (row_filter) each see only their own rows.
         rf = config.row_filter
@@ -79,9 +82,44 @@ class OutboxTable:
             return _json_sql(quote(self.columns.payload), path, unquote=False)
         return self.column(logical)
 
+    def _virtual_status(self) -> str:
+        """The status a status-less row has: NEW while it exists (delete, archive), or by its completion
+        time (timestamp)."""
+        sent_at = self.column("sent_at")
+        if self.config.completion != "timestamp" or sent_at is None:
+            return f"'{self.statuses.new}'"
+        return f"IF({sent_at} IS NULL, '{self.statuses.new}', '{self.statuses.sent}')"
+
+    def status_eq(self, param: str, value: StatusValue | None, qualifier: str | None = None) -> str:
+        """``status = :param``; for a status-less table the predicate that stands for ``value`` (the
+        parameter is then unused), index-friendly: ``sent_at IS NULL`` rather than an expression."""
+        return self.status_in(param, [value], qualifier, expanding=False)
+
+    def status_in(
+        self,
+        param: str,
+        values: Sequence[StatusValue | None],
+        qualifier: str | None = None,
+        expanding: bool = True,
+    ) -> str:
+        """``status IN :param`` (an expanding parameter holding ``values``), or its status-less stand-in."""
+        if self.columns.status is not None:
+            column = self.status_col if qualifier is None else f"{qualifier}.{self.status_col}"
+            return f"{column} IN :{param}" if expanding else f"{column} = :{param}"
+        pending, sent = self.statuses.new in values, self.statuses.sent in values
+        if pending and sent:
+            return "1 = 1"
+        sent_at = self.column_on(qualifier, "sent_at") if self.config.completion == "timestamp" else None
+        if pending:
+            return "1 = 1" if sent_at is None else f"{sent_at} IS NULL"
+        if sent and sent_at is not None:
+            return f"{sent_at} IS NOT NULL"
+        return "1 = 0"
+
     def set_clause(self, status_param: str, optional: Sequence[tuple[str, str]]) -> str:
-        """``status = :param`` plus each optional assignment whose logical column is mapped."""
-        sets = [f"{self.status_col} = :{status_param}"]
+        """``status = :param`` plus each optional assignment whose logical column is mapped (no status
+        assignment for a status-less table)."""
+        sets = [f"{self.status_col} = :{status_param}"] if self.has_status else []
         for logical, value in optional:
             column = self.column(logical)
             if column:
