@@ -26,7 +26,7 @@ from outbox_examples.user_coupon.services import (
     record_event,
     register_users,
 )
-from outbox_examples.user_coupon.uuid7 import Uuid7Generator
+from outbox_relay.ids import Uuid7Generator
 from tests.examples.coupon_support import (
     example_config,
     printed_stats,

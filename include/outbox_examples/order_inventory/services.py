@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, text
 
 from outbox_inbox.consumer import InboundMessage
+from outbox_relay.writer import OutboxMessage, write_outbox
 
 ORDER_TOPIC = "orders.events"
 
@@ -32,17 +32,14 @@ def place_order(conn: Connection, sku: str, quantity: int) -> PlacedOrder:
         text("INSERT INTO orders (order_id, sku, quantity) VALUES (:o, :s, :q)"),
         {"o": order.order_id, "s": sku, "q": quantity},
     )
-    conn.execute(
-        text(
-            "INSERT INTO outbox_message (message_id, aggregate_id, event_type, topic, payload) "
-            "VALUES (:mid, :agg, 'OrderPlaced', :topic, :payload)"
+    write_outbox(
+        conn,
+        OutboxMessage(
+            topic=ORDER_TOPIC,
+            key=order.order_id,
+            event_type="OrderPlaced",
+            payload={"order_id": order.order_id, "sku": sku, "quantity": quantity},
         ),
-        {
-            "mid": str(uuid.uuid4()),
-            "agg": order.order_id,
-            "topic": ORDER_TOPIC,
-            "payload": json.dumps({"order_id": order.order_id, "sku": sku, "quantity": quantity}),
-        },
     )
     return order
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from outbox_examples.user_coupon.uuid7 import uuid7
+from outbox_relay.ids import uuid7
 from outbox_relay.store.mysql_errors import insert_once
 from outbox_relay.store.naming import truncate_error
 

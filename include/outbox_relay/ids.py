@@ -1,10 +1,15 @@
-"""Time-ordered event ids (the UUIDv7 layout of RFC 9562).
+"""Time-ordered message ids (the UUIDv7 layout of RFC 9562).
 
-The relay claims rows in primary-key order. With random UUIDv4 ids that order is random, so a user's
-USER_DEACTIVATED could be claimed, and published, before its USER_CREATED whenever both are waiting.
+Where message ids are primary keys (or claim order), random UUIDv4 ids would be claimed in random
+order, so a user's USER_DEACTIVATED could be published before its USER_CREATED whenever both wait.
 A UUIDv7 starts with the millisecond timestamp, so its text form sorts in creation order; within one
 millisecond a 12-bit counter keeps ids of this process strictly increasing, and a clock that steps
 back never makes an id go backwards.
+
+Python 3.11 has no ``uuid.uuid7`` (3.14 adds it). The ``uuid6`` package's ``uuid7()`` keeps its last
+timestamp in an unlocked global (two threads can produce ids out of order) and moves its timestamp a
+millisecond ahead per id within one millisecond, so a busy writer runs ahead of the clock; hence this
+small generator.
 """
 
 from __future__ import annotations
