@@ -22,6 +22,7 @@ from outbox_relay.retention import RetentionCleaner
 from outbox_relay.store.outbox import OutboxStore
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import run_relay
+from tests.readme import service_files
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +53,9 @@ def _apply_index_fix(engine: Engine, config: ServiceConfig, columns: str) -> Non
 
 
 def _insert_only_config(topic: str, **extra: Any) -> ServiceConfig:
-    return ServiceConfig.model_validate({
-        "service": "debezium_like", "table": "outboxevent", "topic": topic, "completion": "delete",
-        "columns": {"id": "id", "message_id": "id", "key": "aggregateid", "event_type": "type",
-                    "payload": "payload", "created_at": "timestamp", "status": None},
-        "order_by": ["timestamp"], "retry": {"max_attempts": 1}, "batch_size": 7, **extra,
-    })  # fmt: skip
+    """The README's recipe for an insert-only table (`shipments`), with this test's topic."""
+    document = {"service": "shipments", **service_files()["shipments"], "topic": topic}
+    return ServiceConfig.model_validate({**document, "retry": {"max_attempts": 1}, "batch_size": 7, **extra})
 
 
 def _write_events(engine: Engine, keys: list[str], per_key: int) -> dict[str, list[str]]:

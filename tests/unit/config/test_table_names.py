@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.identifiers import InvalidIdentifierError, TableName
 from outbox_relay.store.naming import quote, split_table_name
+from tests.readme import service_files
 
 
 @pytest.mark.parametrize(
@@ -77,13 +78,7 @@ def test_the_table_is_written_back_as_shown() -> None:
 
 def test_the_readmes_service_files_are_valid() -> None:
     """Every YAML block of the README that is a service file (it starts with '# dags/services/...')."""
-    import re
-    from pathlib import Path
-
-    import yaml
-
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    blocks = re.findall(r"```yaml\n# dags/services/(\w+)\.yaml\n(.*?)```", readme, re.S)
-    assert {"coupon", "cap_orders", "eventuate"} <= {name for name, _ in blocks}
-    for name, body in blocks:
-        ServiceConfig.model_validate({"service": name, **yaml.safe_load(body)})
+    files = service_files()
+    assert {"coupon", "cap_orders", "eventuate", "shipments"} <= set(files)
+    for name, document in files.items():
+        ServiceConfig.model_validate({"service": name, **document})
