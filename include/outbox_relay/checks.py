@@ -10,7 +10,13 @@ from sqlalchemy import Connection
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.topics import missing_topics, service_topics
-from outbox_relay.store.introspection import add_index_ddl, column_types, create_like_ddl, indexes
+from outbox_relay.store.introspection import (
+    add_index_ddl,
+    column_types,
+    create_like_ddl,
+    indexes,
+    not_null_columns,
+)
 from outbox_relay.store.naming import ATTEMPT_TABLE, REPLAY_TABLE, split_table_name
 from outbox_relay.store.table import OutboxTable
 
@@ -44,6 +50,7 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
         if column.lower() not in columns:
             report.problems.append(f"column {column!r} ({field_name}) not found in {config.table}")
     _check_time_columns(conn, config, columns, report)
+    _check_completion_column(conn, config, report)
     _check_value_columns(config, columns, report)
     # The scan is `status = ? ORDER BY <claim order>` (the primary key, or order_by then it); with a
     # row_filter the filter column leads. InnoDB ends every index with the primary key, so an index on
@@ -73,6 +80,19 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
             "every row they send again there)"
         )
         report.fixes.append("apply sql/04_outbox_relay_replay.sql")
+
+
+def _check_completion_column(conn: Connection, config: ServiceConfig, report: CheckReport) -> None:
+    """With ``completion: timestamp`` a pending row holds NULL in the completion column: a NOT NULL column
+    would make every row look done (or every insert fail)."""
+    sent_at = config.columns.sent_at
+    if config.completion != "timestamp" or sent_at is None:
+        return
+    if sent_at.lower() in not_null_columns(conn, config.table):
+        report.problems.append(
+            f"columns.sent_at {sent_at!r} is NOT NULL, but with completion: timestamp a pending row holds NULL "
+            "there; map the column that stays NULL until the row is sent"
+        )
 
 
 INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal"})

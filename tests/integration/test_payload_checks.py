@@ -5,13 +5,14 @@ error 3157 and fails the whole claim). A bad document fails only its own row."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.store.claim import ClaimQuery
+from outbox_relay.store import table as table_sql
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import insert_rows, run_relay, statuses
 
@@ -67,6 +68,18 @@ def test_deep_documents_are_relayed_and_only_a_too_deep_one_fails(
     assert "nests deeper than the relay's JSON check allows" in _errors(db_engine)[far_too_deep]
 
 
+def _mysql_like_json_valid(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MySQL's JSON functions raise error 3157 beyond 100 levels: a stand-in does the same here."""
+    with engine.begin() as conn:
+        conn.execute(text(
+            "CREATE FUNCTION json_valid_like_mysql(doc LONGTEXT) RETURNS INT DETERMINISTIC BEGIN "
+            "IF LOCATE(REPEAT('[', 101), doc) > 0 THEN SIGNAL SQLSTATE '22032' SET MYSQL_ERRNO = 3157, "
+            "MESSAGE_TEXT = 'The JSON document exceeds the maximum depth of 100.'; END IF; "
+            "RETURN JSON_VALID(doc); END"
+        ))  # fmt: skip
+    monkeypatch.setattr(table_sql, "JSON_VALID", "json_valid_like_mysql")
+
+
 def test_a_server_that_raises_on_deep_documents_does_not_stop_the_table(
     db_engine: Engine,
     topic_name: Callable[[str], str],
@@ -74,15 +87,7 @@ def test_a_server_that_raises_on_deep_documents_does_not_stop_the_table(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """MySQL's JSON_VALID() raises error 3157 beyond 100 levels: a stand-in does the same here."""
-    with db_engine.begin() as conn:
-        conn.execute(text(
-            "CREATE FUNCTION json_valid_like_mysql(doc LONGTEXT) RETURNS INT DETERMINISTIC BEGIN "
-            "IF LOCATE(REPEAT('[', 101), doc) = 1 THEN SIGNAL SQLSTATE '22032' SET MYSQL_ERRNO = 3157, "
-            "MESSAGE_TEXT = 'The JSON document exceeds the maximum depth of 100.'; END IF; "
-            "RETURN JSON_VALID(doc); END"
-        ))  # fmt: skip
-    monkeypatch.setattr(ClaimQuery, "JSON_VALID", "json_valid_like_mysql")
+    _mysql_like_json_valid(db_engine, monkeypatch)
     topic = topic_name("mysqldeep")
     create_topics(topic)
     deep, plain = (
@@ -90,4 +95,39 @@ def test_a_server_that_raises_on_deep_documents_does_not_stop_the_table(
     )
     stats = run_relay(service_config(topic=topic, threshold_seconds=0), db_engine)
     assert stats.published == 2 and statuses(db_engine) == {deep: "SENT", plain: "SENT"}
-    assert "the database refused to check a payload" in caplog.text and "3157" in caplog.text
+    assert "the database refused to read a JSON document" in caplog.text and "3157" in caplog.text
+
+
+def test_json_values_of_deep_documents_are_read_by_the_relay_when_the_server_refuses(
+    db_engine: Engine,
+    topic_name: Callable[[str], str],
+    service_config: Callable[..., ServiceConfig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _mysql_like_json_valid(db_engine, monkeypatch)
+    topic = topic_name("mysqldeep_values")
+    create_topics(topic)
+    deep_value = _nested(150)
+    documents = [
+        f'{{"meta": {{"key": "k-deep", "id": 7}}, "Value": {deep_value}}}',
+        '{"meta": {"key": "k-plain", "id": 8}, "Value": {"a": "ü"}}',
+        '{"Value": {"no": "key"}}',
+    ]
+    deep, plain, keyless = (insert_rows(db_engine, topic, ["unused"], payload=d)[0] for d in documents)
+    config = service_config(
+        topic=topic, threshold_seconds=0, retry={"max_attempts": 1},
+        columns={"id": "id", "message_id": "message_id", "payload": "payload", "status": "status",
+                 "created_at": "created_at", "attempts": "attempts", "last_error": "last_error",
+                 "next_attempt_at": "next_attempt_at"},
+        json_values={"key": {"path": "$.meta.key"}, "event_type": {"path": "$.meta.id"}, "body": "$.Value"},
+    )  # fmt: skip
+    stats = run_relay(config, db_engine)
+    assert (stats.published, stats.failed) == (2, 1)
+    assert statuses(db_engine) == {deep: "SENT", plain: "SENT", keyless: "FAILED"}
+    assert "key path $.meta.key not found in columns.payload" in _errors(db_engine)[keyless]
+    records = {r.key: r for r in read_all(topic)}
+    assert json.loads(records["k-deep"].value) == json.loads(deep_value)
+    assert json.loads(records["k-plain"].value) == {"a": "ü"}
+    assert (records["k-deep"].headers["outbox-event-type"], records["k-plain"].headers["outbox-event-type"]) == (
+        "7", "8",
+    )  # fmt: skip

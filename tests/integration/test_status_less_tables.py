@@ -159,6 +159,18 @@ def _insert_stamped(engine: Engine, bodies: list[str | None]) -> None:
                          {"k": f"k{n % 2}", "p": body})  # fmt: skip
 
 
+def test_a_completion_column_that_cannot_be_null_is_named(db_engine: Engine) -> None:
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(TIMESTAMPED.replace("processed_at DATETIME(6) NULL", "processed_at DATETIME(6) NOT NULL"))
+        )
+    problems = _report(db_engine, _timestamp_config("t")).problems
+    assert (
+        "columns.sent_at 'processed_at' is NOT NULL, but with completion: timestamp a pending row holds NULL there; "
+        "map the column that stays NULL until the row is sent"
+    ) in problems
+
+
 def test_a_completion_time_column_marks_rows_done(
     db_engine: Engine, topic_name: Callable[[str], str]
 ) -> None:

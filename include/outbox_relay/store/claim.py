@@ -25,6 +25,8 @@ from sqlalchemy.sql.elements import TextClause
 from outbox_relay.config import StatusValue
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.models import OutboxRow, Window
+from outbox_relay.store import table as table_sql
+from outbox_relay.store.json_paths import value_at
 from outbox_relay.store.mysql_errors import JSON_TOO_DEEP
 from outbox_relay.store.naming import expanding, quote
 from outbox_relay.store.retry_state import RetryState
@@ -51,13 +53,12 @@ class ClaimQuery:
     """The claim statements of one service, built once: plain runs, republish runs, and replays (which
     claim only the rows they name, whatever their age)."""
 
-    JSON_VALID = "JSON_VALID"  # the server function asked (tests put one in its place that fails like MySQL)
-
     def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
         self.table = table
         self.retry_state = retry_state
         config = table.config
         self._checks_json = config.columns.payload is not None and config.payload.format == "json"
+        self._extracts_in_sql = any(table.json_source(f) for f in _OPTIONAL)  # json_values, in SQL
         self._build_all()
 
     def _build_all(self) -> None:
@@ -68,20 +69,23 @@ class ClaimQuery:
         }
 
     def _execute(self, conn: Connection, key: tuple[bool, bool], params: dict[str, Any]) -> list[OutboxRow]:
-        """Run a claim. MySQL's JSON_VALID() raises error 3157 on a document nested deeper than 100
-        levels, which would fail every claim of the table: then the payloads are checked in Python
-        instead (a bad document fails only its own row), for the rest of this relay's life."""
+        """Run a claim. MySQL's JSON functions raise error 3157 on a document nested deeper than 100
+        levels, which would fail every claim of the table: then the payloads are checked, and the
+        ``json_values`` read, in Python instead (a bad document fails only its own row), for the rest of
+        this relay's life."""
         sql, fields = self._sql[key]
         try:
             return self.decode(conn.execute(sql, params).all(), fields)
         except OperationalError as exc:
-            if not self._checks_json or getattr(exc.orig, "args", (None,))[0] != JSON_TOO_DEEP:
+            in_sql = self._checks_json or self._extracts_in_sql
+            if not in_sql or getattr(exc.orig, "args", (None,))[0] != JSON_TOO_DEEP:
                 raise
             log.warning(
-                "service %s: the database refused to check a payload of %s (%s); payloads are checked by "
-                "the relay from now on", self.table.config.service, self.table.config.table, exc.orig,
+                "service %s: the database refused to read a JSON document of %s (%s); payloads are checked "
+                "and JSON values read by the relay from now on",
+                self.table.config.service, self.table.config.table, exc.orig,
             )  # fmt: skip
-        self._checks_json = False
+        self._checks_json = self._extracts_in_sql = False
         self._build_all()
         sql, fields = self._sql[key]
         return self.decode(conn.execute(sql, params).all(), fields)
@@ -97,7 +101,7 @@ class ClaimQuery:
             attempts, waiting = retry
             parts.append(f"{attempts} * 4 + 2 * {waiting}")
         if self._checks_json:
-            parts.append(f"COALESCE({self.JSON_VALID}({self.table.claim_column('payload')}), 0)")
+            parts.append(f"COALESCE({table_sql.JSON_VALID}({self.table.claim_column('payload')}), 0)")
         return " + ".join(parts) or None
 
     def _claimed(self, republish: bool) -> list[StatusValue]:
@@ -112,7 +116,7 @@ class ClaimQuery:
         fields = ["id", "status"] if with_status else ["id"]
         select = [t.id_col, t.status_col] if with_status else [t.id_col]
         for logical in _OPTIONAL:
-            column = t.claim_column(logical)
+            column = t.claim_column(logical, self._extracts_in_sql)
             if column:
                 fields.append(logical)
                 select.append(column)
@@ -185,7 +189,12 @@ class ClaimQuery:
 
         def at(name: str) -> Callable[[Any], Any]:
             index = fields.get(name)
-            return (lambda r: None) if index is None else itemgetter(index)
+            source = None if self._extracts_in_sql else self.table.json_source(name)
+            if index is None:
+                return lambda r: None
+            if source is None:
+                return itemgetter(index)
+            return lambda r: value_at(r[index], source.path, source.unquote)
 
         status, message_id, key, event_type, topic, payload, headers, packed, partition, retry_flag = (
             at(name)

@@ -20,6 +20,19 @@ def column_types(conn: Connection, table: str) -> dict[str, str]:
     return {str(r[0]).lower(): str(r[1]) for r in rows}  # in the table's column order
 
 
+def not_null_columns(conn: Connection, table: str) -> set[str]:
+    """Lower-cased names of the columns declared NOT NULL."""
+    schema, name = split_table_name(table)
+    rows = conn.execute(
+        text(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) "
+            "AND TABLE_NAME = :name AND IS_NULLABLE = 'NO'"
+        ),
+        {"schema": schema, "name": name},
+    )
+    return {str(r[0]).lower() for r in rows}
+
+
 def indexes(conn: Connection, table: str) -> dict[str, list[str]]:
     """Index name -> its lower-cased columns in index order."""
     schema, name = split_table_name(table)

@@ -7,6 +7,7 @@ identifier comes from a validated config and is quoted; values are always bound 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -16,13 +17,25 @@ from outbox_relay.errors import MissingConfigurationError
 from outbox_relay.store.introspection import column_types
 from outbox_relay.store.naming import quote
 
+JSON_VALID = "JSON_VALID"  # the server's function; tests put a stand-in for MySQL's behaviour here
+
 
 def _json_sql(doc: str, path: str, unquote: bool) -> str:
     """A value inside the JSON column ``doc`` (quoted; NULL where the path is missing or the document is
     not JSON, which MySQL would otherwise answer with an error failing the whole statement). ``path`` is
     validated (``check_json_path``: no quotes), so it is safe inside a string literal."""
     value = f"JSON_EXTRACT({doc}, '{path}')"
-    return f"IF(JSON_VALID({doc}), {f'JSON_UNQUOTE({value})' if unquote else value}, NULL)"
+    return f"IF({JSON_VALID}({doc}), {f'JSON_UNQUOTE({value})' if unquote else value}, NULL)"
+
+
+@dataclass(frozen=True)
+class JsonSource:
+    """Where a claimed field is read from inside a JSON column: the quoted column, the path, and whether
+    the value is wanted as text (a key, an id) rather than as JSON (a body, headers)."""
+
+    column: str
+    path: str
+    unquote: bool
 
 
 EPOCH_FACTORS = {"epoch_s": 1, "epoch_ms": 1000}  # created_at_unit -> units per second
@@ -73,14 +86,26 @@ class OutboxTable:
         column = quote(name) if qualifier is None else f"{qualifier}.{quote(name)}"
         return column if found is None else _json_sql(column, found.path, unquote=True)
 
-    def claim_column(self, logical: str) -> str | None:
+    def claim_column(self, logical: str, extract_in_sql: bool = True) -> str | None:
         """What the claim reads for a field: the body and headers may be paths inside the payload
-        (``json_values.body`` / ``.headers``); everything else as ``column``."""
+        (``json_values.body`` / ``.headers``); everything else as ``column``. Without
+        ``extract_in_sql`` a field read from JSON is its whole JSON column (the relay extracts it)."""
+        source = self.json_source(logical)
+        if source is None:
+            return self.column(logical)
+        return _json_sql(source.column, source.path, source.unquote) if extract_in_sql else source.column
+
+    def json_source(self, logical: str) -> JsonSource | None:
+        """Where the claim reads a field from inside JSON (``json_values``), or None for a plain column."""
         jv = self.config.json_values
         path = {"payload": jv.body, "headers": jv.headers}.get(logical)
         if path is not None and self.columns.payload is not None:
-            return _json_sql(quote(self.columns.payload), path, unquote=False)
-        return self.column(logical)
+            return JsonSource(quote(self.columns.payload), path, unquote=False)
+        found = jv.values().get(logical)
+        name = None if found is None else getattr(self.columns, found.column)
+        if found is None or name is None:
+            return None
+        return JsonSource(quote(name), found.path, unquote=True)
 
     def _virtual_status(self) -> str:
         """The status a status-less row has: NEW while it exists (delete, archive), or by its completion
