@@ -150,3 +150,15 @@ def parse_reference(value: str) -> str:
     if not reference:
         raise ValueError("give a row id or a message id")
     return reference
+
+
+def not_found(config: ServiceConfig, reference: str) -> str:
+    """What to tell someone asking about a row the table does not hold: where acknowledged rows go."""
+    where = {
+        "delete": "completion: delete removes each row once the broker acknowledged it",
+        "archive": f"completion: archive moves each row to {config.archive_table} once the broker acknowledged it",
+    }.get(config.completion)
+    if where is None and config.retention is not None:
+        where = f"retention deletes finished rows after {config.retention.days} days"
+    hint = f" ({where}; the topic keeps the message)" if where else ""
+    return f"service {config.service}: no row of {config.table} has message id or id {reference!r}{hint}"

@@ -28,7 +28,7 @@ from outbox_relay.config.loader import (
 )
 from outbox_relay.config.schema import service_schema_text
 from outbox_relay.errors import ConfigurationError, InfrastructureError
-from outbox_relay.explain import Explainer, parse_reference
+from outbox_relay.explain import Explainer, not_found, parse_reference
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.replay import ReplayAudit
 from outbox_relay.store.outbox import OutboxStore
@@ -269,10 +269,7 @@ def _explain(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if explanation is None:
-        print(
-            f"service {config.service}: no row of {config.table} has message id or id {args.row!r}",
-            file=sys.stderr,
-        )
+        print(not_found(config, args.row), file=sys.stderr)
         return 1
     print(json.dumps(explanation.as_dict(), default=str) if args.json else "\n".join(explanation.lines()))
     return 0

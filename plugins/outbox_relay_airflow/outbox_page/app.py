@@ -20,6 +20,7 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import LoadedServices, load_services
 from outbox_relay.dashboard import Dashboard, RowDetail, RowFilter, ServiceFigures
 from outbox_relay.errors import ConfigurationError
+from outbox_relay.explain import not_found
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.store.replay import FAILED, UNCONFIRMED
 from outbox_relay_airflow.dag_factory import service_dag_id
@@ -130,9 +131,7 @@ def _row(service: str, reference: str) -> tuple[ServiceConfig, RowDetail]:
     with _engine(config).connect() as conn:
         detail = Dashboard(config).row(conn, reference)
     if detail is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"service {service}: no row has id or message id {reference!r}"
-        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, not_found(config, reference))
     return config, detail
 
 
