@@ -83,6 +83,7 @@ class RunStats(StatsMixin):
     elapsed_seconds: float = 0.0
     stopped_because: str = "drained"
     lock_holder_connection_id: int | None = None  # set when another relay held the table's lock
+    shard: int | None = None  # the shard this run relayed (None: the whole table)
     last_row_id: Any = None  # the last row claimed
     last_position: Any = None  # its place in claim order (where a chunked backfill goes on)
     publish_seconds: float = 0.0  # waiting for the broker's acknowledgements, all batches together

@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("services", nargs="*", help="limit to these services")
         else:
             cmd.add_argument("service")
+        if name == "relay":
+            cmd.add_argument(
+                "--shard",
+                type=int,
+                default=None,
+                help="a sharded service: relay only this shard (default: all)",
+            )
     _reconcile_parser(sub)
     explain = sub.add_parser(
         "explain",
@@ -367,8 +374,20 @@ def _run_now(args: argparse.Namespace) -> int:
     from outbox_relay_airflow import tasks
 
     context: dict[str, Any] = {"run_id": f"cli__{args.command}", "params": {}}
-    runner = {"relay": tasks.run_relay, "confirm": tasks.run_confirmations, "cleanup": tasks.run_cleanup}
-    print(json.dumps(runner[args.command](args.service, context, args.services_dir), default=str))
+    if args.command == "relay":
+        if args.shard is not None:
+            config = _service_or_none(args)
+            if config is None:
+                return 2
+            if not 0 <= args.shard < config.shards:
+                print(f"--shard {args.shard}: service {config.service} has shards 0 to {config.shards - 1} "
+                      f"(shards: {config.shards})", file=sys.stderr)  # fmt: skip
+                return 2
+        stats = tasks.run_relay(args.service, context, args.services_dir, shard=args.shard)
+    else:
+        runner = {"confirm": tasks.run_confirmations, "cleanup": tasks.run_cleanup}
+        stats = runner[args.command](args.service, context, args.services_dir)
+    print(json.dumps(stats, default=str))
     return 0
 
 

@@ -134,15 +134,21 @@ def relay_dag(config: ServiceConfig) -> DAG:
             return tasks.run_ensure_topics(service)
 
         @task(task_id="relay", outlets=[published_alias(config.service)])
-        def relay(service: str) -> dict[str, Any]:
-            return tasks.run_relay(service, dict(get_current_context()))
+        def relay(service: str, shard: int | None = None) -> dict[str, Any]:
+            return tasks.run_relay(service, dict(get_current_context()), shard=shard)
 
         @task(task_id="check_health", retries=0)
         def check_health(service: str) -> dict[str, Any]:
             """Red run when rows were given up on or the SLO is breached (the relay's work is committed)."""
             return tasks.run_check_health(service, dict(get_current_context()))
 
-        ensure_topics(config.service) >> relay(config.service) >> check_health(config.service)
+        # A sharded service maps one relay task per shard; they run side by side on the executor's workers.
+        relayed = (
+            relay.partial(service=config.service).expand(shard=list(range(config.shards)))
+            if config.shards > 1
+            else relay(config.service)
+        )
+        ensure_topics(config.service) >> relayed >> check_health(config.service)
     return dag
 
 

@@ -91,8 +91,15 @@ def run_ensure_topics(service: str, services_dir: Path | None = None) -> list[st
 
 
 @fail_without_retry
-def run_relay(service: str, context: dict[str, Any], services_dir: Path | None = None) -> dict[str, Any]:
+def run_relay(
+    service: str, context: dict[str, Any], services_dir: Path | None = None, shard: int | None = None
+) -> dict[str, Any]:
     config = load_service(service, services_dir)
+    if shard is not None and shard >= config.shards:  # the file changed since the run was planned
+        log.warning(
+            "service %s has %s shard(s) now: shard %s has nothing to do", service, config.shards, shard
+        )
+        return {"skipped": f"shard {shard} of a service with {config.shards} shard(s)", "shard": shard}
     params = context.get("params") or {}
     window = window_for(context, config)
     republish = bool(params.get("republish")) and window is not None
@@ -108,8 +115,9 @@ def run_relay(service: str, context: dict[str, Any], services_dir: Path | None =
             republish=republish,
             replay=_backfill_audit(context, window) if republish else None,
             time_budget_seconds=params.get("time_budget_seconds") or None,
+            shard=shard if config.shards > 1 else None,
         )
-        log.info("relaying %s: window=%s republish=%s", service, window, republish)
+        log.info("relaying %s: window=%s republish=%s shard=%s", service, window, republish, request.shard)
         stats = relay.run(request).as_dict()
     finally:
         engine.dispose()
@@ -136,7 +144,7 @@ def run_check_health(
     """The relay DAG's last task: fail the run when it gave up on rows or the service breaches its SLO."""
     config = load_service(service, services_dir)
     ti = context.get("ti")
-    stats = ti.xcom_pull(task_ids="relay") if ti is not None else None
+    stats = _relay_stats(ti.xcom_pull(task_ids="relay") if ti is not None else None)
     check = HealthCheck(config)
     engine = db_engine(config, pool_size=1)
     try:
@@ -145,10 +153,25 @@ def run_check_health(
     finally:
         engine.dispose()
     send(config.service, gauges(figures))
-    problems = check.problems(stats if isinstance(stats, dict) else {}, figures)
+    problems = check.problems(stats, figures)
     if problems:
         raise ServiceUnhealthyError(" | ".join(problems))
     return {"healthy": True, "figures": figures, "checked": {"slo": config.slo.model_dump()}}
+
+
+def _relay_stats(pulled: Any) -> dict[str, Any]:
+    """The relay task's statistics; a sharded service's mapped relay tasks give one dict per shard, whose
+    counts add up."""
+    if isinstance(pulled, dict):
+        return pulled
+    if pulled is None or isinstance(pulled, (str, bytes)):
+        return {}
+    merged: dict[str, Any] = {}
+    for one in pulled:
+        for name, value in (one or {}).items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                merged[name] = merged.get(name, 0) + value
+    return merged
 
 
 class RelayLockWedgedError(InfrastructureError):
@@ -164,7 +187,10 @@ def _count_lock_busy_runs(
     if stats.get("stopped_because") != LOCK_BUSY:
         return {**stats, "lock_busy_runs": 0}
     ti = context.get("ti")
-    previous = ti.xcom_pull(task_ids=ti.task_id, include_prior_dates=True) if ti is not None else None
+    mapped = {"map_indexes": ti.map_index} if ti is not None and getattr(ti, "map_index", -1) >= 0 else {}
+    previous = (
+        ti.xcom_pull(task_ids=ti.task_id, include_prior_dates=True, **mapped) if ti is not None else None
+    )
     count = 1 + int((previous or {}).get("lock_busy_runs", 0)) if isinstance(previous, dict) else 1
     limit = config.relay_lock_busy_runs_to_fail
     if limit and count >= limit:

@@ -27,6 +27,8 @@ from outbox_relay.config.settings import Connections, Kafka, Retry
 from outbox_relay.config.table import STANDARD_COLUMNS, Columns, JsonValues, Payload, RowFilter, Statuses
 
 _SERVICE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+LOCK_BUCKETS = 64  # sharded relays lock buckets of keys; every shard count divides it
+SHARD_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class ServiceConfig(Strict):
@@ -86,6 +88,12 @@ class ServiceConfig(Strict):
         description="Claim the next batch and mark the previous one SENT (on their own connections) while "
         "the current batch is produced. A crash can then leave up to two batches acknowledged but not yet "
         "marked SENT (republished by the next run, deduped by consumers); false keeps that to one batch.",
+    )
+    shards: int = Field(
+        1,
+        description="Spread one hot table over this many relay tasks (1, 2, 4, ... 64): a row belongs to shard "
+        "CRC32(key) mod shards, so each key stays in one shard (per-key order) and shards never touch each "
+        "other's rows. The relay DAG maps one relay task per shard.",
     )
     relay_lock_wait_seconds: float = Field(
         30, ge=0, description="How long a relay run waits for another relay of the same table to finish."
@@ -196,12 +204,31 @@ class ServiceConfig(Strict):
             raise ValueError("threshold_seconds needs columns.created_at (the table has no creation time)")
         self._check_reconciliation()
         self._check_slo()
+        self._check_shards()
         if self.retention is not None and self.columns.created_at is None and self.columns.updated_at is None:
             raise ValueError(
                 "retention needs columns.created_at or columns.updated_at to age rows; "
                 "set 'retention: null' to disable it"
             )
         return self
+
+    def _check_shards(self) -> None:
+        if self.shards not in SHARD_COUNTS:
+            raise ValueError(f"shards must be one of {', '.join(map(str, SHARD_COUNTS))}, got {self.shards}")
+        if self.shards > 1 and self.columns.key is None and self.json_values.key is None:
+            raise ValueError(
+                "shards spreads rows by their key (CRC32(key) mod shards): map columns.key or json_values.key"
+            )
+
+    def shard_buckets(self, shard: int | None) -> tuple[int, ...]:
+        """The lock buckets a relay of ``shard`` holds (all of them for a whole-table run). Buckets are
+        CRC32(key) mod 64, and shard s of N owns the buckets b with b mod N = s: two runs whose rows can
+        overlap share a bucket, even across a change of ``shards``, so they never run at once."""
+        if shard is None:
+            return tuple(range(LOCK_BUCKETS))
+        if not 0 <= shard < self.shards:
+            raise ValueError(f"service {self.service!r} has {self.shards} shard(s): no shard {shard}")
+        return tuple(b for b in range(LOCK_BUCKETS) if b % self.shards == shard)
 
     def _check_slo(self) -> None:
         if (

@@ -26,6 +26,7 @@ from outbox_relay.kafka.publisher import BrokerUnavailableError, DeliveryOutcome
 from outbox_relay.models import Failure, OutboxRow, RunStats, Window
 from outbox_relay.relay.failures import FailurePolicy, after_dead_letter
 from outbox_relay.relay.messages import MessageBuilder
+from outbox_relay.store.locks import RelayLock
 from outbox_relay.store.outbox import OutboxStore
 from outbox_relay.store.replay import ReplayAudit
 
@@ -57,6 +58,7 @@ class RunRequest:
     replay: ReplayAudit | None = None  # who asked for the republish, and why (history rows)
     start_after: Any = None  # resume a chunked backfill: only rows after this place in claim order
     max_batches: int | None = None  # a throttled backfill's chunk: stop claiming after this many batches
+    shard: int | None = None  # a sharded service's relay task: only rows of this shard (None: all)
 
     @property
     def republish_audit(self) -> ReplayAudit | None:
@@ -121,9 +123,11 @@ class OutboxRelay:
         stats = RunStats()
         started = self.clock()
         budget = request.time_budget_seconds or self.config.time_budget_seconds
+        lock = self.store.lock_for(request.shard)
+        stats.shard = request.shard
         with self.engine.connect() as conn:
-            if not self.store.lock.acquire(conn, self.config.relay_lock_wait_seconds):
-                return self._lock_busy(conn, request, stats)
+            if not lock.acquire(conn, self.config.relay_lock_wait_seconds):
+                return self._lock_busy(conn, request, stats, lock)
             try:
                 self._drain(conn, _Run(request, stats, started, budget))
             except DBAPIError as exc:
@@ -134,7 +138,7 @@ class OutboxRelay:
                     f"(at-least-once). Stats so far: {stats.as_dict()}"
                 ) from exc
             finally:
-                self.store.lock.release(conn)
+                lock.release(conn)
         stats.elapsed_seconds = round(self.clock() - started, 3)
         stats.publish_seconds = round(stats.publish_seconds, 3)
         stats.slowest_publish_seconds = round(stats.slowest_publish_seconds, 3)
@@ -246,10 +250,10 @@ class OutboxRelay:
         run.stats.stopped_because = BUDGET_SPENT
         return False
 
-    def _lock_busy(self, conn: Connection, request: RunRequest, stats: RunStats) -> RunStats:
+    def _lock_busy(self, conn: Connection, request: RunRequest, stats: RunStats, lock: RelayLock) -> RunStats:
         """Another relay of this table holds the lock: a scheduled run has nothing to add (the caller counts
         such runs and fails after several in a row), a backfill must retry."""
-        stats.lock_holder_connection_id = self.store.lock.holder(conn)
+        stats.lock_holder_connection_id = lock.holder(conn)
         holder = stats.lock_holder_connection_id
         message = (
             f"service {self.config.service}: another relay of {self.config.table} held the relay lock for "
@@ -274,7 +278,13 @@ class OutboxRelay:
         (and its row locks) stays open until the batch is settled on the same connection."""
         try:
             rows = self.store.claim(
-                conn, cursor, self.config.batch_size, request.window, request.republish, request.named_rows
+                conn,
+                cursor,
+                self.config.batch_size,
+                request.window,
+                request.republish,
+                request.named_rows,
+                request.shard,
             )
             if not rows or settle_on is not None:
                 conn.commit()

@@ -131,10 +131,30 @@ class ClaimQuery:
             for n, column in enumerate(t.config.claim_order[:-1]):
                 fields.append(f"o_{n}")
                 select.append(quote(column))
+        where = self._conditions(with_status, named_rows)
+        # A sharded table's rows are owned through the shard's relay lock, so the claim reads without row
+        # locks: a FOR UPDATE scan would also lock the other shards' rows it passes over (REPEATABLE READ
+        # keeps locks on rows the WHERE rejects), and their SKIP LOCKED claims would skip those rows and
+        # publish later rows of the same keys first.
+        locking = "" if t.config.shards > 1 else " FOR UPDATE SKIP LOCKED"
+        sql = (
+            f"SELECT {', '.join(select)} FROM {t.name} WHERE {' AND '.join(where)} "
+            f"ORDER BY {t.order_sql} LIMIT :limit{locking}"
+        )
+        return expanding(sql, "statuses", *(["named"] if named_rows else [])), {
+            name: n for n, name in enumerate(fields)
+        }
+
+    def _conditions(self, with_status: bool, named_rows: bool) -> list[str]:
+        """The claim's WHERE: claimable status, the cursor, the shard, the named rows or the threshold,
+        the backfill window."""
+        t = self.table
         where = [
             f"{t.status_in('statuses', self._claimed(with_status))}{t.row_filter}{self.retry_state.not_given_up}",
             t.after(),
         ]
+        if t.config.shards > 1:  # a shard's rows (or all of them, for a whole-table run)
+            where.append(f"(:shard IS NULL OR {t.shard_of_row} = :shard)")
         created = t.column("created_at")
         if named_rows:
             where.append(f"{t.id_col} IN :named")
@@ -143,13 +163,7 @@ class ClaimQuery:
         if created:
             where.append(f"(:win_start IS NULL OR {t.created('>=', ':win_start')})")
             where.append(f"(:win_end IS NULL OR {t.created('<', ':win_end')})")
-        sql = (
-            f"SELECT {', '.join(select)} FROM {t.name} WHERE {' AND '.join(where)} "
-            f"ORDER BY {t.order_sql} LIMIT :limit FOR UPDATE SKIP LOCKED"
-        )
-        return expanding(sql, "statuses", *(["named"] if named_rows else [])), {
-            name: n for n, name in enumerate(fields)
-        }
+        return where
 
     def claim(
         self,
@@ -159,6 +173,7 @@ class ClaimQuery:
         window: Window | None = None,
         republish: bool = False,
         named: Sequence[Any] = (),
+        shard: int | None = None,
     ) -> list[OutboxRow]:
         """Lock the next rows after ``after`` (others' locked rows are skipped) in primary-key order;
         with ``named``, only those rows."""
@@ -177,6 +192,7 @@ class ClaimQuery:
             "threshold_us": int(t.config.threshold_seconds * 1_000_000),
             "win_start": window.start if window else None,
             "win_end": window.end if window else None,
+            "shard": shard,
         }
         if named:
             params["named"] = list(named)

@@ -4,6 +4,8 @@ the connection of their holder, so a crashed or killed holder never leaves one b
 from __future__ import annotations
 
 import math
+import time
+from typing import Any
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -45,10 +47,65 @@ class TableLock:
             conn.invalidate()
 
 
-def relay_lock(table: OutboxTable) -> TableLock:
-    """Relays of one table take turns: per-key order then holds even when a backfill and a scheduled run
-    overlap."""
-    return TableLock(table, "outbox-relay")
+# One lock per bucket of keys (the bucket first, so a long table name cannot cut it off).
+_BUCKET_NAME = "LEFT(CONCAT(:purpose, '#', :bucket, ':', DATABASE(), ':', :tbl), 64)"
+
+
+class RelayLock:
+    """The relay's session locks on one table: one per bucket of keys (``ServiceConfig.shard_buckets``).
+    A shard's relay holds its buckets; a whole-table run (an unsharded relay, a replay, a backfill chunk)
+    holds them all. Runs whose rows may overlap share a bucket, so they take turns and per-key order
+    holds; shards of one table run side by side. Buckets are taken in ascending order, so two runs
+    never wait for each other in a cycle."""
+
+    def __init__(self, table: OutboxTable, shard: int | None = None) -> None:
+        self._params: dict[str, Any] = {"tbl": table.lock_key, "purpose": "outbox-relay"}
+        self._buckets = table.config.shard_buckets(shard)
+
+    def acquire(self, conn: Connection, wait_seconds: float) -> bool:
+        """Wait up to ``wait_seconds`` in all for every bucket; on a timeout the buckets taken are given
+        back. MySQL truncates a fractional wait (0.5 s would not wait at all), so there each wait is
+        rounded up to whole seconds; MariaDB waits fractions."""
+        mariadb = getattr(conn.dialect, "is_mariadb", False)
+        deadline = time.monotonic() + wait_seconds
+        sql = text(f"SELECT GET_LOCK({_BUCKET_NAME}, :wait)")
+        for taken, bucket in enumerate(self._buckets):
+            left = max(0.0, deadline - time.monotonic())
+            wait = left if mariadb else math.ceil(left)
+            if not conn.execute(sql, {**self._params, "bucket": bucket, "wait": wait}).scalar():
+                self._release(conn, self._buckets[:taken])
+                conn.commit()
+                return False
+        conn.commit()
+        return True
+
+    def holder(self, conn: Connection) -> int | None:
+        """The connection id (``SHOW PROCESSLIST`` / ``KILL``) of a session holding one of these buckets
+        (another run of the table), or None."""
+        names = ", ".join(f"IS_USED_LOCK({_BUCKET_NAME.replace(':bucket', str(b))})" for b in self._buckets)
+        held = conn.execute(text(f"SELECT COALESCE({names}, NULL)"), self._params).scalar()
+        conn.commit()
+        return None if held is None else int(held)
+
+    def release(self, conn: Connection) -> None:
+        """Release the buckets; if the connection is broken, discard it (the server drops its locks)."""
+        try:
+            conn.rollback()
+            self._release(conn, self._buckets)
+            conn.commit()
+        except SQLAlchemyError:
+            conn.invalidate()
+
+    def _release(self, conn: Connection, buckets: tuple[int, ...]) -> None:
+        if buckets:
+            names = ", ".join(f"RELEASE_LOCK({_BUCKET_NAME.replace(':bucket', str(b))})" for b in buckets)
+            conn.execute(text(f"DO {names}"), self._params)
+
+
+def relay_lock(table: OutboxTable, shard: int | None = None) -> RelayLock:
+    """Relays of one table take turns (per shard): per-key order then holds even when a backfill and a
+    scheduled run overlap."""
+    return RelayLock(table, shard)
 
 
 def backfill_lock(table: OutboxTable) -> TableLock:

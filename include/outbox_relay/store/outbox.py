@@ -16,7 +16,7 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
 from outbox_relay.store.backfill import BackfillQueries
 from outbox_relay.store.claim import ClaimQuery
-from outbox_relay.store.locks import backfill_lock, relay_lock
+from outbox_relay.store.locks import RelayLock, backfill_lock, relay_lock
 from outbox_relay.store.naming import expanding, id_list, quote, truncate_error
 from outbox_relay.store.replay import ReplayAudit, ReplayQueries
 from outbox_relay.store.retry_state import retry_state_for
@@ -36,6 +36,10 @@ class OutboxStore:
         self.replays = ReplayQueries(self.table, self.retry_state)
         self.backfills = BackfillQueries(self.table, self.retry_state)
 
+    def lock_for(self, shard: int | None) -> RelayLock:
+        """The relay lock a run of ``shard`` holds (the whole table's for None)."""
+        return self.lock if shard is None else relay_lock(self.table, shard)
+
     def cursor_start(self, conn: Connection) -> Any:
         return self.table.cursor_start(conn)
 
@@ -47,8 +51,9 @@ class OutboxStore:
         window: Window | None = None,
         republish: bool = False,
         named: Sequence[Any] = (),
+        shard: int | None = None,
     ) -> list[OutboxRow]:
-        return self.claims.claim(conn, after, limit, window, republish, named)
+        return self.claims.claim(conn, after, limit, window, republish, named, shard)
 
     # --- outcome of a batch ----------------------------------------------------------
 

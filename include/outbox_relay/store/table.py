@@ -160,6 +160,13 @@ class OutboxTable:
         return f"{self.name} FORCE INDEX (PRIMARY)"
 
     @property
+    def shard_of_row(self) -> str:
+        """A row's shard: CRC32 of its key mod ``shards`` (a NULL key: shard 0, which fails the row)."""
+        key = self.column("key")
+        assert key is not None, "validated by ServiceConfig: shards need a key"
+        return f"(COALESCE(CRC32({key}), 0) % {int(self.config.shards)})"
+
+    @property
     def ordered(self) -> bool:
         """Rows are claimed in ``order_by`` order, not by primary key alone."""
         return len(self.config.claim_order) > 1
