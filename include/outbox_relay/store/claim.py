@@ -133,9 +133,9 @@ class ClaimQuery:
                 select.append(quote(column))
         where = self._conditions(with_status, named_rows)
         # A sharded table's rows are owned through the shard's relay lock, so the claim reads without row
-        # locks: a FOR UPDATE scan would also lock the other shards' rows it passes over (REPEATABLE READ
-        # keeps locks on rows the WHERE rejects), and their SKIP LOCKED claims would skip those rows and
-        # publish later rows of the same keys first.
+        # locks: a FOR UPDATE scan also locks each of the other shards' rows it passes over until the
+        # WHERE has rejected it, and their SKIP LOCKED claims would skip such rows and publish later rows
+        # of the same keys first.
         locking = "" if t.config.shards > 1 else " FOR UPDATE SKIP LOCKED"
         sql = (
             f"SELECT {', '.join(select)} FROM {t.name} WHERE {' AND '.join(where)} "
