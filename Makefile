@@ -65,6 +65,7 @@ integration: services
 # The suite on PYTEST_WORKERS workers; beside it the static checks and (on Kafka) the Tansu contract run.
 test: services
 	@bash include/devstack/postgres.sh
+	@bash include/devstack/redis.sh
 	@bash include/devstack/chromium.sh
 	@PYTEST_WORKERS=$(PYTEST_WORKERS) bash include/devstack/test_all.sh
 

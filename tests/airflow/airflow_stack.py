@@ -49,6 +49,13 @@ class AirflowStack:
         self.db = db
         self.url = f"http://127.0.0.1:{port}"
         self._token: str | None = None
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}  # Celery worker name -> its process
+
+    def kill_worker(self, name: str) -> None:
+        """``kill -9`` a Celery worker and everything it started (its pool and the task processes), as a
+        machine that dies would: no warm shutdown, no goodbye to the broker or the API server."""
+        os.killpg(self.workers[name].pid, 9)
+        self.workers[name].wait(30)
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """A call to the REST API (``/api/v2`` + path) as the all-admins user; returns the JSON body."""
@@ -158,11 +165,16 @@ def _migrated_template(env: dict[str, str]) -> str:
 
 @contextmanager
 def airflow_stack(
-    home: Path, extra_env: dict[str, str], triggerer: bool = False, users: dict[str, str] | None = None
+    home: Path,
+    extra_env: dict[str, str],
+    triggerer: bool = False,
+    users: dict[str, str] | None = None,
+    celery_workers: int = 0,
 ) -> Iterator[AirflowStack]:
     """The stack; with ``triggerer`` also a triggerer (deferred tasks, e.g. Required Actions). Without
     ``users`` every caller is an admin (no login); with them (name -> role; password = name) nobody is
-    until logged in."""
+    until logged in. With ``celery_workers`` the CeleryExecutor and that many ``airflow celery worker``
+    processes (one task slot each, named w1, w2, ...) on the local Redis, on a queue of this stack's own."""
     db = f"airflow_t_{uuid.uuid4().hex[:10]}"
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -188,6 +200,8 @@ def airflow_stack(
             **extra_env,
         }
     )
+    if celery_workers:
+        env.update(_celery_env(db))
     if users:
         home.mkdir(parents=True, exist_ok=True)
         (home / "passwords.json").write_text(json.dumps({name: name for name in users}))
@@ -205,11 +219,23 @@ def airflow_stack(
             procs.append(
                 (subprocess.Popen([AIRFLOW, *component], env=env, stdout=log, stderr=subprocess.STDOUT), log)
             )
+        for n in range(1, celery_workers + 1):
+            name = f"w{n}"
+            log = open(home / f"worker-{name}.log", "w")  # noqa: SIM115 - closed with the process
+            worker = subprocess.Popen(
+                [AIRFLOW, "celery", "worker", "--concurrency", "1", "--celery-hostname", f"{name}@%h",
+                 "--queues", env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"], "--pid", str(home / f"worker-{name}.pid"),
+                 "--skip-serve-logs", "--without-mingle", "--without-gossip"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+            stack.workers[name] = worker
+            procs.append((worker, log))
         _wait_for_port(port, 90)
         yield stack
     finally:
         for proc, _log in procs:
-            proc.terminate()
+            if proc.poll() is None:
+                proc.terminate()
         for proc, log in procs:
             try:
                 proc.wait(timeout=30)
@@ -218,6 +244,20 @@ def airflow_stack(
             log.close()
         with suppress(Exception):  # best effort: a leftover test database is harmless
             _psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def _celery_env(db: str) -> dict[str, str]:
+    """The CeleryExecutor on the local Redis (``include/devstack/redis.sh``), results in the stack's own
+    metadata database, and a queue of the stack's own so that stacks of parallel tests never take each
+    other's tasks. A task whose worker died is noticed after 20 s without a heartbeat (default 300)."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": os.environ.get("OUTBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{PG_URL}/{db}",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"outbox_t_{db[-10:]}",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+    }
 
 
 def _wait_for_port(port: int, seconds: float) -> None:

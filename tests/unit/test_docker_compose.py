@@ -39,6 +39,7 @@ REQUIRED_PIP_PINS = (
     "confluent-kafka==2.16.1",
     "boto3>=1.34",  # the image example's SQS drain DAG (dags/image_upload_events.py)
     "apache-airflow-providers-celery==3.26.0",  # the celery profile
+    "celery>=5.5,<5.7",  # the provider imports celery.backends.database.retry, gone in celery 5.7.0
     "statsd==4.0.1",  # the relay's metrics, when [metrics] statsd_on
     "PyMySQL==1.2.4",
 )
