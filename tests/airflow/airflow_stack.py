@@ -50,6 +50,7 @@ class AirflowStack:
         self.url = f"http://127.0.0.1:{port}"
         self._token: str | None = None
         self.workers: dict[str, subprocess.Popen[bytes]] = {}  # Celery worker name -> its process
+        self.processes: list[subprocess.Popen[bytes]] = []  # every component started (workers too)
 
     def kill_worker(self, name: str) -> None:
         """``kill -9`` a Celery worker and everything it started (its pool and the task processes), as a
@@ -219,6 +220,7 @@ def airflow_stack(
             procs.append(
                 (subprocess.Popen([AIRFLOW, *component], env=env, stdout=log, stderr=subprocess.STDOUT), log)
             )
+            stack.processes.append(procs[-1][0])
         for n in range(1, celery_workers + 1):
             name = f"w{n}"
             log = open(home / f"worker-{name}.log", "w")  # noqa: SIM115 - closed with the process
@@ -229,6 +231,7 @@ def airflow_stack(
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
             stack.workers[name] = worker
+            stack.processes.append(worker)
             procs.append((worker, log))
         _wait_for_port(port, 90)
         yield stack

@@ -28,12 +28,14 @@ from tests.benchmarks import (
     ceilings,
     confirms,
     degradation,
+    idle,
     latency,
     naive,
     page,
     project,
     resources,
     retention,
+    sharded,
 )
 from tests.benchmarks.common import BOOTSTRAP, BROKER, DB_SERVER_URL, Result, Sizes
 
@@ -50,6 +52,8 @@ COMPONENTS: dict[str, Callable[[Sizes], list[Result]]] = {
     "degradation": degradation.measure,
     "resources": resources.measure,
     "page": page.measure,
+    "sharded": sharded.measure,
+    "idle": idle.measure,
 }
 SMOKE = Sizes(
     rows=2000,
@@ -58,6 +62,8 @@ SMOKE = Sizes(
     terminal_rows=5000,
     resource_rows=5000,
     latency_seconds=3,
+    idle_seconds=20,
+    idle_services=(1, 2),
 )
 
 
@@ -94,6 +100,10 @@ TARGETS = [
     Target("relay_peak_rss", None, 300.0, "< 300 MB"),
     Target("page_overview", None, 1000.0, "< 1000 ms"),
     Target("page_failed_list", None, 1000.0, "< 1000 ms"),
+    Target("sharded_relay_2", "sharded_relay_1", 1.0, ">= 1.0x 1 shard"),
+    Target("sharded_relay_4", "sharded_relay_1", 1.0, ">= 1.0x 1 shard"),
+    Target("idle_cpu_per_service_hour", None, 5.0, "< 5 CPU-s"),
+    Target("idle_cpu_marginal_per_service_hour", None, 5.0, "< 5 CPU-s"),
 ]
 
 
@@ -152,6 +162,7 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
     parser.add_argument("--terminal-rows", type=int, help="terminal rows for degradation (default 1000000)")
     parser.add_argument("--resource-rows", type=int, help="backlog for CPU/RSS (default 1000000)")
     parser.add_argument("--latency-seconds", type=float, help="length of a latency run (default 30)")
+    parser.add_argument("--idle-seconds", type=float, help="window of the idle-cost figure (default 300)")
     parser.add_argument("--only", help=f"comma-separated subset of: {','.join(COMPONENTS)}")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="folder for the JSON")
     parser.add_argument(
@@ -167,6 +178,7 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
         "terminal_rows": args.terminal_rows,
         "resource_rows": args.resource_rows,
         "latency_seconds": args.latency_seconds,
+        "idle_seconds": args.idle_seconds,
         "batches": tuple(int(b) for b in args.batches.split(",")) if args.batches else None,
     }
     sizes = Sizes(**{**asdict(sizes), **{k: v for k, v in overrides.items() if v is not None}})

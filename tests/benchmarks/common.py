@@ -82,6 +82,8 @@ class Sizes:
     latency_seconds: float = 30.0
     latency_rate: int = 1000
     poll_interval: float = 0.05
+    idle_seconds: float = 300.0  # the window the idle cost of services is measured over
+    idle_services: tuple[int, ...] = (1, 10)
 
     @property
     def ref_batch(self) -> int:

@@ -32,6 +32,13 @@ EXPECTED = {
     "page_overview",
     "page_failed_list",
     "page_failed_list_by_error",
+    "sharded_relay_1",
+    "sharded_relay_2",
+    "sharded_relay_4",
+    "idle_cpu_1_services_hour",
+    "idle_cpu_2_services_hour",
+    "idle_cpu_per_service_hour",
+    "idle_cpu_marginal_per_service_hour",
 }
 
 
@@ -45,7 +52,7 @@ def test_smoke_run_reports_every_component(tmp_path: Path) -> None:
         env=os.environ.copy(),
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]

@@ -86,16 +86,30 @@ def _create(engine: Engine, ddl: list[str]) -> None:
             conn.execute(text(statement))
 
 
-def _relay_all(config: ServiceConfig, engine: Engine) -> None:
+RowWriter = Callable[[Connection, str, str, int], str]  # (conn, topic, key, n) -> the row's message id
+
+
+def _relay_recipe(
+    engine: Engine, topic: str, ddl: list[str], service: str, write: RowWriter, id_header: str
+) -> None:
+    """The framework's DDL, `validate` (and its index fix), ROWS rows of random keys written the
+    framework's way, one relay: every message arrives once, each key's in write order."""
+    create_topics(topic)
+    _create(engine, ddl)
+    config = _recipe(service, topic)
+    _validated(engine, config)
+    written: dict[str, list[str]] = defaultdict(list)
+    rng = random.Random(5)
+    with engine.begin() as conn:
+        for n in range(ROWS):
+            key = rng.choice(KEYS)
+            written[key].append(write(conn, topic, key, n))
     stats = run_relay(config, engine)
     assert (stats.published, stats.failed) == (ROWS, 0)
-
-
-def _arrived_by_key(topic: str, message_id_header: str) -> dict[str, list[str]]:
     by_key: dict[str, list[str]] = defaultdict(list)
     for record in read_all(topic):
-        by_key[str(record.key)].append(record.headers[message_id_header])
-    return dict(by_key)
+        by_key[str(record.key)].append(record.headers[id_header])
+    assert by_key == written
 
 
 class EventuateIds:
@@ -109,9 +123,17 @@ class EventuateIds:
         return f"{time.time_ns() // 1_000_000:016x}-{self.counter:016x}"
 
 
-def _write_eventuate(conn: Connection, topic: str, ids: EventuateIds, key: str, n: int) -> str:
-    """As Eventuate Tram's MessageProducer writes a domain event (MySqlDialect's time expression)."""
-    message_id = ids.next()
+def _eventuate_writer() -> RowWriter:
+    ids = EventuateIds()
+
+    def write(conn: Connection, topic: str, key: str, n: int) -> str:
+        """As Eventuate Tram's MessageProducer writes a domain event (MySqlDialect's time expression)."""
+        return _write_eventuate(conn, topic, ids.next(), key, n)
+
+    return write
+
+
+def _write_eventuate(conn: Connection, topic: str, message_id: str, key: str, n: int) -> str:
     headers = {
         "ID": message_id,
         "PARTITION_ID": key,
@@ -130,25 +152,19 @@ def _write_eventuate(conn: Connection, topic: str, ids: EventuateIds, key: str, 
 
 
 def test_eventuate_tram_message_table(db_engine: Engine, topic_name: Callable[[str], str]) -> None:
-    topic = topic_name("eventuate_recipe")
-    create_topics(topic)
-    _create(db_engine, EVENTUATE_DDL)
-    config = _recipe("eventuate", topic)
-    _validated(db_engine, config)
-    ids, written = EventuateIds(), defaultdict(list)
-    rng = random.Random(5)
-    with db_engine.begin() as conn:
-        for n in range(ROWS):
-            key = rng.choice(KEYS)
-            written[key].append(_write_eventuate(conn, topic, ids, key, n))
-    _relay_all(config, db_engine)
-    assert _arrived_by_key(topic, "ID") == written
+    _relay_recipe(
+        db_engine, topic_name("eventuate_recipe"), EVENTUATE_DDL, "eventuate", _eventuate_writer(), "ID"
+    )
     with db_engine.connect() as conn:
         assert conn.execute(text("SELECT published, COUNT(*) FROM message GROUP BY 1")).all() == [(1, ROWS)]
 
 
-def _write_cap(conn: Connection, topic: str, snowflake: int, key: str, n: int) -> str:
+SNOWFLAKE = 1_700_000_000_000 << 22  # CAP's ids: time-ordered 64-bit Snowflakes
+
+
+def _write_cap(conn: Connection, topic: str, key: str, n: int) -> str:
     """As CAP's publisher stores a message: Snowflake id, the envelope, StatusName Scheduled."""
+    snowflake = SNOWFLAKE + n
     message_id = str(snowflake)
     headers = {
         "cap-msg-id": message_id,
@@ -171,22 +187,9 @@ def _write_cap(conn: Connection, topic: str, snowflake: int, key: str, n: int) -
 
 
 def test_dotnetcore_cap_published_table(db_engine: Engine, topic_name: Callable[[str], str]) -> None:
-    topic = topic_name("cap_recipe")
-    create_topics(topic)
-    _create(db_engine, CAP_DDL)
-    config = _recipe("cap_orders", topic)
-    _validated(db_engine, config)  # CAP has no (StatusName, Added, Id) index: validate's DDL adds it
-    written: dict[str, list[str]] = defaultdict(list)
-    rng = random.Random(6)
-    snowflake = 1_700_000_000_000 << 22
-    with db_engine.begin() as conn:
-        for n in range(ROWS):
-            key = rng.choice(KEYS)
-            written[key].append(_write_cap(conn, topic, snowflake + n, key, n))
-    _relay_all(config, db_engine)
-    assert _arrived_by_key(topic, "cap-msg-id") == written
-    records = read_all(topic)
-    assert all(json.loads(r.value)["key"] == r.key for r in records)  # the Value is the body
+    topic = topic_name("cap_recipe")  # CAP has no (StatusName, Added, Id) index: validate's DDL adds it
+    _relay_recipe(db_engine, topic, CAP_DDL, "cap_orders", _write_cap, "cap-msg-id")
+    assert all(json.loads(r.value)["key"] == r.key for r in read_all(topic))  # the Value is the body
     with db_engine.connect() as conn:
         states = conn.execute(text("SELECT `StatusName`, COUNT(*) FROM `cap.published` GROUP BY 1")).all()
     assert states == [("Succeeded", ROWS)]

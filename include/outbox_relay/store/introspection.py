@@ -7,30 +7,27 @@ from sqlalchemy import Connection, text
 from outbox_relay.store.naming import quote, split_table_name
 
 
-def column_types(conn: Connection, table: str) -> dict[str, str]:
-    """Lower-cased column name -> data type, from information_schema; empty if the table is missing."""
+def _columns(conn: Connection, table: str) -> list[tuple[str, str, bool]]:
+    """(lower-cased name, data type, nullable) per column, in the table's column order."""
     schema, name = split_table_name(table)
     rows = conn.execute(
         text(
-            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name ORDER BY ORDINAL_POSITION"
         ),
         {"schema": schema, "name": name},
     )
-    return {str(r[0]).lower(): str(r[1]) for r in rows}  # in the table's column order
+    return [(str(r[0]).lower(), str(r[1]), str(r[2]) == "YES") for r in rows]
+
+
+def column_types(conn: Connection, table: str) -> dict[str, str]:
+    """Lower-cased column name -> data type, from information_schema; empty if the table is missing."""
+    return {column: kind for column, kind, _ in _columns(conn, table)}
 
 
 def not_null_columns(conn: Connection, table: str) -> set[str]:
     """Lower-cased names of the columns declared NOT NULL."""
-    schema, name = split_table_name(table)
-    rows = conn.execute(
-        text(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) "
-            "AND TABLE_NAME = :name AND IS_NULLABLE = 'NO'"
-        ),
-        {"schema": schema, "name": name},
-    )
-    return {str(r[0]).lower() for r in rows}
+    return {column for column, _, nullable in _columns(conn, table) if not nullable}
 
 
 def indexes(conn: Connection, table: str) -> dict[str, list[str]]:
