@@ -13,14 +13,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
+from airflow.sdk import DAG, Asset, AssetWatcher, CronDataIntervalTimetable, Param, get_current_context, task
 from airflow.sdk.definitions.deadline import DeadlineAlert
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.config.fields import EVENT_DRIVEN
 from outbox_relay.config.loader import ConfigError, load_services
 from outbox_relay.errors import ConfigurationError
 from outbox_relay_airflow import backfill_tasks, replay_tasks, tasks
 from outbox_relay_airflow.observability import published_alias, relay_deadline
+from outbox_relay_airflow.triggers import OutboxRowsTrigger
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 CRON_PRESETS = {
@@ -38,9 +40,10 @@ def service_dag_id(service: str, kind: str) -> str:
     return f"outbox_{service}_{kind}"
 
 
-def _timetable(schedule: str | None) -> Any:
-    """Cron schedules get data intervals, which backfills need to know which rows to re-scan."""
-    if schedule is None or schedule in {"@once", "@continuous"}:
+def _timetable(schedule: Any) -> Any:
+    """Cron schedules get data intervals, which backfills need to know which rows to re-scan; anything else
+    (None, @once, @continuous, the assets of an event-driven relay) is Airflow's as it is."""
+    if not isinstance(schedule, str) or schedule in {"@once", "@continuous"}:
         return schedule
     return CronDataIntervalTimetable(CRON_PRESETS.get(schedule, schedule), timezone="UTC")
 
@@ -82,7 +85,7 @@ def _service_dag(
     config: ServiceConfig,
     kind: str,
     description: str,
-    schedule: str | None,
+    schedule: Any,
     params: dict[str, Param] | None = None,
     *,
     budget: bool = True,
@@ -113,6 +116,20 @@ def _under_dags_test() -> bool:
     return sys.argv[1:3] == ["dags", "test"]
 
 
+def _relay_schedule(config: ServiceConfig) -> Any:
+    """The relay's schedule; ``@rows``: the asset ``outbox://<service>``, watched in the triggerer by one
+    ``OutboxRowsTrigger`` (no I/O here: the trigger connects when the triggerer runs it)."""
+    if config.schedule != EVENT_DRIVEN:
+        return config.schedule
+    name = f"outbox_{config.service}_rows"
+    trigger = OutboxRowsTrigger(config.service, config.watch_seconds)
+    return [
+        Asset(
+            name=name, uri=f"outbox://{config.service}", watchers=[AssetWatcher(name=name, trigger=trigger)]
+        )
+    ]
+
+
 def relay_dag(config: ServiceConfig) -> DAG:
     republish = Param(
         False,
@@ -124,7 +141,7 @@ def relay_dag(config: ServiceConfig) -> DAG:
         config,
         "relay",
         f"Relay {config.table} to Kafka",
-        config.schedule,
+        _relay_schedule(config),
         {"republish": republish},
         deadline=None if _under_dags_test() else relay_deadline(config),
     ) as dag:

@@ -84,6 +84,7 @@ class Sizes:
     poll_interval: float = 0.05
     idle_seconds: float = 300.0  # the window the idle cost of services is measured over
     idle_services: tuple[int, ...] = (1, 10)
+    latency_samples: int = 3  # commit-to-SENT samples per design (on the smallest service count)
 
     @property
     def ref_batch(self) -> int:

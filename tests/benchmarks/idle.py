@@ -1,13 +1,20 @@
-"""What registered services cost while their tables are empty, with today's schedules (relay every
-minute: ensure_topics, relay, check_health; confirmations every minute), on a real Airflow: api-server,
-scheduler and dag-processor, LocalExecutor, PostgreSQL metadata, as ``tests/airflow/airflow_stack.py``
-starts them.
+"""What registered services cost while their tables are empty, and how soon a new row is sent, on a real
+Airflow: api-server, scheduler and dag-processor (and the triggerer), LocalExecutor, PostgreSQL metadata,
+as ``tests/airflow/airflow_stack.py`` starts them, with Airflow's default heartbeat and DAG refresh.
+
+Two designs side by side:
+
+* ``minute``: today's default schedules (relay every minute: ensure_topics, relay, check_health;
+  confirmations every minute);
+* ``rows``: ``schedule: "@rows"`` (the triggerer watches each table, ``watch_seconds: 5``, and starts the
+  relay only when rows are eligible). Confirmations are not event-driven yet, so both designs are
+  measured here without a confirmation topic: the figures compare the relay's cost alone.
 
 For N services on N empty tables, after the DAGs are parsed and their first runs are done, the CPU time
 of every Airflow process and everything it started (task processes included) is read before and after
-a window (``--idle-seconds``, default 300 s) and scaled to an hour. Reported: CPU-s per hour for all N,
-per service, and per task run in the window (from the metadata DB). MariaDB's and the broker's own CPU
-are not counted."""
+a window (``--idle-seconds``, default 300 s) and scaled to an hour; then (for the smallest N) one row at a
+time is written to the first service's table and the seconds until it is SENT are taken. MariaDB's
+and the broker's own CPU are not counted."""
 
 from __future__ import annotations
 
@@ -32,23 +39,24 @@ AIRFLOW_DEFAULTS = {
     "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "5",
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "300",
 }
+DESIGNS = {"minute": "schedule: '* * * * *'\n", "rows": "schedule: '@rows'\nwatch_seconds: 5\n"}
 
 
-def _services(engine: Engine, folder: Path, count_: int) -> None:
-    """``count_`` services, each with its own empty standard table, topic and confirmation topic."""
+def _services(engine: Engine, folder: Path, count_: int, design: str) -> str:
+    """``count_`` services, each with its own empty standard table and topic; the first one's topic."""
     folder.mkdir(parents=True, exist_ok=True)
     suffix = uuid.uuid4().hex[:8]
     topics = []
     with engine.begin() as conn:
         for n in range(count_):
             conn.execute(text(f"CREATE TABLE idle_{n} LIKE outbox_message"))
-            topic = f"bench.idle.{suffix}.{n}"
-            topics += [topic, f"{topic}.results"]
+            topics.append(f"bench.idle.{suffix}.{n}")
             (folder / f"idle_{n}.yaml").write_text(
-                f"table: idle_{n}\ntopic: {topic}\nconfirmation: {{topic: {topic}.results}}\n"
+                f"table: idle_{n}\ntopic: {topics[-1]}\n{DESIGNS[design]}confirm_schedule: null\n"
                 "retention: null\nstart_paused: false\n"
             )
     create_topics(*topics, partitions=1)
+    return topics[0]
 
 
 def _cpu_seconds(stack: AirflowStack) -> float:
@@ -69,13 +77,31 @@ def _cpu_seconds(stack: AirflowStack) -> float:
     return total
 
 
-def _one(count_: int, window: float) -> tuple[float, int]:
-    """CPU-s per hour of ``count_`` idle services, and the task runs started in the window."""
+def _latency(engine: Engine, topic: str) -> float:
+    """Seconds from the commit of one row in ``idle_0`` until the relay marked it SENT."""
+    mid = str(uuid.uuid4())
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO idle_0 (message_id, aggregate_id, event_type, topic, payload) "
+                          "VALUES (:m, 'k', 'Evt', :t, '{}')"), {"m": mid, "t": topic})  # fmt: skip
+    committed = time.monotonic()
+    while time.monotonic() - committed < 300:
+        with engine.connect() as conn:
+            if (
+                conn.execute(text("SELECT status FROM idle_0 WHERE message_id = :m"), {"m": mid}).scalar()
+                == "SENT"
+            ):
+                return time.monotonic() - committed
+        time.sleep(0.2)
+    raise RuntimeError("a row written to idle_0 was not SENT within 300 s")
+
+
+def _one(count_: int, design: str, window: float, samples: int) -> tuple[float, int, list[float]]:
+    """CPU-s per hour of ``count_`` idle services, the task runs started in the window, latencies."""
     with scratch_db(f"idle{count_}") as engine, tempfile.TemporaryDirectory() as home:
         services = Path(home) / "services"
-        _services(engine, services, count_)
+        topic = _services(engine, services, count_, design)
         env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **AIRFLOW_DEFAULTS, **airflow_connections(engine)}
-        with airflow_stack(Path(home) / "airflow", env) as stack:
+        with airflow_stack(Path(home) / "airflow", env, triggerer=design == "rows") as stack:
             stack.wait_for_dag(f"outbox_idle_{count_ - 1}_relay", seconds=300)
             time.sleep(min(WARM_UP_SECONDS, window))
             started, cpu_before = time.time(), _cpu_seconds(stack)
@@ -85,30 +111,31 @@ def _one(count_: int, window: float) -> tuple[float, int]:
                 "SELECT COUNT(*) FROM task_instance WHERE start_date >= to_timestamp(%s) AND "
                 "start_date < to_timestamp(%s)", started, started + window,
             )[0][0]  # fmt: skip
-    return cpu * 3600 / window, int(runs)
+            latencies = [_latency(engine, topic) for _ in range(samples)]
+    return cpu * 3600 / window, int(runs), latencies
 
 
 def measure(sizes: Sizes) -> list[Result]:
-    """Per service count: the total and per-service figure; with two counts or more also the marginal cost
-    of one more idle service (which leaves out what Airflow costs with no service at all)."""
+    """Per design and service count: CPU-s per hour in all and per service; with two counts or more the
+    marginal cost of one more idle service (which leaves out what Airflow costs with no service at
+    all); the median commit-to-SENT latency."""
     results = []
-    totals: dict[int, float] = {}
-    for count_ in sizes.idle_services:
-        per_hour, runs = _one(count_, sizes.idle_seconds)
-        totals[count_] = per_hour
-        extra = {
-            "services": count_,
-            "window_seconds": sizes.idle_seconds,
-            "task_runs": runs,
-            "cpu_seconds_per_task_run": round(per_hour * sizes.idle_seconds / 3600 / runs, 3)
-            if runs
-            else None,
-        }
-        results.append(Result(f"idle_cpu_{count_}_services_hour", None, "CPU-s", [per_hour], extra))
-        results.append(Result("idle_cpu_per_service_hour", count_, "CPU-s", [per_hour / count_], extra))
-    if len(totals) >= 2:
-        low, high = min(totals), max(totals)
-        marginal = (totals[high] - totals[low]) / (high - low)
-        results.append(Result("idle_cpu_marginal_per_service_hour", None, "CPU-s", [marginal],
-                              {"from_services": low, "to_services": high}))  # fmt: skip
+    for design in DESIGNS:
+        totals: dict[int, float] = {}
+        for count_ in sizes.idle_services:
+            samples = sizes.latency_samples if count_ == min(sizes.idle_services) else 0
+            per_hour, runs, latencies = _one(count_, design, sizes.idle_seconds, samples)
+            totals[count_] = per_hour
+            extra = {"design": design, "services": count_, "window_seconds": sizes.idle_seconds,
+                     "task_runs": runs, "latencies": [round(x, 2) for x in latencies]}  # fmt: skip
+            results.append(
+                Result(f"idle_{design}_cpu_per_service_hour", count_, "CPU-s", [per_hour / count_], extra)
+            )
+            if latencies:
+                results.append(Result(f"latency_{design}_commit_to_sent", count_, "s", latencies, extra))
+        if len(totals) >= 2:
+            low, high = min(totals), max(totals)
+            results.append(Result(f"idle_{design}_cpu_marginal_per_service_hour", None, "CPU-s",
+                                  [(totals[high] - totals[low]) / (high - low)],
+                                  {"from_services": low, "to_services": high}))  # fmt: skip
     return results

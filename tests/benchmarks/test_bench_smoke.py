@@ -35,10 +35,12 @@ EXPECTED = {
     "sharded_relay_1",
     "sharded_relay_2",
     "sharded_relay_4",
-    "idle_cpu_1_services_hour",
-    "idle_cpu_2_services_hour",
-    "idle_cpu_per_service_hour",
-    "idle_cpu_marginal_per_service_hour",
+    "idle_minute_cpu_per_service_hour",
+    "idle_minute_cpu_marginal_per_service_hour",
+    "latency_minute_commit_to_sent",
+    "idle_rows_cpu_per_service_hour",
+    "idle_rows_cpu_marginal_per_service_hour",
+    "latency_rows_commit_to_sent",
 }
 
 
@@ -52,7 +54,7 @@ def test_smoke_run_reports_every_component(tmp_path: Path) -> None:
         env=os.environ.copy(),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=840,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
@@ -61,8 +63,8 @@ def test_smoke_run_reports_every_component(tmp_path: Path) -> None:
     assert set(report["component_seconds"]) == set(COMPONENTS)
     by_name = {r["component"]: r for r in report["results"]}
     assert set(by_name) == EXPECTED
-    for name, row in by_name.items():
-        assert row["median"] > 0, f"{name}: {row}"
+    for name, row in by_name.items():  # a marginal cost is a difference: within noise it may be <= 0
+        assert "marginal" in name or row["median"] > 0, f"{name}: {row}"
         assert row["samples"], name
     for target in TARGETS:  # every target got a ratio and a verdict (PASS or MISS, never n/a)
         assert by_name[target.component]["verdict"] in {"PASS", "MISS"}, by_name[target.component]

@@ -14,7 +14,7 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from outbox_relay.config.fields import StatusValue, Strict, check_schedule, check_topic
+from outbox_relay.config.fields import EVENT_DRIVEN, StatusValue, Strict, check_schedule, check_topic
 from outbox_relay.config.identifiers import TableNameField, check_identifier
 from outbox_relay.config.lifecycle import (
     DEADLINE_MARGIN_SECONDS,
@@ -110,7 +110,14 @@ class ServiceConfig(Strict):
         description="A replay DAG run that selects more rows than this waits for a human's approval in "
         "Airflow's Required Actions before it changes anything (0 = every replay waits).",
     )
-    schedule: str | None = Field("* * * * *", description="Cron expression or preset for the relay DAG.")
+    schedule: str | None = Field(
+        "* * * * *",
+        description="Cron expression or preset for the relay DAG; '@rows': event-driven, the triggerer starts "
+        "the relay when rows are eligible (near-zero cost while the table is empty).",
+    )
+    watch_seconds: float = Field(
+        5, gt=0, le=300, description="With schedule '@rows': how often the triggerer looks for eligible rows."
+    )
     confirm_schedule: str | None = "* * * * *"
     cleanup_schedule: str | None = "@daily"
     start_paused: bool = Field(
@@ -205,6 +212,7 @@ class ServiceConfig(Strict):
         self._check_reconciliation()
         self._check_slo()
         self._check_shards()
+        self._check_event_driven()
         if self.retention is not None and self.columns.created_at is None and self.columns.updated_at is None:
             raise ValueError(
                 "retention needs columns.created_at or columns.updated_at to age rows; "
@@ -229,6 +237,13 @@ class ServiceConfig(Strict):
         if not 0 <= shard < self.shards:
             raise ValueError(f"service {self.service!r} has {self.shards} shard(s): no shard {shard}")
         return tuple(b for b in range(LOCK_BUCKETS) if b % self.shards == shard)
+
+    def _check_event_driven(self) -> None:
+        for name in ("confirm_schedule", "cleanup_schedule"):
+            if getattr(self, name) == EVENT_DRIVEN:
+                raise ValueError(
+                    f"{name}: {EVENT_DRIVEN!r} is for the relay ('schedule') only; use a cron expression"
+                )
 
     def _check_slo(self) -> None:
         if (

@@ -1,0 +1,31 @@
+"""The one cheap question an event-driven relay asks between runs: is any row of this service eligible
+now? One indexed probe (``LIMIT 1`` on the claim's scan index), however big the table."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from outbox_relay.store.retry_state import RetryState
+from outbox_relay.store.table import OutboxTable
+
+
+class WatchQuery:
+    def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
+        t = table
+        where = f"{t.status_eq('new', t.statuses.new)}{t.row_filter}{retry_state.not_given_up}"
+        where += f" AND NOT COALESCE(({retry_state.waiting_condition}), FALSE)"
+        if t.column("created_at") and t.config.threshold_seconds > 0:
+            where += f" AND {t.created('<=', 'NOW(6) - INTERVAL :threshold_us MICROSECOND')}"
+        self._sql = text(f"SELECT 1 FROM {t.name} WHERE {where} LIMIT 1")
+        self._params = {
+            "new": t.statuses.new,
+            "threshold_us": int(t.config.threshold_seconds * 1_000_000),
+            **t.attempt_params,
+            **t.filter_params,
+        }
+
+    def has_eligible_rows(self, conn: Connection) -> bool:
+        """A row the relay would claim now exists (not waiting for its retry time, not given up on)."""
+        found = conn.execute(self._sql, self._params).first() is not None
+        conn.rollback()
+        return found
