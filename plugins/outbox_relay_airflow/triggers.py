@@ -1,11 +1,13 @@
 """Event-driven relays (``schedule: "@rows"``): a trigger in Airflow's triggerer watches a service's
 table and starts its relay DAG only when rows are eligible, instead of a task run every minute.
 
-The trigger asks one indexed ``SELECT 1 ... LIMIT 1`` per ``watch_seconds``; idle, that is all a service
+The trigger asks one indexed ``SELECT id ... LIMIT 1`` per ``watch_seconds``; idle, that is all a service
 costs (no scheduler-created runs, no task processes). When rows are there it yields one event (an asset
-event on ``outbox://<service>``, which the relay DAG is scheduled on), then waits until the relay has
-drained them (or ``RELAY_GRACE_SECONDS`` passed) before it can ask for another run: events that arrive
-while a run is queued or running would only add one more run after it.
+event on ``outbox://<service>``, which the relay DAG is scheduled on) and remembers the first eligible
+row. It asks again when the first eligible row is another one (the relay got past it and new rows wait)
+or the same row still waits after ``RELAY_GRACE_SECONDS``. Events that arrive while a run is queued or
+running add at most one run after it. (Waiting for the table to be seen empty instead would stall
+steady traffic: rows keep arriving between two looks, and the next run would wait for the grace.)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 log = logging.getLogger(__name__)
 
-RELAY_GRACE_SECONDS = 300.0  # after an event, ask again only once drained or after this long
+RELAY_GRACE_SECONDS = 60.0  # the same first row still waits this long after an event: ask again
 
 
 class OutboxRowsTrigger(BaseEventTrigger):
@@ -35,16 +37,19 @@ class OutboxRowsTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         probe = await asyncio.to_thread(_Probe, self.service)
-        asked_at: float | None = None
+        asked: tuple[Any, float] | None = None  # the first eligible row when a run was asked for, and when
         try:
             while True:
-                eligible = await asyncio.to_thread(probe.eligible)
-                waiting_for_relay = asked_at is not None and time.monotonic() - asked_at < RELAY_GRACE_SECONDS
-                if not eligible:
-                    asked_at = None
-                elif not waiting_for_relay:
-                    asked_at = time.monotonic()
-                    log.info("service %s: rows are eligible; starting its relay", self.service)
+                first = await asyncio.to_thread(probe.first_eligible)
+                if first is None:
+                    asked = None
+                elif asked is None or first != asked[0] or time.monotonic() - asked[1] >= RELAY_GRACE_SECONDS:
+                    # New work, or the relay got past the row it was asked for (rows came in behind it):
+                    # ask again; events that arrive while a run is queued add at most one run after it.
+                    asked = (first, time.monotonic())
+                    log.info(
+                        "service %s: rows are eligible (first: %s); starting its relay", self.service, first
+                    )
                     yield TriggerEvent({"service": self.service})  # type: ignore[no-untyped-call]
                 await asyncio.sleep(self.watch_seconds)
         finally:
@@ -66,13 +71,13 @@ class _Probe:
         self.query = WatchQuery(table, retry_state_for(table))
         self.engine = db_engine(config, pool_size=1)
 
-    def eligible(self) -> bool:
+    def first_eligible(self) -> Any:
         try:
             with self.engine.connect() as conn:
-                return self.query.has_eligible_rows(conn)
+                return self.query.first_eligible(conn)
         except Exception as exc:  # the database is away: say so, keep watching (the relay would fail too)
             log.warning("could not look for eligible rows (%s: %s); trying again", type(exc).__name__, exc)
-            return False
+            return None
 
     def close(self) -> None:
         self.engine.dispose()

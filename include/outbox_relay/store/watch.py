@@ -1,7 +1,10 @@
-"""The one cheap question an event-driven relay asks between runs: is any row of this service eligible
-now? One indexed probe (``LIMIT 1`` on the claim's scan index), however big the table."""
+"""The one cheap question an event-driven relay asks between runs: which row of this service would the
+relay claim first now, if any? One indexed probe (``LIMIT 1`` on the claim's scan index), however big
+the table."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -16,7 +19,7 @@ class WatchQuery:
         where += f" AND NOT COALESCE(({retry_state.waiting_condition}), FALSE)"
         if t.column("created_at") and t.config.threshold_seconds > 0:
             where += f" AND {t.created('<=', 'NOW(6) - INTERVAL :threshold_us MICROSECOND')}"
-        self._sql = text(f"SELECT 1 FROM {t.name} WHERE {where} LIMIT 1")
+        self._sql = text(f"SELECT {t.id_col} FROM {t.name} WHERE {where} ORDER BY {t.order_sql} LIMIT 1")
         self._params = {
             "new": t.statuses.new,
             "threshold_us": int(t.config.threshold_seconds * 1_000_000),
@@ -24,8 +27,12 @@ class WatchQuery:
             **t.filter_params,
         }
 
-    def has_eligible_rows(self, conn: Connection) -> bool:
-        """A row the relay would claim now exists (not waiting for its retry time, not given up on)."""
-        found = conn.execute(self._sql, self._params).first() is not None
+    def first_eligible(self, conn: Connection) -> Any:
+        """The primary key of the next row the relay would claim now (not waiting for its retry time, not
+        given up on), or None: one step into the claim's scan index."""
+        found = conn.execute(self._sql, self._params).first()
         conn.rollback()
-        return found
+        return None if found is None else found[0]
+
+    def has_eligible_rows(self, conn: Connection) -> bool:
+        return self.first_eligible(conn) is not None
