@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -38,13 +39,17 @@ class TableLock:
         return None if held is None else int(held)
 
     def release(self, conn: Connection) -> None:
-        """Release the lock; if the connection is broken, discard it (the server drops the lock with it)."""
-        try:
-            conn.rollback()
-            conn.execute(text(f"DO RELEASE_LOCK({_LOCK_NAME})"), self._params)
-            conn.commit()
-        except SQLAlchemyError:
-            conn.invalidate()
+        _give_back(conn, lambda: conn.execute(text(f"DO RELEASE_LOCK({_LOCK_NAME})"), self._params))
+
+
+def _give_back(conn: Connection, release: Callable[[], object]) -> None:
+    """Release session locks; if the connection is broken, discard it (the server drops its locks with it)."""
+    try:
+        conn.rollback()
+        release()
+        conn.commit()
+    except SQLAlchemyError:
+        conn.invalidate()
 
 
 # One lock per bucket of keys (the bucket first, so a long table name cannot cut it off).
@@ -88,13 +93,7 @@ class RelayLock:
         return None if held is None else int(held)
 
     def release(self, conn: Connection) -> None:
-        """Release the buckets; if the connection is broken, discard it (the server drops its locks)."""
-        try:
-            conn.rollback()
-            self._release(conn, self._buckets)
-            conn.commit()
-        except SQLAlchemyError:
-            conn.invalidate()
+        _give_back(conn, lambda: self._release(conn, self._buckets))
 
     def _release(self, conn: Connection, buckets: tuple[int, ...]) -> None:
         if buckets:
