@@ -217,9 +217,8 @@ def airflow_stack(
         components = [["api-server", "--port", str(port)], ["scheduler"], ["dag-processor"]]
         for component in components + ([["triggerer"]] if triggerer else []):
             log = open(home / f"{component[0]}.log", "w")  # noqa: SIM115 - closed with the process
-            procs.append(
-                (subprocess.Popen([AIRFLOW, *component], env=env, stdout=log, stderr=subprocess.STDOUT), log)
-            )
+            procs.append((subprocess.Popen([AIRFLOW, *component], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True), log))  # fmt: skip
             stack.processes.append(procs[-1][0])
         for n in range(1, celery_workers + 1):
             name = f"w{n}"
@@ -244,6 +243,8 @@ def airflow_stack(
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            with suppress(ProcessLookupError):  # what it started (LocalExecutor workers, task processes)
+                os.killpg(proc.pid, 9)
             log.close()
         with suppress(Exception):  # best effort: a leftover test database is harmless
             _psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

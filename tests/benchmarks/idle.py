@@ -35,7 +35,7 @@ WARM_UP_SECONDS = 75  # the first runs (topic checks, first parse of every DAG) 
 # Airflow's own defaults where the test stacks tune for speed (1 s scheduler heartbeat, a DAG folder
 # re-read every 5 s): idle cost is measured as a deployment would run.
 AIRFLOW_DEFAULTS = {
-    "AIRFLOW__CORE__PARALLELISM": "32",
+    "AIRFLOW__CORE__PARALLELISM": "4",  # LocalExecutor starts this many worker processes up front
     "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "5",
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "300",
 }
