@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 def _eligible(engine: Engine, config: ServiceConfig) -> bool:
     table = OutboxTable(config)
     with engine.connect() as conn:
-        return WatchQuery(table, retry_state_for(table)).has_eligible_rows(conn)
+        return WatchQuery(table, retry_state_for(table)).first_eligible(conn) is not None
 
 
 def test_the_probe_sees_only_rows_the_relay_would_claim(

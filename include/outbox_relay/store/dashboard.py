@@ -17,6 +17,7 @@ from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, quote
 from outbox_relay.store.replay import FAILED, kind_condition
 from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
+from outbox_relay.store.watch import ready_now
 
 PREVIEW_CHARS = 2000  # a payload preview never shows more than this
 TOP_ERRORS = 5
@@ -111,7 +112,7 @@ class DashboardQueries:
             return None
         where = f"{t.status_eq('status', status)}{t.row_filter}"
         if eligible_only:
-            where += f"{self.retry_state.not_given_up} AND NOT COALESCE(({self.retry_state.waiting_condition}), FALSE)"
+            where += ready_now(self.retry_state)
         order = list(t.config.scan_index)
         hint = "" if t.config.row_filter or order == [t.columns.id] else (self._hint_for(conn, order) or "")
         sql = text(

@@ -12,11 +12,16 @@ from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
 
 
+def ready_now(retry_state: RetryState) -> str:
+    """A WHERE fragment for NEW rows the relay would send now: not given up on and not waiting for their
+    retry time (needs ``attempt_params``)."""
+    return f"{retry_state.not_given_up} AND NOT COALESCE(({retry_state.waiting_condition}), FALSE)"
+
+
 class WatchQuery:
     def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
         t = table
-        where = f"{t.status_eq('new', t.statuses.new)}{t.row_filter}{retry_state.not_given_up}"
-        where += f" AND NOT COALESCE(({retry_state.waiting_condition}), FALSE)"
+        where = f"{t.status_eq('new', t.statuses.new)}{t.row_filter}{ready_now(retry_state)}"
         if t.column("created_at") and t.config.threshold_seconds > 0:
             where += f" AND {t.created('<=', 'NOW(6) - INTERVAL :threshold_us MICROSECOND')}"
         self._sql = text(f"SELECT {t.id_col} FROM {t.name} WHERE {where} ORDER BY {t.order_sql} LIMIT 1")
@@ -33,6 +38,3 @@ class WatchQuery:
         found = conn.execute(self._sql, self._params).first()
         conn.rollback()
         return None if found is None else found[0]
-
-    def has_eligible_rows(self, conn: Connection) -> bool:
-        return self.first_eligible(conn) is not None
