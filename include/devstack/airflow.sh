@@ -77,6 +77,7 @@ start() {
   launch dag-processor "$AIRFLOW" dag-processor
   launch triggerer "$AIRFLOW" triggerer
   wait_listening "$PORT" 120 || { tail -20 "$HOME_DIR/api-server.log"; die "the api-server did not listen on $PORT"; }
+  "$PY" "$ROOT/include/devstack/api_ready.py" "$PORT" 300 || { tail -20 "$HOME_DIR/api-server.log"; die "the api-server listens on $PORT but does not answer"; }
   say "Airflow is up: http://127.0.0.1:$PORT/  (login admin / $ADMIN_PASSWORD)"
   say "Outbox page:   http://127.0.0.1:$PORT/outbox/  (the 'Outbox' entry in the UI's navigation)"
   say "live traffic: an order every 2 s into database $DB; stop everything with: make airflow-stop"

@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
+from devstack.api_ready import wait_until_answering
 from tests.conftest import ROOT
 
 PG_URL = os.environ.get("OUTBOX_TEST_AIRFLOW_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
@@ -233,6 +234,7 @@ def airflow_stack(
             stack.processes.append(worker)
             procs.append((worker, log))
         _wait_for_port(port, 90)
+        wait_until_answering(port)
         yield stack
     finally:
         for proc, _log in procs:
