@@ -22,7 +22,7 @@ from airflow.sdk import BaseHook, Connection
 from sqlalchemy import URL, Engine
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.kafka.messages import PRODUCER_REQUIRED
+from outbox_relay.kafka.messages import PRODUCER_REQUIRED, RELAY_PRODUCER
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.store.engine import make_engine, ping
 
@@ -41,7 +41,7 @@ def producer_settings(config: ServiceConfig) -> dict[str, Any]:
     return {
         "message.timeout.ms": config.kafka.delivery_timeout_ms,
         "linger.ms": config.kafka.linger_ms,
-        **PRODUCER_REQUIRED,
+        **RELAY_PRODUCER,
     }
 
 

@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.kafka.messages import RELAY_PRODUCER
 from outbox_relay.store.ddl import apply_ddl, recreate_database
 from outbox_relay.store.engine import make_engine
 from tests.integration.kafka_tools import create_topics
@@ -197,8 +198,7 @@ def producer_settings(config: ServiceConfig) -> dict[str, Any]:
     """The settings the relay's producer hook applies (idempotent, acks=all, the service's timing)."""
     return {
         "bootstrap.servers": BOOTSTRAP,
-        "enable.idempotence": True,
-        "acks": "all",
+        **RELAY_PRODUCER,
         "linger.ms": config.kafka.linger_ms,
         "message.timeout.ms": config.kafka.delivery_timeout_ms,
     }

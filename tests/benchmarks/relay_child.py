@@ -1,7 +1,8 @@
 """Child process for the resource figures: one relay run of an existing backlog, then its own usage as JSON.
 
-``python -m tests.benchmarks.relay_child <db_url> <topic> <batch>``. CPU is measured around the run only
-(imports and start-up are reported separately); peak RSS is the whole process's high-water mark.
+``python -m tests.benchmarks.relay_child <db_url> <topic> <batch> [project|naive]``. CPU is measured
+around the run only (imports and start-up are reported separately), every thread of the process together
+(librdkafka's too); peak RSS is the whole process's high-water mark.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 
 from outbox_relay.store.engine import make_engine
 from tests.benchmarks.common import bench_config, make_producer
+from tests.benchmarks.naive import run_naive
 from tests.benchmarks.project import run_project
 
 
@@ -20,17 +22,21 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def main(db_url: str, topic: str, batch: int) -> None:
+def main(db_url: str, topic: str, batch: int, relay: str = "project") -> None:
     config = bench_config(topic, batch)
     engine = make_engine(db_url)
     producer = make_producer(config)
     before = cpu_seconds()
-    stats, seconds = run_project(config, engine, producer)
+    if relay == "naive":
+        published, seconds = run_naive(engine, producer, batch)
+    else:
+        stats, seconds = run_project(config, engine, producer)
+        published = stats.published
     after = cpu_seconds()
     engine.dispose()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     report = {
-        "published": stats.published,
+        "published": published,
         "seconds": seconds,
         "cpu_seconds_run": after - before,
         "cpu_seconds_startup": before,
@@ -40,4 +46,4 @@ def main(db_url: str, topic: str, batch: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])

@@ -28,6 +28,7 @@ EXPECTED = {
     "relay_empty_table",
     "relay_with_terminal_rows",
     "relay_cpu_per_msg",
+    "naive_cpu_per_msg",
     "relay_peak_rss",
     "page_overview",
     "page_failed_list",

@@ -140,7 +140,7 @@ def isr_complete(cluster: KafkaCluster, topic: str) -> bool:
 class FaultyProducer:
     """The relay's producer with a fault injected once, in the batch that starts after ``after`` messages:
 
-    * ``in_flight``: during that batch's ``flush``, as soon as its first delivery report arrived, so the
+    * ``in_flight``: during that batch's ``flush``, as soon as its first message was acknowledged, so the
       fault hits a batch partly acknowledged and partly in flight (``acked_at_fault`` says how much of it
       was acknowledged; if the whole batch was, the fault hits the next one before it is produced);
     * otherwise: just before the batch's first message is produced, so all of it is sent after the fault.
@@ -149,31 +149,27 @@ class FaultyProducer:
     def __init__(self, inner: ProducerLike, fault: Callable[[], None], after: int, in_flight: bool) -> None:
         self.inner, self.after, self.in_flight = inner, after, in_flight
         self.fault: Callable[[], None] | None = fault
-        self.produced = self.reports = 0
+        self.produced = 0
         self.missed = False
         self.fired_at: float | None = None  # monotonic time the fault had been applied
-        self.acked_at_fault: int | None = None  # delivery reports of the faulted batch served before it
+        self.acked_at_fault: int | None = None  # messages of the faulted batch settled before it
+
+    def _settled(self) -> int:
+        """Messages produced so far that librdkafka is done with (acknowledged, or failed and reported):
+        the relay's producers report failures only, so this counts the queue, not the reports."""
+        return self.produced - len(self.inner)  # type: ignore[arg-type]
 
     def _fire(self) -> None:
         if self.fault is not None:
             fault, self.fault = self.fault, None
-            self.acked_at_fault = self.reports - self.after
+            self.acked_at_fault = self._settled() - self.after
             fault()
             self.fired_at = time.monotonic()
-
-    def _counted(self, callback: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
-        def report(err: Any, msg: Any) -> None:
-            self.reports += 1  # callbacks run on the thread serving poll/flush: the relay's own
-            callback(err, msg)
-
-        return report
 
     def produce(self, topic: str, *args: Any, **kwargs: Any) -> None:
         if (not self.in_flight and self.produced >= self.after) or self.missed:
             self._fire()
         self.produced += 1
-        if "on_delivery" in kwargs:
-            kwargs["on_delivery"] = self._counted(kwargs["on_delivery"])
         self.inner.produce(topic, *args, **kwargs)
 
     def poll(self, timeout: float = -1) -> int:
@@ -182,9 +178,9 @@ class FaultyProducer:
     def flush(self, timeout: float = -1) -> int:
         if self.in_flight and self.produced > self.after and self.fault is not None:
             deadline = time.monotonic() + 5
-            while self.reports <= self.after and time.monotonic() < deadline:
-                self.inner.poll(0.001)  # serve reports one by one until the batch's first one
-            if self.reports < self.produced:
+            while self._settled() <= self.after and time.monotonic() < deadline:
+                self.inner.poll(0.001)  # until the batch's first message is settled
+            if self._settled() < self.produced:
                 self._fire()
             else:  # the whole batch was acknowledged at once: hit the next one before it is produced
                 self.missed = True
@@ -203,7 +199,10 @@ def faulty_relay(
     in_flight: bool,
 ) -> tuple[OutboxRelay, FaultyProducer]:
     """The relay as a task builds it (its delivery and flush timeouts), with a fault in its producer."""
-    inner = producer(bootstrap, **{"message.timeout.ms": config.kafka.delivery_timeout_ms})
+    inner = producer(
+        bootstrap,
+        **{"message.timeout.ms": config.kafka.delivery_timeout_ms, "linger.ms": config.kafka.linger_ms},
+    )
     faulty = FaultyProducer(inner, fault, after, in_flight)
     publisher = KafkaPublisher(faulty, config.kafka.flush_timeout_seconds)
     return OutboxRelay(config, engine, publisher), faulty

@@ -10,6 +10,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from outbox_examples.demo_support import topic_records
+from outbox_relay.kafka.messages import RELAY_PRODUCER
 from outbox_relay.kafka.topics import wait_for_leaders
 from tests.stack import BOOTSTRAP
 
@@ -37,15 +38,8 @@ def create_topics(
 
 
 def producer(bootstrap: str = BOOTSTRAP, **overrides: Any) -> Producer:
-    return Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            **overrides,
-        }
-    )
+    """A producer set up as the relay's are (failure reports only)."""
+    return Producer({"bootstrap.servers": bootstrap, **RELAY_PRODUCER, "linger.ms": 5, **overrides})
 
 
 def read_all(topic: str, bootstrap: str = BOOTSTRAP) -> list[Record]:

@@ -44,7 +44,10 @@ def statuses(engine: Engine) -> dict[str, str]:
 def relay_publisher(config: ServiceConfig, bootstrap: str = BOOTSTRAP) -> KafkaPublisher:
     """The publisher a relay task builds: the service's delivery timeout and flush timeout."""
     return KafkaPublisher(
-        producer(bootstrap, **{"message.timeout.ms": config.kafka.delivery_timeout_ms}),
+        producer(
+            bootstrap,
+            **{"message.timeout.ms": config.kafka.delivery_timeout_ms, "linger.ms": config.kafka.linger_ms},
+        ),
         config.kafka.flush_timeout_seconds,
     )
 

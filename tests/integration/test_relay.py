@@ -291,17 +291,17 @@ def test_a_bug_while_building_a_message_crashes_the_run_and_fails_no_row(
     monkeypatch: pytest.MonkeyPatch,
     pipelining: bool,
 ) -> None:
-    """Only a declared poison-row error fails a row; a bug (here a ValueError from header building, the
+    """Only a declared poison-row error fails a row; a bug (here a ValueError from message building, the
     type that used to be taken for a poison row) must stop the run and cost no row an attempt."""
     topic = topic_name("bug")
     create_topics(topic)
     insert_rows(db_engine, topic, ["a", "b", "c"])
 
-    def broken_headers(*args: Any, **kwargs: Any) -> list[tuple[str, bytes]]:
-        raise ValueError("a bug in header building, not a poison row")
+    def broken_message(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a bug in message building, not a poison row")
 
-    monkeypatch.setattr("outbox_relay.relay.messages.build_headers", broken_headers)
-    with pytest.raises(ValueError, match="a bug in header building"):
+    monkeypatch.setattr("outbox_relay.relay.messages.MessageBuilder.message", broken_message)
+    with pytest.raises(ValueError, match="a bug in message building"):
         run_relay(service_config(topic=topic, pipelining=pipelining), db_engine)
     assert set(statuses(db_engine).values()) == {"NEW"}
     with db_engine.connect() as conn:

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,11 @@ REQUIRED_PIP_PINS = (
     "celery>=5.5,<5.7",  # the provider imports celery.backends.database.retry, gone in celery 5.7.0
     "statsd==4.0.1",  # the relay's metrics, when [metrics] statsd_on
     "PyMySQL==1.2.4",
+    "orjson==3.13.0",  # decodes claimed batches
 )
+# The relay's own dependencies the Airflow image already brings (with versions Airflow accepts), so the
+# compose file leaves them out or pins them loosely.
+FROM_THE_AIRFLOW_IMAGE = {"sqlalchemy", "pydantic", "pyyaml"}
 
 Services = dict[str, dict[str, Any]]
 
@@ -258,6 +263,18 @@ def test_airflow_service_installs_the_relay_dependencies(services: Services, nam
         assert pin in requirements, f"{name}: {pin} missing from _PIP_ADDITIONAL_REQUIREMENTS"
     assert any(req.startswith("pydantic>=2") for req in requirements)
     assert any(req.startswith("PyYAML>=6") for req in requirements)
+
+
+def test_every_dependency_of_the_relay_is_installed_with_its_pin(services: Services) -> None:
+    """A dependency added to pyproject.toml must reach the containers too, at the same version."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = service_env(services["airflow-scheduler"])["_PIP_ADDITIONAL_REQUIREMENTS"].split()
+    for dependency in project["dependencies"]:
+        name = re.split(r"[=<>!~ ]", dependency, maxsplit=1)[0]
+        if name.lower() not in FROM_THE_AIRFLOW_IMAGE:
+            assert dependency in requirements, (
+                f"pyproject.toml's {dependency} missing from _PIP_ADDITIONAL_REQUIREMENTS"
+            )
 
 
 def test_airflow_commands(services: Services) -> None:

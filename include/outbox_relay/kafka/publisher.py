@@ -2,6 +2,12 @@
 
 Every delivery report is checked. A message with no report by the flush timeout
 is purged and counted as undelivered, so nothing is marked SENT without an ack.
+
+The relay's producers report failures only (``delivery.report.only.error``: a success report costs a
+Python call per message). So a message without a report counts as acknowledged only once the flush
+completed, which is when librdkafka has settled every queued message and served every report; after a
+flush that timed out, a message without a report is undelivered (at worst published again later). With
+a producer that reports successes too, the result is the same.
 """
 
 from __future__ import annotations
@@ -72,8 +78,8 @@ _PENDING = object()  # no delivery report (yet)
 _HELD = object()  # not produced: an older message of its key was rejected in this batch
 
 
-def _classify(outcome: DeliveryOutcome, message: OutboundMessage, report: Any) -> None:
-    if report is None:
+def _classify(outcome: DeliveryOutcome, message: OutboundMessage, report: Any, flushed: bool) -> None:
+    if report is None or (report is _PENDING and flushed):
         outcome.acked.append(message)
     elif report is _HELD:
         outcome.held.append(message)
@@ -101,23 +107,27 @@ class KafkaPublisher:
         def record(index: int, err: Any, _msg: Any) -> None:
             reports[index] = err
 
-        send = self._send
+        produce = self.producer.produce
         rejected_keys: set[bytes] = set()
         for index, message in enumerate(messages):
-            if rejected_keys and message.key in rejected_keys:
+            _ref, topic, key, value, headers, partition = message
+            if rejected_keys and key in rejected_keys:
                 reports[index] = _HELD  # an older message of this key was just rejected: keep per-key order
                 continue
             callback = partial(record, index)
             try:
-                send(message, callback)
+                if partition is None:  # the usual case, inlined: this loop runs once per message
+                    produce(topic, value, key, headers=headers, on_delivery=callback)
+                else:
+                    self._send(message, callback)
             except (BufferError, KafkaException, TypeError, ValueError) as exc:
                 reports[index] = self._produce_slowly(message, callback, exc)
-                if reports[index] is not _PENDING and message.key is not None:
-                    rejected_keys.add(message.key)
-        self._flush_or_purge()
+                if reports[index] is not _PENDING and key is not None:
+                    rejected_keys.add(key)
+        flushed = self._flush_or_purge()
         outcome = DeliveryOutcome()
         for message, report in zip(messages, reports, strict=True):
-            _classify(outcome, message, report)
+            _classify(outcome, message, report, flushed)
         return outcome
 
     def _send(self, message: OutboundMessage, callback: Any) -> None:
@@ -150,10 +160,13 @@ class KafkaPublisher:
             return error.args[0]
         return error
 
-    def _flush_or_purge(self) -> None:
+    def _flush_or_purge(self) -> bool:
+        """Wait for every report; True when the first flush completed (nothing left queued, in flight or
+        unreported), so that a message without a report was delivered."""
         deadline = time.monotonic() + self.flush_timeout_seconds
         remaining = self.producer.flush(self.flush_timeout_seconds)
         if remaining:
             # Give up on what is still queued or in flight; their reports (purged) arrive on the next poll.
             self.producer.purge(in_queue=True, in_flight=True, blocking=False)
             self.producer.flush(max(0.0, min(1.0, deadline - time.monotonic())) or 0.5)
+        return remaining == 0

@@ -343,17 +343,17 @@ class OutboxRelay:
         messages: list[OutboundMessage] = []
         failures: list[Failure] = []
         sent = self.config.statuses.sent
+        message, add = self.messages.message, messages.append
         for ref, row in enumerate(rows):
             if row.failed:
                 continue  # gave up earlier (state kept in the attempt table); not a blocker any more
-            if row.waiting or (row.key is not None and row.key in held_keys):
+            if row.waiting or (held_keys and row.key is not None and row.key in held_keys):
                 if row.key is not None:
                     held_keys.add(row.key)
                 stats.held_back += 1
                 continue
             try:
-                replay = republish and row.status == sent
-                messages.append(self.messages.message(ref, row, replay))
+                add(message(ref, row, republish and row.status == sent))
             except PoisonRowError as exc:  # anything else is a bug: it crashes the run, no row pays for it
                 failures.append(self.policy.failure(row, str(exc), held_keys))
         return messages, failures

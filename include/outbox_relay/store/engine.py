@@ -25,7 +25,9 @@ def make_engine(
         pool_recycle=3600,
         pool_size=pool_size,
         connect_args={
-            "init_command": f"SET time_zone = '{time_zone}'",
+            # MariaDB caps JSON_ARRAYAGG, which hands the relay a claimed batch as one value, at
+            # group_concat_max_len (1 MB by default); the server's max_allowed_packet still bounds it.
+            "init_command": f"SET time_zone = '{time_zone}', group_concat_max_len = 4294967295",
             "connect_timeout": 10,
             **({"ssl": ssl} if ssl else {}),
         },

@@ -6,28 +6,47 @@ from sqlalchemy import Connection, text
 
 from outbox_relay.store.naming import quote, split_table_name
 
+_INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})
+_TEXT_TYPES = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"})
 
-def _columns(conn: Connection, table: str) -> list[tuple[str, str, bool]]:
-    """(lower-cased name, data type, nullable) per column, in the table's column order."""
+
+def _columns(conn: Connection, table: str) -> list[tuple[str, str, bool, str | None]]:
+    """(lower-cased name, data type, nullable, character set) per column, in the table's column order."""
     schema, name = split_table_name(table)
     rows = conn.execute(
         text(
-            "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE FROM information_schema.COLUMNS "
+            "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, CHARACTER_SET_NAME FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name ORDER BY ORDINAL_POSITION"
         ),
         {"schema": schema, "name": name},
     )
-    return [(str(r[0]).lower(), str(r[1]), str(r[2]) == "YES") for r in rows]
+    return [(str(r[0]).lower(), str(r[1]), str(r[2]) == "YES", r[3]) for r in rows]
 
 
 def column_types(conn: Connection, table: str) -> dict[str, str]:
     """Lower-cased column name -> data type, from information_schema; empty if the table is missing."""
-    return {column: kind for column, kind, _ in _columns(conn, table)}
+    return {column: kind for column, kind, _, _ in _columns(conn, table)}
 
 
 def not_null_columns(conn: Connection, table: str) -> set[str]:
     """Lower-cased names of the columns declared NOT NULL."""
-    return {column for column, _, nullable in _columns(conn, table) if not nullable}
+    return {column for column, _, nullable, _ in _columns(conn, table) if not nullable}
+
+
+def value_kinds(conn: Connection, table: str) -> dict[str, str]:
+    """Lower-cased column name -> ``integer``, ``text`` (characters in a character set, or MySQL's JSON
+    type) or ``other`` (binary strings, times, decimals, ...): what a value turns into when the server
+    writes it into a JSON document, and whether that reads back as the very value the driver returns."""
+
+    def kind(data_type: str, charset: str | None) -> str:
+        data_type = data_type.lower()
+        if data_type in _INTEGER_TYPES:
+            return "integer"
+        if data_type == "json" or (data_type in _TEXT_TYPES and charset not in (None, "binary")):
+            return "text"
+        return "other"
+
+    return {column: kind(data_type, charset) for column, data_type, _, charset in _columns(conn, table)}
 
 
 def indexes(conn: Connection, table: str) -> dict[str, list[str]]:

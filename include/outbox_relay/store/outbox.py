@@ -17,7 +17,7 @@ from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
 from outbox_relay.store.backfill import BackfillQueries
 from outbox_relay.store.claim import ClaimQuery
 from outbox_relay.store.locks import RelayLock, backfill_lock, relay_lock
-from outbox_relay.store.naming import expanding, id_list, quote, truncate_error
+from outbox_relay.store.naming import expanding, quote, run_with_lists, truncate_error
 from outbox_relay.store.replay import ReplayAudit, ReplayQueries
 from outbox_relay.store.retry_state import retry_state_for
 from outbox_relay.store.table import OutboxTable
@@ -75,9 +75,11 @@ class OutboxStore:
         sets = t.set_clause(
             "sent", [("sent_at", "NOW(6)"), ("run_id", ":run_id"), ("next_attempt_at", "NULL")]
         )
-        ids_sql, params = id_list([r.row_id for r in rows])
-        params.update(sent=t.statuses.sent, run_id=run_id[:250], claimed=[t.statuses.new, t.statuses.sent])
-        done = self._complete(conn, f"{t.id_col} IN ({ids_sql})", sets, params)
+        params = {
+            "ids": [r.row_id for r in rows], "sent": t.statuses.sent, "run_id": run_id[:250],
+            "claimed": [t.statuses.new, t.statuses.sent],
+        }  # fmt: skip
+        done = self._complete(conn, f"{t.id_col} IN :ids", sets, params)
         self.retry_state.forget(conn, [r.row_id for r in rows if r.attempts])
         return done
 
@@ -106,7 +108,7 @@ class OutboxStore:
 
     @staticmethod
     def _run(conn: Connection, sql: str, params: dict[str, Any]) -> int:
-        return int(conn.execute(expanding(sql, "claimed"), params).rowcount)
+        return int(run_with_lists(conn, sql, params).rowcount)
 
     def record_failures(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
         """Attempts+1 (FAILED once out of attempts) and one row-history entry per failed attempt."""

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import ProgrammingError
 
 from outbox_relay.models import Failure, OutboxRow
-from outbox_relay.store.naming import REPLAY_TABLE, expanding, id_list, truncate_error
+from outbox_relay.store.naming import REPLAY_TABLE, expanding, run_with_lists, truncate_error
 from outbox_relay.store.retry_state import OutsideState, RetryState
 from outbox_relay.store.table import OutboxTable
 
@@ -187,12 +187,12 @@ class ReplayQueries:
             sets = t.set_clause(
                 "new", [("attempts", "0"), ("last_error", "NULL"), ("next_attempt_at", "NULL")]
             )
-            ids_sql, params = id_list(ids)
-            conn.execute(
-                text(f"UPDATE {t.by_primary_key} SET {sets} WHERE {t.id_col} IN ({ids_sql}) AND "
-                     f"{t.status_eq('failed', t.statuses.failed)}"),
-                {**params, "new": t.statuses.new, "failed": t.statuses.failed},
-            )  # fmt: skip
+            run_with_lists(
+                conn,
+                f"UPDATE {t.by_primary_key} SET {sets} WHERE {t.id_col} IN :ids AND "
+                f"{t.status_eq('failed', t.statuses.failed)}",
+                {"ids": list(ids), "new": t.statuses.new, "failed": t.statuses.failed},
+            )
         self.retry_state.forget(conn, ids)
         return len(rows)
 
@@ -209,9 +209,8 @@ class ReplayQueries:
         run_id = t.column("run_id")
         if run_id is None or not row_ids:
             return {}
-        ids_sql, params = id_list(row_ids)
-        sql = text(f"SELECT {t.id_col}, {run_id} FROM {t.name} WHERE {t.id_col} IN ({ids_sql})")
-        return {str(i): r for i, r in conn.execute(sql, params)}
+        sql = f"SELECT {t.id_col}, {run_id} FROM {t.name} WHERE {t.id_col} IN :ids"
+        return {str(row[0]): row[1] for row in run_with_lists(conn, sql, {"ids": list(row_ids)})}
 
     def record_attempts(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
         """Failed attempts, one history row each (which run, which error, retried or given up): ``explain``

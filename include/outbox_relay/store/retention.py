@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from outbox_relay.config import StatusValue
-from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, id_list
+from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, run_with_lists
 from outbox_relay.store.retry_state import AttemptTableRetryState
 from outbox_relay.store.table import OutboxTable
 
@@ -36,15 +36,12 @@ class RetentionQueries:
     ) -> int:
         """Delete by primary key, re-checking status and age so only those rows are touched."""
         t = self.table
-        ids_sql, params = id_list(ids)
-        sql = expanding(
-            f"DELETE FROM {t.name} WHERE {t.id_col} IN ({ids_sql}) "
-            f"AND {t.status_in('statuses', statuses)} AND {t.older_than('age_s')}"
-            f"{t.row_filter}",
-            "statuses",
+        sql = (
+            f"DELETE FROM {t.name} WHERE {t.id_col} IN :ids "
+            f"AND {t.status_in('statuses', statuses)} AND {t.older_than('age_s')}{t.row_filter}"
         )
-        params.update(statuses=list(statuses), age_s=int(age_seconds), **t.filter_params)
-        return int(conn.execute(sql, params).rowcount)
+        params = {"ids": list(ids), "statuses": list(statuses), "age_s": int(age_seconds), **t.filter_params}
+        return int(run_with_lists(conn, sql, params).rowcount)
 
     def expired_given_up_ids(self, conn: Connection, age_seconds: float, limit: int) -> list[str]:
         """Rows given up on, for tables whose FAILED state lives in the attempt table."""

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, text
 
 from outbox_relay.models import Failure, OutboxRow
-from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, id_list, quote, truncate_error
+from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, quote, run_with_lists, truncate_error
 from outbox_relay.store.table import OutboxTable
 
 # attempts, last error, next attempt time, given up: one row's entry in the attempt table.
@@ -201,12 +201,10 @@ class AttemptTableRetryState:
         conn.execute(sql, params)
         terminal = [f.row.row_id for f in failures if f.terminal]
         if terminal and t.statuses.failed is not None:
-            ids_sql, id_params = id_list(terminal)
-            conn.execute(
-                text(
-                    f"UPDATE {t.by_primary_key} SET {t.status_col} = :failed WHERE {t.id_col} IN ({ids_sql})"
-                ),
-                {**id_params, "failed": t.statuses.failed},
+            run_with_lists(
+                conn,
+                f"UPDATE {t.by_primary_key} SET {t.status_col} = :failed WHERE {t.id_col} IN :ids",
+                {"ids": terminal, "failed": t.statuses.failed},
             )
 
     def forget(self, conn: Connection, row_ids: Sequence[Any]) -> None:

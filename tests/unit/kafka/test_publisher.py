@@ -73,3 +73,37 @@ def test_sync_rejection_holds_back_newer_messages_of_the_same_key() -> None:
     )
     assert [m.value for m in outcome.held] == [b"after"]
     assert [m.value for m in outcome.acked] == [b"other"]
+
+
+class FailureReportsOnly(FakeProducer):
+    """A producer with ``delivery.report.only.error``: a delivered message gets no report at all."""
+
+    def __init__(self, outcomes: dict[bytes, Any], completes: bool = True) -> None:
+        super().__init__(outcomes)
+        self.completes = completes
+
+    def produce(self, topic: str, value: bytes, key: bytes, headers: Any, on_delivery: Any) -> None:
+        if self.outcomes.get(value) is not None:
+            super().produce(topic, value, key, headers, on_delivery)
+
+    def flush(self, timeout: float = 0) -> int:
+        super().flush(timeout)
+        return 0 if self.completes or self.purged else 3
+
+
+def test_without_success_reports_a_completed_flush_means_delivered() -> None:
+    fake = FailureReportsOnly({b"reject": KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)})
+    outcome = KafkaPublisher(fake, 1).publish([_msg(b"ok", b"a"), _msg(b"reject", b"b"), _msg(b"ok2", b"c")])
+    assert [m.value for m in outcome.acked] == [b"ok", b"ok2"]
+    assert [m.value for m, _ in outcome.rejected] == [b"reject"]
+    assert not outcome.unavailable and not fake.purged
+
+
+def test_without_success_reports_a_timed_out_flush_delivers_nothing_unreported() -> None:
+    """The first flush timed out: a message without a report may or may not have arrived, so it is not
+    marked SENT (published again later, at worst a duplicate)."""
+    fake = FailureReportsOnly({}, completes=False)
+    outcome = KafkaPublisher(fake, 0.1).publish([_msg(b"a", b"a"), _msg(b"b", b"b")])
+    assert not outcome.acked
+    assert [r for _, r in outcome.unavailable] == [NO_REPORT, NO_REPORT]
+    assert fake.purged
