@@ -150,9 +150,14 @@ def relay_dag(config: ServiceConfig) -> DAG:
         def ensure_topics(service: str) -> list[str]:
             return tasks.run_ensure_topics(service)
 
-        @task(task_id="relay", outlets=[published_alias(config.service)])
+        @task(task_id="relay", outlets=[] if config.shards > 1 else [published_alias(config.service)])
         def relay(service: str, shard: int | None = None) -> dict[str, Any]:
             return tasks.run_relay(service, dict(get_current_context()), shard=shard)
+
+        @task(task_id="announce_topics", outlets=[published_alias(config.service)])
+        def announce_topics(service: str) -> list[str]:
+            """A sharded run's asset events, once for all its shards (see ``tasks.run_relay``)."""
+            return tasks.run_announce_topics(service, dict(get_current_context()))
 
         @task(task_id="check_health", retries=0)
         def check_health(service: str) -> dict[str, Any]:
@@ -160,12 +165,16 @@ def relay_dag(config: ServiceConfig) -> DAG:
             return tasks.run_check_health(service, dict(get_current_context()))
 
         # A sharded service maps one relay task per shard; they run side by side on the executor's workers.
-        relayed = (
-            relay.partial(service=config.service).expand(shard=list(range(config.shards)))
-            if config.shards > 1
-            else relay(config.service)
-        )
-        ensure_topics(config.service) >> relayed >> check_health(config.service)
+        if config.shards > 1:
+            shards = relay.partial(service=config.service).expand(shard=list(range(config.shards)))
+            (
+                ensure_topics(config.service)
+                >> shards
+                >> announce_topics(config.service)
+                >> check_health(config.service)
+            )
+        else:
+            ensure_topics(config.service) >> relay(config.service) >> check_health(config.service)
     return dag
 
 

@@ -6,6 +6,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -122,8 +123,37 @@ def run_relay(
     finally:
         engine.dispose()
     send(config.service, relay_metrics(stats))
-    stats["asset_events"] = announce(config, context, stats)
+    # A sharded service's shards announce nothing: the first event for a topic makes Airflow create its
+    # asset, and two shards doing that at once fail one of them (a unique-key race in the metadata DB).
+    # ``run_announce_topics`` announces the shards' topics once, after them.
+    stats["asset_events"] = announce(config, context, stats) if config.shards == 1 else []
     return _count_lock_busy_runs(config, context, stats)
+
+
+def run_announce_topics(service: str, context: dict[str, Any], services_dir: Path | None = None) -> list[str]:
+    """The asset events of a sharded relay run: one per topic its shards published to, rows added up."""
+    config = load_service(service, services_dir)
+    ti = context.get("ti")
+    pulled = ti.xcom_pull(task_ids="relay") if ti is not None else None
+    return announce(config, context, {"topics": merged_topics(pulled)})
+
+
+def merged_topics(pulled: Any) -> dict[str, dict[str, Any]]:
+    """The shards' per-topic tallies (``RunStats.topics``) as one: rows added, the lowest first row id and
+    the highest last row id (each shard's own, when the ids do not compare)."""
+    merged: dict[str, dict[str, Any]] = {}
+    shards = [pulled] if isinstance(pulled, dict) else list(pulled or [])
+    for stats in shards:
+        for topic, tally in ((stats or {}).get("topics") or {}).items():
+            entry = merged.get(topic)
+            if entry is None:
+                merged[topic] = dict(tally)
+                continue
+            entry["rows"] += tally["rows"]
+            with suppress(TypeError):
+                entry["first_row_id"] = min(entry["first_row_id"], tally["first_row_id"])
+                entry["last_row_id"] = max(entry["last_row_id"], tally["last_row_id"])
+    return merged
 
 
 def _backfill_audit(context: dict[str, Any], window: Window | None) -> ReplayAudit:

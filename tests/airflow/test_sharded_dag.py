@@ -1,8 +1,10 @@
 """A sharded service on a real scheduler (LocalExecutor, two task slots): the relay DAG maps one relay task
-per shard, they run side by side, each publishes its own keys' rows, and the health check adds them up."""
+per shard, they run side by side, each publishes its own keys' rows, the topic's asset event comes once for
+all of them, and the health check adds them up."""
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +46,15 @@ def test_a_sharded_relay_dag_maps_one_task_per_shard(
             "SELECT state FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = 'check_health'",
             RELAY, run_id,
         )  # fmt: skip
+        events = stack.metadata(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri LIKE %s",
+            f"kafka://%/{topic}",
+        )  # fmt: skip
     assert mapped == [(0, "success"), (1, "success"), (2, "success"), (3, "success")]
+    extras = [e[0] if isinstance(e[0], dict) else json.loads(e[0]) for e in events]
+    assert [(e["rows"], e["first_row_id"], e["last_row_id"]) for e in extras] == [
+        (400, 1, 400)
+    ]  # once, all shards
     assert health == [("success",)]
     assert sorted(r.headers["outbox-message-id"] for r in read_all(topic)) == sorted(written)
     with db_engine.connect() as conn:

@@ -91,7 +91,9 @@ def _percentile(values: list[float], p: float) -> float:
 
 def one_run(sizes: Sizes, engine: Engine, topic: str) -> dict[str, float]:
     config = bench_config(topic, sizes.ref_batch)
-    producer = AckTimes(make_producer(config))
+    # The relay's producer reports failures only; this one reports every delivery, to time each ack (the
+    # relay's publisher takes either).
+    producer = AckTimes(make_producer(config, **{"delivery.report.only.error": False}))
     written: list[int] = []
     writer = threading.Thread(
         target=offered_load, args=(engine, topic, sizes.latency_rate, sizes.latency_seconds, written)

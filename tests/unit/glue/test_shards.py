@@ -8,7 +8,7 @@ import pytest
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay_airflow.dag_factory import relay_dag
-from outbox_relay_airflow.tasks import _relay_stats
+from outbox_relay_airflow.tasks import _relay_stats, merged_topics
 
 
 def _config(**fields: Any) -> ServiceConfig:
@@ -21,8 +21,33 @@ def test_one_mapped_relay_task_per_shard() -> None:
     assert sharded.op_kwargs_expand_input.value == {"shard": [0, 1, 2, 3]}  # type: ignore[attr-defined]
     assert not relay_dag(_config()).get_task("relay").is_mapped
     assert [t.task_id for t in relay_dag(_config(shards=4)).topological_sort()] == [
-        "ensure_topics", "relay", "check_health",
+        "ensure_topics", "relay", "announce_topics", "check_health",
     ]  # fmt: skip
+
+
+def test_a_sharded_run_announces_its_topics_once_after_the_shards() -> None:
+    """Shards emitting the first event of a topic at the same moment race to create its asset in Airflow's
+    metadata DB, and the loser's task fails: only ``announce_topics`` has the outlet."""
+    sharded, single = relay_dag(_config(shards=4)), relay_dag(_config())
+    assert not sharded.get_task("relay").outlets
+    assert [o.name for o in sharded.get_task("announce_topics").outlets] == ["outbox_hot_published"]
+    assert [o.name for o in single.get_task("relay").outlets] == ["outbox_hot_published"]
+    assert "announce_topics" not in single.task_ids
+
+
+def test_the_shards_topic_tallies_add_up() -> None:
+    shards = [
+        {"topics": {"a": {"rows": 3, "first_row_id": 5, "last_row_id": 9}}},
+        {"topics": {"a": {"rows": 2, "first_row_id": 2, "last_row_id": 7}, "b": {"rows": 1, "first_row_id": 4,
+                                                                               "last_row_id": 4}}},
+        {"skipped": "shard 3 of a service with 2 shard(s)", "shard": 3},
+        None,
+    ]  # fmt: skip
+    assert merged_topics(shards) == {
+        "a": {"rows": 5, "first_row_id": 2, "last_row_id": 9},
+        "b": {"rows": 1, "first_row_id": 4, "last_row_id": 4},
+    }
+    assert merged_topics(None) == {}
 
 
 def test_the_health_check_adds_the_shards_figures_up() -> None:
