@@ -3,13 +3,16 @@ and the naive relay's CPU per message on the same backlog, the same way (the mac
 CPU-seconds per message vary with the machine and with what else runs on it).
 
 The child (``relay_child``) runs one relay once and reports ``getrusage(RUSAGE_SELF)``: CPU around the run
-(every thread, librdkafka's too), and the process's peak RSS. The database's and the broker's CPU are not
-included. One run each (a 1M-row backlog takes a while to build); its rows/s is reported too.
+(every thread, librdkafka's too), and the process's peak RSS. One run each (a 1M-row backlog takes a while
+to build); its rows/s is reported too. Beside it, the CPU the local database server and broker spent while
+the child ran (``/proc``; rows left out when they are not processes of this machine): what a relayed
+message costs the database is the figure a capacity plan needs most.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +23,28 @@ from sqlalchemy import Engine
 from tests.benchmarks.common import Result, Sizes, db_url, fresh_backlog, rate, scratch_db, temp_topics
 
 ROOT = Path(__file__).resolve().parents[2]
+SERVERS = {"db": "mariadbd|mysqld", "broker": "kafka[.]Kafka|tansu"}  # pgrep -f patterns
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _server_cpu() -> dict[str, float | None]:
+    """CPU-seconds used so far by the local database server's and broker's processes (None: none here)."""
+    used: dict[str, float | None] = {}
+    for name, pattern in SERVERS.items():
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False).stdout
+        total = None
+        for pid in found.split():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+        used[name] = total
+    return used
 
 
 def _child(engine: Engine, topic: str, batch: int, relay: str, rows: int) -> dict[str, Any]:
+    servers_before = _server_cpu()
     done = subprocess.run(
         [sys.executable, "-m", "tests.benchmarks.relay_child", db_url(engine), topic, str(batch), relay],
         cwd=ROOT,
@@ -35,7 +57,22 @@ def _child(engine: Engine, topic: str, batch: int, relay: str, rows: int) -> dic
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     if report["published"] != rows:
         raise RuntimeError(f"{relay} relay child published {report['published']} of {rows}")
+    after = _server_cpu()
+    for name, before in servers_before.items():
+        used = after[name]
+        report[f"{name}_cpu_seconds"] = None if before is None or used is None else used - before
     return report
+
+
+def _server_results(component: str, batch: int, report: dict[str, Any], rows: int) -> list[Result]:
+    """``<component>_db_cpu_per_msg`` / ``_broker_cpu_per_msg`` for the servers found on this machine."""
+    return [
+        Result(
+            f"{component}_{name}_cpu_per_msg", batch, "us/msg", [report[f"{name}_cpu_seconds"] / rows * 1e6]
+        )
+        for name in SERVERS
+        if report.get(f"{name}_cpu_seconds") is not None
+    ]
 
 
 def measure(sizes: Sizes) -> list[Result]:
@@ -55,4 +92,6 @@ def measure(sizes: Sizes) -> list[Result]:
         Result("relay_cpu_per_msg", batch, "us/msg", [report["cpu_seconds_run"] / rows * 1e6], extra),
         Result("naive_cpu_per_msg", batch, "us/msg", [naive["cpu_seconds_run"] / rows * 1e6], naive_extra),
         Result("relay_peak_rss", batch, "MB", [report["peak_rss_mb"]], extra),
+        *_server_results("relay", batch, report, rows),
+        *_server_results("naive", batch, naive, rows),
     ]
