@@ -10,7 +10,6 @@ import json
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from outbox_relay.config import ServiceConfig
@@ -28,26 +27,6 @@ from outbox_relay.kafka.messages import (
     OutboundMessage,
 )
 from outbox_relay.models import OutboxRow
-
-
-@lru_cache(maxsize=256)
-def _source_headers(service: str, table: str) -> tuple[tuple[str, bytes], tuple[str, bytes]]:
-    return (HEADER_SERVICE, service.encode()), (HEADER_SOURCE_TABLE, table.encode())
-
-
-def build_headers(row: OutboxRow, service: str, table: str, replay: bool) -> list[tuple[str, bytes]]:
-    headers = [
-        (HEADER_MESSAGE_ID, row.message_id.encode()),
-        *_source_headers(service, table),
-        (HEADER_ROW_ID, str(row.row_id).encode()),
-    ]
-    if row.event_type:
-        headers.append((HEADER_EVENT_TYPE, str(row.event_type).encode()))
-    if replay:
-        headers.append((HEADER_REPLAY, b"true"))
-    if row.extra_headers:
-        headers += _extra_headers(row.extra_headers)
-    return headers
 
 
 def _extra_headers(stored: Any) -> list[tuple[str, bytes]]:
@@ -147,14 +126,16 @@ class MessageBuilder:
         self._message_id_missing = _missing(config, "message_id", "message id")
         body = config.json_values.body
         self._body_missing = None if body is None else f"payload has no {body} (or is not valid JSON)"
-        self._service, self._table, self._payload_format = config.service, config.table, config.payload.format
-        self._source_headers = _source_headers(config.service, config.table)
+        self._payload_format = config.payload.format
+        self._source_headers = (
+            (HEADER_SERVICE, config.service.encode()),
+            (HEADER_SOURCE_TABLE, config.table.encode()),
+        )
         self._event_types: dict[Any, tuple[str, bytes]] = {}  # event type -> its header, encoded once
         self._text_needs_check = config.payload.format == "json"  # unless the server said JSON_VALID
 
     def message(self, ref: int, row: OutboxRow, replay: bool) -> OutboundMessage:
-        message_id = row.message_id
-        if not message_id:
+        if not row.message_id:
             raise PoisonRowError(self._message_id_missing or "message id is empty")
         key = row.key
         if key is None and self._key_missing is not None:
@@ -165,8 +146,22 @@ class MessageBuilder:
         topic = row.topic
         if topic is None or topic not in self._valid_topics:
             topic = self._check_topic(topic)
+        headers = self.headers(row, replay)
+        if type(body) is str and (row.valid_json is True or not self._text_needs_check):
+            value = body.encode()
+        else:
+            value = encode_body(row, self._payload_format)
+        encoded_key = None if key is None else key.encode() if type(key) is str else str(key).encode()
+        partition = row.partition
+        return OutboundMessage(
+            ref, topic, encoded_key, value, headers, None if partition is None else partition_of(partition)
+        )
+
+    def headers(self, row: OutboxRow, replay: bool) -> list[tuple[str, bytes]]:
+        """The headers every relayed message carries, then the row's own (``PoisonRowError`` when those are
+        not a JSON object)."""
         headers = [
-            (HEADER_MESSAGE_ID, message_id.encode()),
+            (HEADER_MESSAGE_ID, row.message_id.encode()),
             *self._source_headers,
             (HEADER_ROW_ID, str(row.row_id).encode()),
         ]
@@ -180,15 +175,7 @@ class MessageBuilder:
             headers.append((HEADER_REPLAY, b"true"))
         if row.extra_headers:
             headers += _extra_headers(row.extra_headers)
-        if type(body) is str and (row.valid_json is True or not self._text_needs_check):
-            value = body.encode()
-        else:
-            value = encode_body(row, self._payload_format)
-        encoded_key = None if key is None else key.encode() if type(key) is str else str(key).encode()
-        partition = row.partition
-        return OutboundMessage(
-            ref, topic, encoded_key, value, headers, None if partition is None else partition_of(partition)
-        )
+        return headers
 
     def _check_topic(self, topic: str | None) -> str:
         """A topic's checks, once per run: a row without one, one the service did not register, or a name
@@ -207,9 +194,9 @@ class MessageBuilder:
     def dead_letter_copy(self, ref: int, row: OutboxRow, error: str, topic: str) -> OutboundMessage:
         """The row as it is (raw body, its own headers if they parse) plus the error that ended it."""
         try:
-            headers = build_headers(row, self._service, self._table, replay=False)
+            headers = self.headers(row, replay=False)
         except PoisonRowError:  # the row's own headers are what is broken: send the relay's only
-            headers = build_headers(replace(row, extra_headers=None), self._service, self._table, False)
+            headers = self.headers(replace(row, extra_headers=None), replay=False)
         headers.append((HEADER_ERROR, error.encode()[:1000]))
         if row.topic:
             headers.append((HEADER_ORIGINAL_TOPIC, str(row.topic).encode()))

@@ -44,12 +44,12 @@ def _driver_form(sql: str) -> tuple[list[str], tuple[str, ...]]:
     """``sql`` compiled for the driver (``%s`` placeholders, literal ``%`` doubled), cut at its
     placeholders: the text around them, and the parameter each one takes."""
     compiled = text(sql).compile(dialect=_DRIVER_DIALECT)
-    pieces, start = [], 0
-    for found in _PLACEHOLDER.finditer(str(compiled)):
+    statement, pieces, start = str(compiled), [], 0
+    for found in _PLACEHOLDER.finditer(statement):
         if found.group() == "%s":
-            pieces.append(str(compiled)[start : found.start()])
+            pieces.append(statement[start : found.start()])
             start = found.end()
-    pieces.append(str(compiled)[start:])
+    pieces.append(statement[start:])
     return pieces, tuple(compiled.positiontup or ())
 
 
