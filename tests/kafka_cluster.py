@@ -350,6 +350,12 @@ class KafkaCluster:
         if node.running():
             raise RuntimeError(f"node {i} is still running; kill({i}) first")
         self._launch(node)
+        self.wait_listed(i)
+
+    def wait_listed(self, i: int) -> None:
+        """Wait until node i and every other running node list node i in metadata (after a restart, or a
+        pause long enough for the node to be fenced)."""
+        node = self.nodes[i]
         deadline = time.monotonic() + self.ready_timeout
         for other in [node, *(n for n in self.nodes if n is not node and n.running() and not n.paused)]:
             self._wait(other, deadline, lambda md: i in md.brokers, f"broker {i}")

@@ -131,7 +131,10 @@ class KafkaNode:
         self.cluster.pause(0)
 
     def resume(self) -> None:
+        """SIGCONT, then wait until the node lists itself again: a node paused for 30 s has lost its
+        broker registration and answers metadata with no brokers until it re-registers."""
         self.cluster.resume(0)
+        self.cluster.wait_listed(0)
 
     def kill(self) -> None:
         self.cluster.kill(0)
