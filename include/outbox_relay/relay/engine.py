@@ -1,9 +1,10 @@
 """The relay loop: claim a batch, publish it, record what the broker acknowledged, repeat.
 
-Each batch is one database transaction holding row locks (``FOR UPDATE SKIP
-LOCKED`` under READ COMMITTED). A crash drops the connection and with it the
-locks, so no claim can be left stuck; rows the broker acknowledged but that were
-not yet marked SENT are simply published again (at-least-once; consumers dedupe).
+A serial run's batch is one database transaction holding row locks (``FOR UPDATE
+SKIP LOCKED`` under READ COMMITTED); a pipelined run reads without row locks under
+the relay lock. A crash drops the connection and with it every lock, so no claim
+can be left stuck; rows the broker acknowledged but that were not yet marked SENT
+are simply published again (at-least-once; consumers dedupe).
 """
 
 from __future__ import annotations
@@ -188,9 +189,10 @@ class OutboxRelay:
         """Claim batch n+1 and mark batch n-1 SENT (each on its own connection, in worker threads) while
         batch n is produced. Publishing stays strictly in batch order, so per-key order is unchanged.
 
-        Claims commit at once instead of holding row locks until SENT: the relay lock already keeps other
-        relays of the table away, and a claim that held its locks would block the SENT update of the batch
-        before it (InnoDB locks neighbouring ``(status, id)`` index entries), which waits for it in turn.
+        Claims read without row locks and commit at once: the relay lock already keeps other relays of the
+        table away, and a claim that held its locks would block the SENT update of the batch before it
+        (InnoDB locks neighbouring ``(status, id)`` index entries), which waits for it in turn. A row that
+        another session holds locked is therefore published, and its SENT update waits for that lock.
         """
         claim_conn, settle_conn = self.engine.connect(), self.engine.connect()
         claiming: Future[_Batch | None] | None = None

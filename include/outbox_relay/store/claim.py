@@ -1,4 +1,4 @@
-"""The claim: lock the next eligible rows and decode them into ``OutboxRow`` objects.
+"""The claim: read (and, in a serial run, lock) the next eligible rows and decode them into ``OutboxRow``s.
 
 This is the relay's hot path, so it is written for speed and kept here, isolated:
 
@@ -227,11 +227,15 @@ class ClaimQuery:
                 fields.append(f"o_{n}")
                 select.append(quote(column))
         where = self._conditions(with_status, named_rows)
-        # A sharded table's rows are owned through the shard's relay lock, so the claim reads without row
-        # locks: a FOR UPDATE scan also locks each of the other shards' rows it passes over until the
-        # WHERE has rejected it, and their SKIP LOCKED claims would skip such rows and publish later rows
-        # of the same keys first.
-        locking = "" if t.config.shards > 1 else " FOR UPDATE SKIP LOCKED"
+        # Only a serial run of an unsharded table claims with row locks (held until its batch is SENT).
+        # A sharded table's rows are owned through the shard's relay lock: a FOR UPDATE scan also locks
+        # each of the other shards' rows it passes over until the WHERE has rejected it, and their SKIP
+        # LOCKED claims would skip such rows and publish later rows of the same keys first. A pipelined
+        # run commits each claim at once, so its locks kept nothing away that the relay lock does not,
+        # and taking them slowed the SENT update running beside the claim (about 15 % of the run's
+        # throughput at batch 2000).
+        locks_rows = t.config.shards == 1 and not t.config.pipelining
+        locking = " FOR UPDATE SKIP LOCKED" if locks_rows else ""
         rest = f"FROM {t.name} WHERE {' AND '.join(where)} ORDER BY {t.order_sql} LIMIT :limit{locking}"
         return fields, select, rest
 
@@ -265,8 +269,8 @@ class ClaimQuery:
         named: Sequence[Any] = (),
         shard: int | None = None,
     ) -> list[OutboxRow]:
-        """Lock the next rows after ``after`` (others' locked rows are skipped) in primary-key order;
-        with ``named``, only those rows."""
+        """The next rows after ``after`` in primary-key order (a serial run locks them, skipping rows that
+        others hold locked); with ``named``, only those rows."""
         t = self.table
         if window is not None and t.columns.created_at is None:
             raise ConfigurationError(
