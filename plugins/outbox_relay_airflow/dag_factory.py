@@ -15,14 +15,15 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetWatcher, CronDataIntervalTimetable, Param, get_current_context, task
 from airflow.sdk.definitions.deadline import DeadlineAlert
+from airflow.triggers.base import BaseEventTrigger
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config.fields import EVENT_DRIVEN
+from outbox_relay.config.fields import CONFIRMATIONS_WAITING, EVENT_DRIVEN
 from outbox_relay.config.loader import ConfigError, load_services
 from outbox_relay.errors import ConfigurationError
 from outbox_relay_airflow import backfill_tasks, replay_tasks, tasks
 from outbox_relay_airflow.observability import published_alias, relay_deadline
-from outbox_relay_airflow.triggers import OutboxRowsTrigger
+from outbox_relay_airflow.triggers import ConfirmationsWaitingTrigger, OutboxRowsTrigger
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 CRON_PRESETS = {
@@ -42,7 +43,7 @@ def service_dag_id(service: str, kind: str) -> str:
 
 def _timetable(schedule: Any) -> Any:
     """Cron schedules get data intervals, which backfills need to know which rows to re-scan; anything else
-    (None, @once, @continuous, the assets of an event-driven relay) is Airflow's as it is."""
+    (None, @once, @continuous, the assets of an event-driven DAG) is Airflow's as it is."""
     if not isinstance(schedule, str) or schedule in {"@once", "@continuous"}:
         return schedule
     return CronDataIntervalTimetable(CRON_PRESETS.get(schedule, schedule), timezone="UTC")
@@ -116,18 +117,29 @@ def _under_dags_test() -> bool:
     return sys.argv[1:3] == ["dags", "test"]
 
 
+def _watched(name: str, uri: str, trigger: BaseEventTrigger) -> list[Asset]:
+    """A schedule on one asset whose watcher runs ``trigger`` in the triggerer (no I/O here: the trigger
+    connects when the triggerer runs it)."""
+    return [Asset(name=name, uri=uri, watchers=[AssetWatcher(name=name, trigger=trigger)])]
+
+
 def _relay_schedule(config: ServiceConfig) -> Any:
-    """The relay's schedule; ``@rows``: the asset ``outbox://<service>``, watched in the triggerer by one
-    ``OutboxRowsTrigger`` (no I/O here: the trigger connects when the triggerer runs it)."""
+    """The relay's schedule; ``@rows``: the asset ``outbox://<service>``, watched by one
+    ``OutboxRowsTrigger``."""
     if config.schedule != EVENT_DRIVEN:
         return config.schedule
-    name = f"outbox_{config.service}_rows"
     trigger = OutboxRowsTrigger(config.service, config.watch_seconds)
-    return [
-        Asset(
-            name=name, uri=f"outbox://{config.service}", watchers=[AssetWatcher(name=name, trigger=trigger)]
-        )
-    ]
+    return _watched(f"outbox_{config.service}_rows", f"outbox://{config.service}", trigger)
+
+
+def _confirm_schedule(config: ServiceConfig) -> Any:
+    """The confirmations' schedule; ``@messages``: the asset ``outbox-confirmations://<service>``, watched
+    by one ``ConfirmationsWaitingTrigger``."""
+    if config.confirm_schedule != CONFIRMATIONS_WAITING:
+        return config.confirm_schedule
+    trigger = ConfirmationsWaitingTrigger(config.service, config.watch_seconds)
+    uri = f"outbox-confirmations://{config.service}"
+    return _watched(f"outbox_{config.service}_confirmations", uri, trigger)
 
 
 def relay_dag(config: ServiceConfig) -> DAG:
@@ -181,7 +193,7 @@ def relay_dag(config: ServiceConfig) -> DAG:
 def confirmations_dag(config: ServiceConfig) -> DAG:
     topic = config.confirmation.topic if config.confirmation else ""
     with _service_dag(
-        config, "confirmations", f"Ingest {topic} into {config.table}", config.confirm_schedule
+        config, "confirmations", f"Ingest {topic} into {config.table}", _confirm_schedule(config)
     ) as dag:
 
         @task(task_id="ingest_confirmations")

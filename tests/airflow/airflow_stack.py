@@ -95,6 +95,15 @@ class AirflowStack:
             assert time.monotonic() < deadline, f"the DAG processor never parsed {dag_id}"
             time.sleep(1)
 
+    def wait_for_watcher(self, trigger_class: str, seconds: float = 120) -> None:
+        """An asset watcher's trigger of ``trigger_class`` is registered and a triggerer runs it."""
+        deadline = time.monotonic() + seconds
+        while not self.metadata(
+            "SELECT 1 FROM trigger WHERE classpath LIKE %s AND triggerer_id IS NOT NULL", f"%.{trigger_class}"
+        ):
+            assert time.monotonic() < deadline, f"no triggerer runs the {trigger_class}"
+            time.sleep(1)
+
     def wait_for_log(self, component: str, text: str, seconds: float) -> None:
         """Wait until ``text`` appears in a component's log (what the metadata DB does not show)."""
         deadline = time.monotonic() + seconds

@@ -109,14 +109,14 @@ TARGETS = [
     Target("sharded_relay_2", "sharded_relay_1", 1.0, ">= 1.0x 1 shard"),
     Target("sharded_relay_4", "sharded_relay_1", 1.0, ">= 1.0x 1 shard"),
     Target(
-        "idle_rows_cpu_marginal_per_service_hour",
+        "idle_events_cpu_marginal_per_service_hour",
         "idle_minute_cpu_marginal_per_service_hour",
         0.05,
         "<= 1/20 of minute",
         lower_is_better=True,
     ),
     Target(
-        "latency_rows_commit_to_sent",
+        "latency_events_commit_to_sent",
         "latency_minute_commit_to_sent",
         1.0,
         "<= minute's",
@@ -176,11 +176,16 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each (CI)")
     parser.add_argument("--rows", type=int, help="backlog per run (default 200000)")
     parser.add_argument("--repeats", type=int, help="runs per figure (default 3)")
-    parser.add_argument("--batches", help="comma-separated batch sizes (default 500,2000,5000)")
+    parser.add_argument("--batches", type=_counts, help="comma-separated batch sizes (default 500,2000,5000)")
     parser.add_argument("--terminal-rows", type=int, help="terminal rows for degradation (default 1000000)")
     parser.add_argument("--resource-rows", type=int, help="backlog for CPU/RSS (default 1000000)")
     parser.add_argument("--latency-seconds", type=float, help="length of a latency run (default 30)")
     parser.add_argument("--idle-seconds", type=float, help="window of the idle-cost figure (default 300)")
+    parser.add_argument(
+        "--idle-services",
+        type=_counts,
+        help="comma-separated service counts of the idle figure (default 1,10)",
+    )
     parser.add_argument("--only", help=f"comma-separated subset of: {','.join(COMPONENTS)}")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="folder for the JSON")
     parser.add_argument(
@@ -197,7 +202,8 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
         "resource_rows": args.resource_rows,
         "latency_seconds": args.latency_seconds,
         "idle_seconds": args.idle_seconds,
-        "batches": tuple(int(b) for b in args.batches.split(",")) if args.batches else None,
+        "batches": args.batches,
+        "idle_services": args.idle_services,
     }
     sizes = Sizes(**{**asdict(sizes), **{k: v for k, v in overrides.items() if v is not None}})
     only = args.only.split(",") if args.only else list(COMPONENTS)
@@ -205,6 +211,17 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
     if unknown:
         parser.error(f"--only: unknown component(s) {unknown}; choose from {list(COMPONENTS)}")
     return sizes, only, args.out, args.profile
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """``"1,10,50"`` -> (1, 10, 50); anything but positive integers is refused by name."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive integers")
+    return counts
 
 
 def profiled(name: str, sizes: Sizes, out: Path | None) -> list[Result]:

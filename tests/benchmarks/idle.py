@@ -2,13 +2,13 @@
 Airflow: api-server, scheduler and dag-processor (and the triggerer), LocalExecutor, PostgreSQL metadata,
 as ``tests/airflow/airflow_stack.py`` starts them, with Airflow's default heartbeat and DAG refresh.
 
-Two designs side by side:
+Two designs side by side, each service with a confirmation topic:
 
 * ``minute``: today's default schedules (relay every minute: ensure_topics, relay, check_health;
   confirmations every minute);
-* ``rows``: ``schedule: "@rows"`` (the triggerer watches each table, ``watch_seconds: 5``, and starts the
-  relay only when rows are eligible). Confirmations are not event-driven yet, so both designs are
-  measured here without a confirmation topic: the figures compare the relay's cost alone.
+* ``events``: ``schedule: "@rows"`` and ``confirm_schedule: "@messages"`` (the triggerer watches each
+  table and each confirmation topic's lag, ``watch_seconds: 5``, and starts a DAG only when there is
+  work).
 
 For N services on N empty tables, after the DAGs are parsed and their first runs are done, the CPU time
 of every Airflow process and everything it started (task processes included) is read before and after
@@ -39,11 +39,15 @@ AIRFLOW_DEFAULTS = {
     "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "5",
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "300",
 }
-DESIGNS = {"minute": "schedule: '* * * * *'\n", "rows": "schedule: '@rows'\nwatch_seconds: 5\n"}
+DESIGNS = {
+    "minute": "schedule: '* * * * *'\nconfirm_schedule: '* * * * *'\n",
+    "events": "schedule: '@rows'\nconfirm_schedule: '@messages'\nwatch_seconds: 5\n",
+}
 
 
 def _services(engine: Engine, folder: Path, count_: int, design: str) -> str:
-    """``count_`` services, each with its own empty standard table and topic; the first one's topic."""
+    """``count_`` services, each with its own empty standard table, topic and confirmation topic; the first
+    one's topic."""
     folder.mkdir(parents=True, exist_ok=True)
     suffix = uuid.uuid4().hex[:8]
     topics = []
@@ -52,10 +56,10 @@ def _services(engine: Engine, folder: Path, count_: int, design: str) -> str:
             conn.execute(text(f"CREATE TABLE idle_{n} LIKE outbox_message"))
             topics.append(f"bench.idle.{suffix}.{n}")
             (folder / f"idle_{n}.yaml").write_text(
-                f"table: idle_{n}\ntopic: {topics[-1]}\n{DESIGNS[design]}confirm_schedule: null\n"
-                "retention: null\nstart_paused: false\n"
+                f"table: idle_{n}\ntopic: {topics[-1]}\nconfirmation: {{topic: {topics[-1]}.results}}\n"
+                f"{DESIGNS[design]}retention: null\nstart_paused: false\n"
             )
-    create_topics(*topics, partitions=1)
+    create_topics(*topics, *(f"{t}.results" for t in topics), partitions=1)
     return topics[0]
 
 
@@ -101,7 +105,7 @@ def _one(count_: int, design: str, window: float, samples: int) -> tuple[float, 
         services = Path(home) / "services"
         topic = _services(engine, services, count_, design)
         env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **AIRFLOW_DEFAULTS, **airflow_connections(engine)}
-        with airflow_stack(Path(home) / "airflow", env, triggerer=design == "rows") as stack:
+        with airflow_stack(Path(home) / "airflow", env, triggerer=design == "events") as stack:
             stack.wait_for_dag(f"outbox_idle_{count_ - 1}_relay", seconds=300)
             time.sleep(min(WARM_UP_SECONDS, window))
             started, cpu_before = time.time(), _cpu_seconds(stack)

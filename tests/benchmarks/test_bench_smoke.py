@@ -43,9 +43,9 @@ EXPECTED = {
     "idle_minute_cpu_per_service_hour",
     "idle_minute_cpu_marginal_per_service_hour",
     "latency_minute_commit_to_sent",
-    "idle_rows_cpu_per_service_hour",
-    "idle_rows_cpu_marginal_per_service_hour",
-    "latency_rows_commit_to_sent",
+    "idle_events_cpu_per_service_hour",
+    "idle_events_cpu_marginal_per_service_hour",
+    "latency_events_commit_to_sent",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -39,6 +40,18 @@ def insert_rows(
 def statuses(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
         return {r[0]: r[1] for r in conn.execute(text("SELECT message_id, status FROM outbox_message"))}
+
+
+def wait_for_status(engine: Engine, status: str, count: int, seconds: float) -> float:
+    """Seconds until ``count`` rows of ``outbox_message`` have ``status`` (fails after ``seconds``)."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT COUNT(*) FROM outbox_message WHERE status = :s"), {"s": status})
+            if found.scalar() == count:
+                return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(f"{count} rows were not {status} within {seconds:g}s: {statuses(engine)}")
 
 
 def relay_publisher(config: ServiceConfig, bootstrap: str = BOOTSTRAP) -> KafkaPublisher:

@@ -21,15 +21,17 @@ def check_topic(name: str) -> str:
 
 
 EVENT_DRIVEN = "@rows"  # the relay runs when the triggerer sees eligible rows (``watch_seconds``)
+CONFIRMATIONS_WAITING = "@messages"  # the ingest runs when the triggerer sees confirmations waiting
 
 
 def check_schedule(value: str | None) -> str | None:
-    if value is None or value in _PRESETS or value == EVENT_DRIVEN:
+    if value is None or value in _PRESETS or value in (EVENT_DRIVEN, CONFIRMATIONS_WAITING):
         return value
     fields = value.split()
     if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
         raise ValueError(
-            f"{value!r} is neither a cron expression (5 fields) nor one of {sorted(_PRESETS)} or {EVENT_DRIVEN!r}"
+            f"{value!r} is neither a cron expression (5 fields) nor one of {sorted(_PRESETS)}, "
+            f"{EVENT_DRIVEN!r} or {CONFIRMATIONS_WAITING!r}"
         )
     return value
 

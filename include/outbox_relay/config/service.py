@@ -14,7 +14,14 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from outbox_relay.config.fields import EVENT_DRIVEN, StatusValue, Strict, check_schedule, check_topic
+from outbox_relay.config.fields import (
+    CONFIRMATIONS_WAITING,
+    EVENT_DRIVEN,
+    StatusValue,
+    Strict,
+    check_schedule,
+    check_topic,
+)
 from outbox_relay.config.identifiers import TableNameField, check_identifier
 from outbox_relay.config.lifecycle import (
     DEADLINE_MARGIN_SECONDS,
@@ -116,9 +123,18 @@ class ServiceConfig(Strict):
         "the relay when rows are eligible (near-zero cost while the table is empty).",
     )
     watch_seconds: float = Field(
-        5, gt=0, le=300, description="With schedule '@rows': how often the triggerer looks for eligible rows."
+        5,
+        gt=0,
+        le=300,
+        description="With schedule '@rows' / confirm_schedule '@messages': how often the triggerer looks for "
+        "eligible rows / waiting confirmations.",
     )
-    confirm_schedule: str | None = "* * * * *"
+    confirm_schedule: str | None = Field(
+        "* * * * *",
+        description="Cron expression or preset for the confirmations DAG; '@messages': event-driven, the "
+        "triggerer starts the ingest when confirmations wait in the topic (its group's lag, read every "
+        "watch_seconds without joining the group).",
+    )
     cleanup_schedule: str | None = "@daily"
     start_paused: bool = Field(
         False, description="Create the service's DAGs paused (Airflow's own default is paused)."
@@ -239,11 +255,18 @@ class ServiceConfig(Strict):
         return tuple(b for b in range(LOCK_BUCKETS) if b % self.shards == shard)
 
     def _check_event_driven(self) -> None:
-        for name in ("confirm_schedule", "cleanup_schedule"):
-            if getattr(self, name) == EVENT_DRIVEN:
-                raise ValueError(
-                    f"{name}: {EVENT_DRIVEN!r} is for the relay ('schedule') only; use a cron expression"
-                )
+        owners = {EVENT_DRIVEN: ("schedule", "the relay ('schedule')"),
+                  CONFIRMATIONS_WAITING: ("confirm_schedule", "the confirmations ('confirm_schedule')")}  # fmt: skip
+        for name in ("schedule", "confirm_schedule", "cleanup_schedule"):
+            value = getattr(self, name)
+            owner, owner_text = owners.get(value or "", (name, ""))
+            if owner != name:
+                raise ValueError(f"{name}: {value!r} is for {owner_text} only; use a cron expression")
+        if self.confirm_schedule == CONFIRMATIONS_WAITING and self.confirmation is None:
+            raise ValueError(
+                f"confirm_schedule: {CONFIRMATIONS_WAITING!r} watches the confirmation topic, but the service "
+                "has no 'confirmation'"
+            )
 
     def _check_slo(self) -> None:
         if (

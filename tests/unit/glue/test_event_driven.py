@@ -1,4 +1,5 @@
-"""`schedule: "@rows"`: the relay DAG is scheduled on its table's asset, watched by one trigger."""
+"""`schedule: "@rows"` / `confirm_schedule: "@messages"`: the relay / confirmations DAG is scheduled on
+an asset watched by one trigger."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 import pytest
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay_airflow.dag_factory import relay_dag
-from outbox_relay_airflow.triggers import OutboxRowsTrigger
+from outbox_relay_airflow.dag_factory import confirmations_dag, relay_dag
+from outbox_relay_airflow.triggers import ConfirmationsWaitingTrigger, OutboxRowsTrigger
 
 
 def _config(**fields: Any) -> ServiceConfig:
@@ -29,10 +30,33 @@ def test_the_relay_dag_is_scheduled_on_its_watched_asset() -> None:
     )  # the default: every minute
 
 
+def test_the_confirmations_dag_is_scheduled_on_its_watched_topic() -> None:
+    config = _config(confirmation={"topic": "acks"}, confirm_schedule="@messages", watch_seconds=3)
+    dag = confirmations_dag(config)
+    (asset,) = dag.timetable.asset_condition.objects  # type: ignore[attr-defined]
+    assert asset.uri == "outbox-confirmations://watched/"
+    (watcher,) = asset.watchers
+    assert isinstance(watcher.trigger, ConfirmationsWaitingTrigger)
+    assert watcher.trigger.serialize() == (
+        "outbox_relay_airflow.triggers.ConfirmationsWaitingTrigger", {"service": "watched", "watch_seconds": 3},
+    )  # fmt: skip
+    cron = confirmations_dag(_config(confirmation={"topic": "acks"}))
+    assert type(cron.timetable).__name__ == "CronDataIntervalTimetable"  # the default: every minute
+
+
 @pytest.mark.parametrize(
     ("fields", "words"),
     [
         ({"confirm_schedule": "@rows"}, "confirm_schedule: '@rows' is for the relay ('schedule') only"),
+        (
+            {"schedule": "@messages"},
+            "schedule: '@messages' is for the confirmations ('confirm_schedule') only",
+        ),
+        ({"cleanup_schedule": "@messages"}, "cleanup_schedule: '@messages' is for the confirmations"),
+        (
+            {"confirm_schedule": "@messages"},
+            "'@messages' watches the confirmation topic, but the service has no",
+        ),
         ({"schedule": "@rows", "watch_seconds": 0}, "watch_seconds"),
         ({"schedule": "@row"}, "nor one of"),
     ],
