@@ -12,6 +12,7 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.topics import missing_topics, service_topics
 from outbox_relay.store.introspection import (
     add_index_ddl,
+    add_shard_column_ddl,
     column_types,
     create_like_ddl,
     indexes,
@@ -55,18 +56,14 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
     # The scan is `status = ? ORDER BY <claim order>` (the primary key, or order_by then it); with a
     # row_filter the filter column leads. InnoDB ends every index with the primary key, so an index on
     # the leading columns alone serves a claim in primary-key order.
-    want = [c.lower() for c in config.scan_index]
-    lead = want[: len(want) - len(config.claim_order)]
-    by_key_only = len(config.claim_order) == 1
     found = indexes(conn, config.table)
-    if not any(
-        cols[: len(want)] == want or (by_key_only and lead and cols == lead) for cols in found.values()
-    ):
-        name = re.sub(r"\W", "_", f"ix_{split_table_name(config.table)[1]}_{'_'.join(want)}")[:64]
+    want = [c.lower() for c in config.scan_index]
+    if not _has_index(found, want, config):
         report.problems.append(
             f"no index starting with ({', '.join(want)}): every scan would read the whole table"
         )
-        report.fixes.append(add_index_ddl(config.table, name, want))
+        report.fixes.append(add_index_ddl(config.table, _index_name(config, want), want))
+    _check_shard_column(config, found, report)
     _check_consumer_table(conn, config, report)
     _check_archive_table(conn, config, columns, report)
     if not config.columns.inline_retry_state and not column_types(conn, ATTEMPT_TABLE):
@@ -80,6 +77,41 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
             "every row they send again there)"
         )
         report.fixes.append("apply sql/04_outbox_relay_replay.sql")
+
+
+def _has_index(found: dict[str, list[str]], want: list[str], config: ServiceConfig) -> bool:
+    lead = want[: len(want) - len(config.claim_order)]
+    by_key_only = len(config.claim_order) == 1
+    return any(
+        cols[: len(want)] == want or (by_key_only and lead and cols == lead) for cols in found.values()
+    )
+
+
+def _index_name(config: ServiceConfig, columns: list[str]) -> str:
+    return re.sub(r"\W", "_", f"ix_{split_table_name(config.table)[1]}_{'_'.join(columns)}")[:64]
+
+
+def _check_shard_column(config: ServiceConfig, found: dict[str, list[str]], report: CheckReport) -> None:
+    """A sharded table's claims read every pending row's key unless an indexed shard column names each
+    row's shard: suggest one, or check that the mapped one is indexed for the shards' scans."""
+    if config.shards == 1:
+        return
+    shard_sql = OutboxTable(config).shard_of_row
+    if config.shard_scan_index is None:
+        want = [c.lower() for c in config.scan_index_for("outbox_shard")]
+        ddl = add_shard_column_ddl(config.table, "outbox_shard", shard_sql, _index_name(config, want), want)
+        report.notes.append(
+            f"shards: {config.shards}: each shard's claims read the key of every pending row and skip the other "
+            f"shards' rows. An indexed shard column lets each read only its own: {ddl} Then map "
+            "columns.shard: outbox_shard (after a change of shards, MODIFY it to the new count)."
+        )
+        return
+    want = [c.lower() for c in config.shard_scan_index]
+    if not _has_index(found, want, config):
+        report.problems.append(
+            f"no index starting with ({', '.join(want)}): the shards' claims would read every pending row"
+        )
+        report.fixes.append(add_index_ddl(config.table, _index_name(config, want), want))
 
 
 def _check_completion_column(conn: Connection, config: ServiceConfig, report: CheckReport) -> None:

@@ -108,6 +108,8 @@ TARGETS = [
     Target("page_failed_list", None, 1000.0, "< 1000 ms"),
     Target("sharded_relay_2", "sharded_relay_1", 1.0, ">= 1.0x 1 shard"),
     Target("sharded_relay_4", "sharded_relay_1", 1.0, ">= 1.0x 1 shard"),
+    Target("sharded_relay_2_indexed", "sharded_relay_2", 1.0, ">= 1.0x no column"),
+    Target("sharded_relay_4_indexed", "sharded_relay_4", 1.0, ">= 1.0x no column"),
     Target(
         "idle_events_cpu_marginal_per_service_hour",
         "idle_minute_cpu_marginal_per_service_hour",

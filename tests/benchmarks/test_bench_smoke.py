@@ -40,6 +40,8 @@ EXPECTED = {
     "sharded_relay_1",
     "sharded_relay_2",
     "sharded_relay_4",
+    "sharded_relay_2_indexed",
+    "sharded_relay_4_indexed",
     "idle_minute_cpu_per_service_hour",
     "idle_minute_cpu_marginal_per_service_hour",
     "latency_minute_commit_to_sent",

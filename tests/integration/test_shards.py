@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from outbox_relay.checks import CheckReport, check_database
 from outbox_relay.config import ServiceConfig
+from outbox_relay.errors import ConfigurationError
 from outbox_relay.models import RunStats
 from outbox_relay.relay.engine import LOCK_BUSY
 from outbox_relay.store.locks import relay_lock
 from outbox_relay.store.table import OutboxTable
 from tests.integration.kafka_tools import create_topics, read_all
-from tests.integration.outbox_rows import insert_rows, run_relay
+from tests.integration.outbox_rows import insert_rows, run_relay, statuses
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +84,85 @@ def test_overlapping_runs_take_turns_and_disjoint_shards_do_not(
         assert run_relay(four, db_engine).stopped_because == LOCK_BUSY  # the whole table: every bucket
         relay_lock(OutboxTable(two), shard=1).release(holder)
     assert run_relay(four, db_engine, shard=3).stopped_because == "drained"
+
+
+def _with_shard_column(
+    service_config: Callable[..., ServiceConfig], topic: str, shards: int
+) -> ServiceConfig:
+    columns = {**service_config(topic=topic).columns.model_dump(exclude_none=True), "shard": "outbox_shard"}
+    return _config(service_config, topic, shards, columns=columns, relay_lock_wait_seconds=30)
+
+
+def _add_shard_column(engine: Engine, modulo: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(
+            f"ALTER TABLE outbox_message ADD COLUMN outbox_shard TINYINT UNSIGNED AS "
+            f"(COALESCE(CRC32(aggregate_id), 0) % {modulo}) STORED, "
+            "ADD INDEX ix_outbox_message_status_outbox_shard_id (status, outbox_shard, id)"
+        ))  # fmt: skip
+
+
+def test_an_indexed_shard_column_gives_each_shard_only_its_rows_through_the_index(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("shardcol")
+    create_topics(topic)
+    _add_shard_column(db_engine, 4)
+    written = insert_rows(db_engine, topic, [KEYS[n % len(KEYS)] for n in range(400)])
+    config = _with_shard_column(service_config, topic, 4)
+    table = OutboxTable(config)
+    with db_engine.connect() as conn:  # the claim's scan uses the shard index, not (status, id)
+        plan = conn.execute(text(
+            f"EXPLAIN SELECT id FROM outbox_message WHERE status = 'NEW' AND id > 0 AND "
+            f"(2 IS NULL OR {table.row_shard} = 2) ORDER BY id LIMIT 50"
+        )).mappings().one()  # fmt: skip
+    assert plan["key"] == "ix_outbox_message_status_outbox_shard_id", plan
+    sent = {
+        shard: run_relay(config, db_engine, run_id=f"s{shard}", shard=shard).published for shard in range(4)
+    }
+    records = read_all(topic)
+    assert sorted(r.headers["outbox-message-id"] for r in records) == sorted(written)
+    expected = {
+        s: sum(1 for n in range(400) if zlib.crc32(KEYS[n % len(KEYS)].encode()) % 4 == s) for s in range(4)
+    }
+    assert sent == expected  # each shard exactly its keys' rows
+
+
+def test_a_shard_column_built_for_another_shard_count_fails_the_run_before_any_claim(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("shardstale")
+    create_topics(topic)
+    _add_shard_column(db_engine, 2)  # shards was 2 when the column was made; now it is 4
+    insert_rows(db_engine, topic, KEYS)
+    with pytest.raises(ConfigurationError) as caught:
+        run_relay(_with_shard_column(service_config, topic, 4), db_engine, shard=1)
+    message = str(caught.value)
+    assert (
+        "column 'outbox_shard' (columns.shard) does not hold (COALESCE(CRC32(`aggregate_id`), 0) % 4)"
+        in message
+    )
+    assert "nothing was claimed" in message and "MODIFY COLUMN `outbox_shard` TINYINT UNSIGNED AS" in message
+    assert set(statuses(db_engine).values()) == {"NEW"} and read_all(topic) == []
+
+
+def test_validate_suggests_the_shard_column_and_checks_its_index(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    topic = topic_name("shardcheck")
+    plain = CheckReport("orders")
+    with db_engine.connect() as conn:
+        check_database(conn, _config(service_config, topic, 4), plain)
+    (note,) = [n for n in plain.notes if "shard column" in n]
+    assert (
+        "ADD COLUMN `outbox_shard` TINYINT UNSIGNED AS (COALESCE(CRC32(`aggregate_id`), 0) % 4) STORED"
+        in note
+    )
+    with db_engine.begin() as conn:  # the column without its index
+        conn.execute(text("ALTER TABLE outbox_message ADD COLUMN outbox_shard TINYINT UNSIGNED AS "
+                          "(COALESCE(CRC32(aggregate_id), 0) % 4) STORED"))  # fmt: skip
+    mapped = CheckReport("orders")
+    with db_engine.connect() as conn:
+        check_database(conn, _with_shard_column(service_config, topic, 4), mapped)
+    assert any("no index starting with (status, outbox_shard, id)" in p for p in mapped.problems), mapped
+    assert any("ADD INDEX" in f and "(`status`, `outbox_shard`, `id`)" in f for f in mapped.fixes), mapped

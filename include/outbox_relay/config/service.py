@@ -205,9 +205,20 @@ class ServiceConfig(Strict):
     def scan_index(self) -> tuple[str, ...]:
         """The columns an index must start with for the claim's scan: the row filter's column, the
         pending column, then the claim order."""
+        return self.scan_index_for(None)
+
+    @property
+    def shard_scan_index(self) -> tuple[str, ...] | None:
+        """The index a shard's claim scans when ``columns.shard`` is mapped: the shard column before the
+        claim order (whole-table runs keep ``scan_index``)."""
+        return None if self.columns.shard is None else self.scan_index_for(self.columns.shard)
+
+    def scan_index_for(self, shard_column: str | None) -> tuple[str, ...]:
+        """The scan's index columns, with ``shard_column`` (if any) before the claim order."""
         lead = (self.row_filter.column,) if self.row_filter else ()
         pending = (self.pending_column,) if self.pending_column else ()
-        return (*lead, *pending, *self.claim_order)
+        shard = (shard_column,) if shard_column else ()
+        return (*lead, *pending, *shard, *self.claim_order)
 
     @field_validator("db_time_zone")
     @classmethod
@@ -242,6 +253,10 @@ class ServiceConfig(Strict):
         if self.shards > 1 and self.columns.key is None and self.json_values.key is None:
             raise ValueError(
                 "shards spreads rows by their key (CRC32(key) mod shards): map columns.key or json_values.key"
+            )
+        if self.columns.shard is not None and self.shards == 1:
+            raise ValueError(
+                "columns.shard is read by sharded relays only: set shards (2, 4, ... 64) or unmap it"
             )
 
     def shard_buckets(self, shard: int | None) -> tuple[int, ...]:

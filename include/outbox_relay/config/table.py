@@ -65,6 +65,12 @@ class Columns(Strict):
     retry_flag: str | None = Field(
         None, description="Per-row retry switch: rows holding 0 become FAILED on their first failure."
     )
+    shard: str | None = Field(
+        None,
+        description="With shards > 1: a generated column holding the row's shard, COALESCE(CRC32(key), 0) "
+        "mod shards, indexed as (status, shard, id), so each shard's claims read only its own rows "
+        "(`outbox-relay validate` prints the ALTER TABLE).",
+    )
 
     @field_validator("*")
     @classmethod

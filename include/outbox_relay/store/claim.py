@@ -27,7 +27,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import TextClause
 
@@ -35,7 +35,7 @@ from outbox_relay.config import StatusValue
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.models import OutboxRow, Window
 from outbox_relay.store import table as table_sql
-from outbox_relay.store.introspection import value_kinds
+from outbox_relay.store.introspection import fix_shard_column_ddl, value_kinds
 from outbox_relay.store.json_paths import value_at
 from outbox_relay.store.mysql_errors import JSON_TOO_DEEP
 from outbox_relay.store.naming import expanding, quote
@@ -56,6 +56,7 @@ _OPTIONAL = ("message_id", "key", "event_type", "topic", "payload", "headers", "
 
 _ROW_ID = itemgetter(0)
 _AGGREGATABLE = frozenset({"integer", "text"})
+SHARD_SAMPLE_ROWS = 1000  # rows a run's first claim checks a mapped shard column on
 
 
 def _unpack(state: int) -> tuple[int, bool, bool]:
@@ -131,12 +132,33 @@ class ClaimQuery:
             self._field_kinds = kinds
             self._build_all()
 
+    def _check_shard_column(self, conn: Connection) -> None:
+        """A mapped shard column must hold what the bucket locks assume (``shard_of_row``): one built for
+        another shard count would make shards claim each other's keys and leave rows to no shard. Its
+        expression is the same for every row, so the newest rows tell; the run fails before claiming."""
+        t = self.table
+        column = t.config.columns.shard
+        if column is None:
+            return
+        newest = f"SELECT * FROM {t.name} ORDER BY {t.id_col} DESC LIMIT {SHARD_SAMPLE_ROWS}"
+        checked, wrong = conn.execute(
+            text(f"SELECT COUNT(*), SUM(NOT ({t.row_shard} <=> {t.shard_of_row})) FROM ({newest}) AS newest")
+        ).one()
+        if wrong:
+            fix = fix_shard_column_ddl(t.config.table, column, t.shard_of_row)
+            raise ConfigurationError(
+                f"service {t.config.service!r}: column {column!r} (columns.shard) does not hold "
+                f"{t.shard_of_row} in {wrong} of the table's newest {checked} rows, so shards would claim "
+                f"each other's rows; nothing was claimed. Make it hold that ({fix}) or unmap columns.shard"
+            )
+
     def _execute(self, conn: Connection, key: tuple[bool, bool], params: dict[str, Any]) -> list[OutboxRow]:
         """Run a claim. MySQL's JSON functions raise error 3157 on a document nested deeper than 100
         levels, which would fail every claim of the table: then the payloads are checked, and the
         ``json_values`` read, in Python instead (a bad document fails only its own row), for the rest of
         this relay's life."""
-        if self._field_kinds is None:
+        if self._field_kinds is None:  # the run's first claim
+            self._check_shard_column(conn)
             self._decide_aggregating(conn)
         try:
             return self._read(conn, key, params)
@@ -248,7 +270,7 @@ class ClaimQuery:
             t.after(),
         ]
         if t.config.shards > 1:  # a shard's rows (or all of them, for a whole-table run)
-            where.append(f"(:shard IS NULL OR {t.shard_of_row} = :shard)")
+            where.append(f"(:shard IS NULL OR {t.row_shard} = :shard)")
         created = t.column("created_at")
         if named_rows:
             where.append(f"{t.id_col} IN :named")

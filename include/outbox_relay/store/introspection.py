@@ -78,3 +78,24 @@ def create_like_ddl(table: str, like: str) -> str:
 def add_index_ddl(table: str, name: str, columns: list[str]) -> str:
     """The statement an operator runs to add a missing index (printed by ``validate``, never executed)."""
     return f"ALTER TABLE {quote(table)} ADD INDEX {quote(name)} ({', '.join(quote(c) for c in columns)});"
+
+
+def _shard_column(column: str, shard_sql: str) -> str:
+    return f"{quote(column)} TINYINT UNSIGNED AS {shard_sql} STORED"
+
+
+def add_shard_column_ddl(
+    table: str, column: str, shard_sql: str, index: str, index_columns: list[str]
+) -> str:
+    """The statement that adds a stored generated shard column holding ``shard_sql`` and the index its
+    claims scan (printed by ``validate``, never executed)."""
+    columns = ", ".join(quote(c) for c in index_columns)
+    return (
+        f"ALTER TABLE {quote(table)} ADD COLUMN {_shard_column(column, shard_sql)}, "
+        f"ADD INDEX {quote(index)} ({columns});"
+    )
+
+
+def fix_shard_column_ddl(table: str, column: str, shard_sql: str) -> str:
+    """The statement that makes a shard column hold ``shard_sql`` again (after a change of ``shards``)."""
+    return f"ALTER TABLE {quote(table)} MODIFY COLUMN {_shard_column(column, shard_sql)};"

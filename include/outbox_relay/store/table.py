@@ -167,6 +167,13 @@ class OutboxTable:
         return f"(COALESCE(CRC32({key}), 0) % {int(self.config.shards)})"
 
     @property
+    def row_shard(self) -> str:
+        """What a shard's claim compares with its number: the mapped shard column (indexed, checked against
+        ``shard_of_row`` by the first claim of a run), else ``shard_of_row`` itself."""
+        shard = self.config.columns.shard
+        return self.shard_of_row if shard is None else quote(shard)
+
+    @property
     def ordered(self) -> bool:
         """Rows are claimed in ``order_by`` order, not by primary key alone."""
         return len(self.config.claim_order) > 1

@@ -66,6 +66,10 @@ def test_the_health_check_adds_the_shards_figures_up() -> None:
             {"shards": 2, "columns": {"id": "id", "status": "s", "payload": "p"}},
             "shards spreads rows by their key",
         ),
+        (
+            {"columns": {"id": "id", "status": "s", "payload": "p", "key": "k", "shard": "sh"}},
+            "columns.shard is read by sharded relays only: set shards (2, 4, ... 64) or unmap it",
+        ),
     ],
 )
 def test_bad_shard_settings_are_named(fields: dict[str, Any], words: str) -> None:
