@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.publisher import BrokerUnavailableError, KafkaPublisher
@@ -80,15 +80,24 @@ def test_threshold_uses_db_clock_and_skips_young_rows(
     assert statuses(db_engine) == {old[0]: "SENT", young[0]: "NEW"}
 
 
+def _first_of_three_locked(
+    db_engine: Engine, topic_name: Callable[[str], str], base: str
+) -> tuple[str, list[str], Connection]:
+    """Three rows on a new topic, the first held locked (FOR UPDATE) by another open session."""
+    topic = topic_name(base)
+    create_topics(topic)
+    ids = insert_rows(db_engine, topic, ["a", "b", "c"])
+    other = db_engine.connect()
+    other.begin()
+    other.execute(text("SELECT id FROM outbox_message WHERE message_id = :m FOR UPDATE"), {"m": ids[0]})
+    return topic, ids, other
+
+
 def test_serial_run_skips_rows_locked_by_another_session_not_waiting_for_them(
     db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
 ) -> None:
-    topic = topic_name("skip")
-    create_topics(topic)
-    ids = insert_rows(db_engine, topic, ["a", "b", "c"])
-    with db_engine.connect() as other:
-        other.begin()
-        other.execute(text("SELECT id FROM outbox_message WHERE message_id = :m FOR UPDATE"), {"m": ids[0]})
+    topic, ids, other = _first_of_three_locked(db_engine, topic_name, "skip")
+    with other:
         stats = run_relay(service_config(topic=topic, pipelining=False), db_engine)
         other.rollback()
     assert stats.published == 2
@@ -99,12 +108,8 @@ def test_pipelined_run_publishes_a_row_locked_by_another_session_and_marks_it_on
     db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
 ) -> None:
     """Pipelined claims take no row locks: the locked row is published, its SENT update waits."""
-    topic = topic_name("wait")
-    create_topics(topic)
-    ids = insert_rows(db_engine, topic, ["a", "b", "c"])
-    with db_engine.connect() as other:
-        other.begin()
-        other.execute(text("SELECT id FROM outbox_message WHERE message_id = :m FOR UPDATE"), {"m": ids[0]})
+    topic, ids, other = _first_of_three_locked(db_engine, topic_name, "wait")
+    with other:
         release = threading.Timer(1.0, other.rollback)
         release.start()
         try:

@@ -3,6 +3,7 @@ an asset watched by one trigger."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,31 +17,32 @@ def _config(**fields: Any) -> ServiceConfig:
     return ServiceConfig.model_validate({"service": "watched", "topic": "t", **fields})
 
 
-def test_the_relay_dag_is_scheduled_on_its_watched_asset() -> None:
-    dag = relay_dag(_config(schedule="@rows", watch_seconds=2))
-    (asset,) = dag.timetable.asset_condition.objects  # type: ignore[attr-defined]
-    assert asset.uri == "outbox://watched/"
+@pytest.mark.parametrize(
+    ("build", "fields", "uri", "trigger"),
+    [
+        (relay_dag, {"schedule": "@rows"}, "outbox://watched/", OutboxRowsTrigger),
+        (
+            confirmations_dag,
+            {"confirmation": {"topic": "acks"}, "confirm_schedule": "@messages"},
+            "outbox-confirmations://watched/",
+            ConfirmationsWaitingTrigger,
+        ),
+    ],
+    ids=["relay", "confirmations"],
+)
+def test_an_event_driven_dag_is_scheduled_on_its_watched_asset(
+    build: Callable[[ServiceConfig], Any], fields: dict[str, Any], uri: str, trigger: type
+) -> None:
+    dag = build(_config(**fields, watch_seconds=2))
+    (asset,) = dag.timetable.asset_condition.objects
+    assert asset.uri == uri
     (watcher,) = asset.watchers
-    assert isinstance(watcher.trigger, OutboxRowsTrigger)
+    assert type(watcher.trigger) is trigger
     assert watcher.trigger.serialize() == (
-        "outbox_relay_airflow.triggers.OutboxRowsTrigger", {"service": "watched", "watch_seconds": 2},
-    )  # fmt: skip
-    assert (
-        type(relay_dag(_config()).timetable).__name__ == "CronDataIntervalTimetable"
-    )  # the default: every minute
-
-
-def test_the_confirmations_dag_is_scheduled_on_its_watched_topic() -> None:
-    config = _config(confirmation={"topic": "acks"}, confirm_schedule="@messages", watch_seconds=3)
-    dag = confirmations_dag(config)
-    (asset,) = dag.timetable.asset_condition.objects  # type: ignore[attr-defined]
-    assert asset.uri == "outbox-confirmations://watched/"
-    (watcher,) = asset.watchers
-    assert isinstance(watcher.trigger, ConfirmationsWaitingTrigger)
-    assert watcher.trigger.serialize() == (
-        "outbox_relay_airflow.triggers.ConfirmationsWaitingTrigger", {"service": "watched", "watch_seconds": 3},
-    )  # fmt: skip
-    cron = confirmations_dag(_config(confirmation={"topic": "acks"}))
+        f"outbox_relay_airflow.triggers.{trigger.__name__}",
+        {"service": "watched", "watch_seconds": 2},
+    )
+    cron = build(_config(confirmation={"topic": "acks"}))
     assert type(cron.timetable).__name__ == "CronDataIntervalTimetable"  # the default: every minute
 
 
