@@ -85,6 +85,9 @@ class Sizes:
     poll_interval: float = 0.05
     idle_seconds: float = 300.0  # the window the idle cost of services is measured over
     idle_services: tuple[int, ...] = (1, 10)
+    dag_parse_seconds: float | None = (
+        None  # the DAG processor's min_file_process_interval (None: Airflow's 30)
+    )
     latency_samples: int = 3  # commit-to-SENT samples per design (on the smallest service count)
 
     @property

@@ -99,12 +99,15 @@ def _latency(engine: Engine, topic: str) -> float:
     raise RuntimeError("a row written to idle_0 was not SENT within 300 s")
 
 
-def _one(count_: int, design: str, window: float, samples: int) -> tuple[float, int, list[float]]:
+def _one(count_: int, design: str, sizes: Sizes, samples: int) -> tuple[float, int, list[float]]:
     """CPU-s per hour of ``count_`` idle services, the task runs started in the window, latencies."""
+    window = sizes.idle_seconds
     with scratch_db(f"idle{count_}") as engine, tempfile.TemporaryDirectory() as home:
         services = Path(home) / "services"
         topic = _services(engine, services, count_, design)
         env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **AIRFLOW_DEFAULTS, **airflow_connections(engine)}
+        if sizes.dag_parse_seconds is not None:
+            env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] = str(int(sizes.dag_parse_seconds))
         with airflow_stack(Path(home) / "airflow", env, triggerer=design == "events") as stack:
             stack.wait_for_dag(f"outbox_idle_{count_ - 1}_relay", seconds=300)
             time.sleep(min(WARM_UP_SECONDS, window))
@@ -128,10 +131,11 @@ def measure(sizes: Sizes) -> list[Result]:
         totals: dict[int, float] = {}
         for count_ in sizes.idle_services:
             samples = sizes.latency_samples if count_ == min(sizes.idle_services) else 0
-            per_hour, runs, latencies = _one(count_, design, sizes.idle_seconds, samples)
+            per_hour, runs, latencies = _one(count_, design, sizes, samples)
             totals[count_] = per_hour
             extra = {"design": design, "services": count_, "window_seconds": sizes.idle_seconds,
-                     "task_runs": runs, "latencies": [round(x, 2) for x in latencies]}  # fmt: skip
+                     "task_runs": runs, "latencies": [round(x, 2) for x in latencies],
+                     "dag_parse_seconds": sizes.dag_parse_seconds or 30}  # fmt: skip
             results.append(
                 Result(f"idle_{design}_cpu_per_service_hour", count_, "CPU-s", [per_hour / count_], extra)
             )

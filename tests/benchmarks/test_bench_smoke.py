@@ -42,6 +42,8 @@ EXPECTED = {
     "sharded_relay_4",
     "sharded_relay_2_indexed",
     "sharded_relay_4_indexed",
+    "naive_relay_paired",
+    "project_relay_paired",
     "idle_minute_cpu_per_service_hour",
     "idle_minute_cpu_marginal_per_service_hour",
     "latency_minute_commit_to_sent",
