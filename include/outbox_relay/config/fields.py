@@ -24,6 +24,20 @@ EVENT_DRIVEN = "@rows"  # the relay runs when the triggerer sees eligible rows (
 CONFIRMATIONS_WAITING = "@messages"  # the ingest runs when the triggerer sees confirmations waiting
 
 
+# Each event-driven schedule and the one field it belongs to (and how an error names that field).
+_EVENT_SCHEDULES = {
+    EVENT_DRIVEN: ("schedule", "the relay ('schedule')"),
+    CONFIRMATIONS_WAITING: ("confirm_schedule", "the confirmations ('confirm_schedule')"),
+}
+
+
+def check_event_schedule(field: str, value: str | None) -> None:
+    """An event-driven schedule given to a DAG it cannot drive is an error naming the field."""
+    owner, owner_text = _EVENT_SCHEDULES.get(value or "", (field, ""))
+    if owner != field:
+        raise ValueError(f"{field}: {value!r} is for {owner_text} only; use a cron expression")
+
+
 def check_schedule(value: str | None) -> str | None:
     if value is None or value in _PRESETS or value in (EVENT_DRIVEN, CONFIRMATIONS_WAITING):
         return value

@@ -16,9 +16,9 @@ from pydantic import Field, field_validator, model_validator
 
 from outbox_relay.config.fields import (
     CONFIRMATIONS_WAITING,
-    EVENT_DRIVEN,
     StatusValue,
     Strict,
+    check_event_schedule,
     check_schedule,
     check_topic,
 )
@@ -123,12 +123,9 @@ class ServiceConfig(Strict):
         "the relay when rows are eligible (near-zero cost while the table is empty).",
     )
     watch_seconds: float = Field(
-        5,
-        gt=0,
-        le=300,
-        description="With schedule '@rows' / confirm_schedule '@messages': how often the triggerer looks for "
-        "eligible rows / waiting confirmations.",
-    )
+        5, gt=0, le=300, description="With schedule '@rows' / confirm_schedule '@messages': how often the "
+        "triggerer looks for eligible rows / waiting confirmations.",
+    )  # fmt: skip
     confirm_schedule: str | None = Field(
         "* * * * *",
         description="Cron expression or preset for the confirmations DAG; '@messages': event-driven, the "
@@ -270,13 +267,8 @@ class ServiceConfig(Strict):
         return tuple(b for b in range(LOCK_BUCKETS) if b % self.shards == shard)
 
     def _check_event_driven(self) -> None:
-        owners = {EVENT_DRIVEN: ("schedule", "the relay ('schedule')"),
-                  CONFIRMATIONS_WAITING: ("confirm_schedule", "the confirmations ('confirm_schedule')")}  # fmt: skip
         for name in ("schedule", "confirm_schedule", "cleanup_schedule"):
-            value = getattr(self, name)
-            owner, owner_text = owners.get(value or "", (name, ""))
-            if owner != name:
-                raise ValueError(f"{name}: {value!r} is for {owner_text} only; use a cron expression")
+            check_event_schedule(name, getattr(self, name))
         if self.confirm_schedule == CONFIRMATIONS_WAITING and self.confirmation is None:
             raise ValueError(
                 f"confirm_schedule: {CONFIRMATIONS_WAITING!r} watches the confirmation topic, but the service "
