@@ -77,17 +77,20 @@ def run_naive(engine: Engine, producer: Producer, batch: int) -> tuple[int, floa
     return sent, time.perf_counter() - started
 
 
+def naive_rate(engine: Engine, topic: str, producer: Producer, batch: int, rows: int) -> float:
+    """rows/s of one naive run over a fresh backlog of ``rows`` (fails loudly unless it sent them all)."""
+    fresh_backlog(engine, topic, rows)
+    sent, seconds = run_naive(engine, producer, batch)
+    if sent != rows:
+        raise RuntimeError(f"naive relay batch {batch}: sent {sent} of {rows}")
+    return rate(sent, seconds)
+
+
 def measure(sizes: Sizes) -> list[Result]:
     results = []
     with scratch_db("naive") as engine, temp_topics("naive") as (topic,):
         for batch in sizes.batches:
             producer = make_producer(bench_config(topic, batch))
-            samples = []
-            for _ in range(sizes.repeats):
-                fresh_backlog(engine, topic, sizes.rows)
-                sent, seconds = run_naive(engine, producer, batch)
-                if sent != sizes.rows:
-                    raise RuntimeError(f"naive relay batch {batch}: sent {sent} of {sizes.rows}")
-                samples.append(rate(sent, seconds))
+            samples = [naive_rate(engine, topic, producer, batch, sizes.rows) for _ in range(sizes.repeats)]
             results.append(Result("naive_relay", batch, "rows/s", samples))
     return results

@@ -5,18 +5,9 @@ other and their ratio moved by up to 0.3 between runs of the same code on this m
 
 from __future__ import annotations
 
-from tests.benchmarks.common import (
-    Result,
-    Sizes,
-    bench_config,
-    fresh_backlog,
-    make_producer,
-    rate,
-    scratch_db,
-    temp_topics,
-)
-from tests.benchmarks.naive import run_naive
-from tests.benchmarks.project import check_drained, run_project
+from tests.benchmarks.common import Result, Sizes, bench_config, make_producer, scratch_db, temp_topics
+from tests.benchmarks.naive import naive_rate
+from tests.benchmarks.project import project_rate
 
 
 def measure(sizes: Sizes) -> list[Result]:
@@ -28,15 +19,8 @@ def measure(sizes: Sizes) -> list[Result]:
             producer = make_producer(config)
             naive, project = [], []
             for _ in range(sizes.repeats):
-                fresh_backlog(engine, topic, sizes.rows)
-                sent, seconds = run_naive(engine, producer, batch)
-                if sent != sizes.rows:
-                    raise RuntimeError(f"naive relay batch {batch}: sent {sent} of {sizes.rows}")
-                naive.append(rate(sent, seconds))
-                fresh_backlog(engine, topic, sizes.rows)
-                stats, seconds = run_project(config, engine, producer)
-                check_drained(engine, stats, sizes.rows, f"project relay batch {batch}")
-                project.append(rate(stats.published, seconds))
+                naive.append(naive_rate(engine, topic, producer, batch, sizes.rows))
+                project.append(project_rate(config, engine, producer, sizes.rows))
             producer.flush(10)
             results.append(Result("naive_relay_paired", batch, "rows/s", naive))
             results.append(Result("project_relay_paired", batch, "rows/s", project))

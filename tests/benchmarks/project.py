@@ -51,6 +51,14 @@ def check_drained(engine: Engine, stats: RunStats, rows: int, what: str) -> None
         raise RuntimeError(f"{what}: published {stats.published} of {rows} rows, {left} still NEW ({stats})")
 
 
+def project_rate(config: ServiceConfig, engine: Engine, producer: Any, rows: int) -> float:
+    """rows/s of one project run over a fresh backlog of ``rows`` (fails loudly unless it drained it)."""
+    fresh_backlog(engine, config.topic or "", rows)
+    stats, seconds = run_project(config, engine, producer)
+    check_drained(engine, stats, rows, f"project relay batch {config.batch_size}")
+    return rate(stats.published, seconds)
+
+
 def measure(sizes: Sizes) -> list[Result]:
     """Project relay rows/s per batch size: fresh table and backlog per run, median of ``repeats``."""
     results = []
@@ -58,12 +66,7 @@ def measure(sizes: Sizes) -> list[Result]:
         for batch in sizes.batches:
             config = bench_config(topic, batch)
             producer = make_producer(config)
-            samples = []
-            for _ in range(sizes.repeats):
-                fresh_backlog(engine, topic, sizes.rows)
-                stats, seconds = run_project(config, engine, producer)
-                check_drained(engine, stats, sizes.rows, f"project relay batch {batch}")
-                samples.append(rate(stats.published, seconds))
+            samples = [project_rate(config, engine, producer, sizes.rows) for _ in range(sizes.repeats)]
             producer.flush(10)
             results.append(Result("project_relay", batch, "rows/s", samples))
     return results
