@@ -251,6 +251,12 @@ def test_airflow_secrets_are_shared(services: Services, key: str) -> None:
     assert len(secrets) == 1 and None not in secrets, f"every Airflow component must use the same {key}"
 
 
+def test_the_dag_processor_re_parses_the_generated_dags_every_five_minutes(services: Services) -> None:
+    """Re-parsing every 30 s (Airflow's default) is most of an idle event-driven service's cost."""
+    env = service_env(services["airflow-dag-processor"])
+    assert env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] == "300"
+
+
 def test_jwt_secret_is_long_enough_for_hs512(services: Services) -> None:
     secret = service_env(services["airflow-scheduler"])["AIRFLOW__API_AUTH__JWT_SECRET"]
     assert len(secret.encode()) >= 64, f"HS512 wants a 64-byte key, the default has {len(secret.encode())}"
