@@ -32,7 +32,8 @@ GRACE_SECONDS = 60.0  # the same work still waits this long after an event: ask 
 
 class _Probe(Protocol):
     def look(self) -> Any:
-        """What marks the waiting work (None: nothing waits); a changed mark means a run made progress."""
+        """What marks the waiting work (None: nothing waits); a changed mark means a run made progress.
+        May raise when the database or broker is away."""
 
     def close(self) -> None: ...
 
@@ -41,6 +42,7 @@ class _WatchTrigger(BaseEventTrigger):
     """The watch loop shared by the event-driven triggers; subclasses say what they watch."""
 
     announce: ClassVar[str]  # the log line of an event, "%s" being the mark
+    watched: ClassVar[str]  # what a failed look was looking for, for its log line
 
     def __init__(self, service: str, watch_seconds: float = 5.0) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's base class is untyped
@@ -59,7 +61,13 @@ class _WatchTrigger(BaseEventTrigger):
         asked: tuple[Any, float] | None = None  # the mark when a run was asked for, and when
         try:
             while True:
-                mark = await asyncio.to_thread(probe.look)
+                try:
+                    mark = await asyncio.to_thread(probe.look)
+                except Exception as exc:  # the database or broker is away: say so, keep watching (the
+                    # DAG's run would fail too)
+                    log.warning("service %s: could not look for %s (%s: %s); trying again", self.service,
+                                self.watched, type(exc).__name__, exc)  # fmt: skip
+                    mark = None
                 if mark is None:
                     asked = None
                 elif asked is None or mark != asked[0] or time.monotonic() - asked[1] >= GRACE_SECONDS:
@@ -73,6 +81,7 @@ class _WatchTrigger(BaseEventTrigger):
 
 class OutboxRowsTrigger(_WatchTrigger):
     announce = "rows are eligible (the first: %s); starting its relay"
+    watched = "eligible rows"
 
     def _open(self) -> _Probe:
         return _RowsProbe(self.service)
@@ -80,6 +89,7 @@ class OutboxRowsTrigger(_WatchTrigger):
 
 class ConfirmationsWaitingTrigger(_WatchTrigger):
     announce = "confirmations wait (the group's committed offsets: %s); starting their ingest"
+    watched = "waiting confirmations"
 
     def _open(self) -> _Probe:
         return _LagProbe(self.service)
@@ -101,12 +111,8 @@ class _RowsProbe:
         self.engine = db_engine(config, pool_size=1)
 
     def look(self) -> Any:
-        try:
-            with self.engine.connect() as conn:
-                return self.query.first_eligible(conn)
-        except Exception as exc:  # the database is away: say so, keep watching (the relay would fail too)
-            log.warning("could not look for eligible rows (%s: %s); trying again", type(exc).__name__, exc)
-            return None
+        with self.engine.connect() as conn:
+            return self.query.first_eligible(conn)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -128,12 +134,7 @@ class _LagProbe:
     def look(self) -> Any:
         from outbox_relay.kafka.lag import group_lag
 
-        try:
-            lag = group_lag(self.client, self.topic)
-        except Exception as exc:  # the broker is away: say so, keep watching (the ingest would fail too)
-            log.warning("could not read the lag of %s (%s: %s); trying again", self.topic, type(exc).__name__,
-                        exc)  # fmt: skip
-            return None
+        lag = group_lag(self.client, self.topic)
         return lag.committed if lag.waiting else None
 
     def close(self) -> None:

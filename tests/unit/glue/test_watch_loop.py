@@ -16,7 +16,10 @@ class ScriptedProbe:
 
     def look(self) -> Any:
         self.looks += 1
-        return self.marks.pop(0) if self.marks else None
+        mark = self.marks.pop(0) if self.marks else None
+        if isinstance(mark, Exception):
+            raise mark
+        return mark
 
     def close(self) -> None:
         self.closed = True
@@ -24,6 +27,7 @@ class ScriptedProbe:
 
 class ScriptedTrigger(triggers._WatchTrigger):
     announce = "work waits (%s)"
+    watched = "work"
 
     def __init__(self, probe: ScriptedProbe) -> None:
         super().__init__("svc", watch_seconds=0)
@@ -64,3 +68,11 @@ def test_the_same_work_waiting_past_the_grace_asks_again(monkeypatch: pytest.Mon
     monkeypatch.setattr(triggers, "GRACE_SECONDS", 0.0)
     events, _ = _events([3, 3, 3])
     assert events == [1, 2, 3]
+
+
+def test_a_failed_look_is_logged_and_the_watch_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    events, probe = _events([ConnectionError("database away"), 4])
+    assert events == [2] and probe.closed
+    assert (
+        "service svc: could not look for work (ConnectionError: database away); trying again" in caplog.text
+    )
