@@ -147,10 +147,45 @@ class AirflowStack:
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
 
+    def diagnosis(self, dag_prefix: str) -> str:
+        """What a failed wait needs to be understood: the runs and task instances of the DAGs whose id
+        starts with ``dag_prefix``, the triggers, and each component's last warnings and errors."""
+        like = f"{dag_prefix}%"
+        lines = [f"runs of {like}:"]
+        lines += [_row(row) for row in self.metadata(
+            "SELECT dag_id, run_id, run_type, state, queued_at, start_date, end_date FROM dag_run "
+            "WHERE dag_id LIKE %s ORDER BY id", like)]  # fmt: skip
+        lines.append("task instances:")
+        lines += [_row(row) for row in self.metadata(
+            "SELECT dag_id, run_id, task_id, state, try_number, start_date, end_date FROM task_instance "
+            "WHERE dag_id LIKE %s ORDER BY start_date NULLS LAST", like)]  # fmt: skip
+        lines.append("triggers:")
+        lines += [_row(row) for row in self.metadata("SELECT id, classpath, triggerer_id FROM trigger")]
+        for log in sorted(self.home.glob("*.log")):
+            worrying = [line for line in log.read_text(errors="replace").splitlines()
+                        if "ERROR" in line or "WARNING" in line or "Traceback" in line]  # fmt: skip
+            lines += [
+                f"{log.name}, last warnings and errors:",
+                *(f"  {line[:300]}" for line in worrying[-15:]),
+            ]
+        failed = [log for log in self.home.rglob(f"dag_id={dag_prefix}*/**/*.log")
+                  if "error" in log.read_text(errors="replace").lower()]  # fmt: skip
+        for log in sorted(failed, key=lambda f: f.stat().st_mtime)[-3:]:
+            end = log.read_text(errors="replace").splitlines()[-12:]
+            lines += [
+                f"task log {log.relative_to(self.home)}, its end:",
+                *(f"  {line[:300]}" for line in end),
+            ]
+        return "\n".join(lines)
+
     def metadata(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         """A query on the stack's metadata database: waiting loops read it there, since every
         `airflow` CLI call costs seconds of CPU (imports) that the scheduler under test needs."""
         return _psql(sql, *params, db=self.db)
+
+
+def _row(row: tuple[Any, ...]) -> str:
+    return "  " + " | ".join(str(value) for value in row)
 
 
 def _migrated_template(env: dict[str, str]) -> str:

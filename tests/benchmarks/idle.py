@@ -81,7 +81,7 @@ def _cpu_seconds(stack: AirflowStack) -> float:
     return total
 
 
-def _latency(engine: Engine, topic: str) -> float:
+def _latency(engine: Engine, topic: str, stack: AirflowStack, design: str) -> float:
     """Seconds from the commit of one row in ``idle_0`` until the relay marked it SENT."""
     mid = str(uuid.uuid4())
     with engine.begin() as conn:
@@ -96,7 +96,10 @@ def _latency(engine: Engine, topic: str) -> float:
             ):
                 return time.monotonic() - committed
         time.sleep(0.2)
-    raise RuntimeError("a row written to idle_0 was not SENT within 300 s")
+    raise RuntimeError(
+        f"{design} design: a row written to idle_0 was not SENT within 300 s\n"
+        f"{stack.diagnosis('outbox_idle_0_')}"
+    )
 
 
 def _one(count_: int, design: str, sizes: Sizes, samples: int) -> tuple[float, int, list[float]]:
@@ -118,7 +121,7 @@ def _one(count_: int, design: str, sizes: Sizes, samples: int) -> tuple[float, i
                 "SELECT COUNT(*) FROM task_instance WHERE start_date >= to_timestamp(%s) AND "
                 "start_date < to_timestamp(%s)", started, started + window,
             )[0][0]  # fmt: skip
-            latencies = [_latency(engine, topic) for _ in range(samples)]
+            latencies = [_latency(engine, topic, stack, design) for _ in range(samples)]
     return cpu * 3600 / window, int(runs), latencies
 
 
