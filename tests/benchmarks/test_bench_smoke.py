@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,12 @@ EXPECTED = {
 }
 
 
+def _failures(stderr: str) -> str:
+    """From the first failed component on (its traceback and diagnosis), or the end of the output."""
+    first = re.search(r"^component \S+ failed:", stderr, re.MULTILINE)
+    return stderr[first.start() : first.start() + 12_000] if first else stderr[-4000:]
+
+
 @pytest.mark.integration
 @pytest.mark.airflow
 @pytest.mark.slow
@@ -66,7 +73,7 @@ def test_smoke_run_reports_every_component(tmp_path: Path) -> None:
         timeout=840,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.returncode == 0, _failures(done.stderr)
     report = json.loads((tmp_path / "latest.json").read_text())
     assert report["errors"] == {}
     assert set(report["component_seconds"]) == set(COMPONENTS)
