@@ -93,6 +93,19 @@ def admin_client(kafka_config_id: str) -> Any:
     return KafkaAdminClientHook(kafka_config_id=kafka_config_id).get_conn
 
 
+class _LookingAdminHook(KafkaAdminClientHook):
+    """``KafkaAdminClientHook`` whose metadata requests never create a topic (a broker with
+    ``auto.create.topics.enable`` would otherwise create a confirmation topic just for being asked about)."""
+
+    def get_connection(self, conn_id: str) -> Connection:  # type: ignore[override]  # per instance: see module doc
+        return _with_extra(super().get_connection(conn_id), {}, {"allow.auto.create.topics": False})
+
+
+def looking_admin_client(kafka_config_id: str) -> Any:
+    """An admin client that only reads (the ``@messages`` trigger's lag probe)."""
+    return _LookingAdminHook(kafka_config_id=kafka_config_id).get_conn
+
+
 # Connection extras passed to PyMySQL's TLS settings (through SQLAlchemy's ``ssl`` connect argument).
 TLS_EXTRAS = {
     "ssl_ca": "ca",

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar, Protocol
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -95,47 +96,95 @@ class ConfirmationsWaitingTrigger(_WatchTrigger):
         return _LagProbe(self.service)
 
 
+class _SharedClients:
+    """One client per key for every watching trigger of this triggerer (a triggerer runs all its triggers
+    in one process): a hundred services on one database and one Kafka cluster hold one small connection
+    pool and one Kafka client, not a hundred of each. The last trigger to let go closes it."""
+
+    def __init__(self, open_: Callable[[Any], Any], close: Callable[[Any], None]) -> None:
+        self._open, self._close = open_, close
+        self._lock = threading.Lock()
+        self._held: dict[Any, tuple[Any, int]] = {}  # key -> (client, triggers using it)
+
+    def acquire(self, key: Any) -> Any:
+        with self._lock:
+            if key in self._held:
+                client, users = self._held[key]
+            else:
+                client, users = self._open(key), 0
+            self._held[key] = (client, users + 1)
+            return client
+
+    def release(self, key: Any) -> None:
+        with self._lock:
+            client, users = self._held[key]
+            if users > 1:
+                self._held[key] = (client, users - 1)
+                return
+            del self._held[key]
+        self._close(client)
+
+
+def _open_engine(key: tuple[str, str]) -> Any:
+    from outbox_relay_airflow.hooks import OutboxDatabaseHook
+
+    conn_id, time_zone = key
+    return OutboxDatabaseHook(conn_id).get_engine(time_zone, pool_size=WATCH_POOL_SIZE)
+
+
+def _open_admin(conn_id: str) -> Any:
+    from outbox_relay_airflow.hooks import looking_admin_client
+
+    return looking_admin_client(conn_id)
+
+
+WATCH_POOL_SIZE = 2  # database connections kept per (connection, time zone); looks beyond it open more
+ENGINES = _SharedClients(_open_engine, lambda engine: engine.dispose())
+ADMIN_CLIENTS = _SharedClients(_open_admin, lambda _admin: None)  # an AdminClient closes when dropped
+
+
 class _RowsProbe:
-    """The service's watch query on a one-connection engine (its file is read when the trigger starts)."""
+    """The service's watch query on the engine shared by every watched table of its database connection
+    (its file is read when the trigger starts)."""
 
     def __init__(self, service: str) -> None:
         from outbox_relay.config.loader import load_service
         from outbox_relay.store.retry_state import retry_state_for
         from outbox_relay.store.table import OutboxTable
         from outbox_relay.store.watch import WatchQuery
-        from outbox_relay_airflow.hooks import db_engine
 
         config = load_service(service)
         table = OutboxTable(config)
         self.query = WatchQuery(table, retry_state_for(table))
-        self.engine = db_engine(config, pool_size=1)
+        self.key = (config.connections.db, config.db_time_zone)
+        self.engine = ENGINES.acquire(self.key)
 
     def look(self) -> Any:
         with self.engine.connect() as conn:
             return self.query.first_eligible(conn)
 
     def close(self) -> None:
-        self.engine.dispose()
+        ENGINES.release(self.key)
 
 
 class _LagProbe:
-    """The ingest group's lag on the confirmation topic, through a consumer of that group that never
-    subscribes (the provider's hook builds it from the service's Kafka connection)."""
+    """The ingest group's lag on the confirmation topic, through the admin client shared by every watched
+    service of the Kafka connection (built by the provider's hook; it never joins the group)."""
 
     def __init__(self, service: str) -> None:
         from outbox_relay.config.loader import load_service
-        from outbox_relay_airflow.hooks import OutboxConsumerHook
 
         config = load_service(service)
         assert config.confirmation is not None, "validated: '@messages' needs a confirmation topic"
-        self.topic = config.confirmation.topic
-        self.client = OutboxConsumerHook([], config.connections.kafka, config.confirmation_group_id).get_conn
+        self.topic, self.group = config.confirmation.topic, config.confirmation_group_id
+        self.key = config.connections.kafka
+        self.admin = ADMIN_CLIENTS.acquire(self.key)
 
     def look(self) -> Any:
         from outbox_relay.kafka.lag import group_lag
 
-        lag = group_lag(self.client, self.topic)
+        lag = group_lag(self.admin, self.group, self.topic)
         return lag.committed if lag.waiting else None
 
     def close(self) -> None:
-        self.client.close()
+        ADMIN_CLIENTS.release(self.key)

@@ -76,6 +76,18 @@ def test_consumer_gets_the_connection_but_never_auto_commits(
     assert seen["enable.auto.commit"] is False and seen["group.id"] == "grp" and seen["topics"] == ["results"]
 
 
+def test_the_lag_probes_admin_client_gets_the_connection_but_never_creates_topics(
+    kafka_conn: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(
+        "airflow.providers.apache.kafka.hooks.base.AdminClient", lambda conf: seen.update(conf) or object()
+    )
+    hooks.looking_admin_client("kafka_secure")
+    assert seen["security.protocol"] == "SASL_SSL" and seen["sasl.password"] == "s3cret-kafka"
+    assert seen["allow.auto.create.topics"] is False  # asking about a topic must not create it
+
+
 def test_mysql_url_comes_from_the_airflow_connection(kafka_conn: dict[str, Any]) -> None:
     url = hooks.sqlalchemy_url("outbox_secure")
     assert (url.drivername, url.host, url.port, url.username, url.database) == (

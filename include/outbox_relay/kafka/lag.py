@@ -2,26 +2,35 @@
 
 An event-driven confirmation ingest (``confirm_schedule: "@messages"``) asks this every few seconds from
 Airflow's triggerer instead of starting a task every minute: one metadata request, the group's committed
-offsets (an OffsetFetch to its coordinator) and each partition's end offset. The client never subscribes,
-polls or commits, so the group's members, assignments and offsets are untouched.
+offsets (an OffsetFetch to its coordinator) and each partition's first and end offsets (ListOffsets),
+all through an admin client. It never subscribes, polls or commits, so the group's members, assignments
+and offsets are untouched; and it names the group per call, so one client serves every service of a
+Kafka connection.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]  # exported, not declared
+
+_EARLIEST = OffsetSpec.earliest()  # type: ignore[no-untyped-call]  # confluent-kafka is untyped here
+_LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 
 
-class OffsetReader(Protocol):
-    """The three calls of a confluent-kafka ``Consumer`` that this module uses."""
+class LagReader(Protocol):
+    """The three calls of a confluent-kafka ``AdminClient`` that this module uses."""
 
     def list_topics(self, topic: str | None = ..., timeout: float = ...) -> Any: ...
-    def committed(self, partitions: list[TopicPartition], timeout: float = ...) -> list[TopicPartition]: ...
-    def get_watermark_offsets(
-        self, partition: TopicPartition, timeout: float = ..., cached: bool = ...
-    ) -> tuple[int, int]: ...
+    def list_consumer_group_offsets(
+        self, list_consumer_group_offsets_request: list[ConsumerGroupTopicPartitions], **kwargs: Any
+    ) -> dict[str, Future[Any]]: ...
+    def list_offsets(
+        self, topic_partition_offsets: dict[TopicPartition, OffsetSpec], **kwargs: Any
+    ) -> dict[TopicPartition, Future[Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -34,25 +43,39 @@ class GroupLag:
     committed: tuple[int, ...]
 
 
-def group_lag(client: OffsetReader, topic: str, timeout: float = 10.0) -> GroupLag:
-    """The group's lag on ``topic`` (the group is the client's ``group.id``); a topic that does not exist
-    yet has nothing waiting. Broker errors raise ``KafkaException``."""
-    found = client.list_topics(topic, timeout=timeout).topics.get(topic)
+def group_lag(admin: LagReader, group: str, topic: str, timeout: float = 10.0) -> GroupLag:
+    """The lag of ``group`` on ``topic``; a topic that does not exist yet has nothing waiting. Broker
+    errors raise ``KafkaException``."""
+    found = admin.list_topics(topic, timeout=timeout).topics.get(topic)
     if found is None or _unknown(found.error):
         return GroupLag(0, ())
     if found.error is not None:
         raise KafkaException(found.error)
     partitions = [TopicPartition(topic, p) for p in sorted(found.partitions)]
-    committed = client.committed(partitions, timeout=timeout)
+    if not partitions:
+        return GroupLag(0, ())
+    request = [ConsumerGroupTopicPartitions(group, partitions)]
+    listed = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group].result()
+    committed = {tp.partition: tp for tp in listed.topic_partitions}
+    first = _offsets(admin, partitions, _EARLIEST, timeout)
+    end = _offsets(admin, partitions, _LATEST, timeout)
     offsets, waiting = [], 0
-    for tp in committed:
-        if tp.error is not None:
-            raise KafkaException(tp.error)
-        low, high = client.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout)
-        offset = tp.offset if tp.offset >= 0 else -1
-        waiting += max(0, high - max(offset, low))
+    for tp in partitions:
+        mark = committed.get(tp.partition)
+        if mark is not None and mark.error is not None:
+            raise KafkaException(mark.error)
+        offset = mark.offset if mark is not None and mark.offset >= 0 else -1
+        waiting += max(0, end[tp.partition] - max(offset, first[tp.partition]))
         offsets.append(offset)
     return GroupLag(waiting, tuple(offsets))
+
+
+def _offsets(
+    admin: LagReader, partitions: list[TopicPartition], spec: OffsetSpec, timeout: float
+) -> dict[int, int]:
+    """Partition -> its offset of ``spec`` (earliest or latest)."""
+    futures = admin.list_offsets(dict.fromkeys(partitions, spec), request_timeout=timeout)
+    return {tp.partition: future.result().offset for tp, future in futures.items()}
 
 
 def _unknown(error: Any) -> bool:

@@ -37,7 +37,8 @@ templates = Jinja2Templates(
 )
 app = FastAPI(title="Outbox", description="Outbox tables relayed by this Airflow: figures, rows, history.")
 
-_engines: dict[tuple[str, str, str], Engine] = {}
+PAGE_POOL_SIZE = 2  # idle connections kept per database connection; busier moments open a few more
+_engines: dict[tuple[str, str], Engine] = {}
 _engines_lock = threading.Lock()
 
 
@@ -58,11 +59,13 @@ def _config(service: str) -> ServiceConfig:
 
 
 def _engine(config: ServiceConfig) -> Engine:
-    """One small pool per service and connection, kept for the api-server's life."""
-    key = (config.service, config.connections.db, config.db_time_zone)
+    """One small pool per database connection (and session time zone), shared by its services and kept
+    for the api-server's life: a hundred services on one database keep two idle connections, not a
+    hundred."""
+    key = (config.connections.db, config.db_time_zone)
     with _engines_lock:
         if key not in _engines:
-            _engines[key] = db_engine(config, pool_size=1)
+            _engines[key] = db_engine(config, pool_size=PAGE_POOL_SIZE)
         return _engines[key]
 
 

@@ -112,3 +112,19 @@ def test_the_backfill_form_passes_typed_params_to_the_backfill_dag(monkeypatch: 
     missing = http.post("/services/untimed/backfill", data=form)
     assert missing.status_code == 404 and "map columns.created_at" in missing.text
     assert len(triggered) == 1
+
+
+def test_services_on_one_database_connection_share_one_small_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    from outbox_relay_airflow.outbox_page import app
+
+    for name in ("page_db_1", "page_db_2"):
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{name.upper()}", '{"conn_type": "mysql", "host": "db", "schema": "shop"}'
+        )
+    monkeypatch.setattr(app, "_engines", {})
+    a, b, c = (
+        ServiceConfig.model_validate({"service": name, "topic": "t", "connections": {"db": db}})
+        for name, db in (("a", "page_db_1"), ("b", "page_db_1"), ("c", "page_db_2"))
+    )
+    assert app._engine(a) is app._engine(b) is not app._engine(c)  # one idle pool per database, not service
+    assert app._engine(a).pool.size() == app.PAGE_POOL_SIZE and len(app._engines) == 2

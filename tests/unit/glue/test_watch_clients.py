@@ -1,0 +1,82 @@
+"""The watching triggers of one triggerer share their clients: one engine per database connection and one
+admin client per Kafka connection, whatever the number of services, closed with the last trigger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay_airflow import triggers
+from tests.unit.kafka.test_lag import FakeAdmin
+
+
+class Counting:
+    """A ``_SharedClients`` whose opener and closer are counted."""
+
+    def __init__(self) -> None:
+        self.opened: list[Any] = []
+        self.closed: list[Any] = []
+        self.shared = triggers._SharedClients(self._open, self.closed.append)
+
+    def _open(self, key: Any) -> Any:
+        self.opened.append(key)
+        return FakeAdmin({0: (0, 4)}, {0: 1}) if isinstance(key, str) else object()
+
+
+def test_one_client_per_key_until_its_last_user_lets_go() -> None:
+    clients = Counting()
+    first, again, other = (clients.shared.acquire(k) for k in ("kafka_a", "kafka_a", "kafka_b"))
+    assert first is again and first is not other
+    assert clients.opened == ["kafka_a", "kafka_b"]
+    clients.shared.release("kafka_a")
+    assert clients.closed == []  # still used by one trigger
+    clients.shared.release("kafka_a")
+    assert clients.closed == [first]
+    assert clients.shared.acquire("kafka_a") is not first  # the next user opens a fresh one
+
+
+def _services(monkeypatch: pytest.MonkeyPatch) -> None:
+    configs = {
+        name: ServiceConfig.model_validate(
+            {
+                "service": name,
+                "topic": "t",
+                "confirmation": {"topic": f"{name}.acks"},
+                "connections": {"db": db, "kafka": kafka},
+            }
+        )
+        for name, db, kafka in (("a", "db_1", "kafka_1"), ("b", "db_1", "kafka_1"), ("c", "db_2", "kafka_1"))
+    }
+    monkeypatch.setattr("outbox_relay.config.loader.load_service", configs.__getitem__)
+
+
+def test_services_on_one_database_connection_watch_through_one_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _services(monkeypatch)
+    engines = Counting()
+    monkeypatch.setattr(triggers, "ENGINES", engines.shared)
+    probes = [triggers._RowsProbe(name) for name in "abc"]
+    assert engines.opened == [("db_1", "+00:00"), ("db_2", "+00:00")]
+    assert probes[0].engine is probes[1].engine is not probes[2].engine
+    for probe in probes:
+        probe.close()
+    assert len(engines.closed) == 2
+
+
+def test_services_on_one_kafka_connection_ask_through_one_admin_client_each_for_its_own_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _services(monkeypatch)
+    admins = Counting()
+    monkeypatch.setattr(triggers, "ADMIN_CLIENTS", admins.shared)
+    probes = [triggers._LagProbe(name) for name in "abc"]
+    assert admins.opened == ["kafka_1"]
+    assert [probe.look() for probe in probes] == [(1,)] * 3  # 3 of 4 messages wait: the mark is (1,)
+    (admin,) = {id(probe.admin): probe.admin for probe in probes}.values()
+    assert admin.groups == [probe.group for probe in probes] and len(set(admin.groups)) == 3
+    for probe in probes:
+        probe.close()
+    assert admins.closed == [admin]
