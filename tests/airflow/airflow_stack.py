@@ -164,18 +164,15 @@ class AirflowStack:
         for log in sorted(self.home.glob("*.log")):
             worrying = [line for line in log.read_text(errors="replace").splitlines()
                         if "ERROR" in line or "WARNING" in line or "Traceback" in line]  # fmt: skip
-            lines += [
-                f"{log.name}, last warnings and errors:",
-                *(f"  {line[:300]}" for line in worrying[-15:]),
-            ]
-        failed = [log for log in self.home.rglob(f"dag_id={dag_prefix}*/**/*.log")
-                  if "error" in log.read_text(errors="replace").lower()]  # fmt: skip
+            lines += _excerpt(f"{log.name}, last warnings and errors:", worrying[-15:])
+        task_logs = {
+            log: log.read_text(errors="replace") for log in self.home.rglob(f"dag_id={dag_prefix}*/**/*.log")
+        }
+        failed = [log for log, text in task_logs.items() if "error" in text.lower()]
         for log in sorted(failed, key=lambda f: f.stat().st_mtime)[-3:]:
-            end = log.read_text(errors="replace").splitlines()[-12:]
-            lines += [
-                f"task log {log.relative_to(self.home)}, its end:",
-                *(f"  {line[:300]}" for line in end),
-            ]
+            lines += _excerpt(
+                f"task log {log.relative_to(self.home)}, its end:", task_logs[log].splitlines()[-12:]
+            )
         return "\n".join(lines)
 
     def metadata(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
@@ -186,6 +183,11 @@ class AirflowStack:
 
 def _row(row: tuple[Any, ...]) -> str:
     return "  " + " | ".join(str(value) for value in row)
+
+
+def _excerpt(title: str, lines: list[str]) -> list[str]:
+    """A titled block of indented lines, each cut at 300 characters."""
+    return [title, *(f"  {line[:300]}" for line in lines)]
 
 
 def _migrated_template(env: dict[str, str]) -> str:
