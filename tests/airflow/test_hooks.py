@@ -37,13 +37,17 @@ def kafka_conn(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return extra
 
 
+def _built_with(monkeypatch: pytest.MonkeyPatch, client_class: str) -> dict[str, Any]:
+    """Replace the confluent-kafka class the provider builds at ``client_class``; the settings it gets."""
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(client_class, lambda conf: seen.update(conf) or object())
+    return seen
+
+
 def test_producer_gets_tls_and_sasl_from_the_connection_but_keeps_idempotence(
     kafka_conn: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: dict[str, Any] = {}
-    monkeypatch.setattr(
-        "airflow.providers.apache.kafka.hooks.produce.Producer", lambda conf: seen.update(conf) or object()
-    )
+    seen = _built_with(monkeypatch, "airflow.providers.apache.kafka.hooks.produce.Producer")
     config = ServiceConfig.model_validate({"service": "s", "topic": "t"})
     hooks.OutboxProducerHook("kafka_secure", hooks.producer_settings(config)).get_producer()
     for key in (
@@ -79,10 +83,7 @@ def test_consumer_gets_the_connection_but_never_auto_commits(
 def test_the_lag_probes_admin_client_gets_the_connection_but_never_creates_topics(
     kafka_conn: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: dict[str, Any] = {}
-    monkeypatch.setattr(
-        "airflow.providers.apache.kafka.hooks.base.AdminClient", lambda conf: seen.update(conf) or object()
-    )
+    seen = _built_with(monkeypatch, "airflow.providers.apache.kafka.hooks.base.AdminClient")
     hooks.looking_admin_client("kafka_secure")
     assert seen["security.protocol"] == "SASL_SSL" and seen["sasl.password"] == "s3cret-kafka"
     assert seen["allow.auto.create.topics"] is False  # asking about a topic must not create it

@@ -37,7 +37,9 @@ def test_one_client_per_key_until_its_last_user_lets_go() -> None:
     assert clients.shared.acquire("kafka_a") is not first  # the next user opens a fresh one
 
 
-def _services(monkeypatch: pytest.MonkeyPatch) -> None:
+def _probes(monkeypatch: pytest.MonkeyPatch, clients: str, probe: Any) -> tuple[Counting, list[Any]]:
+    """Probes of services a, b (database 1) and c (database 2), all on Kafka connection 1, with the shared
+    ``clients`` of ``triggers`` counted."""
     configs = {
         name: ServiceConfig.model_validate(
             {
@@ -50,15 +52,15 @@ def _services(monkeypatch: pytest.MonkeyPatch) -> None:
         for name, db, kafka in (("a", "db_1", "kafka_1"), ("b", "db_1", "kafka_1"), ("c", "db_2", "kafka_1"))
     }
     monkeypatch.setattr("outbox_relay.config.loader.load_service", configs.__getitem__)
+    counted = Counting()
+    monkeypatch.setattr(triggers, clients, counted.shared)
+    return counted, [probe(name) for name in "abc"]
 
 
 def test_services_on_one_database_connection_watch_through_one_engine(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _services(monkeypatch)
-    engines = Counting()
-    monkeypatch.setattr(triggers, "ENGINES", engines.shared)
-    probes = [triggers._RowsProbe(name) for name in "abc"]
+    engines, probes = _probes(monkeypatch, "ENGINES", triggers._RowsProbe)
     assert engines.opened == [("db_1", "+00:00"), ("db_2", "+00:00")]
     assert probes[0].engine is probes[1].engine is not probes[2].engine
     for probe in probes:
@@ -69,10 +71,7 @@ def test_services_on_one_database_connection_watch_through_one_engine(
 def test_services_on_one_kafka_connection_ask_through_one_admin_client_each_for_its_own_group(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _services(monkeypatch)
-    admins = Counting()
-    monkeypatch.setattr(triggers, "ADMIN_CLIENTS", admins.shared)
-    probes = [triggers._LagProbe(name) for name in "abc"]
+    admins, probes = _probes(monkeypatch, "ADMIN_CLIENTS", triggers._LagProbe)
     assert admins.opened == ["kafka_1"]
     assert [probe.look() for probe in probes] == [(1,)] * 3  # 3 of 4 messages wait: the mark is (1,)
     (admin,) = {id(probe.admin): probe.admin for probe in probes}.values()
