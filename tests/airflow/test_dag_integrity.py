@@ -67,6 +67,38 @@ def test_every_generated_dag_imports_with_tags_retries_and_one_active_run(servic
     assert "time_budget_seconds" not in backfill.params and "time_budget_seconds" in relay.params
 
 
+def test_every_param_is_read_as_draft_7_and_still_refuses_bad_values(services_dir: Path) -> None:
+    """Draft 7 makes re-parsing cheaper (Airflow checks each Param's schema on every resolve); the trigger
+    form's checks must stay the same, serialized DAGs included."""
+    from airflow.exceptions import ParamValidationError
+    from airflow.sdk.definitions.param import ParamValidationError as SdkParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+    from jsonschema import Draft7Validator
+
+    from outbox_relay_airflow.dag_factory import PARAM_SCHEMA_DRAFT
+
+    dags = _dagbag(ROOT / "dags").dags  # type: ignore[attr-defined]
+    params = [
+        (dag_id, name, dag.params.get_param(name)) for dag_id, dag in dags.items() for name in dag.params
+    ]
+    assert len(params) > 20
+    for dag_id, name, param in params:
+        assert param.schema["$schema"] == PARAM_SCHEMA_DRAFT, (dag_id, name)
+        Draft7Validator.check_schema(param.schema)
+    # What the api-server checks a triggered run's conf against: the serialized DAG's params.
+    stored = DagSerialization.from_dict(DagSerialization.to_dict(dags["outbox_orders_backfill"])).params
+    window = {"since": "2026-11-20T06:00", "until": "2026-11-20T12:00", "reason": "INC-9"}
+    assert stored.deep_merge(window).validate()["chunk_seconds"] == 20
+    for name, bad in [("reason", ""), ("max_rows_per_second", 0), ("chunk_seconds", 0.5), ("dry_run", "no")]:
+        with pytest.raises(ParamValidationError, match=f"param {name}"):
+            stored.deep_merge({**window, name: bad}).validate()
+    replay = dags["outbox_orders_replay"].params
+    with pytest.raises(SdkParamValidationError):
+        replay.get_param("statuses").resolve(["failed", "everything"])
+    with pytest.raises(SdkParamValidationError):
+        replay.get_param("max_rows").resolve(1.5)
+
+
 def test_a_bad_config_is_an_import_error_naming_file_and_field_and_others_still_load(
     services_dir: Path,
 ) -> None:

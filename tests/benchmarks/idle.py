@@ -63,10 +63,12 @@ def _services(engine: Engine, folder: Path, count_: int, design: str) -> str:
     return topics[0]
 
 
-def _cpu_seconds(stack: AirflowStack) -> float:
-    """User + system CPU of every component, its descendants, and the children they have reaped."""
-    total = 0.0
+def _cpu_seconds(stack: AirflowStack) -> dict[str, float]:
+    """User + system CPU of each component (api-server, scheduler, ...): its own, its descendants', and
+    that of the children they have reaped."""
+    by_component: dict[str, float] = {}
     for proc in stack.processes:
+        name = str(proc.args[1]) if isinstance(proc.args, list) else str(proc.pid)
         try:
             root = psutil.Process(proc.pid)
             family = [root, *root.children(recursive=True)]
@@ -77,8 +79,10 @@ def _cpu_seconds(stack: AirflowStack) -> float:
                 t = member.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            total += t.user + t.system + t.children_user + t.children_system
-    return total
+            by_component[name] = (
+                by_component.get(name, 0.0) + t.user + t.system + t.children_user + t.children_system
+            )
+    return by_component
 
 
 def _latency(engine: Engine, topic: str, stack: AirflowStack, design: str) -> float:
@@ -102,8 +106,9 @@ def _latency(engine: Engine, topic: str, stack: AirflowStack, design: str) -> fl
     )
 
 
-def _one(count_: int, design: str, sizes: Sizes, samples: int) -> tuple[float, int, list[float]]:
-    """CPU-s per hour of ``count_`` idle services, the task runs started in the window, latencies."""
+def _one(count_: int, design: str, sizes: Sizes, samples: int) -> tuple[dict[str, float], int, list[float]]:
+    """CPU-s per hour of ``count_`` idle services by component, the task runs started in the window,
+    latencies."""
     window = sizes.idle_seconds
     with scratch_db(f"idle{count_}") as engine, tempfile.TemporaryDirectory() as home:
         services = Path(home) / "services"
@@ -116,13 +121,14 @@ def _one(count_: int, design: str, sizes: Sizes, samples: int) -> tuple[float, i
             time.sleep(min(WARM_UP_SECONDS, window))
             started, cpu_before = time.time(), _cpu_seconds(stack)
             time.sleep(window)
-            cpu = _cpu_seconds(stack) - cpu_before
+            cpu_after = _cpu_seconds(stack)
             runs = stack.metadata(
                 "SELECT COUNT(*) FROM task_instance WHERE start_date >= to_timestamp(%s) AND "
                 "start_date < to_timestamp(%s)", started, started + window,
             )[0][0]  # fmt: skip
             latencies = [_latency(engine, topic, stack, design) for _ in range(samples)]
-    return cpu * 3600 / window, int(runs), latencies
+    per_hour = {name: (cpu_after[name] - cpu_before.get(name, 0.0)) * 3600 / window for name in cpu_after}
+    return per_hour, int(runs), latencies
 
 
 def measure(sizes: Sizes) -> list[Result]:
@@ -134,11 +140,12 @@ def measure(sizes: Sizes) -> list[Result]:
         totals: dict[int, float] = {}
         for count_ in sizes.idle_services:
             samples = sizes.latency_samples if count_ == min(sizes.idle_services) else 0
-            per_hour, runs, latencies = _one(count_, design, sizes, samples)
-            totals[count_] = per_hour
+            by_component, runs, latencies = _one(count_, design, sizes, samples)
+            per_hour = totals[count_] = sum(by_component.values())
             extra = {"design": design, "services": count_, "window_seconds": sizes.idle_seconds,
                      "task_runs": runs, "latencies": [round(x, 2) for x in latencies],
-                     "dag_parse_seconds": sizes.dag_parse_seconds or 30}  # fmt: skip
+                     "dag_parse_seconds": sizes.dag_parse_seconds or 30,
+                     "cpu_s_per_hour_by_component": {k: round(v, 1) for k, v in by_component.items()}}  # fmt: skip
             results.append(
                 Result(f"idle_{design}_cpu_per_service_hour", count_, "CPU-s", [per_hour / count_], extra)
             )

@@ -86,12 +86,18 @@ def measure(sizes: Sizes) -> list[Result]:
         "backlog_rows": rows,
         "rows_per_s": round(rate(report["published"], report["seconds"])),
         "cpu_seconds_startup": round(report["cpu_seconds_startup"], 2),
+        "peak_rss_mb_startup": round(report["peak_rss_mb_startup"]),
     }
-    naive_extra = {"backlog_rows": rows, "rows_per_s": round(rate(naive["published"], naive["seconds"]))}
+    naive_extra = {
+        "backlog_rows": rows,
+        "rows_per_s": round(rate(naive["published"], naive["seconds"])),
+        "peak_rss_mb_startup": round(naive["peak_rss_mb_startup"]),
+    }
     return [
         Result("relay_cpu_per_msg", batch, "us/msg", [report["cpu_seconds_run"] / rows * 1e6], extra),
         Result("naive_cpu_per_msg", batch, "us/msg", [naive["cpu_seconds_run"] / rows * 1e6], naive_extra),
         Result("relay_peak_rss", batch, "MB", [report["peak_rss_mb"]], extra),
+        Result("naive_peak_rss", batch, "MB", [naive["peak_rss_mb"]], naive_extra),
         *_server_results("relay", batch, report, rows),
         *_server_results("naive", batch, naive, rows),
     ]

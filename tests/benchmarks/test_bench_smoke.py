@@ -35,6 +35,7 @@ EXPECTED = {
     "naive_db_cpu_per_msg",
     "naive_broker_cpu_per_msg",
     "relay_peak_rss",
+    "naive_peak_rss",
     "page_overview",
     "page_failed_list",
     "page_failed_list_by_error",

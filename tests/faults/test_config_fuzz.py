@@ -130,7 +130,8 @@ def test_arbitrary_text_gives_a_config_error_naming_the_file(text: str) -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(PATHS), values), min_size=1, max_size=2))
 def test_a_fuzzed_config_never_takes_the_other_services_dags_down(mutations: list[tuple[Any, Any]]) -> None:
-    from outbox_relay_airflow.dag_factory import ServiceConfigError, build_all, raise_config_errors
+    from outbox_relay_airflow.config_errors import ServiceConfigError, raise_config_errors
+    from outbox_relay_airflow.dag_factory import build_all
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -46,7 +46,7 @@ def test_every_declared_error_shares_one_base() -> None:
     from outbox_relay.confirmations import MalformedConfirmationError
     from outbox_relay.kafka.publisher import BrokerUnavailableError
     from outbox_relay.relay.engine import RelayDatabaseError, RelayLockBusyError
-    from outbox_relay_airflow.dag_factory import ServiceConfigError
+    from outbox_relay_airflow.config_errors import ServiceConfigError
     from outbox_relay_airflow.tasks import ReconciliationDiscrepancyError
 
     declared = [
