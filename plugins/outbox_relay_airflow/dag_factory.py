@@ -2,8 +2,10 @@
 reconcile).
 
 Parsing does no database or network I/O: tasks re-read their config and open
-connections only when they run. A bad config never stops the other services'
-DAGs from loading; ``config_errors`` turns it into an import error of its own.
+connections only when they run. Each task body imports its task module itself, because the DAG
+processor imports this module in a new process on every re-parse (every 30 s by default) and the task
+code (relay engine, hooks, Kafka client) would triple that import's cost. A bad config never stops the
+other services' DAGs from loading; ``config_errors`` turns it into an import error of its own.
 """
 
 from __future__ import annotations

@@ -3,8 +3,11 @@ service config breaks only its own DAGs."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +68,30 @@ def test_every_generated_dag_imports_with_tags_retries_and_one_active_run(servic
     assert [t.task_id for t in backfill.tasks] == ["backfill"]
     assert {"since", "until", "reason", "republish", "max_rows_per_second", "dry_run"} <= set(backfill.params)
     assert "time_budget_seconds" not in backfill.params and "time_budget_seconds" in relay.params
+
+
+def _modules_after_importing(module: str) -> set[str]:
+    """What a fresh interpreter holds after importing ``module`` (as a DAG processor's parse process)."""
+    code = f"import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_dag_files_import_no_task_code_at_parse_time() -> None:
+    """The DAG processor imports each DAG file in a new process on every re-parse (every 30 s by default):
+    task code (relay engine, hooks, Kafka client) loads only when a task runs."""
+    task_code = {
+        "outbox_relay_airflow.tasks", "outbox_relay_airflow.backfill_tasks", "outbox_relay_airflow.replay_tasks",
+        "outbox_relay_airflow.hooks", "outbox_relay.relay.engine", "outbox_relay.store.outbox", "confluent_kafka",
+    }  # fmt: skip
+    assert _modules_after_importing("outbox_relay_airflow.dag_factory") & task_code == set()
+    loaded = _modules_after_importing("outbox_relay_airflow.config_errors")
+    assert {m for m in loaded if m.startswith("outbox_relay_airflow")} == {
+        "outbox_relay_airflow",
+        "outbox_relay_airflow.config_errors",
+    }
+    assert "airflow.sdk" not in loaded and "confluent_kafka" not in loaded
 
 
 def test_every_param_is_read_as_draft_7_and_still_refuses_bad_values(services_dir: Path) -> None:

@@ -9,7 +9,14 @@ from pydantic import ValidationError
 
 from outbox_relay.config import STANDARD_COLUMNS, ServiceConfig
 from outbox_relay.config.identifiers import InvalidIdentifierError, check_table_name
-from outbox_relay.config.loader import ConfigError, load_service, load_services, parse_service_config
+from outbox_relay.config.loader import (
+    SERVICES_DIR_ENV,
+    ConfigError,
+    default_services_dir,
+    load_service,
+    load_services,
+    parse_service_config,
+)
 from outbox_relay.store.naming import quote
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -125,6 +132,22 @@ def test_quoting() -> None:
 def test_shipped_service_configs_are_valid() -> None:
     loaded = load_services(ROOT / "dags" / "services")
     assert not loaded.errors and "orders" in loaded.services
+
+
+def test_without_the_setting_the_project_folder_is_read_and_a_missing_folder_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SERVICES_DIR_ENV, raising=False)
+    assert default_services_dir() == ROOT / "dags" / "services"
+    assert "orders" in load_services().services and load_service("orders").service == "orders"
+    gone = tmp_path / "servcies"
+    monkeypatch.setenv(SERVICES_DIR_ENV, str(gone))
+    loaded = load_services()
+    assert loaded.services == {}
+    assert [str(e) for e in loaded.errors] == [
+        f"{gone}: no such folder (the folder ${SERVICES_DIR_ENV} names): no service is loaded"
+    ]
+    assert "no such folder (the folder given)" in str(load_services(gone).errors[0])
 
 
 def test_the_db_time_zone_is_one_fixed_offset() -> None:
