@@ -341,7 +341,7 @@ def _backlog(config: ServiceConfig) -> dict[str, Any]:
 
 def _validate(args: argparse.Namespace, plan: bool) -> int:
     directory = args.services_dir or default_services_dir()
-    loaded = load_services(directory)
+    loaded = load_services(args.services_dir)  # a missing folder's error names where its name came from
     failed = False
     for error in loaded.errors:
         print(f"INVALID {error}")

@@ -69,3 +69,7 @@ def test_validate_reports_missing_index_topic_and_bad_files(db_engine: Engine, t
     assert "OK      legacy" in planned.stdout
     backlog = json.loads(planned.stdout.split("backlog: ", 1)[1].splitlines()[0])
     assert backlog["rows_by_status"] == {"0": 1, "1": 1} and 0 <= backlog["oldest_new_seconds"] < 600
+
+    gone = _cli(["validate", "--offline"], url, tmp_path / "servcies")
+    assert gone.returncode == 1
+    assert f"INVALID {tmp_path / 'servcies'}: no such folder (the folder given)" in gone.stdout
