@@ -11,12 +11,15 @@ other services' DAGs from loading; ``config_errors`` turns it into an import err
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetWatcher, CronDataIntervalTimetable, Param, get_current_context, task
 from airflow.sdk.definitions.deadline import DeadlineAlert
+from airflow.sdk.definitions.param import ParamsDict
 from airflow.triggers.base import BaseEventTrigger
 
 from outbox_relay.config import ServiceConfig
@@ -94,6 +97,7 @@ def _doc(config: ServiceConfig, what: str) -> str:
     )
 
 
+@contextmanager
 def _service_dag(
     config: ServiceConfig,
     kind: str,
@@ -103,10 +107,14 @@ def _service_dag(
     *,
     budget: bool = True,
     deadline: DeadlineAlert | None = None,
-) -> DAG:
-    """The settings every generated DAG shares; use as a context manager. ``budget``: the run's work is
-    bounded by a time budget (a ``time_budget_seconds`` param)."""
-    return DAG(
+) -> Iterator[DAG]:
+    """The settings every generated DAG shares. ``budget``: the run's work is bounded by a time budget
+    (a ``time_budget_seconds`` param).
+
+    The DAG gets its params only after its tasks are built, so no task keeps a copy of them: a task
+    run reads the DAG's params anyway (the task runner merges them into its context), and serializing
+    every task's copy was most of the cost of parsing these DAGs, paid on every re-parse."""
+    with DAG(
         deadline=deadline,
         dag_id=service_dag_id(config.service, kind),
         description=description,
@@ -118,7 +126,10 @@ def _service_dag(
         default_args=_default_args(config),
         tags=["outbox", kind, config.service],
         doc_md=_doc(config, kind),
-        params={**(params or {}), **({"time_budget_seconds": _budget_param()} if budget else {})},
+    ) as dag:
+        yield dag
+    dag.params = ParamsDict(
+        {**(params or {}), **({"time_budget_seconds": _budget_param()} if budget else {})}
     )
 
 

@@ -126,6 +126,27 @@ def test_every_param_is_read_as_draft_7_and_still_refuses_bad_values(services_di
         replay.get_param("max_rows").resolve(1.5)
 
 
+def test_no_task_keeps_a_copy_of_its_dags_params_yet_every_task_run_reads_them(services_dir: Path) -> None:
+    """Serializing a copy of the DAG's params per task was most of the cost of every re-parse; the task
+    runner merges the DAG's params (and the run's conf) into each task's context, which must hold."""
+    from airflow.sdk.definitions.param import process_params
+    from airflow.serialization.serialized_objects import OperatorSerialization
+
+    dags = _dagbag(ROOT / "dags").dags  # type: ignore[attr-defined]
+    for dag_id, dag in dags.items():
+        for t in dag.tasks:
+            assert not t.params, (dag_id, t.task_id, list(t.params))
+            assert "params" not in OperatorSerialization.serialize_operator(t), (dag_id, t.task_id)
+    replay = dags["outbox_orders_replay"]
+    conf = {"reason": "INC-9", "statuses": ["failed"], "row_ids": "7"}
+    for task_id in ("plan", "replay"):
+        seen = process_params(replay, replay.get_task(task_id), conf, suppress_exception=False)
+        assert seen == {**seen, **conf} and seen["max_rows"] == 1000 and seen["dry_run"] is False
+    relay = dags["outbox_orders_relay"]
+    seen = process_params(relay, relay.get_task("relay"), None, suppress_exception=False)
+    assert seen == {"republish": False, "time_budget_seconds": None}
+
+
 def test_a_bad_config_is_an_import_error_naming_file_and_field_and_others_still_load(
     services_dir: Path,
 ) -> None:
