@@ -2,10 +2,11 @@
 
 An event-driven confirmation ingest (``confirm_schedule: "@messages"``) asks this every few seconds from
 Airflow's triggerer instead of starting a task every minute: one metadata request, the group's committed
-offsets (an OffsetFetch to its coordinator) and each partition's first and end offsets (ListOffsets),
-all through an admin client. It never subscribes, polls or commits, so the group's members, assignments
-and offsets are untouched; and it names the group per call, so one client serves every service of a
-Kafka connection.
+offsets (an OffsetFetch to its coordinator), each partition's end offset and, only where the end is past
+the committed offset, its first offset (ListOffsets), all through an admin client: an idle group costs
+three requests per look. It never subscribes, polls or commits, so the group's members, assignments and
+offsets are untouched; and it names the group per call, so one client serves every service of a Kafka
+connection.
 """
 
 from __future__ import annotations
@@ -57,17 +58,19 @@ def group_lag(admin: LagReader, group: str, topic: str, timeout: float = 10.0) -
     request = [ConsumerGroupTopicPartitions(group, partitions)]
     listed = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group].result()
     committed = {tp.partition: tp for tp in listed.topic_partitions}
-    first = _offsets(admin, partitions, _EARLIEST, timeout)
-    end = _offsets(admin, partitions, _LATEST, timeout)
-    offsets, waiting = [], 0
+    offsets: dict[int, int] = {}
     for tp in partitions:
         mark = committed.get(tp.partition)
         if mark is not None and mark.error is not None:
             raise KafkaException(mark.error)
-        offset = mark.offset if mark is not None and mark.offset >= 0 else -1
-        waiting += max(0, end[tp.partition] - max(offset, first[tp.partition]))
-        offsets.append(offset)
-    return GroupLag(waiting, tuple(offsets))
+        offsets[tp.partition] = mark.offset if mark is not None and mark.offset >= 0 else -1
+    end = _offsets(admin, partitions, _LATEST, timeout)
+    # A partition's earliest offset only matters where its end is past the committed offset (a group
+    # never committed, or behind retention): an idle group costs one request less per look.
+    behind = [tp for tp in partitions if end[tp.partition] > offsets[tp.partition]]
+    first = _offsets(admin, behind, _EARLIEST, timeout) if behind else {}
+    waiting = sum(max(0, end[p] - max(offsets[p], first[p])) for p in first)
+    return GroupLag(waiting, tuple(offsets.values()))
 
 
 def _offsets(

@@ -32,6 +32,7 @@ class FakeAdmin:
     ) -> None:
         self.marks, self.offsets, self.error, self.offset_error = marks, committed, error, offset_error
         self.groups: list[str] = []
+        self.asked: list[tuple[str, list[int]]] = []  # (earliest | latest, partitions) per ListOffsets
 
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
         found = SimpleNamespace(partitions=dict.fromkeys(self.marks), error=self.error)
@@ -54,6 +55,7 @@ class FakeAdmin:
         self, wanted: dict[TopicPartition, Any], **kwargs: Any
     ) -> dict[TopicPartition, Future[Any]]:
         side = 0 if next(iter(wanted.values())) is _EARLIEST else 1
+        self.asked.append((("earliest", "latest")[side], sorted(tp.partition for tp in wanted)))
         return {tp: _done(SimpleNamespace(offset=self.marks[tp.partition][side])) for tp in wanted}
 
 
@@ -81,3 +83,13 @@ def test_other_broker_errors_are_raised() -> None:
     group_denied = KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED)
     with pytest.raises(KafkaException):
         group_lag(FakeAdmin({0: (0, 1)}, {}, offset_error=group_denied), "g", "acks")
+
+
+def test_first_offsets_are_asked_only_for_partitions_whose_end_is_past_the_committed_offset() -> None:
+    """An idle group (the usual look) costs no earliest-offsets request; the others ask only what counts."""
+    idle = FakeAdmin({0: (0, 3), 1: (2, 9)}, {0: 3, 1: 9})
+    assert group_lag(idle, "g", "acks") == GroupLag(0, (3, 9))
+    assert idle.asked == [("latest", [0, 1])]
+    busy = FakeAdmin({0: (0, 3), 1: (6, 9), 2: (0, 5)}, {0: 3, 1: 4})
+    assert group_lag(busy, "g", "acks") == GroupLag(3 + 5, (3, 4, -1))
+    assert busy.asked == [("latest", [0, 1, 2]), ("earliest", [1, 2])]
