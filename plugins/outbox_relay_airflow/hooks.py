@@ -166,8 +166,10 @@ class OutboxDatabaseHook(BaseHook):
                 ssl[key] = _flag(self.outbox_db_conn_id, name, extra[name])
         return ssl
 
-    def get_engine(self, time_zone: str = "+00:00", pool_size: int = 2) -> Engine:
-        return make_engine(self.sqlalchemy_url(), time_zone, pool_size=pool_size, ssl=self.tls_settings())
+    def get_engine(self, time_zone: str = "+00:00", pool_size: int = 2, watching: bool = False) -> Engine:
+        return make_engine(
+            self.sqlalchemy_url(), time_zone, pool_size=pool_size, ssl=self.tls_settings(), watching=watching
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         """The Airflow UI's 'Test' button: connect and ask the server for its version."""

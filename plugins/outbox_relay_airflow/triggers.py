@@ -129,7 +129,7 @@ def _open_engine(key: tuple[str, str]) -> Any:
     from outbox_relay_airflow.hooks import OutboxDatabaseHook
 
     conn_id, time_zone = key
-    return OutboxDatabaseHook(conn_id).get_engine(time_zone, pool_size=WATCH_POOL_SIZE)
+    return OutboxDatabaseHook(conn_id).get_engine(time_zone, pool_size=WATCH_POOL_SIZE, watching=True)
 
 
 def _open_admin(conn_id: str) -> Any:
@@ -160,8 +160,7 @@ class _RowsProbe:
         self.engine = ENGINES.acquire(self.key)
 
     def look(self) -> Any:
-        with self.engine.connect() as conn:
-            return self.query.first_eligible(conn)
+        return self.query.look(self.engine)
 
     def close(self) -> None:
         ENGINES.release(self.key)

@@ -67,6 +67,7 @@ SMOKE = Sizes(
     idle_seconds=10,
     idle_services=(1, 2),
     latency_samples=1,
+    latency_at_largest=False,
 )
 
 
@@ -196,6 +197,12 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
         type=_counts,
         help="comma-separated service counts of the idle figure (default 1,10)",
     )
+    parser.add_argument(
+        "--idle-designs",
+        type=_designs,
+        help=f"comma-separated designs of the idle figure (default {','.join(idle.DESIGNS)}; the target "
+        "needs both)",
+    )
     parser.add_argument("--only", help=f"comma-separated subset of: {','.join(COMPONENTS)}")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="folder for the JSON")
     parser.add_argument(
@@ -215,6 +222,7 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
         "batches": args.batches,
         "idle_services": args.idle_services,
         "dag_parse_seconds": args.dag_parse_seconds,
+        "idle_designs": args.idle_designs,
     }
     sizes = Sizes(**{**asdict(sizes), **{k: v for k, v in overrides.items() if v is not None}})
     only = args.only.split(",") if args.only else list(COMPONENTS)
@@ -233,6 +241,17 @@ def _counts(text: str) -> tuple[int, ...]:
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive integers")
     return counts
+
+
+def _designs(text: str) -> tuple[str, ...]:
+    """``"events"`` -> ("events",); a design the idle component does not know is refused by name."""
+    designs = tuple(part.strip() for part in text.split(","))
+    unknown = [d for d in designs if d not in idle.DESIGNS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown idle design(s) {unknown}; choose from {list(idle.DESIGNS)}"
+        )
+    return designs
 
 
 def profiled(name: str, sizes: Sizes, out: Path | None) -> list[Result]:

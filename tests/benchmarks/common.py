@@ -88,7 +88,9 @@ class Sizes:
     dag_parse_seconds: float | None = (
         None  # the DAG processor's min_file_process_interval (None: Airflow's 30)
     )
-    latency_samples: int = 3  # commit-to-SENT samples per design (on the smallest service count)
+    idle_designs: tuple[str, ...] = ("minute", "events")  # see idle.DESIGNS
+    latency_samples: int = 3  # commit-to-SENT samples per design (smallest service count)
+    latency_at_largest: bool = True  # the same samples at the largest service count
 
     @property
     def ref_batch(self) -> int:

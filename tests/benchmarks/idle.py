@@ -2,7 +2,7 @@
 Airflow: api-server, scheduler and dag-processor (and the triggerer), LocalExecutor, PostgreSQL metadata,
 as ``tests/airflow/airflow_stack.py`` starts them, with Airflow's default heartbeat and DAG refresh.
 
-Two designs side by side, each service with a confirmation topic:
+Two designs side by side (``--idle-designs``), each service with a confirmation topic:
 
 * ``minute``: today's default schedules (relay every minute: ensure_topics, relay, check_health;
   confirmations every minute);
@@ -12,9 +12,9 @@ Two designs side by side, each service with a confirmation topic:
 
 For N services on N empty tables, after the DAGs are parsed and their first runs are done, the CPU time
 of every Airflow process and everything it started (task processes included) is read before and after
-a window (``--idle-seconds``, default 300 s) and scaled to an hour; then (for the smallest N) one row at a
-time is written to the first service's table and the seconds until it is SENT are taken. MariaDB's
-and the broker's own CPU are not counted."""
+a window (``--idle-seconds``, default 300 s) and scaled to an hour; then (for the smallest and the
+largest N) one row at a time is written to the first service's table and the seconds until it is SENT
+are taken. MariaDB's and the broker's own CPU are not counted."""
 
 from __future__ import annotations
 
@@ -136,10 +136,13 @@ def measure(sizes: Sizes) -> list[Result]:
     marginal cost of one more idle service (which leaves out what Airflow costs with no service at
     all); the median commit-to-SENT latency."""
     results = []
-    for design in DESIGNS:
+    for design in sizes.idle_designs:
         totals: dict[int, float] = {}
         for count_ in sizes.idle_services:
-            samples = sizes.latency_samples if count_ == min(sizes.idle_services) else 0
+            sampled = {min(sizes.idle_services)} | (
+                {max(sizes.idle_services)} if sizes.latency_at_largest else set()
+            )
+            samples = sizes.latency_samples if count_ in sampled else 0
             by_component, runs, latencies = _one(count_, design, sizes, samples)
             per_hour = totals[count_] = sum(by_component.values())
             extra = {"design": design, "services": count_, "window_seconds": sizes.idle_seconds,

@@ -90,3 +90,17 @@ def test_smoke_run_reports_every_component(tmp_path: Path) -> None:
             verdicts.add("n/a (baseline not run)")
         assert by_name[target.component]["verdict"] in verdicts, by_name[target.component]
     assert "project_relay" in done.stdout and "verdict" in done.stdout  # the printed table
+
+
+def test_the_idle_figure_takes_its_designs_and_counts_from_the_command_line() -> None:
+    """``--idle-designs events --idle-services 1,10,50,100``: the event-driven design alone at scale (the
+    per-minute one would saturate the machine long before 100 services)."""
+    from tests.benchmarks.bench import parse_args
+
+    sizes, only, _out, _profile = parse_args(
+        ["--only", "idle", "--idle-designs", "events", "--idle-services", "1,10,50,100"]
+    )
+    assert (sizes.idle_designs, sizes.idle_services, only) == (("events",), (1, 10, 50, 100), ["idle"])
+    assert parse_args([])[0].idle_designs == ("minute", "events")
+    with pytest.raises(SystemExit):
+        parse_args(["--idle-designs", "events,hourly"])

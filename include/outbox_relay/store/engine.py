@@ -11,17 +11,25 @@ _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
 
 
 def make_engine(
-    url: str | URL, time_zone: str = "+00:00", pool_size: int = 5, ssl: dict[str, Any] | None = None
+    url: str | URL,
+    time_zone: str = "+00:00",
+    pool_size: int = 5,
+    ssl: dict[str, Any] | None = None,
+    watching: bool = False,
 ) -> Engine:
     """An engine whose sessions use READ COMMITTED (so SKIP LOCKED and chunked deletes lock only
     what they touch) and the given session time zone (so ``NOW(6)`` matches the stored timestamps).
-    ``ssl``: PyMySQL's TLS settings (``ca``, ``cert``, ``key``, ``check_hostname``, ...); None = no TLS."""
+    ``ssl``: PyMySQL's TLS settings (``ca``, ``cert``, ``key``, ``check_hostname``, ...); None = no TLS.
+    ``watching``: for the one-statement looks between runs (``WatchQuery.look``): autocommit, and neither
+    a ping before nor a rollback after each use of a pooled connection (a look was four round trips: the
+    ping, the query and two rollbacks); a connection the server dropped is replaced by the look itself."""
     if not _OFFSET.match(time_zone):
         raise ValueError(f"time zone {time_zone!r} must be a UTC offset like '+00:00'")
     return create_engine(
         url,
-        isolation_level="READ COMMITTED",
-        pool_pre_ping=True,
+        isolation_level="AUTOCOMMIT" if watching else "READ COMMITTED",
+        pool_pre_ping=not watching,
+        pool_reset_on_return=None if watching else "rollback",
         pool_recycle=3600,
         pool_size=pool_size,
         connect_args={

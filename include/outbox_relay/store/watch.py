@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Engine, text
 
 from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
@@ -31,10 +31,36 @@ class WatchQuery:
             **t.attempt_params,
             **t.filter_params,
         }
+        self._compiled: tuple[str, Any] | None = None  # the statement and parameters in the driver's form
 
-    def first_eligible(self, conn: Connection) -> Any:
+    def look(self, engine: Engine) -> Any:
         """The primary key of the next row the relay would claim now (not waiting for its retry time, not
-        given up on), or None: one step into the claim's scan index."""
-        found = conn.execute(self._sql, self._params).first()
-        conn.rollback()
-        return None if found is None else found[0]
+        given up on), or None: one step into the claim's scan index. On an engine made with ``watching``
+        (autocommit, no ping) it is the one statement the server sees: a pooled DBAPI connection, the
+        query compiled once. A connection the server dropped (a restart, ``wait_timeout``) is replaced
+        and asked again, once."""
+        return self._ask(engine, again=True)
+
+    def _ask(self, engine: Engine, again: bool) -> Any:
+        if self._compiled is None:
+            compiled = self._sql.compile(dialect=engine.dialect)
+            self._compiled = (compiled.string, compiled.construct_params(self._params))
+        conn = engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(*self._compiled)
+                found = cursor.fetchone()
+            finally:
+                cursor.close()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if not engine.dialect.is_disconnect(exc, conn.dbapi_connection, None):
+                raise
+            conn.invalidate(exc)
+            if not again:
+                raise
+        else:
+            return None if found is None else found[0]
+        finally:
+            conn.close()
+        return self._ask(engine, again=False)
