@@ -136,12 +136,10 @@ def measure(sizes: Sizes) -> list[Result]:
     marginal cost of one more idle service (which leaves out what Airflow costs with no service at
     all); the median commit-to-SENT latency."""
     results = []
+    sampled = {min(sizes.idle_services)} | ({max(sizes.idle_services)} if sizes.latency_at_largest else set())
     for design in sizes.idle_designs:
         totals: dict[int, float] = {}
         for count_ in sizes.idle_services:
-            sampled = {min(sizes.idle_services)} | (
-                {max(sizes.idle_services)} if sizes.latency_at_largest else set()
-            )
             samples = sizes.latency_samples if count_ in sampled else 0
             by_component, runs, latencies = _one(count_, design, sizes, samples)
             per_hour = totals[count_] = sum(by_component.values())

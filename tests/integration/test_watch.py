@@ -36,13 +36,12 @@ def _query(config: ServiceConfig) -> WatchQuery:
 def _session_value(engine: Engine, sql: str) -> int:
     """One value read on the engine's pooled connection itself."""
     conn = engine.raw_connection()
+    cursor = conn.cursor()
     try:
-        cursor = conn.cursor()
         cursor.execute(sql)
-        value = int(cursor.fetchone()[-1])
-        cursor.close()
-        return value
+        return int(cursor.fetchone()[-1])
     finally:
+        cursor.close()
         conn.close()
 
 
