@@ -19,6 +19,7 @@ from tests.benchmarks.common import (
     Result,
     Sizes,
     bench_config,
+    bench_run_id,
     count,
     fresh_backlog,
     make_producer,
@@ -40,7 +41,7 @@ def run_project(
     """One run; returns its stats and the wall seconds of ``run`` alone (producer already connected)."""
     relay = project_relay(config, engine, producer)
     started = time.perf_counter()
-    stats = relay.run(RunRequest(run_id=f"bench-{time.time_ns()}", **request))
+    stats = relay.run(RunRequest(run_id=bench_run_id(), **request))
     return stats, time.perf_counter() - started
 
 

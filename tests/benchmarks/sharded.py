@@ -62,7 +62,7 @@ def _shard(
 ) -> None:
     from outbox_relay.relay.engine import RunRequest
     from outbox_relay.store.engine import make_engine
-    from tests.benchmarks.common import make_producer
+    from tests.benchmarks.common import bench_run_id, make_producer
     from tests.benchmarks.project import project_relay
 
     config = _config(topic, shards, indexed)
@@ -70,7 +70,7 @@ def _shard(
     relay = project_relay(config, engine, make_producer(config))
     ready.put(shard)
     go.wait()
-    stats = relay.run(RunRequest(run_id=f"bench-shard-{shard}", shard=shard if shards > 1 else None))
+    stats = relay.run(RunRequest(run_id=bench_run_id(), shard=shard if shards > 1 else None))
     done.put((stats.published, time.time()))
     engine.dispose()
 

@@ -45,6 +45,7 @@ EXPECTED = {
     "sharded_relay_2_indexed",
     "sharded_relay_4_indexed",
     "naive_relay_paired",
+    "naive_relay_run_id_paired",
     "project_relay_paired",
     "idle_minute_cpu_per_service_hour",
     "idle_minute_cpu_marginal_per_service_hour",
@@ -84,11 +85,12 @@ def test_smoke_run_reports_every_component(tmp_path: Path) -> None:
         ticks = name.endswith(("_db_cpu_per_msg", "_broker_cpu_per_msg"))  # 10 ms ticks of a short run: >= 0
         assert "marginal" in name or row["median"] > 0 or (ticks and row["median"] == 0), f"{name}: {row}"
         assert row["samples"], name
+    verdict_of = {(r["component"], r["target"]): r["verdict"] for r in report["results"]}
     for target in TARGETS:  # every target got a ratio and a verdict (PASS or MISS, never n/a) ...
         verdicts = {"PASS", "MISS"}
         if "marginal" in (target.baseline or ""):  # ... but a difference of two 10 s windows may be <= 0
             verdicts.add("n/a (baseline not run)")
-        assert by_name[target.component]["verdict"] in verdicts, by_name[target.component]
+        assert verdict_of[(target.component, target.text)] in verdicts, (target, by_name[target.component])
     assert "project_relay" in done.stdout and "verdict" in done.stdout  # the printed table
 
 
@@ -104,3 +106,25 @@ def test_the_idle_figure_takes_its_designs_and_counts_from_the_command_line() ->
     assert parse_args([])[0].idle_designs == ("minute", "events")
     with pytest.raises(SystemExit):
         parse_args(["--idle-designs", "events,hourly"])
+
+
+def test_a_figure_with_two_targets_gets_a_row_for_each() -> None:
+    """The paired project relay is judged against the plain naive loop (issue 11's target) and, in a row
+    of its own, against the naive loop that records the run id too."""
+    from tests.benchmarks.bench import evaluate
+    from tests.benchmarks.common import Result
+
+    rows = evaluate(
+        [
+            Result("naive_relay_paired", 5000, "rows/s", [20_000.0]),
+            Result("naive_relay_run_id_paired", 5000, "rows/s", [16_000.0]),
+            Result("project_relay_paired", 5000, "rows/s", [21_000.0]),
+        ]
+    )
+    assert [(r["component"], r["ratio"], r["verdict"]) for r in rows] == [
+        ("naive_relay_paired", None, ""),
+        ("naive_relay_run_id_paired", None, ""),
+        ("project_relay_paired", 1.05, "MISS"),
+        ("project_relay_paired", 1.312, "PASS"),
+    ]
+    assert rows[2]["target"] == ">= 1.2x naive" and "run id" in rows[3]["target"]
