@@ -93,10 +93,12 @@ clean:
 .PHONY: bench
 BENCH_ARGS ?=
 bench: services
+	@bash include/devstack/postgres.sh
 	$(PY) -m tests.benchmarks.bench $(BENCH_ARGS)
 
 # A 6-hour outage (100k rows) drained by the backfill DAG on a real scheduler; BENCH_ARGS=--legacy also
 # times `airflow backfill create` on the relay DAG (tests/benchmarks/backfill_outage.py).
 .PHONY: bench-backfill
 bench-backfill: services
+	@bash include/devstack/postgres.sh
 	$(PY) -m tests.benchmarks.backfill_outage $(BENCH_ARGS)

@@ -2,11 +2,11 @@
 and the naive relay's CPU per message on the same backlog, the same way (the machine-independent yardstick:
 CPU-seconds per message vary with the machine and with what else runs on it).
 
-The child (``relay_child``) runs one relay once and reports ``getrusage(RUSAGE_SELF)``: CPU around the run
-(every thread, librdkafka's too), and the process's peak RSS. One run each (a 1M-row backlog takes a while
-to build); its rows/s is reported too. Beside it, the CPU the local database server and broker spent while
-the child ran (``/proc``; rows left out when they are not processes of this machine): what a relayed
-message costs the database is the figure a capacity plan needs most.
+The child (``relay_child``) runs one relay once and reports ``getrusage(RUSAGE_SELF)``'s CPU around the
+run (every thread, librdkafka's too), and the process's own peak RSS (``VmHWM``). One run each (a 1M-row
+backlog takes a while to build); its rows/s is reported too. Beside it, the CPU the local database server
+and broker spent while the child ran (``/proc``; rows left out when they are not processes of this
+machine): what a relayed message costs the database is the figure a capacity plan needs most.
 """
 
 from __future__ import annotations

@@ -128,3 +128,55 @@ def test_a_figure_with_two_targets_gets_a_row_for_each() -> None:
         ("project_relay_paired", 1.312, "PASS"),
     ]
     assert rows[2]["target"] == ">= 1.2x naive" and "run id" in rows[3]["target"]
+
+
+@pytest.mark.integration
+def test_the_naive_loop_given_a_run_id_records_what_the_relay_records() -> None:
+    """The like-for-like yardstick must really do the relay's SENT bookkeeping, or the comparison says
+    nothing (real MariaDB and broker)."""
+    from sqlalchemy import text
+
+    from tests.benchmarks.common import (
+        bench_config,
+        bench_run_id,
+        fresh_backlog,
+        make_producer,
+        scratch_db,
+        temp_topics,
+    )
+    from tests.benchmarks.naive import run_naive
+
+    with scratch_db("naive_run_id") as engine, temp_topics("naive_run_id") as (topic,):
+        producer = make_producer(bench_config(topic, 20))
+        for run_id in (None, bench_run_id()):
+            fresh_backlog(engine, topic, 50)
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE outbox_message SET next_attempt_at = NOW(6)"))
+            assert run_naive(engine, producer, 20, run_id)[0] == 50
+            with engine.connect() as conn:
+                recorded = conn.execute(
+                    text(
+                        "SELECT status, relay_run_id, sent_at IS NOT NULL, next_attempt_at IS NULL, COUNT(*) "
+                        "FROM outbox_message GROUP BY 1, 2, 3, 4"
+                    )
+                ).all()
+            assert [tuple(r) for r in recorded] == [
+                ("SENT", run_id, run_id is not None, run_id is not None, 50)
+            ]
+        assert len(run_id or "") == 58
+
+
+def test_a_relay_childs_peak_rss_is_its_own_not_its_parents() -> None:
+    """Linux keeps ``ru_maxrss`` across ``execve``: a child of a big benchmark process reported the
+    parent's 311 MB as the relay's peak. The child's figure must not grow with its parent's memory."""
+    ballast = bytearray(600 * 1024 * 1024)  # resident: bytearray zero-fills every page
+    probe = "from tests.benchmarks.relay_child import peak_rss_kb; print(peak_rss_kb())"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert len(ballast) and int(done.stdout) < 400 * 1024, done.stdout
