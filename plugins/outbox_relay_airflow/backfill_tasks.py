@@ -17,6 +17,7 @@ from outbox_relay.models import Window
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.relay.engine import OutboxRelay
 from outbox_relay.replay import ReplayAudit
+from outbox_relay_airflow.heap import frozen_heap
 from outbox_relay_airflow.hooks import db_engine, service_publisher
 from outbox_relay_airflow.observability import announce, send
 from outbox_relay_airflow.tasks import fail_without_retry
@@ -61,6 +62,7 @@ def request_from_params(params: dict[str, Any], audit: ReplayAudit, config: Serv
     )
 
 
+@frozen_heap
 def backfill(
     config: ServiceConfig,
     request: BackfillRequest,

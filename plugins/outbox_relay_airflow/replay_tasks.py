@@ -25,6 +25,7 @@ from outbox_relay.replay import (
     ReplayReport,
     ReplayRequest,
 )
+from outbox_relay_airflow.heap import frozen_heap
 from outbox_relay_airflow.hooks import OutboxConsumerHook, db_engine, service_publisher
 from outbox_relay_airflow.tasks import fail_without_retry
 
@@ -95,6 +96,7 @@ def _replay_dead_letters(config: ServiceConfig, request: ReplayRequest, engine: 
         consumer.close()
 
 
+@frozen_heap
 def replay(config: ServiceConfig, request: ReplayRequest) -> ReplayReport:
     """Run one replay with the service's database and (for SENT rows and dead letters) its producer."""
     engine = db_engine(config, pool_size=2)

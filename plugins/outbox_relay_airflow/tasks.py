@@ -36,6 +36,7 @@ from outbox_relay.reconciliation import (
 from outbox_relay.relay.engine import LOCK_BUSY, OutboxRelay, RunRequest
 from outbox_relay.replay import ReplayAudit
 from outbox_relay.retention import RetentionCleaner
+from outbox_relay_airflow.heap import frozen_heap
 from outbox_relay_airflow.hooks import (
     OutboxConsumerHook,
     OutboxDatabaseHook,
@@ -92,6 +93,7 @@ def run_ensure_topics(service: str, services_dir: Path | None = None) -> list[st
 
 
 @fail_without_retry
+@frozen_heap
 def run_relay(
     service: str, context: dict[str, Any], services_dir: Path | None = None, shard: int | None = None
 ) -> dict[str, Any]:
@@ -234,6 +236,7 @@ def _count_lock_busy_runs(
 
 
 @fail_without_retry
+@frozen_heap
 def run_confirmations(
     service: str, context: dict[str, Any], services_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -256,6 +259,7 @@ def run_confirmations(
 
 
 @fail_without_retry
+@frozen_heap
 def run_cleanup(service: str, context: dict[str, Any], services_dir: Path | None = None) -> dict[str, Any]:
     config = load_service(service, services_dir)
     if config.retention is None:
