@@ -139,13 +139,18 @@ def evaluate(results: list[Result]) -> list[dict[str, Any]]:
     by_key = {(r.component, r.batch): r for r in results}
     rows = []
     for r in results:
-        for target in [t for t in TARGETS if t.component == r.component] or [None]:
-            row: dict[str, Any] = {**r.as_dict(), "target": "", "ratio": None, "verdict": ""}
-            checked = target.check(r, by_key) if target else None
-            if target is not None:
-                row["target"] = target.text
-                row["verdict"] = "n/a (baseline not run)"
-            if target is not None and checked is not None:
+        targets = [t for t in TARGETS if t.component == r.component]
+        if not targets:
+            rows.append({**r.as_dict(), "target": "", "ratio": None, "verdict": ""})
+        for target in targets:
+            row: dict[str, Any] = {
+                **r.as_dict(),
+                "target": target.text,
+                "ratio": None,
+                "verdict": "n/a (baseline not run)",
+            }
+            checked = target.check(r, by_key)
+            if checked is not None:
                 row["ratio"] = round(checked[0], 3)
                 row["verdict"] = "PASS" if checked[1] else "MISS"
             rows.append(row)
