@@ -19,13 +19,15 @@ export OUTBOX_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(BROKER_PORT)
 # venv is compiled at install, and Python may cache the project's own modules.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install services broker broker-stop demo test test-tansu lint typecheck unit integration clean
+.PHONY: install services broker broker-stop demo test test-tansu lint typecheck unit integration clean wheel compat
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(UV):
 	@mkdir -p .run
-	@test -x $(UV) || ($(PYTHON) -m venv .run/tools && .run/tools/bin/pip install -q uv==0.13.8)
+	$(PYTHON) -m venv .run/tools && .run/tools/bin/pip install -q uv==0.13.8
+
+$(VENV)/.installed: pyproject.toml requirements.lock | $(UV)
 	$(UV) venv -q --allow-existing -p $(PYTHON) $(VENV)
 	$(UV) pip sync -q --compile-bytecode -p $(PY) requirements.lock
 	@# The project's packages are used in place: include/ and plugins/ go on the venv's path.
@@ -86,7 +88,18 @@ airflow-stop:
 
 clean:
 	@bash include/devstack/broker.sh stop || true
-	rm -rf .run $(VENV)
+	rm -rf .run $(VENV) dist
+
+# The distribution to install into an existing Airflow (README, "Install into your Airflow").
+wheel: | $(UV)
+	@rm -rf dist
+	$(UV) build -q --wheel -o dist .
+	@ls dist/*.whl
+
+# The compatibility matrix alone (tests/compat: the wheel in fresh venvs per Python/Airflow cell, without the
+# lock); `make test` runs it too.
+compat: services
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests/compat
 
 # Side-by-side benchmark (tests/benchmarks/bench.py): table on stdout, JSON in bench-results/.
 # e.g. make bench BENCH_ARGS="--rows 50000 --only naive,project"

@@ -1,10 +1,10 @@
-"""Outbox relay DAGs for every service registered in dags/services/*.yaml: relay, and when configured
-confirmations, cleanup and reconcile.
+"""Outbox relay DAGs for every service registered in dags/services/*.yaml: relay, replay, and when
+configured backfill, confirmations, cleanup and reconcile.
 
-Thin on purpose: all logic lives in include/outbox_relay (core) and plugins/outbox_relay_airflow.
+The one line any Airflow DAG folder needs (``outbox-relay init`` writes it); all logic lives in the
+installed package.
 """
 
-from outbox_relay_airflow.dag_factory import build_all
+from outbox_relay_airflow.dag_factory import register_outbox_dags
 
-_dags, _errors = build_all()
-globals().update(_dags)
+register_outbox_dags(globals())

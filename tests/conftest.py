@@ -41,12 +41,31 @@ def _start_order(item: pytest.Item) -> int:
     return 1 if item.get_closest_marker("slow") else 2
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Longest first, so parallel workers (pytest-xdist) do not end the run waiting on one of them."""
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
     items.sort(key=_start_order)
+    _name_xdist_groups(config, items)
+
+
+def _name_xdist_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--dist loadgroup`` sends the tests of one ``xdist_group`` to one worker by the ``@<group>`` suffix of
+    their node ids. pytest-xdist 3.8 writes that suffix into ``item._nodeid``, which pytest 9 no longer
+    reads (a node's id is ``item._id``): every group was spread over the workers, tests sharing a group's
+    topics or stack ran side by side. This writes the suffix where pytest reads it."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        names = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+            for m in item.iter_markers("xdist_group")
+        }
+        if names and "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(sorted(names))}")  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -183,7 +183,7 @@ class IdempotentConsumer:
             "status": status,
             "error": error,
             "consumer": self.name,
-            "processed_at": datetime.now(UTC).isoformat(),
+            "processed_at": datetime.now(timezone.utc).isoformat(),
         }
         headers = [(HEADER_MESSAGE_ID, message.message_id.encode())]
         key = message.message_id.encode()

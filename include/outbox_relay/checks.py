@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.topics import missing_topics, service_topics
+from outbox_relay.store.ddl import has_standard_shape
 from outbox_relay.store.introspection import (
     add_index_ddl,
     add_shard_column_ddl,
@@ -38,8 +39,8 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
     columns = column_types(conn, config.table)
     if not columns:
         report.problems.append(f"table {config.table} does not exist (or is not visible to this connection)")
-        if config.table == "outbox_message":
-            report.fixes.append("apply sql/01_outbox_message.sql")
+        if has_standard_shape(config):
+            report.fixes.append(_create_tables(config))
         return
     mapped = {k: v for k, v in config.columns.model_dump().items() if v is not None}
     fields = [(f"columns.{k}", v) for k, v in mapped.items()] + [
@@ -70,13 +71,21 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
         report.problems.append(
             f"retry state table {ATTEMPT_TABLE} is missing (this table has no attempts columns)"
         )
-        report.fixes.append("apply sql/02_outbox_relay_attempt.sql")
+        report.fixes.append(_create_tables(config))
     if not column_types(conn, REPLAY_TABLE):
         report.problems.append(
             f"replay history table {REPLAY_TABLE} is missing (replays and backfill republishes record "
             "every row they send again there)"
         )
-        report.fixes.append("apply sql/04_outbox_relay_replay.sql")
+        report.fixes.append(_create_tables(config))
+
+
+def _create_tables(config: ServiceConfig) -> str:
+    """The command that creates what is missing of the project's tables (leaving existing ones as they are);
+    the outbox table itself only when it has the standard shape."""
+    if has_standard_shape(config):
+        return f"outbox-relay ddl --service {config.service} --apply"
+    return f"outbox-relay ddl --service {config.service} --shared-only --apply"
 
 
 def _has_index(found: dict[str, list[str]], want: list[str], config: ServiceConfig) -> bool:

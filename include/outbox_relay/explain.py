@@ -73,7 +73,8 @@ class Explainer:
             entries = self.replays.history(conn, row_id)
         except ProgrammingError as exc:  # no history table yet: say so instead of failing the explanation
             conn.rollback()
-            return f"unknown: {exc.orig}; apply sql/04_outbox_relay_replay.sql"
+            create = f"outbox-relay ddl --service {self.config.service} --shared-only --apply"
+            return f"unknown: {exc.orig}; create it: {create}"
         lines = []
         for e in entries:
             if e.action in {"attempt", "gave_up"}:

@@ -36,7 +36,7 @@ class Uuid7Generator:
         with self._lock:
             now = self._clock_ms()
             if now > self._last_ms:
-                self._last_ms, self._counter = now, int.from_bytes(os.urandom(2)) & 0x1FF  # headroom
+                self._last_ms, self._counter = now, int.from_bytes(os.urandom(2), "big") & 0x1FF  # headroom
             elif self._counter < _COUNTER_MAX:
                 self._counter += 1
             else:  # 4096 ids in one millisecond (or the clock went back): borrow the next millisecond
@@ -45,7 +45,7 @@ class Uuid7Generator:
 
     def new(self) -> uuid.UUID:
         millis, counter = self._next_stamp()
-        rand_b = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
+        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
         value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
         return uuid.UUID(int=value)
 

@@ -190,9 +190,11 @@ class Reconciler:
 
 def parse_time(value: str, what: str = "") -> datetime:
     """An ISO date/time given by an operator (CLI argument, DAG param), with an error naming ``what``
-    (argparse names the argument itself, so the CLI passes nothing)."""
+    (argparse names the argument itself, so the CLI passes nothing). A trailing ``Z`` means UTC (Python
+    3.10's parser does not read it)."""
+    text = value.strip()
     try:
-        return datetime.fromisoformat(value)
+        return datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in {"Z", "z"} else text)
     except ValueError:
         where = f"{what}: " if what else ""
         raise ConfigurationError(

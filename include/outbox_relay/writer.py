@@ -19,7 +19,7 @@ from outbox_relay.ids import uuid7
 from outbox_relay.relay.messages import check_json
 from outbox_relay.store.writer import insert_outbox_rows
 
-# Column sizes of sql/01_outbox_message.sql.
+# Column sizes of the standard table (outbox_relay/store/sql/01_outbox_message.sql).
 MAX_KEY_CHARS = 191
 MAX_EVENT_TYPE_CHARS = 191
 MAX_MESSAGE_ID_CHARS = 36

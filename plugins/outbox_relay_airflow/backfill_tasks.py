@@ -10,7 +10,6 @@ from typing import Any
 
 from outbox_relay.backfill import DEFAULT_CHUNK_SECONDS, Backfiller, BackfillReport, BackfillRequest
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config.loader import load_service
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.metrics import relay_metrics
 from outbox_relay.models import Window
@@ -20,6 +19,7 @@ from outbox_relay.replay import ReplayAudit
 from outbox_relay_airflow.heap import frozen_heap
 from outbox_relay_airflow.hooks import db_engine, service_publisher
 from outbox_relay_airflow.observability import announce, send
+from outbox_relay_airflow.services_folder import read_service
 from outbox_relay_airflow.tasks import fail_without_retry
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,11 @@ def log_progress(report: BackfillReport) -> None:
 
 
 @fail_without_retry
-def run_backfill(service: str, context: dict[str, Any], services_dir: Path | None = None) -> dict[str, Any]:
+def run_backfill(
+    service: str, context: dict[str, Any], services_dir: str | Path | None = None
+) -> dict[str, Any]:
     """The backfill DAG's task. A retried attempt resumes after the last row the run republished."""
-    config = load_service(service, services_dir)
+    config = read_service(service, services_dir)
     params = dict(context.get("params") or {})
     user = getattr(context.get("dag_run"), "triggering_user_name", None) or "unknown"
     audit = ReplayAudit(str(user), str(params.get("reason") or ""), str(context.get("run_id") or "manual"))

@@ -1,8 +1,8 @@
-"""Command line: ``outbox-relay validate|plan|relay|confirm|cleanup|reconcile|explain|audit|replay|backfill|schema``
-(also ``python -m outbox_relay_airflow.cli ...``).
+"""Command line: ``outbox-relay init|ddl|validate|plan|relay|confirm|cleanup|reconcile|explain|audit|replay|
+backfill|schema`` (also ``python -m outbox_relay_airflow.cli ...``).
 
-Connections are resolved the Airflow way (``AIRFLOW_CONN_*`` variables, secrets
-backends or the metadata DB), so the CLI checks exactly what the DAGs will use.
+Connections are found where ``airflow connections get`` finds them (``AIRFLOW_CONN_*`` variables, the
+secrets backend, the metadata database of ``AIRFLOW_HOME``), so the CLI checks exactly what the DAGs use.
 """
 
 from __future__ import annotations
@@ -19,19 +19,16 @@ from typing import Any
 
 from outbox_relay.checks import CheckReport, check_broker, check_database
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config.loader import (
-    ConfigError,
-    config_files,
-    default_services_dir,
-    load_service,
-    load_services,
-)
+from outbox_relay.config.loader import ConfigError, config_files
 from outbox_relay.config.schema import service_schema_text
 from outbox_relay.errors import ConfigurationError, InfrastructureError
 from outbox_relay.explain import Explainer, not_found, parse_reference
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.replay import ReplayAudit
 from outbox_relay.store.outbox import OutboxStore
+from outbox_relay_airflow import setup_commands
+from outbox_relay_airflow.connections import look_up_like_airflow_cli
+from outbox_relay_airflow.services_folder import read_service, read_services, services_folder
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
     _replay_parser(sub)
     _backfill_parser(sub)
+    setup_commands.add_parsers(sub)
     schema = sub.add_parser("schema", help="print the service files' JSON Schema (for editors)")
     schema.add_argument("--output", "-o", type=Path, help="write it to this file instead of stdout")
     return parser
@@ -124,7 +122,7 @@ def _replay(args: argparse.Namespace) -> int:
         "max_rows": args.max_rows, "dry_run": args.dry_run,
     }  # fmt: skip
     try:
-        config = load_service(args.service, args.services_dir)
+        config = read_service(args.service, args.services_dir)
         from outbox_relay_airflow import replay_tasks  # Airflow is imported once the arguments are good
 
         audit = ReplayAudit(args.by, args.reason, f"cli__replay__{uuid.uuid4().hex[:12]}")
@@ -197,7 +195,7 @@ def _backfill(args: argparse.Namespace) -> int:
 def _service_or_none(args: argparse.Namespace) -> ServiceConfig | None:
     """The command's service config; on a bad or unknown one, say why on stderr (exit status 2)."""
     try:
-        return load_service(args.service, args.services_dir)
+        return read_service(args.service, args.services_dir)
     except (LookupError, ConfigurationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
@@ -239,7 +237,7 @@ def _reconcile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if args.include_failed and not args.redeliver:
         parser.error("--include-failed only makes sense with --redeliver")
     try:
-        config = load_service(args.service, args.services_dir)
+        config = read_service(args.service, args.services_dir)
         from outbox_relay_airflow import tasks  # Airflow is imported only once the arguments are known good
 
         report = tasks.reconcile(config, args.since, args.until, args.redeliver, args.include_failed)
@@ -340,8 +338,8 @@ def _backlog(config: ServiceConfig) -> dict[str, Any]:
 
 
 def _validate(args: argparse.Namespace, plan: bool) -> int:
-    directory = args.services_dir or default_services_dir()
-    loaded = load_services(args.services_dir)  # a missing folder's error names where its name came from
+    directory = services_folder(args.services_dir)[0]
+    loaded = read_services(args.services_dir)  # a missing folder's error names where its name came from
     failed = False
     for error in loaded.errors:
         print(f"INVALID {error}")
@@ -394,12 +392,17 @@ def _run_now(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    look_up_like_airflow_cli()
     if args.command in {"validate", "plan"}:
         return _validate(args, plan=args.command == "plan")
     if args.command == "reconcile":
         return _reconcile(args, parser)
     if args.command == "schema":
         return _schema(args.output)
+    if args.command == "init":
+        return setup_commands.run_init(args)
+    if args.command == "ddl":
+        return setup_commands.run_ddl(args)
     if args.command == "explain":
         return _explain(args)
     if args.command == "audit":

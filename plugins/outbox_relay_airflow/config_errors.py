@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from outbox_relay.config.loader import load_services
 from outbox_relay.errors import ConfigurationError
+from outbox_relay_airflow.services_folder import read_services
 
 
 class ServiceConfigError(ConfigurationError):
     """Raised by the config-errors DAG file so Airflow lists each broken service as an import error."""
 
 
-def raise_config_errors(directory: Path | None = None) -> None:
+def raise_config_errors(directory: str | Path | None = None) -> None:
     """Validate only (building DAGs here would register them twice)."""
-    errors = load_services(directory).errors
+    errors = read_services(directory).errors
     if errors:
         lines = "\n".join(f"- {e}" for e in errors)
         raise ServiceConfigError(

@@ -10,25 +10,30 @@ other services' DAGs from loading; ``config_errors`` turns it into an import err
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, AssetWatcher, CronDataIntervalTimetable, Param, get_current_context, task
+from airflow.sdk import DAG, Asset, AssetWatcher, Param, get_current_context, task
 from airflow.sdk.definitions.deadline import DeadlineAlert
 from airflow.sdk.definitions.param import ParamsDict
 from airflow.triggers.base import BaseEventTrigger
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.fields import CONFIRMATIONS_WAITING, EVENT_DRIVEN
-from outbox_relay.config.loader import ConfigError, load_services
+from outbox_relay.config.loader import ConfigError
+from outbox_relay_airflow.compat import CronDataIntervalTimetable
 from outbox_relay_airflow.observability import published_alias, relay_deadline
+from outbox_relay_airflow.services_folder import read_services
 from outbox_relay_airflow.triggers import ConfirmationsWaitingTrigger, OutboxRowsTrigger
 
-START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+log = logging.getLogger(__name__)
+
+START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
@@ -146,26 +151,26 @@ def _watched(name: str, uri: str, trigger: BaseEventTrigger) -> list[Asset]:
     return [Asset(name=name, uri=uri, watchers=[AssetWatcher(name=name, trigger=trigger)])]
 
 
-def _relay_schedule(config: ServiceConfig) -> Any:
+def _relay_schedule(config: ServiceConfig, folder: str | None) -> Any:
     """The relay's schedule; ``@rows``: the asset ``outbox://<service>``, watched by one
     ``OutboxRowsTrigger``."""
     if config.schedule != EVENT_DRIVEN:
         return config.schedule
-    trigger = OutboxRowsTrigger(config.service, config.watch_seconds)
+    trigger = OutboxRowsTrigger(config.service, config.watch_seconds, folder)
     return _watched(f"outbox_{config.service}_rows", f"outbox://{config.service}", trigger)
 
 
-def _confirm_schedule(config: ServiceConfig) -> Any:
+def _confirm_schedule(config: ServiceConfig, folder: str | None) -> Any:
     """The confirmations' schedule; ``@messages``: the asset ``outbox-confirmations://<service>``, watched
     by one ``ConfirmationsWaitingTrigger``."""
     if config.confirm_schedule != CONFIRMATIONS_WAITING:
         return config.confirm_schedule
-    trigger = ConfirmationsWaitingTrigger(config.service, config.watch_seconds)
+    trigger = ConfirmationsWaitingTrigger(config.service, config.watch_seconds, folder)
     uri = f"outbox-confirmations://{config.service}"
     return _watched(f"outbox_{config.service}_confirmations", uri, trigger)
 
 
-def relay_dag(config: ServiceConfig) -> DAG:
+def relay_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     republish = _param(
         False,
         type="boolean",
@@ -176,7 +181,7 @@ def relay_dag(config: ServiceConfig) -> DAG:
         config,
         "relay",
         f"Relay {config.table} to Kafka",
-        _relay_schedule(config),
+        _relay_schedule(config, folder),
         {"republish": republish},
         deadline=None if _under_dags_test() else relay_deadline(config),
     ) as dag:
@@ -185,27 +190,27 @@ def relay_dag(config: ServiceConfig) -> DAG:
         def ensure_topics(service: str) -> list[str]:
             from outbox_relay_airflow import tasks
 
-            return tasks.run_ensure_topics(service)
+            return tasks.run_ensure_topics(service, folder)
 
         @task(task_id="relay", outlets=[] if config.shards > 1 else [published_alias(config.service)])
         def relay(service: str, shard: int | None = None) -> dict[str, Any]:
             from outbox_relay_airflow import tasks
 
-            return tasks.run_relay(service, dict(get_current_context()), shard=shard)
+            return tasks.run_relay(service, dict(get_current_context()), folder, shard=shard)
 
         @task(task_id="announce_topics", outlets=[published_alias(config.service)])
         def announce_topics(service: str) -> list[str]:
             """A sharded run's asset events, once for all its shards (see ``tasks.run_relay``)."""
             from outbox_relay_airflow import tasks
 
-            return tasks.run_announce_topics(service, dict(get_current_context()))
+            return tasks.run_announce_topics(service, dict(get_current_context()), folder)
 
         @task(task_id="check_health", retries=0)
         def check_health(service: str) -> dict[str, Any]:
             """Red run when rows were given up on or the SLO is breached (the relay's work is committed)."""
             from outbox_relay_airflow import tasks
 
-            return tasks.run_check_health(service, dict(get_current_context()))
+            return tasks.run_check_health(service, dict(get_current_context()), folder)
 
         # A sharded service maps one relay task per shard; they run side by side on the executor's workers.
         if config.shards > 1:
@@ -221,23 +226,23 @@ def relay_dag(config: ServiceConfig) -> DAG:
     return dag
 
 
-def confirmations_dag(config: ServiceConfig) -> DAG:
+def confirmations_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     topic = config.confirmation.topic if config.confirmation else ""
     with _service_dag(
-        config, "confirmations", f"Ingest {topic} into {config.table}", _confirm_schedule(config)
+        config, "confirmations", f"Ingest {topic} into {config.table}", _confirm_schedule(config, folder)
     ) as dag:
 
         @task(task_id="ingest_confirmations")
         def ingest(service: str) -> dict[str, Any]:
             from outbox_relay_airflow import tasks
 
-            return tasks.run_confirmations(service, dict(get_current_context()))
+            return tasks.run_confirmations(service, dict(get_current_context()), folder)
 
         ingest(config.service)
     return dag
 
 
-def cleanup_dag(config: ServiceConfig) -> DAG:
+def cleanup_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     description = f"Delete old terminal rows of {config.table}"
     with _service_dag(config, "cleanup", description, config.cleanup_schedule) as dag:
 
@@ -245,13 +250,13 @@ def cleanup_dag(config: ServiceConfig) -> DAG:
         def cleanup(service: str) -> dict[str, Any]:
             from outbox_relay_airflow import tasks
 
-            return tasks.run_cleanup(service, dict(get_current_context()))
+            return tasks.run_cleanup(service, dict(get_current_context()), folder)
 
         cleanup(config.service)
     return dag
 
 
-def reconciliation_dag(config: ServiceConfig) -> DAG:
+def reconciliation_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     """Daily (by default) comparison of the outbox table with the consumers' table."""
     assert config.reconciliation is not None
     rec = config.reconciliation
@@ -274,7 +279,7 @@ def reconciliation_dag(config: ServiceConfig) -> DAG:
         def reconcile(service: str) -> dict[str, Any]:
             from outbox_relay_airflow import tasks
 
-            return tasks.run_reconciliation(service, dict(get_current_context()))
+            return tasks.run_reconciliation(service, dict(get_current_context()), folder)
 
         reconcile(config.service)
     return dag
@@ -299,7 +304,7 @@ def _backfill_params() -> dict[str, Param]:
     }  # fmt: skip
 
 
-def backfill_dag(config: ServiceConfig) -> DAG:
+def backfill_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     """Manual runs only: one run relays a whole window however long it is, in chunks that take turns with
     the scheduled relay. Cancel it by marking the run failed: sent rows stay sent, the rest stay NEW."""
     description = f"Relay (or republish) rows of {config.table} created in a time window"
@@ -309,7 +314,7 @@ def backfill_dag(config: ServiceConfig) -> DAG:
         def backfill(service: str) -> dict[str, Any]:
             from outbox_relay_airflow import backfill_tasks
 
-            return backfill_tasks.run_backfill(service, dict(get_current_context()))
+            return backfill_tasks.run_backfill(service, dict(get_current_context()), folder)
 
         backfill(config.service)
     return dag
@@ -337,7 +342,7 @@ def _replay_params(config: ServiceConfig) -> dict[str, Param]:
     }  # fmt: skip
 
 
-def replay_dag(config: ServiceConfig) -> DAG:
+def replay_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     """Manual runs only: plan (a dry run), a human's approval above ``replay_approval_above_rows``
     (Airflow's Required Actions), then the replay; each run is the audit record of who asked and why."""
     from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -350,7 +355,7 @@ def replay_dag(config: ServiceConfig) -> DAG:
         def plan(service: str) -> dict[str, Any]:
             from outbox_relay_airflow import replay_tasks
 
-            return replay_tasks.run_replay_plan(service, dict(get_current_context()))
+            return replay_tasks.run_replay_plan(service, dict(get_current_context()), folder)
 
         @task.branch(task_id="needs_approval")
         def needs_approval(planned: dict[str, Any]) -> list[str]:
@@ -369,7 +374,7 @@ def replay_dag(config: ServiceConfig) -> DAG:
         def run(service: str) -> dict[str, Any]:
             from outbox_relay_airflow import replay_tasks
 
-            return replay_tasks.run_replay(service, dict(get_current_context()))
+            return replay_tasks.run_replay(service, dict(get_current_context()), folder)
 
         branch = needs_approval(plan(config.service))  # type: ignore[arg-type]  # an XComArg at parse time
         done = run(config.service)
@@ -378,29 +383,48 @@ def replay_dag(config: ServiceConfig) -> DAG:
     return dag
 
 
-def service_dags(config: ServiceConfig) -> list[DAG]:
-    dags = [relay_dag(config), replay_dag(config)]
+def service_dags(config: ServiceConfig, folder: str | None = None) -> list[DAG]:
+    """The service's DAGs; ``folder``: the services folder given to the DAG file (None: the default one),
+    which their tasks and triggers read the service's file from."""
+    dags = [relay_dag(config, folder), replay_dag(config, folder)]
     if config.columns.created_at is not None:
-        dags.append(backfill_dag(config))
+        dags.append(backfill_dag(config, folder))
     if config.confirmation is not None:
-        dags.append(confirmations_dag(config))
+        dags.append(confirmations_dag(config, folder))
     if config.retention is not None:
-        dags.append(cleanup_dag(config))
+        dags.append(cleanup_dag(config, folder))
     if config.reconciliation is not None:
-        dags.append(reconciliation_dag(config))
+        dags.append(reconciliation_dag(config, folder))
     return dags
 
 
-def build_all(directory: Path | None = None) -> tuple[dict[str, DAG], list[ConfigError]]:
+def build_all(directory: str | Path | None = None) -> tuple[dict[str, DAG], list[ConfigError]]:
     """Every valid service's DAGs, plus the errors of the invalid ones (never raised here)."""
-    loaded = load_services(directory)
+    loaded = read_services(directory)
+    folder = None if directory is None else str(directory)
     dags: dict[str, DAG] = {}
     errors = list(loaded.errors)
     for config in loaded.services.values():
         try:
-            built = service_dags(config)
+            built = service_dags(config, folder)
         except Exception as exc:  # a DAG the config validated but Airflow refuses: report it, keep the rest
             errors.append(ConfigError(Path(f"{config.service}.yaml"), [f"Airflow rejected the DAG: {exc}"]))
             continue
         dags.update({d.dag_id: d for d in built})
     return dags, errors
+
+
+def register_outbox_dags(
+    namespace: MutableMapping[str, Any], services_dir: str | Path | None = None
+) -> dict[str, DAG]:
+    """The one line of a DAG file: ``register_outbox_dags(globals())`` puts every registered service's DAGs
+    into the file's namespace, where Airflow finds them.
+
+    ``services_dir``: the folder of service files; default ``$OUTBOX_RELAY_SERVICES_DIR``, else ``services``
+    in Airflow's DAG folder. Invalid files are logged here and leave the other services' DAGs alone; a DAG
+    file calling ``raise_config_errors()`` (``outbox-relay init`` writes one) shows them as import errors."""
+    dags, errors = build_all(services_dir)
+    for error in errors:
+        log.warning("outbox service config not loaded: %s", error)
+    namespace.update(dags)
+    return dags

@@ -3,10 +3,11 @@
 
 The provider hooks own Kafka connection handling (bootstrap servers, TLS, SASL, OAuth callbacks all
 come from the connection's extra). The subclasses here only layer the settings the relay's guarantees
-depend on over the connection's extra, through the public ``BaseHook.get_connection`` (overridden per
-instance, since the settings are per service; the provider reads the connection through
-``self.get_connection``), so a connection cannot weaken them and the provider builds the client exactly as
-it would for any other task: callbacks, Amazon MSK IAM and Google Managed Kafka tokens included.
+depend on over the connection's extra, by overriding ``get_connection`` (per instance, since the settings
+are per service; the provider reads the connection through ``self.get_connection``), so a connection
+cannot weaken them and the provider builds the client exactly as it would for any other task: callbacks,
+Amazon MSK IAM and Google Managed Kafka tokens included. Every hook here finds its connection through
+``connections.get_connection``: where Airflow itself would, in a task or in the CLI.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.messages import PRODUCER_REQUIRED, RELAY_PRODUCER
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.store.engine import make_engine, ping
+from outbox_relay_airflow import connections
+from outbox_relay_airflow.provider_info import DATABASE_CONNECTION_TYPE, DATABASE_EXTRA_FIELDS
 
 # Delivery guarantees: not overridable from the connection.
 CONSUMER_REQUIRED: dict[str, Any] = {"enable.auto.commit": False, "enable.partition.eof": True}
@@ -53,18 +56,7 @@ def service_publisher(config: ServiceConfig) -> KafkaPublisher:
 
 def _with_extra(conn: Connection, under: dict[str, Any], over: dict[str, Any]) -> Connection:
     """A copy of ``conn`` whose extra is ``under`` < the stored extra < ``over``."""
-    extra = {**under, **conn.extra_dejson, **over}
-    return Connection(
-        conn_id=conn.conn_id,
-        conn_type=conn.conn_type,
-        description=conn.description,
-        host=conn.host,
-        schema=conn.schema,
-        login=conn.login,
-        password=conn.password,
-        port=conn.port,
-        extra=json.dumps(extra),
-    )
+    return connections.copy_of(conn, json.dumps({**under, **conn.extra_dejson, **over}))
 
 
 class OutboxProducerHook(KafkaProducerHook):
@@ -75,7 +67,7 @@ class OutboxProducerHook(KafkaProducerHook):
         self.settings = {**(settings or {}), **PRODUCER_REQUIRED}
 
     def get_connection(self, conn_id: str) -> Connection:  # type: ignore[override]  # per instance: see module doc
-        return _with_extra(super().get_connection(conn_id), {}, self.settings)
+        return _with_extra(connections.get_connection(conn_id), {}, self.settings)
 
 
 class OutboxConsumerHook(KafkaConsumerHook):
@@ -86,11 +78,18 @@ class OutboxConsumerHook(KafkaConsumerHook):
         self.required = {"group.id": group_id, **CONSUMER_REQUIRED}
 
     def get_connection(self, conn_id: str) -> Connection:  # type: ignore[override]  # per instance: see module doc
-        return _with_extra(super().get_connection(conn_id), CONSUMER_DEFAULTS, self.required)
+        return _with_extra(connections.get_connection(conn_id), CONSUMER_DEFAULTS, self.required)
+
+
+class _AdminHook(KafkaAdminClientHook):
+    """``KafkaAdminClientHook`` finding its connection where the rest of the glue does."""
+
+    def get_connection(self, conn_id: str) -> Connection:  # type: ignore[override]  # see connections
+        return connections.get_connection(conn_id)
 
 
 def admin_client(kafka_config_id: str) -> Any:
-    return KafkaAdminClientHook(kafka_config_id=kafka_config_id).get_conn
+    return _AdminHook(kafka_config_id=kafka_config_id).get_conn
 
 
 class _LookingAdminHook(KafkaAdminClientHook):
@@ -98,7 +97,7 @@ class _LookingAdminHook(KafkaAdminClientHook):
     ``auto.create.topics.enable`` would otherwise create a confirmation topic just for being asked about)."""
 
     def get_connection(self, conn_id: str) -> Connection:  # type: ignore[override]  # per instance: see module doc
-        return _with_extra(super().get_connection(conn_id), {}, {"allow.auto.create.topics": False})
+        return _with_extra(connections.get_connection(conn_id), {}, {"allow.auto.create.topics": False})
 
 
 def looking_admin_client(kafka_config_id: str) -> Any:
@@ -129,7 +128,8 @@ def _flag(conn_id: str, name: str, value: Any) -> bool:
 
 
 class OutboxDatabaseHook(BaseHook):
-    """The outbox database (MySQL or MariaDB) from an Airflow connection of type ``mysql``.
+    """The outbox database (MySQL or MariaDB) from an Airflow connection of type ``outbox`` (the
+    connection type this package's provider registers, with its own form) or ``mysql``.
 
     Login, password, host, port and schema (the database) come from the connection; extras: ``charset``
     (default utf8mb4), TLS files ``ssl_ca``, ``ssl_cert``, ``ssl_key``, ``ssl_capath``, ``ssl_cipher`` and
@@ -137,12 +137,40 @@ class OutboxDatabaseHook(BaseHook):
 
     conn_name_attr = "outbox_db_conn_id"
     default_conn_name = "outbox_db"
-    conn_type = "mysql"
-    hook_name = "Outbox database (MySQL)"
+    conn_type = DATABASE_CONNECTION_TYPE
+    hook_name = "Outbox database (MySQL / MariaDB)"
 
     def __init__(self, outbox_db_conn_id: str = default_conn_name) -> None:
         super().__init__()
         self.outbox_db_conn_id = outbox_db_conn_id
+
+    def get_connection(self, conn_id: str) -> Connection:  # type: ignore[override]  # see connections
+        return connections.get_connection(conn_id)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields for Airflow 3.1, which reads them from the hook (3.2+ reads the same
+        fields from ``provider_info``; these are then never called)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, StringField
+
+        widgets: dict[str, Any] = {}
+        for name, label, kind, default, description in DATABASE_EXTRA_FIELDS:
+            if kind == "boolean":
+                widgets[name] = BooleanField(lazy_gettext(label), description=description)
+            else:
+                widgets[name] = StringField(
+                    lazy_gettext(label), widget=BS3TextFieldWidget(), description=description, default=default
+                )
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Airflow 3.1's form layout (3.2+ reads ``provider_info``)."""
+        from outbox_relay_airflow.provider_info import DATABASE_FIELD_BEHAVIOUR
+
+        return {key.replace("-", "_"): value for key, value in DATABASE_FIELD_BEHAVIOUR.items()}
 
     def sqlalchemy_url(self) -> URL:
         conn = self.get_connection(self.outbox_db_conn_id)
@@ -158,12 +186,18 @@ class OutboxDatabaseHook(BaseHook):
         )
 
     def tls_settings(self) -> dict[str, Any]:
-        """PyMySQL's ``ssl`` dict from the connection's TLS extras (empty: no TLS)."""
+        """PyMySQL's ``ssl`` dict from the connection's TLS extras (empty: no TLS). A file, a cipher list or a
+        switch set to true turns TLS on; switches set to false only relax TLS that something else turned
+        on (a connection form saves untouched switches as false or null, which must not mean TLS)."""
         extra = self.get_connection(self.outbox_db_conn_id).extra_dejson or {}
         ssl: dict[str, Any] = {key: str(extra[name]) for name, key in TLS_EXTRAS.items() if extra.get(name)}
-        for name, key in TLS_FLAGS.items():
-            if name in extra:
-                ssl[key] = _flag(self.outbox_db_conn_id, name, extra[name])
+        flags = {
+            key: _flag(self.outbox_db_conn_id, name, extra[name])
+            for name, key in TLS_FLAGS.items()
+            if extra.get(name) not in (None, "")
+        }
+        if ssl or any(flags.values()):
+            ssl.update(flags)
         return ssl
 
     def get_engine(self, time_zone: str = "+00:00", pool_size: int = 2, watching: bool = False) -> Engine:

@@ -11,14 +11,13 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.apache.kafka.assets.kafka import create_asset
-from airflow.sdk import Asset, AssetAlias, BaseHook
-from airflow.sdk.definitions.callback import AsyncCallback  # not in airflow.sdk's type stubs yet
+from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
-from airflow.sdk.observability import stats
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.metrics import Metric, metric_name
+from outbox_relay_airflow import connections
+from outbox_relay_airflow.compat import AsyncCallback, initialise_stats, stats
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def published_alias(service: str) -> AssetAlias:
 
 def bootstrap_server(kafka_conn_id: str) -> str:
     """The first bootstrap server of the service's Kafka connection: the ``kafka://`` URIs' host."""
-    conn = BaseHook.get_connection(kafka_conn_id)
+    conn = connections.get_connection(kafka_conn_id)
     servers = str((conn.extra_dejson or {}).get("bootstrap.servers") or "").split(",")[0].strip()
     if servers:
         return servers
@@ -62,9 +61,9 @@ def bootstrap_server(kafka_conn_id: str) -> str:
 
 
 def topic_asset(server: str, topic: str) -> Asset:
-    """The asset of one topic, ``kafka://<server>/<topic>`` (the Kafka provider's own URI scheme)."""
-    asset: Asset = create_asset(server=server, topic=topic)
-    return asset
+    """The asset of one topic, ``kafka://<server>/<topic>``: the Kafka provider's own URI scheme, as its
+    ``assets.kafka.create_asset`` (1.14+) builds it; built here so older providers serve too."""
+    return Asset(uri=f"kafka://{server}/{topic}")
 
 
 def _json_value(value: Any) -> Any:
@@ -142,18 +141,6 @@ async def relay_run_overdue(service: str, limit_seconds: float, context: dict[st
         "SHOW PROCESSLIST"
     )
     log.warning("%s", message)
-    _initialise_stats()
+    initialise_stats()
     send(service, [Metric("counter", "relay_run_overdue", 1)])
     return message
-
-
-def _initialise_stats() -> None:
-    """The triggerer runs callbacks in a process whose Task SDK stats are not set up (Airflow sets up its
-    own core copy only); set them up from ``[metrics]`` as a task process does."""
-    from airflow.sdk.configuration import conf
-    from airflow.sdk.observability.metrics import stats_utils
-
-    stats.initialize(
-        factory=stats_utils.get_stats_factory(),
-        export_legacy_names=conf.getboolean("metrics", "legacy_names_on"),
-    )

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config.loader import load_service
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.relay.engine import OutboxRelay
@@ -27,6 +26,7 @@ from outbox_relay.replay import (
 )
 from outbox_relay_airflow.heap import frozen_heap
 from outbox_relay_airflow.hooks import OutboxConsumerHook, db_engine, service_publisher
+from outbox_relay_airflow.services_folder import read_service
 from outbox_relay_airflow.tasks import fail_without_retry
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,10 @@ def _audit_from(context: dict[str, Any], params: dict[str, Any]) -> ReplayAudit:
 
 @fail_without_retry
 def run_replay_plan(
-    service: str, context: dict[str, Any], services_dir: Path | None = None
+    service: str, context: dict[str, Any], services_dir: str | Path | None = None
 ) -> dict[str, Any]:
     """The replay DAG's first task: what the params select (a dry run), so that a human can approve it."""
-    config = load_service(service, services_dir)
+    config = read_service(service, services_dir)
     params = dict(context.get("params") or {})
     request = request_from_params({**params, "dry_run": True}, _audit_from(context, params), config)
     report = replay(config, request)
@@ -134,9 +134,11 @@ def run_replay_plan(
 
 
 @fail_without_retry
-def run_replay(service: str, context: dict[str, Any], services_dir: Path | None = None) -> dict[str, Any]:
+def run_replay(
+    service: str, context: dict[str, Any], services_dir: str | Path | None = None
+) -> dict[str, Any]:
     """The replay DAG's last task: requeue / republish (nothing when the run's dry_run param is set)."""
-    config = load_service(service, services_dir)
+    config = read_service(service, services_dir)
     params = dict(context.get("params") or {})
     report = replay(config, request_from_params(params, _audit_from(context, params), config))
     for line in report.lines():

@@ -11,11 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from outbox_relay.audit import Auditor, AuditReport
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config.loader import load_service
 from outbox_relay.confirmations import ConfirmationIngester
 from outbox_relay.errors import (
     ConfigurationError,
@@ -36,6 +33,7 @@ from outbox_relay.reconciliation import (
 from outbox_relay.relay.engine import LOCK_BUSY, OutboxRelay, RunRequest
 from outbox_relay.replay import ReplayAudit
 from outbox_relay.retention import RetentionCleaner
+from outbox_relay_airflow.compat import AirflowFailException
 from outbox_relay_airflow.heap import frozen_heap
 from outbox_relay_airflow.hooks import (
     OutboxConsumerHook,
@@ -45,6 +43,7 @@ from outbox_relay_airflow.hooks import (
     service_publisher,
 )
 from outbox_relay_airflow.observability import announce, send
+from outbox_relay_airflow.services_folder import read_service
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +84,8 @@ def window_for(context: dict[str, Any], config: ServiceConfig) -> Window | None:
 
 
 @fail_without_retry
-def run_ensure_topics(service: str, services_dir: Path | None = None) -> list[str]:
-    config = load_service(service, services_dir)
+def run_ensure_topics(service: str, services_dir: str | Path | None = None) -> list[str]:
+    config = read_service(service, services_dir)
     return ensure_topics(
         admin_client(config.connections.kafka), service_topics(config), config.kafka.replication_factor
     )
@@ -95,9 +94,9 @@ def run_ensure_topics(service: str, services_dir: Path | None = None) -> list[st
 @fail_without_retry
 @frozen_heap
 def run_relay(
-    service: str, context: dict[str, Any], services_dir: Path | None = None, shard: int | None = None
+    service: str, context: dict[str, Any], services_dir: str | Path | None = None, shard: int | None = None
 ) -> dict[str, Any]:
-    config = load_service(service, services_dir)
+    config = read_service(service, services_dir)
     if shard is not None and shard >= config.shards:  # the file changed since the run was planned
         log.warning(
             "service %s has %s shard(s) now: shard %s has nothing to do", service, config.shards, shard
@@ -132,9 +131,11 @@ def run_relay(
     return _count_lock_busy_runs(config, context, stats)
 
 
-def run_announce_topics(service: str, context: dict[str, Any], services_dir: Path | None = None) -> list[str]:
+def run_announce_topics(
+    service: str, context: dict[str, Any], services_dir: str | Path | None = None
+) -> list[str]:
     """The asset events of a sharded relay run: one per topic its shards published to, rows added up."""
-    config = load_service(service, services_dir)
+    config = read_service(service, services_dir)
     ti = context.get("ti")
     pulled = ti.xcom_pull(task_ids="relay") if ti is not None else None
     return announce(config, context, {"topics": merged_topics(pulled)})
@@ -171,10 +172,10 @@ class ServiceUnhealthyError(DiscrepancyError):
 
 @fail_without_retry
 def run_check_health(
-    service: str, context: dict[str, Any], services_dir: Path | None = None
+    service: str, context: dict[str, Any], services_dir: str | Path | None = None
 ) -> dict[str, Any]:
     """The relay DAG's last task: fail the run when it gave up on rows or the service breaches its SLO."""
-    config = load_service(service, services_dir)
+    config = read_service(service, services_dir)
     ti = context.get("ti")
     stats = _relay_stats(ti.xcom_pull(task_ids="relay") if ti is not None else None)
     check = HealthCheck(config)
@@ -238,9 +239,9 @@ def _count_lock_busy_runs(
 @fail_without_retry
 @frozen_heap
 def run_confirmations(
-    service: str, context: dict[str, Any], services_dir: Path | None = None
+    service: str, context: dict[str, Any], services_dir: str | Path | None = None
 ) -> dict[str, Any]:
-    config = load_service(service, services_dir)
+    config = read_service(service, services_dir)
     if config.confirmation is None:
         return {"skipped": "service has no confirmation topic"}
     hook = OutboxConsumerHook(
@@ -260,8 +261,10 @@ def run_confirmations(
 
 @fail_without_retry
 @frozen_heap
-def run_cleanup(service: str, context: dict[str, Any], services_dir: Path | None = None) -> dict[str, Any]:
-    config = load_service(service, services_dir)
+def run_cleanup(
+    service: str, context: dict[str, Any], services_dir: str | Path | None = None
+) -> dict[str, Any]:
+    config = read_service(service, services_dir)
     if config.retention is None:
         return {"skipped": "retention disabled"}
     engine = db_engine(config)
@@ -335,11 +338,11 @@ def _param_time(params: dict[str, Any], name: str) -> datetime | None:
 
 @fail_without_retry
 def run_reconciliation(
-    service: str, context: dict[str, Any], services_dir: Path | None = None
+    service: str, context: dict[str, Any], services_dir: str | Path | None = None
 ) -> dict[str, Any]:
     """The reconciliation DAG's task: params since/until, else a scheduled run's data interval, else the
     last ``window_hours``. Missing messages fail the task (``on_discrepancy: fail``) unless re-delivered."""
-    config = load_service(service, services_dir)
+    config = read_service(service, services_dir)
     params = context.get("params") or {}
     since, until = _param_time(params, "since"), _param_time(params, "until")
     run_type = str(getattr(context.get("dag_run"), "run_type", "") or "").lower().split(".")[-1]

@@ -26,6 +26,9 @@ from typing import Any, ClassVar, Protocol
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from outbox_relay.config import ServiceConfig
+from outbox_relay_airflow.services_folder import read_service
+
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 60.0  # the same work still waits this long after an event: ask again
@@ -45,14 +48,19 @@ class _WatchTrigger(BaseEventTrigger):
     announce: ClassVar[str]  # the log line of an event, "%s" being the mark
     watched: ClassVar[str]  # what a failed look was looking for, for its log line
 
-    def __init__(self, service: str, watch_seconds: float = 5.0) -> None:
+    def __init__(self, service: str, watch_seconds: float = 5.0, services_dir: str | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's base class is untyped
         self.service = service
         self.watch_seconds = watch_seconds
+        self.services_dir = services_dir  # the folder the DAG was built from (None: the default one)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (f"{type(self).__module__}.{type(self).__qualname__}",
-                {"service": self.service, "watch_seconds": self.watch_seconds})  # fmt: skip
+        kwargs = {
+            "service": self.service,
+            "watch_seconds": self.watch_seconds,
+            "services_dir": self.services_dir,
+        }
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     def _open(self) -> _Probe:
         raise NotImplementedError
@@ -85,7 +93,7 @@ class OutboxRowsTrigger(_WatchTrigger):
     watched = "eligible rows"
 
     def _open(self) -> _Probe:
-        return _RowsProbe(self.service)
+        return _RowsProbe(read_service(self.service, self.services_dir))
 
 
 class ConfirmationsWaitingTrigger(_WatchTrigger):
@@ -93,7 +101,7 @@ class ConfirmationsWaitingTrigger(_WatchTrigger):
     watched = "waiting confirmations"
 
     def _open(self) -> _Probe:
-        return _LagProbe(self.service)
+        return _LagProbe(read_service(self.service, self.services_dir))
 
 
 class _SharedClients:
@@ -147,13 +155,11 @@ class _RowsProbe:
     """The service's watch query on the engine shared by every watched table of its database connection
     (its file is read when the trigger starts)."""
 
-    def __init__(self, service: str) -> None:
-        from outbox_relay.config.loader import load_service
+    def __init__(self, config: ServiceConfig) -> None:
         from outbox_relay.store.retry_state import retry_state_for
         from outbox_relay.store.table import OutboxTable
         from outbox_relay.store.watch import WatchQuery
 
-        config = load_service(service)
         table = OutboxTable(config)
         self.query = WatchQuery(table, retry_state_for(table))
         self.key = (config.connections.db, config.db_time_zone)
@@ -170,10 +176,7 @@ class _LagProbe:
     """The ingest group's lag on the confirmation topic, through the admin client shared by every watched
     service of the Kafka connection (built by the provider's hook; it never joins the group)."""
 
-    def __init__(self, service: str) -> None:
-        from outbox_relay.config.loader import load_service
-
-        config = load_service(service)
+    def __init__(self, config: ServiceConfig) -> None:
         assert config.confirmation is not None, "validated: '@messages' needs a confirmation topic"
         self.topic, self.group = config.confirmation.topic, config.confirmation_group_id
         self.key = config.connections.kafka

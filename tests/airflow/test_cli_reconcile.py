@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from outbox_relay.store.ddl import SQL_DIR, apply_ddl
+from outbox_examples import EXAMPLES_SQL_DIR
+from outbox_relay.store.ddl import apply_ddl
 from tests.airflow.test_cli import _cli
 from tests.conftest import ROOT
 
@@ -27,7 +28,7 @@ def services(tmp_path: Path) -> Path:
 
 
 def _seed(engine: Engine) -> None:
-    apply_ddl(engine, SQL_DIR / "examples" / "generic_message.sql")
+    apply_ddl(engine, EXAMPLES_SQL_DIR / "generic_message.sql")
     with engine.begin() as conn:
         for mid, status in [("m-missing", 1), ("m-unmarked", 0), ("m-failed", 1), ("m-ok", 1), ("m-new", 0)]:
             conn.execute(

@@ -90,6 +90,7 @@ def test_dag_files_import_no_task_code_at_parse_time() -> None:
     assert {m for m in loaded if m.startswith("outbox_relay_airflow")} == {
         "outbox_relay_airflow",
         "outbox_relay_airflow.config_errors",
+        "outbox_relay_airflow.services_folder",
     }
     assert "airflow.sdk" not in loaded and "confluent_kafka" not in loaded
 

@@ -31,9 +31,18 @@ def kafka_conn(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("AIRFLOW_CONN_KAFKA_SECURE", json.dumps({"conn_type": "kafka", "extra": extra}))
     monkeypatch.setenv(
         "AIRFLOW_CONN_OUTBOX_SECURE",
-        json.dumps({"conn_type": "mysql", "host": "db", "port": 3307, "login": "relay", "password": "p@ss/word",
-                    "schema": "shop", "extra": {"ssl_ca": "/etc/ssl/db.pem"}}),
-    )  # fmt: skip
+        json.dumps(
+            {
+                "conn_type": "mysql",
+                "host": "db",
+                "port": 3307,
+                "login": "relay",
+                "password": "p@ss/word",
+                "schema": "shop",
+                "extra": {"ssl_ca": "/etc/ssl/db.pem"},
+            }
+        ),
+    )
     return extra
 
 
@@ -92,26 +101,58 @@ def test_the_lag_probes_admin_client_gets_the_connection_but_never_creates_topic
 def test_mysql_url_comes_from_the_airflow_connection(kafka_conn: dict[str, Any]) -> None:
     url = hooks.sqlalchemy_url("outbox_secure")
     assert (url.drivername, url.host, url.port, url.username, url.database) == (
-        "mysql+pymysql", "db", 3307, "relay", "shop",
-    )  # fmt: skip
+        "mysql+pymysql",
+        "db",
+        3307,
+        "relay",
+        "shop",
+    )
     assert url.password == "p@ss/word" and url.query["charset"] == "utf8mb4"
     assert "p@ss" not in str(url)  # rendered URLs (logs) hide the password
     assert hooks.OutboxDatabaseHook("outbox_secure").tls_settings() == {"ca": "/etc/ssl/db.pem"}
 
 
+@pytest.mark.parametrize(
+    ("extra", "ssl"),
+    [
+        ({"ssl_check_hostname": False, "ssl_verify_cert": False}, {}),  # a form's untouched switches
+        ({"ssl_ca": "", "ssl_cert": None, "ssl_check_hostname": None, "ssl_verify_cert": ""}, {}),
+        ({"ssl_verify_cert": True}, {"verify_mode": True}),  # TLS with the system's CAs
+        ({"ssl_ca": "/ca.pem", "ssl_check_hostname": False}, {"ca": "/ca.pem", "check_hostname": False}),
+    ],
+)
+def test_tls_is_on_only_when_a_file_or_a_true_switch_asks_for_it(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], ssl: dict[str, Any]
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FORM_DB", json.dumps({"conn_type": "outbox", "host": "db", "extra": extra})
+    )
+    assert hooks.OutboxDatabaseHook("form_db").tls_settings() == ssl
+
+
 def test_every_tls_extra_reaches_pymysql(monkeypatch: pytest.MonkeyPatch) -> None:
     extra = {
-        "ssl_ca": "/ca.pem", "ssl_cert": "/c.pem", "ssl_key": "/k.pem", "ssl_capath": "/cas",
-        "ssl_cipher": "ECDHE-RSA-AES256-GCM-SHA384", "ssl_check_hostname": "false", "ssl_verify_cert": True,
-    }  # fmt: skip
+        "ssl_ca": "/ca.pem",
+        "ssl_cert": "/c.pem",
+        "ssl_key": "/k.pem",
+        "ssl_capath": "/cas",
+        "ssl_cipher": "ECDHE-RSA-AES256-GCM-SHA384",
+        "ssl_check_hostname": "false",
+        "ssl_verify_cert": True,
+    }
     monkeypatch.setenv(
         "AIRFLOW_CONN_TLS_DB", json.dumps({"conn_type": "mysql", "host": "db", "extra": extra})
     )
     hook = hooks.OutboxDatabaseHook("tls_db")
     assert hook.tls_settings() == {
-        "ca": "/ca.pem", "cert": "/c.pem", "key": "/k.pem", "capath": "/cas",
-        "cipher": "ECDHE-RSA-AES256-GCM-SHA384", "check_hostname": False, "verify_mode": True,
-    }  # fmt: skip
+        "ca": "/ca.pem",
+        "cert": "/c.pem",
+        "key": "/k.pem",
+        "capath": "/cas",
+        "cipher": "ECDHE-RSA-AES256-GCM-SHA384",
+        "check_hostname": False,
+        "verify_mode": True,
+    }
     engine, seen = hook.get_engine(), {}
 
     def capture(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
@@ -137,8 +178,14 @@ def test_every_tls_extra_reaches_pymysql(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_the_database_hook_tests_its_connection(db_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Airflow UI's 'Test' button: a real MariaDB answers with its version, a wrong port is reported."""
     url = db_engine.url
-    good = {"conn_type": "mysql", "host": url.host, "port": url.port or 3306, "login": url.username,
-            "password": url.password or "", "schema": url.database}  # fmt: skip
+    good = {
+        "conn_type": "mysql",
+        "host": url.host,
+        "port": url.port or 3306,
+        "login": url.username,
+        "password": url.password or "",
+        "schema": url.database,
+    }
     monkeypatch.setenv("AIRFLOW_CONN_OUTBOX_GOOD", json.dumps(good))
     ok, message = hooks.OutboxDatabaseHook("outbox_good").test_connection()
     assert ok and message.startswith("Connected: server ") and "MariaDB" in message
@@ -146,6 +193,30 @@ def test_the_database_hook_tests_its_connection(db_engine: Any, monkeypatch: pyt
     ok, message = hooks.OutboxDatabaseHook("outbox_bad").test_connection()
     assert not ok and "OperationalError" in message
     assert (
-        hooks.OutboxDatabaseHook.conn_type == "mysql"
+        hooks.OutboxDatabaseHook.conn_type == "outbox"
         and hooks.OutboxDatabaseHook.default_conn_name == "outbox_db"
     )
+
+
+@pytest.mark.integration
+def test_airflows_test_button_finds_the_hook_by_the_providers_connection_type(
+    db_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the api-server's Test button calls: Airflow's own Connection.test_connection(), which looks the
+    hook up by connection type through the providers manager (the package's provider entry point), with the
+    form's unsaved connection exported as AIRFLOW_CONN_<id> as the api-server does."""
+    from airflow.models.connection import Connection
+
+    url = db_engine.url
+    form = Connection(
+        conn_id="form_check",
+        conn_type="outbox",
+        host=url.host,
+        port=url.port or 3306,
+        login=url.username,
+        password=url.password or "",
+        schema=url.database,
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_FORM_CHECK", form.get_uri())
+    ok, message = form.test_connection()
+    assert ok and message.startswith("Connected: server "), message

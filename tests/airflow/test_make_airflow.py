@@ -1,11 +1,13 @@
 """`make airflow` as a person uses it: the script starts a real Airflow (api-server, scheduler,
-dag-processor, triggerer) with live order traffic, prints the URL and login, the login works, the Outbox
-page lists the order service, the scheduled relay sends the traffic's rows, and `make airflow-stop` ends
-every process it started."""
+dag-processor, triggerer) with live order traffic, listening on 127.0.0.1 only, prints the URL and a
+generated login that works (admin/admin does not), the Outbox page lists the order service, the scheduled
+relay sends the traffic's rows, a second shell with only the printed AIRFLOW_HOME line sees the same
+connections (`outbox-relay plan orders`), and `make airflow-stop` ends every process it started."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -42,25 +44,40 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _listening_addresses(port: int) -> set[str]:
+    """The IPv4/IPv6 addresses something listens on at ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
 @pytest.mark.slow
 def test_make_airflow_starts_airflow_with_the_outbox_page_and_live_traffic(
     db_engine: Engine, tmp_path: Path
 ) -> None:
     port, tag = _free_port(), f"t{os.getpid()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OUTBOX_RELAY"))}
+    home = tmp_path / "airflow-local"
     env.update({
-        "AIRFLOW_LOCAL_HOME": str(tmp_path / "airflow-local"), "AIRFLOW_PORT": str(port),
+        "AIRFLOW_LOCAL_HOME": str(home), "AIRFLOW_PORT": str(port),
         "AIRFLOW_LOCAL_DB": f"outbox_live_{tag}", "AIRFLOW_LOCAL_META_DB": f"airflow_live_{tag}",
-        "AIRFLOW_ADMIN_PASSWORD": "s3cret",
     })  # fmt: skip
     started = _script("start", env)
     try:
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-        assert f"http://127.0.0.1:{port}/" in started.stdout and "login admin / s3cret" in started.stdout
+        assert f"http://127.0.0.1:{port}/" in started.stdout
+        found = re.search(r"login admin / (\S+);", started.stdout)
+        assert found and found[1] != "admin" and len(found[1]) >= 12, started.stdout
+        assert _listening_addresses(port) == {"0100007F"}, "the api-server listens beyond 127.0.0.1"
         url = f"http://127.0.0.1:{port}"
         refused = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": "admin"}, timeout=30)
         assert refused.status_code == 401
-        login = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": "s3cret"}, timeout=30)
+        login = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": found[1]}, timeout=30)
         bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
 
         def services() -> dict[str, Any]:
@@ -77,6 +94,17 @@ def test_make_airflow_starts_airflow_with_the_outbox_page_and_live_traffic(
         _wait_for("a scheduled relay run succeeds", 240, relayed)
         sent = services()["orders"]["rows_by_status"]
         assert sum(n for status, n in sent.items() if status != "NEW") > 0, sent
+
+        assert f"export AIRFLOW_HOME={home}" in started.stdout
+        second_shell = {
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/root"),
+            "AIRFLOW_HOME": str(home),
+        }
+        planned = subprocess.run([str(ROOT / ".venv" / "bin" / "outbox-relay"), "plan", "orders"], env=second_shell,
+                                 capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert planned.returncode == 0, planned.stdout + planned.stderr[-3000:]
+        assert "OK      orders" in planned.stdout and '"rows_by_status"' in planned.stdout
     finally:
         stopped = _script("stop", env)
         assert stopped.returncode == 0, stopped.stderr

@@ -8,9 +8,10 @@ import sys
 
 from sqlalchemy import Engine, text
 
+from outbox_examples import EXAMPLES_SQL_DIR
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import parse_service_config
-from outbox_relay.store.ddl import SQL_DIR, apply_ddl
+from outbox_relay.store.ddl import apply_ddl
 from outbox_relay.store.naming import quote
 from tests.conftest import ROOT
 from tests.integration.kafka_tools import Record, read_all
@@ -20,7 +21,7 @@ EXAMPLES = ROOT / "include" / "outbox_examples"
 
 
 def with_example_tables(engine: Engine, scenario: str) -> None:
-    apply_ddl(engine, SQL_DIR / "examples" / f"{scenario}.sql")
+    apply_ddl(engine, EXAMPLES_SQL_DIR / f"{scenario}.sql")
 
 
 def example_config(scenario: str, service: str, topic: str) -> ServiceConfig:

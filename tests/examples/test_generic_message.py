@@ -16,6 +16,7 @@ import yaml
 from confluent_kafka import Consumer
 from sqlalchemy import Engine, text
 
+from outbox_examples import EXAMPLES_SQL_DIR
 from outbox_examples.generic_message.services import (
     LEDGER,
     ConsumerTableConsumer,
@@ -35,7 +36,7 @@ from outbox_relay.reconciliation import (
     purge_consumer_table,
 )
 from outbox_relay.retention import RetentionCleaner
-from outbox_relay.store.ddl import SQL_DIR, apply_ddl
+from outbox_relay.store.ddl import apply_ddl
 from tests.conftest import BOOTSTRAP, ROOT
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import run_relay
@@ -53,7 +54,7 @@ def example_config(name: str, **overrides: Any) -> ServiceConfig:
 
 @pytest.fixture
 def engine(db_engine: Engine) -> Engine:
-    apply_ddl(db_engine, SQL_DIR / "examples" / "generic_message.sql")
+    apply_ddl(db_engine, EXAMPLES_SQL_DIR / "generic_message.sql")
     return db_engine
 
 

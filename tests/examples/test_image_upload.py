@@ -21,6 +21,7 @@ from confluent_kafka import Producer
 from moto.server import ThreadedMotoServer
 from sqlalchemy import Engine, text
 
+from outbox_examples import EXAMPLES_SQL_DIR
 from outbox_examples.image_upload import lambda_handler as lambda_module
 from outbox_examples.image_upload.drain import DrainIncompleteError, SqsDrain
 from outbox_examples.image_upload.objectstore import (
@@ -41,7 +42,7 @@ from outbox_examples.image_upload.scenario import (
 )
 from outbox_examples.image_upload.services import consume_both
 from outbox_relay.kafka.publisher import KafkaPublisher
-from outbox_relay.store.ddl import SQL_DIR, apply_ddl
+from outbox_relay.store.ddl import apply_ddl
 from tests.conftest import BOOTSTRAP, ROOT
 from tests.examples.demo_runner import run_demo
 from tests.integration.kafka_tools import create_topics
@@ -91,7 +92,7 @@ def topics(topic_name: Callable[[str], str]) -> Topics:
 
 @pytest.fixture
 def scenario_db(db_engine: Engine) -> Engine:
-    apply_ddl(db_engine, SQL_DIR / "examples" / "image_upload.sql")
+    apply_ddl(db_engine, EXAMPLES_SQL_DIR / "image_upload.sql")
     return db_engine
 
 

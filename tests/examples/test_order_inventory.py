@@ -11,13 +11,14 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Engine, text
 
+from outbox_examples import EXAMPLES_SQL_DIR
 from outbox_examples.kafka_groups import group_consumer
 from outbox_examples.order_inventory.services import cancel_failed_orders, place_orders, reserve_stock
 from outbox_inbox.consumer import IdempotentConsumer
 from outbox_relay.config import ServiceConfig
 from outbox_relay.confirmations import ConfirmationIngester
 from outbox_relay.kafka.publisher import KafkaPublisher
-from outbox_relay.store.ddl import SQL_DIR, apply_ddl
+from outbox_relay.store.ddl import apply_ddl
 from tests.integration.kafka_tools import create_topics, producer, read_all
 from tests.integration.outbox_rows import run_relay
 
@@ -44,7 +45,7 @@ def test_every_order_is_applied_once_and_failed_ones_are_cancelled_with_the_reas
 ) -> None:
     events, results = topic_name("orders"), topic_name("results")
     create_topics(events, results)
-    apply_ddl(db_engine, SQL_DIR / "examples" / "order_inventory.sql")
+    apply_ddl(db_engine, EXAMPLES_SQL_DIR / "order_inventory.sql")
     with db_engine.begin() as conn:
         for sku, stock in STOCK.items():
             conn.execute(text("INSERT INTO inventory (sku, stock) VALUES (:s, :n)"), {"s": sku, "n": stock})

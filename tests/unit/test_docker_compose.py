@@ -1,4 +1,4 @@
-"""Structural checks of the repository's docker-compose.yml.
+"""Structural checks of the repository's docker-compose.yml (the Dockerfile's are in test_dockerfile.py).
 
 Docker is not needed: the file is read with ``yaml.safe_load`` and the wiring between services is
 checked the way ``docker compose`` would resolve it when no variables are set (every
@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,6 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
-SQL_DIR = REPO_ROOT / "sql"
-DDL_GLOB = "[0-9][0-9]_*.sql"
-
-MYSQL_INITDB_DIR = "/docker-entrypoint-initdb.d"
 AIRFLOW_SERVICES = (
     "airflow-init",
     "airflow-apiserver",
@@ -34,20 +29,8 @@ AIRFLOW_SERVICES = (
 )
 LONG_RUNNING_AIRFLOW_SERVICES = tuple(name for name in AIRFLOW_SERVICES if name != "airflow-init")
 REQUIRED_SERVICES = ("mysql", "kafka", "postgres", *AIRFLOW_SERVICES)
-AIRFLOW_IMAGE_RE = re.compile(r"^apache/airflow:3\.3\.\d+-python3\.11$")
-REQUIRED_PIP_PINS = (
-    "apache-airflow-providers-apache-kafka==2.1.0",
-    "confluent-kafka==2.16.1",
-    "boto3>=1.34",  # the image example's SQS drain DAG (dags/image_upload_events.py)
-    "apache-airflow-providers-celery==3.26.0",  # the celery profile
-    "celery>=5.5,<5.7",  # the provider imports celery.backends.database.retry, gone in celery 5.7.0
-    "statsd==4.0.1",  # the relay's metrics, when [metrics] statsd_on
-    "PyMySQL==1.2.4",
-    "orjson==3.13.0",  # decodes claimed batches
-)
-# The relay's own dependencies the Airflow image already brings (with versions Airflow accepts), so the
-# compose file leaves them out or pins them loosely.
-FROM_THE_AIRFLOW_IMAGE = {"sqlalchemy", "pydantic", "pyyaml"}
+# The image docker compose builds from ./Dockerfile (the official image plus the relay's wheel).
+AIRFLOW_IMAGE = "airflow-outbox-relay:local"
 
 Services = dict[str, dict[str, Any]]
 
@@ -209,7 +192,25 @@ def test_pinned_infrastructure_images(services: Services) -> None:
 def test_airflow_common_anchor_is_defined(compose: dict[str, Any]) -> None:
     common = compose.get("x-airflow-common")
     assert isinstance(common, dict), "x-airflow-common extension (the shared anchor) is missing"
-    assert AIRFLOW_IMAGE_RE.match(resolve_defaults(common["image"]))
+    assert resolve_defaults(common["image"]) == AIRFLOW_IMAGE
+
+
+def test_the_airflow_image_is_built_from_the_dockerfile_at_the_locked_versions(
+    compose: dict[str, Any],
+) -> None:
+    """One recipe for the image (./Dockerfile), built once, instead of packages installed at every start;
+    its default Airflow and Python are the ones this project is developed and tested on."""
+    build = compose["x-airflow-common"]["build"]
+    assert build["context"] == "." and build.get("dockerfile", "Dockerfile") == "Dockerfile"
+    args = {key: resolve_defaults(str(value)) for key, value in build["args"].items()}
+    locked = dict(
+        line.split("==")
+        for line in (REPO_ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    )
+    assert args["AIRFLOW_VERSION"] == locked["apache-airflow"]
+    assert args["PYTHON_VERSION"] == "3.11"
+    assert "_PIP_ADDITIONAL_REQUIREMENTS" not in COMPOSE_FILE.read_text(), "packages belong in the image"
 
 
 @pytest.mark.parametrize("name", AIRFLOW_SERVICES)
@@ -218,14 +219,12 @@ def test_airflow_service_uses_common_image_and_env(
 ) -> None:
     service = services[name]
     image = resolve_defaults(service["image"])
-    assert AIRFLOW_IMAGE_RE.match(image), f"{name} runs {image!r}, expected apache/airflow:3.3.x-python3.11"
+    assert image == AIRFLOW_IMAGE, f"{name} runs {image!r}, expected the image built from ./Dockerfile"
 
     env = service_env(service)
     common_env = service_env(compose["x-airflow-common"])
-    overridable = {"_PIP_ADDITIONAL_REQUIREMENTS"} if name == "airflow-init" else set()
     for key, value in common_env.items():
-        if key not in overridable:
-            assert env.get(key) == value, f"{name}: {key} differs from x-airflow-common"
+        assert env.get(key) == value, f"{name}: {key} differs from x-airflow-common"
 
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"  # unless AIRFLOW_EXECUTOR says otherwise
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
@@ -234,15 +233,14 @@ def test_airflow_service_uses_common_image_and_env(
     assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"], f"{name}: empty JWT secret"
-    assert env["PYTHONPATH"].split(":") == ["/opt/airflow/include", "/opt/airflow/plugins"]
-    assert env["OUTBOX_RELAY_SERVICES_DIR"] == "/opt/airflow/dags/services"
+    assert env["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
+    # The relay comes from the image: no source folders on the path, no plugins folder to copy into; the
+    # service configs are found in Airflow's DAG folder.
+    assert "PYTHONPATH" not in env and "OUTBOX_RELAY_SERVICES_DIR" not in env
 
     targets = {target: (source, ro) for source, target, ro in bind_mounts(service)}
     assert targets["/opt/airflow/dags"][0] == "./dags"
-    assert targets["/opt/airflow/plugins"][0] == "./plugins"
-    assert targets["/opt/airflow/include"][0] == "./include"
-    assert targets["/opt/airflow/sql"] == ("./sql", True)
-    assert "/opt/airflow/logs" in targets
+    assert set(targets) == {"/opt/airflow/dags", "/opt/airflow/logs"}, targets
 
 
 @pytest.mark.parametrize("key", ["AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"])
@@ -262,27 +260,6 @@ def test_jwt_secret_is_long_enough_for_hs512(services: Services) -> None:
     assert len(secret.encode()) >= 64, f"HS512 wants a 64-byte key, the default has {len(secret.encode())}"
 
 
-@pytest.mark.parametrize("name", LONG_RUNNING_AIRFLOW_SERVICES)
-def test_airflow_service_installs_the_relay_dependencies(services: Services, name: str) -> None:
-    requirements = service_env(services[name])["_PIP_ADDITIONAL_REQUIREMENTS"].split()
-    for pin in REQUIRED_PIP_PINS:
-        assert pin in requirements, f"{name}: {pin} missing from _PIP_ADDITIONAL_REQUIREMENTS"
-    assert any(req.startswith("pydantic>=2") for req in requirements)
-    assert any(req.startswith("PyYAML>=6") for req in requirements)
-
-
-def test_every_dependency_of_the_relay_is_installed_with_its_pin(services: Services) -> None:
-    """A dependency added to pyproject.toml must reach the containers too, at the same version."""
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    requirements = service_env(services["airflow-scheduler"])["_PIP_ADDITIONAL_REQUIREMENTS"].split()
-    for dependency in project["dependencies"]:
-        name = re.split(r"[=<>!~ ]", dependency, maxsplit=1)[0]
-        if name.lower() not in FROM_THE_AIRFLOW_IMAGE:
-            assert dependency in requirements, (
-                f"pyproject.toml's {dependency} missing from _PIP_ADDITIONAL_REQUIREMENTS"
-            )
-
-
 def test_airflow_commands(services: Services) -> None:
     assert services["airflow-apiserver"]["command"] == "api-server"
     assert services["airflow-scheduler"]["command"] == "scheduler"
@@ -299,7 +276,19 @@ def test_airflow_init_migrates_the_metadata_db(services: Services) -> None:
     # ... which only happens if the script actually goes through the entrypoint.
     script = init["command"] if isinstance(init["command"], str) else "\n".join(init["command"])
     assert "/entrypoint airflow" in script
-    assert env.get("_PIP_ADDITIONAL_REQUIREMENTS", "") == ""
+
+
+def test_airflow_init_creates_the_order_services_tables_with_the_package(services: Services) -> None:
+    """The tables come from the installed package's DDL (`outbox-relay ddl`), for a service of the DAG
+    folder: what a user of the image does, instead of SQL files mounted into MySQL's first start."""
+    script = init_script(services)
+    found = re.search(r"/entrypoint outbox-relay ddl --service (\w+) --apply", script)
+    assert found, script
+    assert (REPO_ROOT / "dags" / "services" / f"{found[1]}.yaml").is_file()
+    assert script.index("connections add outbox_db") < found.start(), "the tables need the connection first"
+    assert not any(
+        target.startswith("/docker-entrypoint-initdb.d") for _, target, _ in bind_mounts(services["mysql"])
+    )
 
 
 # --------------------------------------------------------------------------- connections
@@ -307,7 +296,7 @@ def test_airflow_init_migrates_the_metadata_db(services: Services) -> None:
 
 def test_outbox_db_connection_points_at_mysql_service(services: Services) -> None:
     conn = outbox_db_connection(services)
-    assert conn["conn_type"] == "mysql"
+    assert conn["conn_type"] == "outbox"  # the provider's type: the UI's form and Test button
     assert conn["host"] in services, f"outbox_db host {conn['host']!r} is not a compose service"
     assert services[conn["host"]] is services["mysql"]
     assert int(conn["port"]) == 3306
@@ -398,28 +387,12 @@ def test_kafka_host_listener_is_published(services: Services) -> None:
     assert published_ports(services["kafka"]).get(29092) == container_port
 
 
-# --------------------------------------------------------------------------- mysql / DDL
+# --------------------------------------------------------------------------- mysql
 
 
-def test_mysql_mounts_sql_dir_as_initdb(services: Services) -> None:
-    mounts = {target: (source, ro) for source, target, ro in bind_mounts(services["mysql"])}
-    assert MYSQL_INITDB_DIR in mounts, f"mysql does not mount anything at {MYSQL_INITDB_DIR}"
-    source, read_only = mounts[MYSQL_INITDB_DIR]
-    assert (REPO_ROOT / source).resolve() == SQL_DIR.resolve()
-    assert read_only, f"{MYSQL_INITDB_DIR} should be mounted read-only"
-    assert "/var/lib/mysql" in mounts, "mysql data should live in a volume"
-
-
-def test_every_ddl_file_is_visible_to_mysql_initdb(services: Services) -> None:
-    ddl_files = sorted(SQL_DIR.glob(DDL_GLOB))
-    assert ddl_files, f"no {DDL_GLOB} DDL files in {SQL_DIR}"
-    source = {target: src for src, target, _ in bind_mounts(services["mysql"])}[MYSQL_INITDB_DIR]
-    # The image runs only the top level of /docker-entrypoint-initdb.d, in name order.
-    initdb_contents = sorted(path.name for path in (REPO_ROOT / source).glob("*.sql"))
-    for ddl in ddl_files:
-        assert ddl.name in initdb_contents, f"{ddl.name} would not reach {MYSQL_INITDB_DIR}"
-    numbers = [int(ddl.name[:2]) for ddl in ddl_files]
-    assert numbers == sorted(set(numbers)), f"DDL file numbers must be unique: {[d.name for d in ddl_files]}"
+def test_mysql_data_lives_in_a_volume(services: Services) -> None:
+    mounts = {target: source for source, target, _ in bind_mounts(services["mysql"])}
+    assert mounts.get("/var/lib/mysql") == "mysql-data"
 
 
 # --------------------------------------------------------------------------- wiring
@@ -490,7 +463,7 @@ def test_the_celery_profile_runs_workers_on_redis(compose: dict[str, Any], servi
     assert re.fullmatch(r"redis:7\.\d+", resolve_defaults(redis["image"])) and redis["profiles"] == ["celery"]
     assert "redis-cli" in redis["healthcheck"]["test"]
     assert worker["profiles"] == ["celery"] and worker["command"] == "celery worker"
-    assert AIRFLOW_IMAGE_RE.match(resolve_defaults(worker["image"]))
+    assert resolve_defaults(worker["image"]) == AIRFLOW_IMAGE
     env, common = service_env(worker), service_env(compose["x-airflow-common"])
     assert {k: v for k, v in env.items() if k in common} == common and env["DUMB_INIT_SETSID"] == "0"
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"

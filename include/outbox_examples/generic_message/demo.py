@@ -15,6 +15,7 @@ from pathlib import Path
 from confluent_kafka import Consumer
 from sqlalchemy import create_engine, text
 
+from outbox_examples import EXAMPLES_SQL_DIR
 from outbox_examples.demo_support import bootstrap, db_url, print_summary, read_back, server_url
 from outbox_examples.generic_message.services import (
     BILLING_TOPIC,
@@ -26,7 +27,7 @@ from outbox_examples.generic_message.services import (
     write_business,
 )
 from outbox_inbox.consumer import InboundMessage
-from outbox_relay.store.ddl import SQL_DIR, apply_ddl, recreate_database
+from outbox_relay.store.ddl import apply_ddl, recreate_database
 from outbox_relay.store.engine import make_engine
 from outbox_relay.store.reconciliation import REDELIVERY_NOTE
 
@@ -37,7 +38,7 @@ REJECTED_EVERY = 25  # every 25th invoice has a negative amount: the ledger reco
 def setup() -> None:
     engine = create_engine(recreate_database(server_url(), os.environ["DEMO_DB"]))
     apply_ddl(engine)
-    apply_ddl(engine, SQL_DIR / "examples" / "generic_message.sql")
+    apply_ddl(engine, EXAMPLES_SQL_DIR / "generic_message.sql")
     engine.dispose()
     STATE.parent.mkdir(parents=True, exist_ok=True)
     STATE.write_text(json.dumps({"started": time.time()}))

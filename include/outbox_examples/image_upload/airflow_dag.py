@@ -9,7 +9,7 @@ clients are read when the task runs.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import DAG, BaseHook, CronDataIntervalTimetable, Variable, task
@@ -73,7 +73,7 @@ def image_events_dag() -> DAG:
         dag_id=DAG_ID,
         description="Drain the image bucket's S3 notifications (SQS) into Kafka",
         schedule=CronDataIntervalTimetable("* * * * *", timezone="UTC"),
-        start_date=datetime(2024, 1, 1, tzinfo=UTC),
+        start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=1,
         default_args={

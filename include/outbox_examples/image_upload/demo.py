@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import create_engine
 
+from outbox_examples import EXAMPLES_SQL_DIR
 from outbox_examples.demo_support import bootstrap, db_url, print_summary, server_url
 from outbox_examples.image_upload.drain import SqsDrain
 from outbox_examples.image_upload.objectstore import create_bucket_with_queue, local_clients, queue_depth
@@ -34,7 +35,7 @@ from outbox_examples.image_upload.scenario import (
 from outbox_examples.image_upload.services import consume_both
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.kafka.topics import ensure_topics
-from outbox_relay.store.ddl import SQL_DIR, apply_ddl, recreate_database
+from outbox_relay.store.ddl import apply_ddl, recreate_database
 from outbox_relay.store.engine import make_engine
 
 STATE = Path(os.environ.get("DEMO_STATE", ".run/demo-state-image_upload.json"))
@@ -106,7 +107,7 @@ def setup() -> None:
     STATE.unlink(missing_ok=True)
     engine = create_engine(recreate_database(server_url(), os.environ["DEMO_DB"]))
     apply_ddl(engine)
-    apply_ddl(engine, SQL_DIR / "examples" / "image_upload.sql")
+    apply_ddl(engine, EXAMPLES_SQL_DIR / "image_upload.sql")
     engine.dispose()
     topics = Topics.from_env()
     fresh_topics({topics.images: 3, topics.rejects: 1, RESULT_TOPIC: 1})

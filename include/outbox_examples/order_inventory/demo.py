@@ -15,6 +15,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 from sqlalchemy import create_engine, text
 
+from outbox_examples import EXAMPLES_SQL_DIR
 from outbox_examples.demo_support import bootstrap, db_url, print_summary, read_back, server_url
 from outbox_examples.order_inventory.services import (
     ORDER_TOPIC,
@@ -24,7 +25,7 @@ from outbox_examples.order_inventory.services import (
 )
 from outbox_inbox.consumer import IdempotentConsumer
 from outbox_relay.kafka.publisher import KafkaPublisher
-from outbox_relay.store.ddl import SQL_DIR, apply_ddl, recreate_database
+from outbox_relay.store.ddl import apply_ddl, recreate_database
 from outbox_relay.store.engine import make_engine
 
 SKUS = {"sku-apple": 4000, "sku-pear": 4000, "sku-plum": 1800}  # plum runs out: some orders FAIL
@@ -36,7 +37,7 @@ def setup() -> None:
     url = recreate_database(server_url(), os.environ["DEMO_DB"])
     engine = create_engine(url)
     apply_ddl(engine)
-    apply_ddl(engine, SQL_DIR / "examples" / "order_inventory.sql")
+    apply_ddl(engine, EXAMPLES_SQL_DIR / "order_inventory.sql")
     with engine.begin() as conn:
         for sku, stock in SKUS.items():
             conn.execute(text("INSERT INTO inventory (sku, stock) VALUES (:s, :n)"), {"s": sku, "n": stock})

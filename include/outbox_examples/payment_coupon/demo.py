@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import create_engine, text
 
+from outbox_examples import EXAMPLES_SQL_DIR
 from outbox_examples.demo_state import DemoState
 from outbox_examples.demo_support import bootstrap, db_url, print_summary, read_back, server_url
 from outbox_examples.kafka_groups import group_consumer, skip_to_end
@@ -27,7 +28,7 @@ from outbox_examples.payment_coupon.services import (
 )
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.kafka.topics import ensure_topics
-from outbox_relay.store.ddl import SQL_DIR, apply_ddl, recreate_database
+from outbox_relay.store.ddl import apply_ddl, recreate_database
 from outbox_relay.store.engine import make_engine
 
 GROUP = "activity-service"
@@ -40,7 +41,7 @@ def setup(payments: int) -> None:
     """Users whose balances cover about 80% of the planned payments: the later ones are rejected."""
     engine = create_engine(recreate_database(server_url(), os.environ["DEMO_DB"]))
     apply_ddl(engine)  # the project DDL: outbox_relay_attempt keeps the legacy table's retry state
-    apply_ddl(engine, SQL_DIR / "examples" / "payment_coupon.sql")
+    apply_ddl(engine, EXAMPLES_SQL_DIR / "payment_coupon.sql")
     balance = max(100, payments * 25 // USERS)
     with engine.begin() as conn:
         users = [create_user(conn, f"user-{i}", balance) for i in range(USERS)]

@@ -13,12 +13,13 @@ import sys
 
 from sqlalchemy import create_engine, text
 
+from outbox_examples import EXAMPLES_SQL_DIR
 from outbox_examples.demo_state import DemoState
 from outbox_examples.demo_support import db_url, print_summary, read_back, server_url
 from outbox_examples.kafka_groups import skip_to_end
 from outbox_examples.user_coupon import coupon_service
 from outbox_examples.user_coupon.services import USER_TOPIC, register_users
-from outbox_relay.store.ddl import SQL_DIR, apply_ddl, recreate_database
+from outbox_relay.store.ddl import apply_ddl, recreate_database
 from outbox_relay.store.engine import make_engine
 
 GROUP = "coupon-service"
@@ -28,7 +29,7 @@ STATE = DemoState("user_coupon")
 def setup() -> None:
     engine = create_engine(recreate_database(server_url(), os.environ["DEMO_DB"]))
     apply_ddl(engine)  # the project DDL: outbox_relay_attempt keeps EventPublish's retry state
-    apply_ddl(engine, SQL_DIR / "examples" / "user_coupon.sql")
+    apply_ddl(engine, EXAMPLES_SQL_DIR / "user_coupon.sql")
     engine.dispose()
     skip_to_end(USER_TOPIC, GROUP)
     STATE.start(killed=False, left_new=0)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from typing_extensions import Self
 
 from outbox_relay.config.fields import StatusValue, Strict, check_schedule, check_topic
 from outbox_relay.config.identifiers import TableNameField, check_identifier

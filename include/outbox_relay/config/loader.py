@@ -37,12 +37,11 @@ class LoadedServices:
     errors: list[ConfigError]
 
 
-def default_services_dir() -> Path:
-    """``$OUTBOX_RELAY_SERVICES_DIR``, else ``dags/services`` of this project."""
+def default_services_dir() -> Path | None:
+    """``$OUTBOX_RELAY_SERVICES_DIR``; None when unset (the Airflow glue then reads ``services`` in
+    Airflow's DAG folder and says so)."""
     env = os.environ.get(SERVICES_DIR_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "dags" / "services"  # include/outbox_relay/config/
+    return Path(env) if env else None
 
 
 def _field_path(loc: Iterable[int | str]) -> str:
@@ -118,22 +117,31 @@ def config_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in CONFIG_SUFFIXES and p.is_file())
 
 
-def _missing_folder(folder: Path, given: bool) -> ConfigError:
-    if given:
-        source = "the folder given"
-    elif os.environ.get(SERVICES_DIR_ENV):
-        source = f"the folder ${SERVICES_DIR_ENV} names"
-    else:
-        source = f"the default folder; set ${SERVICES_DIR_ENV} to the folder of the service configs"
-    return ConfigError(folder, [f"no such folder ({source}): no service is loaded"])
+def _missing_folder(folder: Path | None, origin: str) -> ConfigError:
+    if folder is None:
+        return ConfigError(
+            Path(f"${SERVICES_DIR_ENV}"),
+            [f"not set and no folder given: set ${SERVICES_DIR_ENV} to the folder of the service configs"],
+        )
+    return ConfigError(folder, [f"no such folder ({origin}): no service is loaded"])
 
 
-def load_services(directory: Path | None = None) -> LoadedServices:
-    """Load every config in the folder; a bad file is reported, never fatal for the others."""
+def _folder(directory: Path | None, origin: str | None) -> tuple[Path | None, str]:
+    """The folder to read, and where its name came from (for the error when it does not exist)."""
+    if directory is not None:
+        return directory, origin or "the folder given"
+    return default_services_dir(), f"the folder ${SERVICES_DIR_ENV} names"
+
+
+def load_services(directory: Path | None = None, origin: str | None = None) -> LoadedServices:
+    """Load every config in the folder; a bad file is reported, never fatal for the others. ``origin`` says
+    where ``directory`` came from, for the error when it does not exist."""
     services: dict[str, ServiceConfig] = {}
-    folder = directory or default_services_dir()
-    if not folder.is_dir():  # a mistyped setting must not look like "no services registered"
-        return LoadedServices({}, [_missing_folder(folder, given=directory is not None)])
+    folder, origin = _folder(directory, origin)
+    if (
+        folder is None or not folder.is_dir()
+    ):  # a mistyped setting must not look like "no services registered"
+        return LoadedServices({}, [_missing_folder(folder, origin)])
     errors: list[ConfigError] = []
     for path in config_files(folder):
         try:
@@ -147,7 +155,9 @@ def load_services(directory: Path | None = None) -> LoadedServices:
 
 def load_service(name: str, directory: Path | None = None) -> ServiceConfig:
     """The named service's config, re-read at task run time so a running task sees the current file."""
-    folder = directory or default_services_dir()
+    folder, _origin = _folder(directory, None)
+    if folder is None:
+        raise MissingConfigurationError(str(_missing_folder(None, "")))
     for suffix in CONFIG_SUFFIXES:
         path = folder / f"{name}{suffix}"
         if path.is_file():

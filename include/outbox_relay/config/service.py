@@ -3,16 +3,17 @@
 The models are the schema. They map the relay's logical fields and statuses
 onto whatever columns and stored values an existing outbox table already uses,
 so legacy tables can be registered without altering them. When ``columns`` is
-omitted the project's standard table (``sql/01_outbox_message.sql``) is assumed.
+omitted the project's standard table is assumed (``outbox-relay ddl`` prints its DDL).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Literal, Self
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+from typing_extensions import Self
 
 from outbox_relay.config.fields import (
     CONFIRMATIONS_WAITING,

@@ -1,13 +1,14 @@
 """How a registered table maps onto the relay's logical fields: columns, status values, body, row filter.
 
-When ``columns`` is omitted the project's standard table (``sql/01_outbox_message.sql``) is assumed."""
+When ``columns`` is omitted the project's standard table is assumed (``outbox-relay ddl`` prints its DDL)."""
 
 from __future__ import annotations
 
 import re
-from typing import Literal, Self
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+from typing_extensions import Self
 
 from outbox_relay.config.fields import StatusValue, Strict
 from outbox_relay.config.identifiers import check_identifier

@@ -1,18 +1,108 @@
-"""Create a scratch database and apply the project's DDL files to it (demo and tests)."""
+"""The project's DDL, shipped inside the package (``outbox_relay/store/sql``): the standard outbox table under
+any name, the retry-state and row-history tables every service shares, and the consumers' inbox table.
+Also a scratch database with it, for the demos and tests.
+
+The files are plain MySQL with the standard table named ``outbox_message``; ``tables`` renames it.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import URL, Engine, create_engine, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
 
-SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
+from outbox_relay.config import STANDARD_COLUMNS, ServiceConfig
+from outbox_relay.config.identifiers import TableName
+from outbox_relay.config.table import Columns
+from outbox_relay.store.introspection import column_types
+
+SQL_DIR = Path(__file__).with_name("sql")
+STANDARD_TABLE = "outbox_message"
+OUTBOX_FILE, ATTEMPT_FILE, INBOX_FILE, HISTORY_FILE = (
+    "01_outbox_message.sql",
+    "02_outbox_relay_attempt.sql",
+    "03_inbox_message.sql",
+    "04_outbox_relay_replay.sql",
+)
+_MAX_NAME = 64
 
 
-def statements(path: Path) -> list[str]:
-    body = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
+@dataclass(frozen=True)
+class TableDDL:
+    """One table's ``CREATE TABLE IF NOT EXISTS``, with the comments of its file."""
+
+    table: TableName
+    what: str
+    sql: str
+
+    @property
+    def statement(self) -> str:
+        """The statement alone (comments dropped), for a driver that runs one statement at a time."""
+        return statements(self.sql)[0]
+
+
+def has_standard_shape(config: ServiceConfig) -> bool:
+    """No ``columns`` mapping: the service's table has the project's shape, which ``tables`` creates."""
+    return config.columns == Columns.model_validate(STANDARD_COLUMNS)
+
+
+def statements(sql: str) -> list[str]:
+    body = re.sub(r"--[^\n]*", "", sql)
     return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def _read(name: str) -> str:
+    return (SQL_DIR / name).read_text(encoding="utf-8")
+
+
+def _renamed(sql: str, table: TableName) -> str:
+    """The standard table's DDL for ``table``: the name quoted in ``CREATE TABLE``; the index names follow a
+    plain name when they still fit MySQL's 64 characters (they need only be unique within the table)."""
+    created = re.sub(
+        rf"CREATE TABLE IF NOT EXISTS {STANDARD_TABLE}\b", f"CREATE TABLE IF NOT EXISTS {table.sql}", sql
+    )
+    if table.schema is None and re.fullmatch(r"[A-Za-z0-9_]+", table.name):
+        longest = max(re.findall(rf"\b\w*_{STANDARD_TABLE}_\w*\b", created), key=len)
+        if len(longest) - len(STANDARD_TABLE) + len(table.name) <= _MAX_NAME:
+            created = re.sub(rf"_{STANDARD_TABLE}_", f"_{table.name}_", created)
+    return created
+
+
+def tables(outbox_table: str = STANDARD_TABLE, *, inbox: bool = False) -> list[TableDDL]:
+    """The DDL a service on the standard table needs: its outbox table (named ``outbox_table``: ``name``
+    or ``schema.name``), the shared retry-state and row-history tables, and with ``inbox`` the consumers'
+    inbox table. Each is ``CREATE TABLE IF NOT EXISTS``: applying it twice changes nothing."""
+    table = TableName.parse(outbox_table, "outbox table")
+    found = [
+        TableDDL(table, "the outbox table (the standard shape)", _renamed(_read(OUTBOX_FILE), table)),
+        TableDDL(
+            TableName(None, "outbox_relay_attempt"),
+            "retry state of tables without attempt columns",
+            _read(ATTEMPT_FILE),
+        ),
+        TableDDL(
+            TableName(None, "outbox_relay_replay"),
+            "row history: replays, republishes, failed attempts",
+            _read(HISTORY_FILE),
+        ),
+    ]
+    if inbox:
+        found.append(TableDDL(TableName(None, "inbox_message"), "the consumers' inbox", _read(INBOX_FILE)))
+    return found
+
+
+def create_missing(conn: Connection, wanted: list[TableDDL]) -> list[tuple[TableDDL, bool]]:
+    """Create each table that does not exist yet; (table, created) for each, an existing one left as it is
+    (its shape is ``outbox-relay validate``'s to check)."""
+    done = []
+    for table in wanted:
+        exists = bool(column_types(conn, str(table.table)))
+        if not exists:
+            conn.execute(text(table.statement))
+        done.append((table, not exists))
+    return done
 
 
 def recreate_database(server_url: str | URL, name: str) -> URL:
@@ -29,8 +119,9 @@ def recreate_database(server_url: str | URL, name: str) -> URL:
 
 
 def apply_ddl(engine: Engine, *files: Path) -> None:
-    paths = list(files) or sorted(SQL_DIR.glob("[0-9][0-9]_*.sql"))
+    """Run SQL files (default: every table of the project, the outbox table as ``outbox_message``)."""
+    sqls = [path.read_text(encoding="utf-8") for path in files] or [t.sql for t in tables(inbox=True)]
     with engine.begin() as conn:
-        for path in paths:
-            for statement in statements(path):
+        for sql in sqls:
+            for statement in statements(sql):
                 conn.execute(text(statement))

@@ -1,4 +1,4 @@
-"""The consumers' inbox table (``sql/02_inbox_message.sql``): one row per (consumer, message id).
+"""The consumers' inbox table (``outbox-relay ddl --inbox``): one row per (consumer, message id).
 
 The row is inserted in the same transaction as the consumer's business change, so a redelivered message
 finds it and is answered from the stored result instead of being applied twice.

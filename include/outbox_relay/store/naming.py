@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult, bindparam, text
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from sqlalchemy.sql.elements import TextClause
+from typing_extensions import Unpack
 
 from outbox_relay.config.identifiers import TableName, check_identifier
 
@@ -53,7 +54,9 @@ def _driver_form(sql: str) -> tuple[list[str], tuple[str, ...]]:
     return pieces, tuple(compiled.positiontup or ())
 
 
-def run_with_lists(conn: Connection, sql: str, params: Mapping[str, Any]) -> CursorResult[*tuple[Any, ...]]:
+def run_with_lists(
+    conn: Connection, sql: str, params: Mapping[str, Any]
+) -> CursorResult[Unpack[tuple[Any, ...]]]:
     """Run ``:name`` SQL whose list values (``IN :ids``) are written out: integers straight into the text
     (a batch's 2,000 row ids are one ``join``, not 2,000 escaped parameters), anything else by the driver
     (PyMySQL escapes each item). The statement is compiled once per text, not once per batch."""

@@ -1,5 +1,5 @@
 """Replay SQL: find FAILED / SENT-unconfirmed rows by filter, requeue them, and the append-only
-replay history (``outbox_relay_replay``, sql/04_outbox_relay_replay.sql) that records every row a
+replay history (``outbox_relay_replay``; ``outbox-relay ddl`` prints its DDL) that records every row a
 replay or a backfill republish touched. Every selection is ordered by primary key and bounded."""
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ class ReplayQueries:
 
     def record_attempts(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
         """Failed attempts, one history row each (which run, which error, retried or given up): ``explain``
-        then lists every run that touched a row. A missing history table (sql/04 not applied yet) is
+        then lists every run that touched a row. A missing history table (not created yet) is
         logged, not raised: it must not stop the relay from recording the failure itself."""
         if not failures:
             return
@@ -237,7 +237,7 @@ class ReplayQueries:
         except ProgrammingError as exc:
             if getattr(exc.orig, "args", (None,))[0] != NO_SUCH_TABLE:
                 raise
-            log.warning("%s is missing (apply sql/04_outbox_relay_replay.sql): failed attempts are not "
+            log.warning("%s is missing (create it: outbox-relay ddl --shared-only --apply): failed attempts are not "
                         "recorded in the row history", REPLAY_TABLE)  # fmt: skip
 
     def record_dead_letters(

@@ -1,4 +1,4 @@
-"""The INSERT a service runs to put messages into the standard outbox table (``sql/01_outbox_message.sql``).
+"""The INSERT a service runs to put messages into the standard outbox table (``outbox-relay ddl`` prints it).
 
 It runs on the caller's connection, inside the caller's transaction: the business rows and the outbox rows
 commit or roll back together. Every other column takes its default (status NEW, created_at NOW(6), ...).

@@ -1,1 +1,2 @@
-"""The Outbox page: a FastAPI app the Airflow api-server mounts under ``/outbox`` (see ``plugins/outbox_plugin.py``)."""
+"""The Outbox page: a FastAPI app the Airflow api-server mounts under ``/outbox`` (registered by
+``plugin.OutboxPlugin``)."""

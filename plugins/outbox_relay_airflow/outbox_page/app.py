@@ -17,17 +17,19 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config.loader import LoadedServices, load_services
+from outbox_relay.config.loader import LoadedServices
 from outbox_relay.dashboard import Dashboard, RowDetail, RowFilter, ServiceFigures
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.explain import not_found
 from outbox_relay.reconciliation import parse_time
 from outbox_relay.store.replay import FAILED, UNCONFIRMED
+from outbox_relay_airflow.connections import look_up_like_airflow_cli
 from outbox_relay_airflow.dag_factory import service_dag_id
 from outbox_relay_airflow.hooks import db_engine
 from outbox_relay_airflow.outbox_page.access import ReadableService, may
 from outbox_relay_airflow.outbox_page.actions import check_may_trigger, check_same_origin, trigger
 from outbox_relay_airflow.outbox_page.runs import latest_runs
+from outbox_relay_airflow.services_folder import read_services
 
 templates = Jinja2Templates(
     directory=str(Path(__file__).with_name("templates")),
@@ -35,6 +37,8 @@ templates = Jinja2Templates(
     # route names, so url_for cannot find the page's own routes.
     context_processors=[lambda request: {"base": request.scope.get("root_path", "")}],
 )
+# The api-server runs no task: connections are found where `airflow connections get` finds them.
+look_up_like_airflow_cli()
 app = FastAPI(title="Outbox", description="Outbox tables relayed by this Airflow: figures, rows, history.")
 
 PAGE_POOL_SIZE = 2  # idle connections kept per database connection; busier moments open a few more
@@ -44,7 +48,7 @@ _engines_lock = threading.Lock()
 
 def _loaded() -> LoadedServices:
     """The service folder, read per request: a config changed on disk shows at once."""
-    return load_services()
+    return read_services()
 
 
 def _services() -> dict[str, ServiceConfig]:

@@ -1,5 +1,5 @@
-"""The Airflow plugin object (imported by ``plugins/outbox_plugin.py``, or found through the
-``airflow.plugins`` entry point when the package is installed)."""
+"""The Airflow plugin object, found through the package's ``airflow.plugins`` entry point: installing the
+package is all it takes (nothing to copy into the plugins folder)."""
 
 from __future__ import annotations
 

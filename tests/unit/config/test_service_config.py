@@ -17,6 +17,7 @@ from outbox_relay.config.loader import (
     load_services,
     parse_service_config,
 )
+from outbox_relay.errors import MissingConfigurationError
 from outbox_relay.store.naming import quote
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -134,10 +135,10 @@ def test_shipped_service_configs_are_valid() -> None:
     assert not loaded.errors and "orders" in loaded.services
 
 
-def test_without_the_setting_the_project_folder_is_read_and_a_missing_folder_is_an_error(
+def test_the_folder_comes_from_the_setting_and_a_missing_folder_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(SERVICES_DIR_ENV, raising=False)
+    monkeypatch.setenv(SERVICES_DIR_ENV, str(ROOT / "dags" / "services"))
     assert default_services_dir() == ROOT / "dags" / "services"
     assert "orders" in load_services().services and load_service("orders").service == "orders"
     gone = tmp_path / "servcies"
@@ -148,6 +149,17 @@ def test_without_the_setting_the_project_folder_is_read_and_a_missing_folder_is_
         f"{gone}: no such folder (the folder ${SERVICES_DIR_ENV} names): no service is loaded"
     ]
     assert "no such folder (the folder given)" in str(load_services(gone).errors[0])
+    assert "no such folder (where it came from)" in str(load_services(gone, "where it came from").errors[0])
+
+
+def test_without_the_setting_or_a_folder_the_core_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core knows no default folder (the Airflow glue's is Airflow's DAG folder)."""
+    monkeypatch.delenv(SERVICES_DIR_ENV, raising=False)
+    assert default_services_dir() is None
+    (error,) = load_services().errors
+    assert f"not set and no folder given: set ${SERVICES_DIR_ENV}" in str(error)
+    with pytest.raises(MissingConfigurationError, match=f"set \\${SERVICES_DIR_ENV} to the folder"):
+        load_service("orders")
 
 
 def test_the_db_time_zone_is_one_fixed_offset() -> None:

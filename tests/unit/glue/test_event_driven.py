@@ -40,7 +40,7 @@ def test_an_event_driven_dag_is_scheduled_on_its_watched_asset(
     assert type(watcher.trigger) is trigger
     assert watcher.trigger.serialize() == (
         f"outbox_relay_airflow.triggers.{trigger.__name__}",
-        {"service": "watched", "watch_seconds": 2},
+        {"service": "watched", "watch_seconds": 2, "services_dir": None},
     )
     cron = build(_config(confirmation={"topic": "acks"}))
     assert type(cron.timetable).__name__ == "CronDataIntervalTimetable"  # the default: every minute

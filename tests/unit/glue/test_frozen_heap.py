@@ -69,7 +69,7 @@ def test_every_long_running_task_body_freezes_the_heap(
         raise LookupError("stop here")
 
     for module in (tasks, backfill_tasks, replay_tasks):
-        for name in ("load_service", "db_engine"):
+        for name in ("read_service", "db_engine"):
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, first_step)
     with pytest.raises(LookupError):

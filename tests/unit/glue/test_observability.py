@@ -19,6 +19,7 @@ from airflow.sdk.observability import stats
 from outbox_relay.config import ServiceConfig
 from outbox_relay.metrics import Metric
 from outbox_relay_airflow import observability
+from outbox_relay_airflow.compat import initialise_stats
 from outbox_relay_airflow.dag_factory import relay_dag
 
 
@@ -46,7 +47,7 @@ def _received(listener: socket.socket, count: int) -> list[str]:
 
 
 def test_metrics_go_out_through_airflows_statsd_settings(statsd: socket.socket) -> None:
-    observability._initialise_stats()
+    initialise_stats()
     observability.send("billing", [Metric("counter", "published", 3), Metric("gauge", "backlog", 12),
                                    Metric("timing", "relay_run", 1500.0)])  # fmt: skip
     assert _received(statsd, 3) == [

@@ -51,10 +51,9 @@ def _probes(monkeypatch: pytest.MonkeyPatch, clients: str, probe: Any) -> tuple[
         )
         for name, db, kafka in (("a", "db_1", "kafka_1"), ("b", "db_1", "kafka_1"), ("c", "db_2", "kafka_1"))
     }
-    monkeypatch.setattr("outbox_relay.config.loader.load_service", configs.__getitem__)
     counted = Counting()
     monkeypatch.setattr(triggers, clients, counted.shared)
-    return counted, [probe(name) for name in "abc"]
+    return counted, [probe(configs[name]) for name in "abc"]
 
 
 def test_services_on_one_database_connection_watch_through_one_engine(

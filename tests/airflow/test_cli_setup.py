@@ -1,0 +1,139 @@
+"""`outbox-relay init` and `outbox-relay ddl`: a starting point in a DAG folder that Airflow loads as it is,
+and the tables printed or created on an Airflow connection (the real MariaDB), with errors that say what
+was wrong."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from tests.conftest import ROOT
+from tests.stack import DB_SERVER_URL
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+CLI = ROOT / ".venv" / "bin" / "outbox-relay"
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "OUTBOX_RELAY_"))}
+    return subprocess.run(
+        [str(CLI), *args], env={**base, **(env or {})}, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+
+
+def test_init_writes_a_starting_point_and_never_overwrites_without_force(tmp_path: Path) -> None:
+    dags = tmp_path / "dags"
+    done = _cli("init", str(dags))
+    assert done.returncode == 0, done.stderr
+    written = sorted(str(p.relative_to(dags)) for p in dags.rglob("*") if p.is_file())
+    assert written == [
+        "outbox_service_config_errors.py",
+        "outbox_services.py",
+        "services/orders.sql",
+        "services/orders.yaml",
+        "services/service.schema.json",
+    ]
+    assert "outbox-relay ddl --service orders --apply" in done.stdout
+    (dags / "services" / "orders.yaml").write_text("# mine\n")
+    again = _cli("init", str(dags))
+    assert again.returncode == 2 and "already there:" in again.stderr and "nothing written" in again.stderr
+    assert (dags / "services" / "orders.yaml").read_text() == "# mine\n"
+    forced = _cli("init", "--force", str(dags))
+    assert forced.returncode == 0 and "service: orders" not in (dags / "services" / "orders.yaml").read_text()
+    assert "topic: orders.events" in (dags / "services" / "orders.yaml").read_text()
+
+
+def test_the_scaffolded_dag_folder_loads_and_a_bad_file_breaks_only_itself(tmp_path: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    dags = tmp_path / "dags"
+    assert _cli("init", str(dags)).returncode == 0
+    bag = DagBag(dag_folder=str(dags))
+    assert bag.import_errors == {}
+    kinds = {"relay", "replay", "backfill", "confirmations", "cleanup"}
+    assert set(bag.dags) == {f"outbox_orders_{kind}" for kind in kinds}
+    (dags / "services" / "billing.yaml").write_text("topic: billing.events\nbatch_sise: 10\n")
+    bag = DagBag(dag_folder=str(dags))
+    assert set(bag.dags) == {f"outbox_orders_{kind}" for kind in kinds}
+    (error,) = bag.import_errors.values()
+    assert "billing.yaml: field 'batch_sise': unknown field" in error
+
+
+def test_ddl_prints_the_tables_under_the_name_asked_for() -> None:
+    named = _cli("ddl", "--table", "shop.orders_outbox", "--inbox")
+    assert named.returncode == 0, named.stderr
+    assert "CREATE TABLE IF NOT EXISTS `shop`.`orders_outbox` (" in named.stdout
+    for shared in ("outbox_relay_attempt", "outbox_relay_replay", "inbox_message"):
+        assert f"CREATE TABLE IF NOT EXISTS {shared} (" in named.stdout
+    shared_only = _cli("ddl", "--shared-only")
+    assert "outbox_message" not in shared_only.stdout and "outbox_relay_replay" in shared_only.stdout
+    bad = _cli("ddl", "--table", "orders;drop")
+    assert bad.returncode == 2 and "is not a valid table name" in bad.stderr
+
+
+@pytest.fixture
+def empty_database() -> Iterator[Engine]:
+    name = f"outbox_ddl_{uuid.uuid4().hex[:8]}"
+    server = make_url(DB_SERVER_URL)
+    admin = create_engine(server.set(database=None))
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}`"))
+    engine = create_engine(server.set(database=name))
+    yield engine
+    engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP DATABASE `{name}`"))
+    admin.dispose()
+
+
+def _services(tmp_path: Path) -> Path:
+    folder = tmp_path / "services"
+    folder.mkdir()
+    (folder / "orders.yaml").write_text("topic: orders.events\ntable: orders_outbox\n")
+    (folder / "legacy.yaml").write_text(
+        "topic: t\ntable: legacy\ncolumns: {id: tid, status: state, payload: body}\nretention: null\n"
+    )
+    return folder
+
+
+def test_ddl_apply_creates_what_is_missing_on_the_services_connection(
+    empty_database: Engine, tmp_path: Path
+) -> None:
+    url = empty_database.url
+    conn = {
+        "AIRFLOW_CONN_OUTBOX_DB": f"outbox://{url.username}:{url.password or ''}@{url.host}:{url.port or 3306}"
+        f"/{url.database}"
+    }
+    folder = str(_services(tmp_path))
+    first = _cli("--services-dir", folder, "ddl", "--service", "orders", "--apply", env=conn)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "created orders_outbox  (the outbox table (the standard shape))",
+        "created outbox_relay_attempt  (retry state of tables without attempt columns)",
+        "created outbox_relay_replay  (row history: replays, republishes, failed attempts)",
+    ]
+    again = _cli("--services-dir", folder, "ddl", "--service", "orders", "--apply", env=conn)
+    assert [line.split()[0] for line in again.stdout.splitlines()] == ["exists"] * 3
+    with empty_database.connect() as db:
+        assert {r[0] for r in db.execute(text("SHOW TABLES"))} == {
+            "orders_outbox",
+            "outbox_relay_attempt",
+            "outbox_relay_replay",
+        }
+    legacy = _cli("--services-dir", folder, "ddl", "--service", "legacy", "--apply", env=conn)
+    assert legacy.returncode == 2 and "maps its own columns (table legacy)" in legacy.stderr
+    assert "--shared-only" in legacy.stderr
+
+
+def test_ddl_apply_without_the_connection_says_where_it_looked(tmp_path: Path) -> None:
+    home = tmp_path / "airflow"
+    done = _cli("ddl", "--apply", "--conn", "nowhere_db", env={"AIRFLOW_HOME": str(home)})
+    assert done.returncode == 1
+    assert "error: database connection 'nowhere_db'" in done.stderr
+    assert "not in $AIRFLOW_CONN_NOWHERE_DB, the secrets backend, nor the metadata database" in done.stderr
