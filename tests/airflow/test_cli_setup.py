@@ -4,6 +4,7 @@ was wrong."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -137,3 +138,30 @@ def test_ddl_apply_without_the_connection_says_where_it_looked(tmp_path: Path) -
     assert done.returncode == 1
     assert "error: database connection 'nowhere_db'" in done.stderr
     assert "not in $AIRFLOW_CONN_NOWHERE_DB, the secrets backend, nor the metadata database" in done.stderr
+
+
+def test_the_cli_finds_a_connection_in_the_configured_secrets_backend(
+    empty_database: Engine, tmp_path: Path
+) -> None:
+    """Airflow's secrets backend (here its local-file one), as `airflow connections get` would read it."""
+    url = empty_database.url
+    stored = {
+        "file_db": {
+            "conn_type": "outbox",
+            "host": url.host,
+            "port": url.port or 3306,
+            "login": url.username,
+            "password": url.password or "",
+            "schema": url.database,
+        }
+    }
+    (tmp_path / "connections.json").write_text(json.dumps(stored))
+    backend = {
+        "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
+        "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(
+            {"connections_file_path": str(tmp_path / "connections.json")}
+        ),
+    }
+    done = _cli("ddl", "--shared-only", "--apply", "--conn", "file_db", env=backend)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[0].startswith("created outbox_relay_attempt")
