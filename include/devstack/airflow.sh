@@ -20,15 +20,29 @@ PY="$ROOT/.venv/bin/python"
 AIRFLOW="$ROOT/.venv/bin/airflow"
 PROCESSES=(api-server scheduler dag-processor triggerer traffic)
 
+alive() { kill -0 -- "-$1" 2>/dev/null || kill -0 "$1" 2>/dev/null; }  # alive PID: its group or itself
+
+# Returns only once every process it started (and what they started, in their process groups) has exited:
+# SIGTERM, then up to AIRFLOW_STOP_SECONDS (30) for them to finish, then SIGKILL.
 stop() {
-  local name pid
+  local name pid pids=() deadline=$((SECONDS + ${AIRFLOW_STOP_SECONDS:-30}))
   for name in "${PROCESSES[@]}"; do
     [[ -f "$HOME_DIR/$name.pid" ]] || continue
     pid="$(cat "$HOME_DIR/$name.pid")"
+    pids+=("$pid")
     kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-    rm -f "$HOME_DIR/$name.pid"
   done
-  say "stopped (logs kept in $HOME_DIR)"
+  for pid in "${pids[@]}"; do
+    while alive "$pid"; do
+      if ((SECONDS >= deadline)); then
+        say "process group $pid did not exit within ${AIRFLOW_STOP_SECONDS:-30}s: killing it"
+        kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+      fi
+      sleep 0.2
+    done
+  done
+  for name in "${PROCESSES[@]}"; do rm -f "$HOME_DIR/$name.pid"; done
+  say "stopped: every process it started has exited (logs kept in $HOME_DIR)"
 }
 
 secret() {  # secret FILE COMMAND...: the file's content, made by COMMAND the first time (kept across starts)

@@ -21,9 +21,15 @@ case "${1:-start}" in
       say "using the external broker ${OUTBOX_KAFKA_BOOTSTRAP}"; exit 0
     fi
     if listening "$PORT"; then
-      running="$(cat "$KIND_FILE" 2>/dev/null || echo "something not started by this script")"
-      [[ "$running" == "$BROKER" ]] || die "127.0.0.1:$PORT is held by $running, not $BROKER: run 'make broker-stop' or set BROKER_PORT"
-      say "$BROKER already listening on 127.0.0.1:$PORT"; exit 0
+      running="$(cat "$KIND_FILE" 2>/dev/null || true)"
+      if [[ "$running" == "$BROKER" ]]; then say "$BROKER already listening on 127.0.0.1:$PORT"; exit 0; fi
+      # Not this checkout's broker of that kind: use it if it is a healthy Kafka-compatible broker (another
+      # checkout's, a worktree's), refuse only a port held by something that does not answer as one.
+      if answer="$("$ROOT/.venv/bin/python" "$HERE/kafka_probe.py" "$PORT" 10)"; then
+        say "a Kafka-compatible broker already answers on 127.0.0.1:$PORT ($answer), started elsewhere: using it as it is"
+        exit 0
+      fi
+      die "127.0.0.1:$PORT is held by something that is not a working Kafka broker ($answer): free the port or set BROKER_PORT"
     fi
     bash "$HERE/$BROKER.sh" start
     echo "$BROKER" >"$KIND_FILE" ;;

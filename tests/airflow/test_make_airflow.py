@@ -106,11 +106,24 @@ def test_make_airflow_starts_airflow_with_the_outbox_page_and_live_traffic(
         assert planned.returncode == 0, planned.stdout + planned.stderr[-3000:]
         assert "OK      orders" in planned.stdout and '"rows_by_status"' in planned.stdout
     finally:
+        groups = {p.stem: int(p.read_text()) for p in home.glob("*.pid")}
         stopped = _script("stop", env)
         assert stopped.returncode == 0, stopped.stderr
-        _wait_for("the api-server's port is free", 60, lambda: not _listening(port))
+        still_running = [name for name, group in groups.items() if _group_alive(group)]
         _psql(f"DROP DATABASE IF EXISTS airflow_live_{tag} WITH (FORCE)")
         with db_engine.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS outbox_live_{tag}"))
-    home = tmp_path / "airflow-local"
+    # When `make airflow-stop` returns, everything it started has exited (the traffic generator used to
+    # go on for about 25 s), and the api-server's port is free.
+    assert set(groups) == {"api-server", "scheduler", "dag-processor", "triggerer", "traffic"}
+    assert still_running == [], f"still running after make airflow-stop returned: {still_running}"
+    assert not _listening(port)
     assert not list(home.glob("*.pid")), "make airflow-stop left pid files behind"
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
