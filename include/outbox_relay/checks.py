@@ -19,7 +19,7 @@ from outbox_relay.store.introspection import (
     indexes,
     not_null_columns,
 )
-from outbox_relay.store.naming import ATTEMPT_TABLE, REPLAY_TABLE, split_table_name
+from outbox_relay.store.naming import ATTEMPT_TABLE, LOCK_BUSY_TABLE, REPLAY_TABLE, split_table_name
 from outbox_relay.store.table import OutboxTable
 
 
@@ -78,6 +78,13 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
             "every row they send again there)"
         )
         report.fixes.append(_create_tables(config))
+    if not column_types(conn, LOCK_BUSY_TABLE):
+        report.problems.append(
+            f"table {LOCK_BUSY_TABLE} is missing (relay runs that find the relay lock held are counted there, "
+            "so that a wedged holder fails the run instead of giving green runs that relay nothing)"
+        )
+        report.fixes.append(_create_tables(config))
+    report.fixes[:] = dict.fromkeys(report.fixes)  # one command creates every missing table: say it once
 
 
 def _create_tables(config: ServiceConfig) -> str:

@@ -83,6 +83,9 @@ class RunStats(StatsMixin):
     elapsed_seconds: float = 0.0
     stopped_because: str = "drained"
     lock_holder_connection_id: int | None = None  # set when another relay held the table's lock
+    # Runs in a row (this one included) that found the lock held; 0 when this one got it; None when they
+    # could not be counted (no outbox_relay_lock_busy table).
+    lock_busy_runs: int | None = 0
     shard: int | None = None  # the shard this run relayed (None: the whole table)
     last_row_id: Any = None  # the last row claimed
     last_position: Any = None  # its place in claim order (where a chunked backfill goes on)

@@ -17,7 +17,6 @@ from outbox_relay.confirmations import ConfirmationIngester
 from outbox_relay.errors import (
     ConfigurationError,
     DiscrepancyError,
-    InfrastructureError,
     MissingConfigurationError,
 )
 from outbox_relay.health import HealthCheck
@@ -128,7 +127,7 @@ def run_relay(
     # asset, and two shards doing that at once fail one of them (a unique-key race in the metadata DB).
     # ``run_announce_topics`` announces the shards' topics once, after them.
     stats["asset_events"] = announce(config, context, stats) if config.shards == 1 else []
-    return _count_lock_busy_runs(config, context, stats)
+    return check_lock_busy_runs(config, stats)
 
 
 def run_announce_topics(
@@ -207,33 +206,24 @@ def _relay_stats(pulled: Any) -> dict[str, Any]:
     return merged
 
 
-class RelayLockWedgedError(InfrastructureError):
-    """Scheduled relays of a table found its lock held run after run: its holder may be wedged."""
+class RelayLockWedgedError(DiscrepancyError):
+    """Relay runs of a table found its lock held run after run: its holder may be wedged (not retried: the
+    runs in a row are the finding)."""
 
 
-def _count_lock_busy_runs(
-    config: ServiceConfig, context: dict[str, Any], stats: dict[str, Any]
-) -> dict[str, Any]:
-    """A scheduled run that found the table's lock held relays nothing, and that is normal once (a backfill
-    or a long run is going on). ``lock_busy_runs`` carries the count from run to run in XCom; at
-    ``relay_lock_busy_runs_to_fail`` runs in a row the run fails, naming the holder's connection id."""
-    if stats.get("stopped_because") != LOCK_BUSY:
-        return {**stats, "lock_busy_runs": 0}
-    ti = context.get("ti")
-    mapped = {"map_indexes": ti.map_index} if ti is not None and getattr(ti, "map_index", -1) >= 0 else {}
-    previous = (
-        ti.xcom_pull(task_ids=ti.task_id, include_prior_dates=True, **mapped) if ti is not None else None
-    )
-    count = 1 + int((previous or {}).get("lock_busy_runs", 0)) if isinstance(previous, dict) else 1
-    limit = config.relay_lock_busy_runs_to_fail
-    if limit and count >= limit:
+def check_lock_busy_runs(config: ServiceConfig, stats: dict[str, Any]) -> dict[str, Any]:
+    """A run that found the table's lock held relays nothing, and that is normal once (a long run is going
+    on). The runs in a row are counted in the outbox database (``RunStats.lock_busy_runs``); at
+    ``relay_lock_busy_runs_to_fail`` the run fails, naming the holder's connection id."""
+    count, limit = stats.get("lock_busy_runs"), config.relay_lock_busy_runs_to_fail
+    if stats.get("stopped_because") == LOCK_BUSY and limit and count is not None and count >= limit:
         holder = stats.get("lock_holder_connection_id")
         raise RelayLockWedgedError(
             f"service {config.service}: {count} relay runs in a row found the relay lock of {config.table} "
             f"held (holder: MySQL connection id {holder}). If that session is stuck, inspect it with "
             f"SHOW PROCESSLIST and end it with KILL {holder}; the lock is released with the connection."
         )
-    return {**stats, "lock_busy_runs": count}
+    return stats
 
 
 @fail_without_retry

@@ -118,14 +118,16 @@ def test_ddl_apply_creates_what_is_missing_on_the_services_connection(
         "created orders_outbox  (the outbox table (the standard shape))",
         "created outbox_relay_attempt  (retry state of tables without attempt columns)",
         "created outbox_relay_replay  (row history: replays, republishes, failed attempts)",
+        "created outbox_relay_lock_busy  (relay runs in a row that found the relay lock held)",
     ]
     again = _cli("--services-dir", folder, "ddl", "--service", "orders", "--apply", env=conn)
-    assert [line.split()[0] for line in again.stdout.splitlines()] == ["exists"] * 3
+    assert [line.split()[0] for line in again.stdout.splitlines()] == ["exists"] * 4
     with empty_database.connect() as db:
         assert {r[0] for r in db.execute(text("SHOW TABLES"))} == {
             "orders_outbox",
             "outbox_relay_attempt",
             "outbox_relay_replay",
+            "outbox_relay_lock_busy",
         }
     legacy = _cli("--services-dir", folder, "ddl", "--service", "legacy", "--apply", env=conn)
     assert legacy.returncode == 2 and "maps its own columns (table legacy)" in legacy.stderr

@@ -109,8 +109,9 @@ class ServiceConfig(Strict):
     relay_lock_busy_runs_to_fail: int = Field(
         5,
         ge=0,
-        description="A scheduled relay run that finds the table's lock held relays nothing; after this many "
-        "such runs in a row the run fails, naming the holder's MySQL connection id (0 = never fail).",
+        description="A relay run that finds the table's lock held relays nothing; after this many such runs "
+        "in a row (counted in outbox_relay_lock_busy) the run fails, naming the holder's MySQL connection id "
+        "(0 = never fail).",
     )
     replay_approval_above_rows: int = Field(
         100,

@@ -129,6 +129,7 @@ class OutboxRelay:
         with self.engine.connect() as conn:
             if not lock.acquire(conn, self.config.relay_lock_wait_seconds):
                 return self._lock_busy(conn, request, stats, lock)
+            self.store.busy_runs(request.shard).clear(conn)
             try:
                 self._drain(conn, _Run(request, stats, started, budget))
             except DBAPIError as exc:
@@ -253,8 +254,8 @@ class OutboxRelay:
         return False
 
     def _lock_busy(self, conn: Connection, request: RunRequest, stats: RunStats, lock: RelayLock) -> RunStats:
-        """Another relay of this table holds the lock: a scheduled run has nothing to add (the caller counts
-        such runs and fails after several in a row), a backfill must retry."""
+        """Another relay of this table holds the lock: a scheduled run has nothing to add (such runs are
+        counted in the database; the caller fails after several in a row), a backfill must retry."""
         stats.lock_holder_connection_id = lock.holder(conn)
         holder = stats.lock_holder_connection_id
         message = (
@@ -268,8 +269,11 @@ class OutboxRelay:
             log.info("%s: %s (MySQL connection id %s); this run has nothing to do", message, BACKFILL_RUNNING,
                      backfill)  # fmt: skip
             stats.stopped_because = BACKFILL_RUNNING
+            self.store.busy_runs(request.shard).clear(conn)  # a backfill takes its turns: nothing is wedged
             return stats
-        log.warning("%s; this run has nothing to do", message)
+        stats.lock_busy_runs = self.store.busy_runs(request.shard).count(conn, holder)
+        log.warning("%s; this run has nothing to do (runs in a row that found it held: %s)", message,
+                    stats.lock_busy_runs)  # fmt: skip
         stats.stopped_because = LOCK_BUSY
         return stats
 

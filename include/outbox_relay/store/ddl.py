@@ -20,11 +20,12 @@ from outbox_relay.store.introspection import column_types
 
 SQL_DIR = Path(__file__).with_name("sql")
 STANDARD_TABLE = "outbox_message"
-OUTBOX_FILE, ATTEMPT_FILE, INBOX_FILE, HISTORY_FILE = (
+OUTBOX_FILE, ATTEMPT_FILE, INBOX_FILE, HISTORY_FILE, LOCK_BUSY_FILE = (
     "01_outbox_message.sql",
     "02_outbox_relay_attempt.sql",
     "03_inbox_message.sql",
     "04_outbox_relay_replay.sql",
+    "05_outbox_relay_lock_busy.sql",
 )
 _MAX_NAME = 64
 
@@ -72,8 +73,8 @@ def _renamed(sql: str, table: TableName) -> str:
 
 def tables(outbox_table: str = STANDARD_TABLE, *, inbox: bool = False) -> list[TableDDL]:
     """The DDL a service on the standard table needs: its outbox table (named ``outbox_table``: ``name``
-    or ``schema.name``), the shared retry-state and row-history tables, and with ``inbox`` the consumers'
-    inbox table. Each is ``CREATE TABLE IF NOT EXISTS``: applying it twice changes nothing."""
+    or ``schema.name``), the shared retry-state, row-history and busy-lock tables, and with ``inbox`` the
+    consumers' inbox table. Each is ``CREATE TABLE IF NOT EXISTS``: applying it twice changes nothing."""
     table = TableName.parse(outbox_table, "outbox table")
     found = [
         TableDDL(table, "the outbox table (the standard shape)", _renamed(_read(OUTBOX_FILE), table)),
@@ -86,6 +87,11 @@ def tables(outbox_table: str = STANDARD_TABLE, *, inbox: bool = False) -> list[T
             TableName(None, "outbox_relay_replay"),
             "row history: replays, republishes, failed attempts",
             _read(HISTORY_FILE),
+        ),
+        TableDDL(
+            TableName(None, "outbox_relay_lock_busy"),
+            "relay runs in a row that found the relay lock held",
+            _read(LOCK_BUSY_FILE),
         ),
     ]
     if inbox:

@@ -3,15 +3,21 @@ the connection of their holder, so a crashed or killed holder never leaves one b
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 
+from outbox_relay.store.mysql_errors import is_missing_table
+from outbox_relay.store.naming import LOCK_BUSY_TABLE
 from outbox_relay.store.table import OutboxTable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # GET_LOCK names are at most 64 characters; the database name keeps two schemas' tables apart.
 _LOCK_NAME = "LEFT(CONCAT(:purpose, ':', DATABASE(), ':', :tbl), 64)"
@@ -111,3 +117,57 @@ def backfill_lock(table: OutboxTable) -> TableLock:
     """Held by a backfill for its whole run (it lets go of the relay lock between chunks): a second backfill
     of the table is refused, and a scheduled relay that finds the relay lock busy knows why."""
     return TableLock(table, "outbox-backfill")
+
+
+class BusyRuns:
+    """Relay runs in a row that found a service's relay lock held (``outbox_relay_lock_busy``): a count
+    in the outbox database beside the lock itself, one row per service and shard, so it is the same
+    whatever ran the relay and cannot grow. The next run that gets the lock deletes the row."""
+
+    def __init__(self, service: str, shard: int | None) -> None:
+        self._params = {"service": service, "shard": -1 if shard is None else shard}
+
+    def count(self, conn: Connection, holder: int | None) -> int | None:
+        """One more busy run; the runs in a row so far (None: the table is missing, so nothing is counted)."""
+        return _unless_missing(conn, lambda: self._count(conn, holder))
+
+    def _count(self, conn: Connection, holder: int | None) -> int:
+        conn.execute(
+            text(
+                f"INSERT INTO {LOCK_BUSY_TABLE} (service, shard, busy_runs, holder) VALUES (:service, :shard, 1, "
+                ":holder) ON DUPLICATE KEY UPDATE busy_runs = busy_runs + 1, holder = VALUES(holder)"
+            ),
+            {**self._params, "holder": holder},
+        )
+        found = conn.execute(
+            text(f"SELECT busy_runs FROM {LOCK_BUSY_TABLE} WHERE service = :service AND shard = :shard"),
+            self._params,
+        ).scalar_one()
+        conn.commit()
+        return int(found)
+
+    def clear(self, conn: Connection) -> None:
+        """The lock was free: the runs in a row start again."""
+        _unless_missing(conn, lambda: self._clear(conn))
+
+    def _clear(self, conn: Connection) -> None:
+        conn.execute(
+            text(f"DELETE FROM {LOCK_BUSY_TABLE} WHERE service = :service AND shard = :shard"), self._params
+        )
+        conn.commit()
+
+
+def _unless_missing(conn: Connection, statement: Callable[[], T]) -> T | None:
+    """Run ``statement``; a missing busy-run table is logged and ignored (a relay must not fail for it)."""
+    try:
+        return statement()
+    except ProgrammingError as exc:
+        if not is_missing_table(exc):
+            raise
+        conn.rollback()
+        log.warning(
+            "%s is missing, so relay runs that find the lock held are not counted and a wedged holder is not "
+            "reported; create it: outbox-relay ddl --shared-only --apply",
+            LOCK_BUSY_TABLE,
+        )
+        return None

@@ -9,10 +9,16 @@ import re
 from typing import Any
 
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 DUPLICATE_ENTRY = 1062
+NO_SUCH_TABLE = 1146
 JSON_TOO_DEEP = 3157  # MySQL: "The JSON document exceeds the maximum depth" (JSON_VALID raises it)
+
+
+def is_missing_table(exc: DBAPIError) -> bool:
+    """MySQL/MariaDB error 1146: the statement names a table that does not exist."""
+    return bool(getattr(exc.orig, "args", (None,))[0] == NO_SUCH_TABLE)
 
 
 def is_duplicate_on(exc: IntegrityError, key_name: str) -> bool:

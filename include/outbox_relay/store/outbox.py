@@ -16,7 +16,7 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
 from outbox_relay.store.backfill import BackfillQueries
 from outbox_relay.store.claim import ClaimQuery
-from outbox_relay.store.locks import RelayLock, backfill_lock, relay_lock
+from outbox_relay.store.locks import BusyRuns, RelayLock, backfill_lock, relay_lock
 from outbox_relay.store.naming import expanding, quote, run_with_lists, truncate_error
 from outbox_relay.store.replay import ReplayAudit, ReplayQueries
 from outbox_relay.store.retry_state import retry_state_for
@@ -39,6 +39,10 @@ class OutboxStore:
     def lock_for(self, shard: int | None) -> RelayLock:
         """The relay lock a run of ``shard`` holds (the whole table's for None)."""
         return self.lock if shard is None else relay_lock(self.table, shard)
+
+    def busy_runs(self, shard: int | None) -> BusyRuns:
+        """The count of runs in a row that found the relay lock of ``shard`` held."""
+        return BusyRuns(self.config.service, shard)
 
     def cursor_start(self, conn: Connection) -> Any:
         return self.table.cursor_start(conn)

@@ -14,12 +14,12 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import ProgrammingError
 
 from outbox_relay.models import Failure, OutboxRow
+from outbox_relay.store.mysql_errors import is_missing_table
 from outbox_relay.store.naming import REPLAY_TABLE, expanding, run_with_lists, truncate_error
 from outbox_relay.store.retry_state import OutsideState, RetryState
 from outbox_relay.store.table import OutboxTable
 
 FAILED, UNCONFIRMED, DEAD_LETTER = "failed", "unconfirmed", "dead_letter"
-NO_SUCH_TABLE = 1146
 log = logging.getLogger(__name__)
 
 
@@ -235,7 +235,7 @@ class ReplayQueries:
                 )
                 self._record(conn, "gave_up" if f.terminal else "attempt", [row], audit)
         except ProgrammingError as exc:
-            if getattr(exc.orig, "args", (None,))[0] != NO_SUCH_TABLE:
+            if not is_missing_table(exc):
                 raise
             log.warning("%s is missing (create it: outbox-relay ddl --shared-only --apply): failed attempts are not "
                         "recorded in the row history", REPLAY_TABLE)  # fmt: skip
