@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from outbox_relay.checks import CheckReport, check_database
 from outbox_relay.config import ServiceConfig
 from outbox_relay.explain import Explainer, Explanation
+from outbox_relay.health import HealthCheck
 from outbox_relay.models import StatsMixin
 from outbox_relay.store.dashboard import DashboardQueries, ListedRow, RowContent, RowFilter
 from outbox_relay.store.retry_state import retry_state_for
@@ -41,6 +42,10 @@ class ServiceFigures(StatsMixin):
     confirmed_per_minute: dict[str, int] | None = None
     problems: list[str] = field(default_factory=list)  # the `validate` checks that failed
     fixes: list[str] = field(default_factory=list)
+    # The consumers' answers in the last hour (None: not countable) and the SLO breaches they make.
+    failed_answers_last_hour: int | None = None
+    answers_last_hour: int | None = None
+    breaches: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Dashboard:
         table = OutboxTable(config)
         self.queries = DashboardQueries(table, retry_state_for(table))
         self.explainer = Explainer(config)
+        self.health = HealthCheck(config)
 
     def figures(self, conn: Connection) -> ServiceFigures:
         """The service's figures; a table that is missing or mapped wrong gives its problems instead."""
@@ -87,6 +93,10 @@ class Dashboard:
         figures.published_per_minute = q.per_minute(conn, "sent_at", published)
         if st.confirmed is not None:
             figures.confirmed_per_minute = q.per_minute(conn, "confirmed_at", [st.confirmed])
+        answers = self.health.answer_figures(conn)
+        figures.failed_answers_last_hour = answers["failed_answers_last_hour"]
+        figures.answers_last_hour = answers["answers_last_hour"]
+        figures.breaches = self.health.answer_problems(answers)
 
     def rows(
         self, conn: Connection, wanted: RowFilter, before: Any = None, limit: int = PAGE_SIZE

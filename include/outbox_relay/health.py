@@ -1,6 +1,7 @@
-"""Did this relay run leave the service healthy? Rows it gave up on, and the service's SLO (the age of the
-next row to send, of the oldest unconfirmed row), checked after the run's work is committed. The relay
-DAG's ``check_health`` task fails (red run, Airflow's callbacks and notifiers fire) on any problem."""
+"""Did this run leave the service healthy? For a relay run: rows it gave up on, and the service's SLO (the
+age of the next row to send, of the oldest unconfirmed row). For a confirmations run: how many of the
+consumers' answers in the last hour were FAILED. Checked after the run's work is committed; the DAG's
+``check_health`` task fails (red run, Airflow's callbacks and notifiers fire) on any problem."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.config.lifecycle import MIN_ANSWERS_FOR_SHARE
 from outbox_relay.store.dashboard import DashboardQueries
 from outbox_relay.store.retry_state import retry_state_for
 from outbox_relay.store.table import OutboxTable
@@ -60,4 +62,34 @@ class HealthCheck:
             age = figures.get(figure)
             if limit is not None and age is not None and age > limit:
                 found.append(f"SLO breached: {what} {age}s ago, more than {limit:g}s (service {c.service})")
+        return found
+
+    def answer_figures(self, conn: Connection) -> dict[str, int | None]:
+        """The consumers' answers in the last hour by the database clock (rows confirmed, or answered FAILED,
+        since then: rows the relay gave up on have no confirmation time and are not answers). None when the
+        table cannot tell (no confirmation time mapped, or no (status, updated_at) index to count by)."""
+        st = self.config.statuses
+        if self.config.confirmation is None or st.failed is None or st.confirmed is None:
+            return {"failed_answers_last_hour": None, "answers_last_hour": None}
+        failed = self.queries.per_minute(conn, "confirmed_at", [st.failed])
+        answered = self.queries.per_minute(conn, "confirmed_at", [st.confirmed, st.failed])
+        return {
+            "failed_answers_last_hour": None if failed is None else sum(failed.values()),
+            "answers_last_hour": None if answered is None else sum(answered.values()),
+        }
+
+    def answer_problems(self, figures: dict[str, int | None]) -> list[str]:
+        """The consumers' FAILED answers against the SLO (empty: within it, or not countable)."""
+        c, slo = self.config, self.config.slo
+        failed, answered = figures.get("failed_answers_last_hour"), figures.get("answers_last_hour")
+        if failed is None or answered is None:
+            return []
+        found = []
+        how = f"consumers answered FAILED for {failed} of the {answered} rows of {c.table} answered in the last hour"
+        replay = f"; see the FAILED rows on the Outbox page, and send them again with: outbox-relay replay {c.service}"
+        if slo.max_failed_answers_per_hour is not None and failed > slo.max_failed_answers_per_hour:
+            found.append(f"SLO breached: {how}, more than {slo.max_failed_answers_per_hour}{replay}")
+        share = slo.max_failed_answer_share
+        if share is not None and answered >= MIN_ANSWERS_FOR_SHARE and failed > share * answered:
+            found.append(f"SLO breached: {how} ({failed / answered:.0%}), more than {share:.0%}{replay}")
         return found

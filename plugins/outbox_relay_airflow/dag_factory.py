@@ -238,7 +238,14 @@ def confirmations_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
 
             return tasks.run_confirmations(service, dict(get_current_context()), folder)
 
-        ingest(config.service)
+        @task(task_id="check_health", retries=0)
+        def check_health(service: str) -> dict[str, Any]:
+            """Red run when too many of the consumers' answers were FAILED (the ingest is committed)."""
+            from outbox_relay_airflow import tasks
+
+            return tasks.run_check_answers(service, dict(get_current_context()), folder)
+
+        ingest(config.service) >> check_health(config.service)
     return dag
 
 

@@ -191,6 +191,26 @@ def run_check_health(
     return {"healthy": True, "figures": figures, "checked": {"slo": config.slo.model_dump()}}
 
 
+@fail_without_retry
+def run_check_answers(
+    service: str, context: dict[str, Any], services_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """The confirmations DAG's last task: fail the run when the consumers' FAILED answers of the last hour
+    breach the SLO (``slo.max_failed_answer_share``, ``slo.max_failed_answers_per_hour``)."""
+    config = read_service(service, services_dir)
+    check = HealthCheck(config)
+    engine = db_engine(config, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            figures = check.answer_figures(conn)
+    finally:
+        engine.dispose()
+    problems = check.answer_problems(figures)
+    if problems:
+        raise ServiceUnhealthyError(" | ".join(problems))
+    return {"healthy": True, "figures": figures}
+
+
 def _relay_stats(pulled: Any) -> dict[str, Any]:
     """The relay task's statistics; a sharded service's mapped relay tasks give one dict per shard, whose
     counts add up."""

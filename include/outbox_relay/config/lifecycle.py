@@ -107,8 +107,12 @@ class DeadlineCallback(Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the callable.")
 
 
+MIN_ANSWERS_FOR_SHARE = 20  # a share of fewer answers says little (1 FAILED of 2 is not a trend)
+
+
 class Slo(Strict):
-    """What the relay DAG's ``check_health`` task holds each run to; a breach turns the run red."""
+    """What the relay and confirmations DAGs' ``check_health`` tasks hold each run to; a breach turns the run
+    red."""
 
     max_oldest_new_seconds: float | None = Field(
         None, gt=0, description="The next row to send may have waited at most this long (DB clock)."
@@ -121,6 +125,20 @@ class Slo(Strict):
     fail_on_given_up_rows: bool = Field(
         True,
         description="A run that gave up on rows (FAILED, dead-lettered) is red, after its work is committed.",
+    )
+    max_failed_answer_share: float | None = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Consumers' FAILED answers may be at most this share of their answers in the last hour "
+        f"(counted once the hour has {MIN_ANSWERS_FOR_SHARE} answers); beyond it the confirmations run is red. "
+        "Empty: no limit.",
+    )
+    max_failed_answers_per_hour: int | None = Field(
+        None,
+        ge=0,
+        description="Consumers may answer FAILED at most this many times in the last hour; beyond it the "
+        "confirmations run is red. Empty: no limit.",
     )
     max_relay_run_seconds: float | None = Field(
         None,
