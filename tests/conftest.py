@@ -28,6 +28,9 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+# As in a deployment: connections' secrets are encrypted (without a key Airflow warns on every lookup, and
+# the CLI's output, run in-process by tests, would carry that warning).
+os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "hKzF2E4dDvGr_Bm-g0BWsbQ7MlldWlNthI1gCzJhR9k=")
 
 
 SLOW_TEST_TIMEOUT = 900  # a whole demo runs several `airflow dags test`; their subprocesses say 900 s too

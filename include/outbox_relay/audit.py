@@ -2,11 +2,13 @@
 back and comparing it with the table, message id by message id (the fault suite's history checks, as a
 product command).
 
-Reported: rows marked sent that are not on the topic (lost: the one thing that must never happen), rows on
-the topic but not marked (the next run publishes them again; consumers dedupe), duplicate records, rows
-still awaiting a confirmation, and per-key order violations (a message first seen after a newer message of
-its key). The topics read are the service's (``topic``, ``topics``) and those the window's rows name in their
-own topic column; the dead-letter topic is not.
+Every class of row the window holds is reported: rows marked sent that are not on the topic (lost: the one
+thing that must never happen), rows on the topic but not marked (the next run publishes them again;
+consumers dedupe), rows never sent (still NEW, not on the topic: waiting, held back or stuck), FAILED rows
+(given up on, or answered FAILED), rows still awaiting a confirmation, confirmed rows, duplicate records,
+and per-key order violations (a message first seen after a newer message of its key). The topics read are
+the service's (``topic``, ``topics``) and those the window's rows name in their own topic column; the
+dead-letter topic is not.
 """
 
 from __future__ import annotations
@@ -27,7 +29,16 @@ from outbox_relay.models import StatsMixin
 from outbox_relay.store.audit import AuditedRow, AuditQueries
 from outbox_relay.store.table import OutboxTable
 
-CATEGORIES = ("sent_not_on_topic", "on_topic_not_marked", "duplicates", "unconfirmed", "order_violations")
+CATEGORIES = (
+    "sent_not_on_topic",
+    "order_violations",
+    "on_topic_not_marked",
+    "not_sent",
+    "failed",
+    "unconfirmed",
+    "confirmed",
+    "duplicates",
+)
 # Producer timestamps come from the relay host's clock: read from a little before the window.
 CLOCK_MARGIN = timedelta(minutes=15)
 
@@ -42,6 +53,13 @@ class AuditReport(StatsMixin):
     on_topic: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
     listed: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})
+    # Message ids per category, of which ``listed`` shows the first (a duplicate's extra copies are counted
+    # in ``counts``, its id once here).
+    ids: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
+
+    def unlisted(self, category: str) -> int:
+        """Message ids of ``category`` left out of ``listed`` (the "and N more" of a listing)."""
+        return self.ids[category] - len(self.listed[category])
 
     @property
     def ok(self) -> bool:
@@ -55,7 +73,8 @@ class AuditReport(StatsMixin):
 
 
 class Auditor:
-    def __init__(self, config: ServiceConfig, max_listed: int = 100, chunk_size: int = 5000) -> None:
+    def __init__(self, config: ServiceConfig, max_listed: int | None = 100, chunk_size: int = 5000) -> None:
+        """``max_listed``: message ids listed per category (None: all of them)."""
         if not config.keeps_sent_rows:
             raise ConfigurationError(
                 f"audit: service {config.service!r} has completion: {config.completion}, so its table keeps no "
@@ -97,30 +116,42 @@ class Auditor:
     def _compare(
         self, rows: Sequence[AuditedRow], records: Sequence[TopicRecord], report: AuditReport
     ) -> None:
-        st = self.config.statuses
         rank = {r.message_id: n for n, r in enumerate(rows)}
         mine = [r for r in records if r.headers.get(HEADER_MESSAGE_ID) in rank]
         seen: dict[str, int] = defaultdict(int)
         for record in mine:
             seen[record.headers[HEADER_MESSAGE_ID]] += 1
         report.on_topic = len(seen)
-        published = {st.sent, *(s for s in (st.confirmed,) if s is not None)}
         for row in rows:
-            on_topic = row.message_id in seen
-            if row.status in published and not on_topic:
-                self._note(report, "sent_not_on_topic", row.message_id)
-            elif row.status == st.new and on_topic:
-                self._note(report, "on_topic_not_marked", row.message_id)
-            if self.config.confirmation is not None and row.status == st.sent:
-                self._note(report, "unconfirmed", row.message_id)
-            for _ in range(seen.get(row.message_id, 1) - 1):
-                self._note(report, "duplicates", row.message_id)
+            self._note(report, self._status_class(row, row.message_id in seen), row.message_id)
+            copies = seen.get(row.message_id, 1) - 1
+            if copies:
+                self._note(report, "duplicates", row.message_id, copies)
         for message_id in order_violations(mine, rank):
             self._note(report, "order_violations", message_id)
 
-    def _note(self, report: AuditReport, category: str, message_id: str) -> None:
-        report.counts[category] += 1
-        if len(report.listed[category]) < self.max_listed and message_id not in report.listed[category]:
+    def _status_class(self, row: AuditedRow, on_topic: bool) -> str | None:
+        """The row's class by its status and whether the topic has it (None: sent, done, nothing to say)."""
+        st = self.config.statuses
+        published = {st.sent, *(s for s in (st.confirmed,) if s is not None)}
+        if row.status in published and not on_topic:
+            return "sent_not_on_topic"
+        if row.status == st.new:
+            return "on_topic_not_marked" if on_topic else "not_sent"
+        if st.failed is not None and row.status == st.failed:
+            return "failed"
+        if row.status == st.sent and self.config.confirmation is not None:
+            return "unconfirmed"
+        if st.confirmed is not None and row.status == st.confirmed:
+            return "confirmed"
+        return None
+
+    def _note(self, report: AuditReport, category: str | None, message_id: str, times: int = 1) -> None:
+        if category is None:
+            return
+        report.counts[category] += times
+        report.ids[category] += 1
+        if self.max_listed is None or len(report.listed[category]) < self.max_listed:
             report.listed[category].append(message_id)
 
 

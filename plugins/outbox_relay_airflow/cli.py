@@ -8,8 +8,10 @@ secrets backend, the metadata database of ``AIRFLOW_HOME``), so the CLI checks e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -19,7 +21,7 @@ from typing import Any
 
 from outbox_relay.checks import CheckReport, check_broker, check_database
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config.loader import ConfigError, config_files
+from outbox_relay.config.loader import SERVICES_DIR_ENV, ConfigError, config_files
 from outbox_relay.config.schema import service_schema_text
 from outbox_relay.errors import ConfigurationError, InfrastructureError
 from outbox_relay.explain import Explainer, not_found, parse_reference
@@ -29,6 +31,8 @@ from outbox_relay.store.outbox import OutboxStore
 from outbox_relay_airflow import setup_commands
 from outbox_relay_airflow.connections import look_up_like_airflow_cli
 from outbox_relay_airflow.services_folder import read_service, read_services, services_folder
+
+AUDIT_LISTED = 100  # message ids per class in the text report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,9 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser(
         "audit",
         help="did we lose anything? read the topic back and compare it with the table for a time window",
-        description="Exit status 0: nothing lost and per-key order kept; 1: rows marked sent are missing from "
-        "the topic, or a key's messages are out of order; 2: bad arguments. Times without an offset are in "
-        "the service's db_time_zone.",
+        description="Reports every class of row the window holds: sent_not_on_topic (lost), order_violations, "
+        "on_topic_not_marked, not_sent, failed, unconfirmed, confirmed, duplicates; the text lists 100 ids of "
+        "each, --json all. Exit status 0: nothing lost and per-key order kept; 1: rows marked sent are missing "
+        "from the topic, or a key's messages are out of order; 2: bad arguments or configuration. Times "
+        "without an offset are in the service's db_time_zone.",
     )
     audit.add_argument("service")
     audit.add_argument("--since", type=_iso, required=True, help="rows created at or after this time")
@@ -288,7 +294,11 @@ def _audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 2
     from outbox_relay_airflow import tasks
 
-    report = tasks.audit(config, args.since, args.until)
+    try:  # JSON lists every message id; the text lists the first 100 of each class and says how many more
+        report = tasks.audit(config, args.since, args.until, max_listed=None if args.json else AUDIT_LISTED)
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps({**report.as_dict(), "ok": report.ok}, default=str))
     else:
@@ -296,6 +306,8 @@ def _audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         for category, ids in report.listed.items():
             for message_id in ids:
                 print(f"  {category}: {message_id}")
+            if report.unlisted(category):
+                print(f"  {category}: ... and {report.unlisted(category)} more (--json lists them all)")
     return 0 if report.ok else 1
 
 
@@ -389,9 +401,21 @@ def _run_now(args: argparse.Namespace) -> int:
     return 0
 
 
+def _airflow_logs_to_stderr(args: argparse.Namespace) -> None:
+    """Import Airflow with its log lines going to stderr: it writes them to the stdout of the moment it
+    configures logging, and a warning there would corrupt a command's output (``--json`` piped to jq).
+    Skipped where no Airflow is needed (importing it takes over a second)."""
+    offline = args.command in {"validate", "plan"} and args.offline
+    if args.command == "schema" or (offline and (args.services_dir or os.environ.get(SERVICES_DIR_ENV))):
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        import airflow.configuration  # noqa: F401 - configures Airflow's logging on import
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _airflow_logs_to_stderr(args)
     look_up_like_airflow_cli()
     if args.command in {"validate", "plan"}:
         return _validate(args, plan=args.command == "plan")

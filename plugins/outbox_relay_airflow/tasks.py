@@ -293,16 +293,19 @@ def run_cleanup(
     return stats
 
 
-def audit(config: ServiceConfig, since: datetime, until: datetime | None) -> AuditReport:
+def audit(
+    config: ServiceConfig, since: datetime, until: datetime | None, max_listed: int | None = 100
+) -> AuditReport:
     """Read the service's topics back and compare them with its table; aware times are converted to the
-    service's DB time zone."""
+    service's DB time zone. ``max_listed``: message ids listed per class (None: all)."""
     since = since if since.tzinfo is None else _naive_in(since, config)
     until = until if until is None or until.tzinfo is None else _naive_in(until, config)
+    auditor = Auditor(config, max_listed)  # a configuration that cannot be audited says so first
     group = f"outbox-audit-{config.service}-{uuid.uuid4().hex[:8]}"  # assigned, never committed
     consumer = OutboxConsumerHook([], config.connections.kafka, group).get_conn
     engine = db_engine(config, pool_size=1)
     try:
-        return Auditor(config).run(engine, consumer, since, until)
+        return auditor.run(engine, consumer, since, until)
     finally:
         consumer.close()
         engine.dispose()

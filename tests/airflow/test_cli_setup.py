@@ -167,3 +167,24 @@ def test_the_cli_finds_a_connection_in_the_configured_secrets_backend(
     done = _cli("ddl", "--shared-only", "--apply", "--conn", "file_db", env=backend)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[0].startswith("created outbox_relay_attempt")
+
+
+def test_airflows_log_lines_go_to_stderr_so_json_output_stays_json(db_engine: Engine, tmp_path: Path) -> None:
+    """Without a Fernet key Airflow warns on every connection lookup; the CLI's --json output must still be
+    nothing but JSON on stdout (the warning goes to stderr)."""
+    from tests.integration.outbox_rows import insert_rows
+    from tests.stack import airflow_connections
+
+    (tmp_path / "orders.yaml").write_text("topic: t\n")
+    (message_id,) = insert_rows(db_engine, "t", ["k"])
+    stored = json.loads(airflow_connections(db_engine)["AIRFLOW_CONN_OUTBOX_DB"])
+    with_extra = json.dumps({**stored, "extra": {"charset": "utf8mb4"}})  # an extra: Airflow decrypts it
+    env = {
+        "AIRFLOW_CONN_OUTBOX_DB": with_extra,
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__FERNET_KEY": "",
+    }
+    done = _cli("--services-dir", str(tmp_path), "explain", "orders", message_id, "--json", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["message_id"] == message_id
+    assert "empty cryptography key" in done.stderr

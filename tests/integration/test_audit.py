@@ -116,3 +116,66 @@ def test_the_cli_exit_status_says_whether_anything_was_lost(
     with pytest.raises(SystemExit):
         cli.main([*args, "--until", "2020-01-01"])
     assert "must be before --until" in capsys.readouterr().err
+
+
+@pytest.mark.airflow
+@pytest.mark.usefixtures("airflow_connections_env")
+def test_every_class_of_row_is_reported_and_a_cut_list_says_how_many_more(
+    db_engine: Engine,
+    topic_name: Callable[[str], str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A window with rows never sent (more than the 100 the text lists), FAILED rows (given up on, and
+    answered FAILED), confirmed and unconfirmed ones: the text names every class with its count and says
+    how many ids it left out; --json lists all of them."""
+    from outbox_relay_airflow import cli
+
+    topic = topic_name("auditall")
+    create_topics(topic)
+    (tmp_path / "orders.yaml").write_text(f"topic: {topic}\nconfirmation: {{topic: {topic}.results}}\n")
+    since = (_db_now(db_engine) - timedelta(seconds=1)).isoformat()
+    config = ServiceConfig.model_validate(
+        {"service": "orders", "topic": topic, "confirmation": {"topic": f"{topic}.results"}}
+    )
+    sent = insert_rows(db_engine, topic, ["a", "b", "c", "d"])
+    assert run_relay(config, db_engine).published == 4
+    waiting = insert_rows(db_engine, topic, [f"k{n}" for n in range(105)])
+    given_up = insert_rows(db_engine, topic, ["e"])
+    with db_engine.begin() as conn:
+        for message_id, status in [(sent[0], "CONFIRMED"), (sent[1], "FAILED"), (given_up[0], "FAILED")]:
+            conn.execute(
+                text("UPDATE outbox_message SET status = :s WHERE message_id = :m"),
+                {"s": status, "m": message_id},
+            )
+    args = ["--services-dir", str(tmp_path), "audit", "orders", "--since", since]
+    assert cli.main(args) == 0  # nothing lost
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(
+        "110 rows, sent_not_on_topic 0, order_violations 0, on_topic_not_marked 0, not_sent 105, failed 2, "
+        "unconfirmed 2, confirmed 1, duplicates 0"
+    ), out.splitlines()[0]
+    assert (
+        len([line for line in out.splitlines() if line.startswith("  not_sent: ") and "more" not in line])
+        == 100
+    )
+    assert "  not_sent: ... and 5 more (--json lists them all)" in out
+    assert (
+        f"  failed: {sent[1]}" in out
+        and f"  failed: {given_up[0]}" in out
+        and f"  confirmed: {sent[0]}" in out
+    )
+    assert cli.main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(report["listed"]["not_sent"]) == sorted(waiting) and report["ids"]["not_sent"] == 105
+    assert sorted(report["listed"]["unconfirmed"]) == sorted(sent[2:])
+
+
+def test_an_audit_of_a_table_that_keeps_no_sent_rows_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from outbox_relay_airflow import cli
+
+    (tmp_path / "gone.yaml").write_text("topic: t\ncompletion: delete\nretention: null\n")
+    assert cli.main(["--services-dir", str(tmp_path), "audit", "gone", "--since", "2026-01-01"]) == 2
+    assert "completion: delete, so its table keeps no sent rows" in capsys.readouterr().err
