@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.ids import id_order
 from outbox_relay.kafka.topics import missing_topics, service_topics
 from outbox_relay.store.ddl import has_standard_shape
 from outbox_relay.store.introspection import (
@@ -18,6 +19,7 @@ from outbox_relay.store.introspection import (
     create_like_ddl,
     indexes,
     not_null_columns,
+    sample_values,
 )
 from outbox_relay.store.naming import ATTEMPT_TABLE, LOCK_BUSY_TABLE, REPLAY_TABLE, split_table_name
 from outbox_relay.store.table import OutboxTable
@@ -54,6 +56,7 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
     _check_time_columns(conn, config, columns, report)
     _check_completion_column(conn, config, report)
     _check_value_columns(config, columns, report)
+    _check_claim_order(conn, config, columns, report)
     # The scan is `status = ? ORDER BY <claim order>` (the primary key, or order_by then it); with a
     # row_filter the filter column leads. InnoDB ends every index with the primary key, so an index on
     # the leading columns alone serves a claim in primary-key order.
@@ -93,6 +96,42 @@ def _create_tables(config: ServiceConfig) -> str:
     if has_standard_shape(config):
         return f"outbox-relay ddl --service {config.service} --apply"
     return f"outbox-relay ddl --service {config.service} --shared-only --apply"
+
+
+ID_SAMPLE = 200  # primary-key values read to tell random ids from time-ordered ones
+
+
+def _check_claim_order(
+    conn: Connection, config: ServiceConfig, columns: dict[str, str], report: CheckReport
+) -> None:
+    """Rows are claimed in primary-key order unless ``order_by`` says otherwise: by random ids (UUIDv4)
+    that is no order at all, and rows of one key go out in any order. Integer keys (auto-increment,
+    Snowflakes) and time-ordered ids (UUIDv7, ULID) are creation order."""
+    id_column = config.columns.id
+    kind = columns.get(id_column.lower(), "").lower()
+    if config.order_by or not config.per_key_order or kind in INTEGER_TYPES:
+        return
+    verdict = id_order(sample_values(conn, str(config.table), id_column, ID_SAMPLE))
+    created = config.columns.created_at
+    by_time = (
+        f"order_by: [{created}]" if created else "order_by: [<the column with each row's creation time>]"
+    )
+    fix = (
+        f"set {by_time} (validate then prints the index it needs), or, if its consumers do not need per-key "
+        "order, per_key_order: false"
+    )
+    if verdict == "random":
+        report.problems.append(
+            f"rows of {config.table} are claimed in the order of its primary key {id_column!r} ({kind}), whose "
+            "values are random UUIDs: rows of one key would reach Kafka in any order"
+        )
+        report.fixes.append(fix)
+    elif verdict == "unknown":
+        report.notes.append(
+            f"rows of {config.table} are claimed in the order of its primary key {id_column!r} ({kind}): per-key "
+            "order holds only if its values sort in creation order (UUIDv7, ULID, a time-ordered id); if they "
+            f"do not, {fix}"
+        )
 
 
 def _has_index(found: dict[str, list[str]], want: list[str], config: ServiceConfig) -> bool:

@@ -1,4 +1,4 @@
-"""Time-ordered message ids (the UUIDv7 layout of RFC 9562).
+"""Time-ordered message ids (the UUIDv7 layout of RFC 9562), and telling such ids from random ones.
 
 Where message ids are primary keys (or claim order), random UUIDv4 ids would be claimed in random
 order, so a user's USER_DEACTIVATED could be published before its USER_CREATED whenever both wait.
@@ -15,10 +15,12 @@ small generator.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 _COUNTER_MAX = 0xFFF
 
@@ -56,3 +58,36 @@ _default = Uuid7Generator()
 def uuid7() -> str:
     """A new time-ordered event id in the canonical 36-character text form."""
     return str(_default.new())
+
+
+_UUID = re.compile(
+    r"^[0-9a-f]{8}-?[0-9a-f]{4}-?([0-9a-f])[0-9a-f]{3}-?[89ab][0-9a-f]{3}-?[0-9a-f]{12}$", re.I
+)
+_ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$", re.I)
+RANDOM_UUID_VERSIONS = frozenset("12345")  # v1 is time-based, but its low time bits come first
+UNORDERED_SHARE = 0.9  # of sampled ids, for a verdict
+
+
+def id_order(values: list[Any]) -> str:
+    """What sorting these primary-key values gives: ``creation`` (time-ordered UUIDs v6/v7, ULIDs),
+    ``random`` (UUIDs of versions 1 to 5: their text does not sort by time), or ``unknown`` (anything else:
+    per-key order then rests on how the writer makes them)."""
+    versions = [_uuid_version(v) for v in values]
+    if not values:
+        return "unknown"
+    if sum(v in RANDOM_UUID_VERSIONS for v in versions) >= UNORDERED_SHARE * len(values):
+        return "random"
+    ordered = sum(
+        v in {"6", "7"} or (v is None and bool(_ULID.match(_text(x))))
+        for v, x in zip(versions, values, strict=True)
+    )
+    return "creation" if ordered >= UNORDERED_SHARE * len(values) else "unknown"
+
+
+def _text(value: Any) -> str:
+    return value.hex() if isinstance(value, bytes | bytearray) else str(value).strip()
+
+
+def _uuid_version(value: Any) -> str | None:
+    found = _UUID.match(_text(value))
+    return None if found is None else found.group(1)

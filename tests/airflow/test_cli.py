@@ -73,3 +73,46 @@ def test_validate_reports_missing_index_topic_and_bad_files(db_engine: Engine, t
     gone = _cli(["validate", "--offline"], url, tmp_path / "servcies")
     assert gone.returncode == 1
     assert f"INVALID {tmp_path / 'servcies'}: no such folder (the folder given)" in gone.stdout
+
+
+def test_validate_refuses_a_table_claimed_by_random_ids_and_says_what_fixes_it(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    """Rows claimed in the order of random UUID primary keys lose per-key order: validate says so and what
+    to do (order_by a time column, or per_key_order: false); time-ordered ids (UUIDv7) pass."""
+    import uuid
+
+    from outbox_relay.ids import uuid7
+
+    url = db_engine.url.render_as_string(hide_password=False)
+    ids = {"random_ids": lambda: str(uuid.uuid4()), "ordered_ids": uuid7}
+    with db_engine.begin() as conn:
+        for table, new_id in ids.items():
+            conn.execute(
+                text(
+                    f"CREATE TABLE {table} (id CHAR(36) PRIMARY KEY, k VARCHAR(20), status VARCHAR(8), body TEXT, "
+                    f"created DATETIME(6), KEY ix_{table}_status_id (status, id))"
+                )
+            )
+            for _ in range(20):
+                conn.execute(
+                    text(f"INSERT INTO {table} VALUES (:i, 'k', 'NEW', '{{}}', NOW(6))"), {"i": new_id()}
+                )
+    mapping = (
+        "columns: {id: id, key: k, status: status, payload: body, created_at: created}\nretention: null\n"
+    )
+    (tmp_path / "random.yaml").write_text(f"topic: t\ntable: random_ids\n{mapping}")
+    (tmp_path / "ordered.yaml").write_text(f"topic: t\ntable: ordered_ids\n{mapping}")
+    out = _cli(["validate", "random", "ordered"], url, tmp_path).stdout
+    problem = (
+        "problem: rows of random_ids are claimed in the order of its primary key 'id' (char), whose values"
+    )
+    assert "PROBLEM random" in out and f"{problem} are random UUIDs" in out, out
+    assert "fix:     set order_by: [created] (validate then prints the index it needs), or, if its" in out
+    assert "per_key_order: false" in out
+    ordered = out[out.index("ordered (") :].split("\n", 1)[1].split("OK ")[0].split("PROBLEM ")[0]
+    assert "random UUIDs" not in ordered and "claimed in the order" not in ordered, (
+        out
+    )  # UUIDv7: creation order
+    (tmp_path / "random.yaml").write_text(f"topic: t\ntable: random_ids\n{mapping}per_key_order: false\n")
+    assert "random UUIDs" not in _cli(["validate", "random"], url, tmp_path).stdout

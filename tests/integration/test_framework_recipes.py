@@ -162,8 +162,9 @@ def test_eventuate_tram_message_table(db_engine: Engine, topic_name: Callable[[s
 SNOWFLAKE = 1_700_000_000_000 << 22  # CAP's ids: time-ordered 64-bit Snowflakes
 
 
-def _write_cap(conn: Connection, topic: str, key: str, n: int) -> str:
-    """As CAP's publisher stores a message: Snowflake id, the envelope, StatusName Scheduled."""
+def _write_cap(conn: Connection, topic: str, key: str | None, n: int) -> str:
+    """As CAP's publisher stores a message: Snowflake id, the envelope, StatusName Scheduled. CAP writes the
+    cap-kafka-key header only when the publisher gave a key (``key`` None: no header)."""
     snowflake = SNOWFLAKE + n
     message_id = str(snowflake)
     headers = {
@@ -173,7 +174,7 @@ def _write_cap(conn: Connection, topic: str, key: str, n: int) -> str:
         "cap-senttime": "2026-11-01 12:00:00 +00:00",
         "cap-corr-id": message_id,
         "cap-corr-seq": "0",
-        "cap-kafka-key": key,
+        **({} if key is None else {"cap-kafka-key": key}),
     }
     conn.execute(
         text("INSERT INTO `cap.published` (`Id`,`Version`,`Name`,`Content`,`Retries`,`Added`,`ExpiresAt`,"
@@ -193,3 +194,48 @@ def test_dotnetcore_cap_published_table(db_engine: Engine, topic_name: Callable[
     with db_engine.connect() as conn:
         states = conn.execute(text("SELECT `StatusName`, COUNT(*) FROM `cap.published` GROUP BY 1")).all()
     assert states == [("Succeeded", ROWS)]
+
+
+def test_cap_rows_without_a_kafka_key_header_are_keyed_by_their_message_id(
+    db_engine: Engine, topic_name: Callable[[str], str]
+) -> None:
+    """The recipe's key is tried in order: CAP's cap-kafka-key header where the publisher set one, else the
+    cap-msg-id (what CAP's own Kafka transport does). Copied verbatim, no row fails for a missing key."""
+    topic = topic_name("cap_keys")
+    create_topics(topic)
+    _create(db_engine, CAP_DDL)
+    config = _recipe("cap_orders", topic)
+    _validated(db_engine, config)
+    with db_engine.begin() as conn:
+        keyed = {_write_cap(conn, topic, f"order-{n % 2}", n): f"order-{n % 2}" for n in range(4)}
+        unkeyed = {_write_cap(conn, topic, None, n): None for n in range(4, 8)}
+    stats = run_relay(config, db_engine)
+    assert (stats.published, stats.failed) == (8, 0)
+    keys = {r.headers["cap-msg-id"]: r.key for r in read_all(topic)}
+    assert keys == {**keyed, **{message_id: message_id for message_id in unkeyed}}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '{"Headers": {"k": "key-1", "id": "m1"}}',
+        '{"Headers": {"id": "m1"}}',
+        '{"Headers": {"k": null, "id": "m1"}}',
+        '{"Headers": {"k": 7, "id": "m1"}}',
+        '{"Headers": {"k": {"a": 1}}}',
+        '{"Headers": {}}',
+        "not json",
+    ],
+)
+def test_the_claims_sql_and_the_relays_own_reading_agree(db_engine: Engine, document: str) -> None:
+    """What MariaDB's JSON functions give for a chain of places (the claim's SQL) is what the relay gives
+    when it reads the documents itself (after a server refused a deep document)."""
+    from outbox_relay.store.json_paths import value_at
+    from outbox_relay.store.table import _json_sql
+
+    paths = ("$.Headers.k", "$.Headers.id")
+    with db_engine.connect() as conn:
+        in_sql = conn.execute(
+            text(f"SELECT {_json_sql(':doc', paths, unquote=True)}"), {"doc": document}
+        ).scalar()
+    assert in_sql == value_at(document, paths, True)

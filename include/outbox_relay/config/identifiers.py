@@ -18,15 +18,15 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class InvalidIdentifierError(ConfigurationError):
-    """A table or column name that is not a plain SQL identifier."""
+    """A table name MySQL would refuse, or a column name that is not a plain identifier."""
 
 
 def check_identifier(name: str) -> str:
-    """Return ``name`` if it is a safe identifier, else raise with the reason."""
+    """A column name: a plain identifier (the one rule: tables may be any MySQL name, columns may not)."""
     if not isinstance(name, str) or not _IDENTIFIER.match(name):
         raise InvalidIdentifierError(
-            f"{name!r} is not a valid SQL identifier: use letters, digits and '_', "
-            "start with a letter or '_', at most 64 characters"
+            f"{name!r} is not a valid column name: use letters, digits and '_', start with a letter or '_', at "
+            "most 64 characters (only table names may be any MySQL name; reach such a column through a view)"
         )
     return name
 

@@ -15,11 +15,10 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from typing_extensions import Self
 
+from outbox_relay.config import rules
 from outbox_relay.config.fields import (
-    CONFIRMATIONS_WAITING,
     StatusValue,
     Strict,
-    check_event_schedule,
     check_schedule,
     check_topic,
 )
@@ -36,7 +35,6 @@ from outbox_relay.config.table import STANDARD_COLUMNS, Columns, JsonValues, Pay
 
 _SERVICE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 LOCK_BUCKETS = 64  # sharded relays lock buckets of keys; every shard count divides it
-SHARD_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class ServiceConfig(Strict):
@@ -75,6 +73,11 @@ class ServiceConfig(Strict):
         (),
         description="Columns that define claim order, e.g. [created_at, id] for a table with random UUID "
         "keys (per-key order follows it); the primary key is added last when absent. Empty: the primary key.",
+    )
+    per_key_order: bool = Field(
+        True,
+        description="Rows of one key must reach Kafka in the order they were written (validate refuses a "
+        "table claimed by random ids). false declares that its consumers do not need it.",
     )
     json_values: JsonValues = Field(
         default_factory=JsonValues,
@@ -228,35 +231,23 @@ class ServiceConfig(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        self._check_topics()
-        self._check_payload()
-        self._check_json_values()
-        self._check_completion()
-        self._check_statuses()
+        rules.check_topics(self)
+        rules.check_payload(self)
+        rules.check_json_values(self)
+        rules.check_completion(self)
+        rules.check_statuses(self)
         if self.threshold_seconds > 0 and self.columns.created_at is None:
             raise ValueError("threshold_seconds needs columns.created_at (the table has no creation time)")
-        self._check_reconciliation()
-        self._check_slo()
-        self._check_shards()
-        self._check_event_driven()
+        rules.check_reconciliation(self)
+        rules.check_slo(self)
+        rules.check_shards(self)
+        rules.check_event_driven(self)
         if self.retention is not None and self.columns.created_at is None and self.columns.updated_at is None:
             raise ValueError(
                 "retention needs columns.created_at or columns.updated_at to age rows; "
                 "set 'retention: null' to disable it"
             )
         return self
-
-    def _check_shards(self) -> None:
-        if self.shards not in SHARD_COUNTS:
-            raise ValueError(f"shards must be one of {', '.join(map(str, SHARD_COUNTS))}, got {self.shards}")
-        if self.shards > 1 and self.columns.key is None and self.json_values.key is None:
-            raise ValueError(
-                "shards spreads rows by their key (CRC32(key) mod shards): map columns.key or json_values.key"
-            )
-        if self.columns.shard is not None and self.shards == 1:
-            raise ValueError(
-                "columns.shard is read by sharded relays only: set shards (2, 4, ... 64) or unmap it"
-            )
 
     def shard_buckets(self, shard: int | None) -> tuple[int, ...]:
         """The lock buckets a relay of ``shard`` holds (all of them for a whole-table run). Buckets are
@@ -267,134 +258,6 @@ class ServiceConfig(Strict):
         if not 0 <= shard < self.shards:
             raise ValueError(f"service {self.service!r} has {self.shards} shard(s): no shard {shard}")
         return tuple(b for b in range(LOCK_BUCKETS) if b % self.shards == shard)
-
-    def _check_event_driven(self) -> None:
-        for name in ("schedule", "confirm_schedule", "cleanup_schedule"):
-            check_event_schedule(name, getattr(self, name))
-        if self.confirm_schedule == CONFIRMATIONS_WAITING and self.confirmation is None:
-            raise ValueError(
-                f"confirm_schedule: {CONFIRMATIONS_WAITING!r} watches the confirmation topic, but the service "
-                "has no 'confirmation'"
-            )
-
-    def _check_slo(self) -> None:
-        if (
-            self.slo.max_oldest_new_seconds or self.slo.max_unconfirmed_seconds
-        ) and self.columns.created_at is None:
-            raise ValueError("slo ages need columns.created_at (the table has no creation time)")
-        if self.slo.max_unconfirmed_seconds and self.confirmation is None:
-            raise ValueError("slo.max_unconfirmed_seconds needs 'confirmation' (without it SENT is final)")
-
-    def _check_topics(self) -> None:
-        if self.columns.topic is None and self.topic is None:
-            raise ValueError("set 'topic' (or map columns.topic): the relay must know where rows go")
-
-    def _check_completion(self) -> None:
-        if (self.completion == "archive") != (self.archive_table is not None):
-            raise ValueError(
-                "completion: archive needs archive_table, and archive_table needs completion: archive"
-            )
-        if self.completion == "timestamp" and self.columns.sent_at is None:
-            raise ValueError(
-                "completion: timestamp records the acknowledgement in columns.sent_at: map it to the "
-                "completion time column (NULL while the row is pending)"
-            )
-        if self.columns.status is None:
-            self._check_status_less()
-        if self.keeps_sent_rows:
-            return
-        for needs_sent_rows, name in (
-            (self.confirmation, "confirmation"),
-            (self.reconciliation, "reconciliation"),
-        ):
-            if needs_sent_rows is not None:
-                raise ValueError(
-                    f"completion: {self.completion} keeps no SENT rows in the table, which {name} works on: "
-                    "use completion: update"
-                )
-
-    def _check_status_less(self) -> None:
-        """A table without a status column: pending means the row exists (delete, archive) or its
-        completion time is NULL (timestamp). FAILED lives in the attempt table; nothing records a
-        consumer's confirmation."""
-        if self.completion == "update":
-            raise ValueError(
-                "columns.status is null, so 'completion: update' has no status to set: use completion: "
-                "delete, archive, or timestamp (with columns.sent_at)"
-            )
-        if "statuses" in self.model_fields_set:
-            raise ValueError(
-                "columns.status is null: a table without a status column has no status values; remove 'statuses'"
-            )
-        for needs_status, name in (
-            (self.confirmation, "confirmation"),
-            (self.reconciliation, "reconciliation"),
-            (self.columns.retry_flag, "columns.retry_flag"),
-            (self.columns.attempts, "columns.attempts/last_error/next_attempt_at"),
-        ):
-            if needs_status is not None:
-                raise ValueError(
-                    f"columns.status is null, but {name} records outcomes in the status column: map a status "
-                    "column, or drop it (retry state then lives in the outbox_relay_attempt table)"
-                )
-        # Virtual statuses: the SQL reads NEW/SENT from the row's existence or its completion time.
-        object.__setattr__(self, "statuses", Statuses(confirmed=None, failed=None))
-
-    def _check_json_values(self) -> None:
-        jv = self.json_values
-        for field_name, value in jv.values().items():
-            if getattr(self.columns, field_name) is not None:
-                raise ValueError(
-                    f"{field_name} is mapped both as columns.{field_name} and as json_values.{field_name}: keep one"
-                )
-            if getattr(self.columns, value.column) is None:
-                raise ValueError(
-                    f"json_values.{field_name} reads columns.{value.column}, which is not mapped"
-                )
-        if (jv.body or jv.headers) and (self.columns.payload is None or self.payload.format != "json"):
-            raise ValueError(
-                "json_values.body and .headers read the payload: map columns.payload (format json)"
-            )
-        if jv.headers and self.columns.headers is not None:
-            raise ValueError("headers come from columns.headers or json_values.headers: keep one")
-
-    def _check_payload(self) -> None:
-        if self.payload.columns and self.columns.payload is not None:
-            raise ValueError("use either columns.payload or payload.columns, not both")
-        if not self.payload.columns and self.columns.payload is None:
-            raise ValueError("map columns.payload or list payload.columns to build the body")
-
-    def _check_statuses(self) -> None:
-        if self.confirmation is not None and self.statuses.confirmed is None:
-            raise ValueError("confirmation is configured, so statuses.confirmed must be set")
-        if self.columns.inline_retry_state and self.statuses.failed is None:
-            raise ValueError(
-                "statuses.failed must be set when attempts/last_error/next_attempt_at are mapped "
-                "(a row out of attempts needs a FAILED value)"
-            )
-        if self.confirmation is not None and self.statuses.failed is None:
-            raise ValueError("confirmation is configured, so statuses.failed must be set")
-
-    def _check_reconciliation(self) -> None:
-        if self.columns.retry_flag is not None and self.statuses.failed is None:
-            raise ValueError(
-                "columns.retry_flag needs statuses.failed (a row that may not retry ends FAILED)"
-            )
-        if self.reconciliation is None:
-            return
-        if self.columns.created_at is None:
-            raise ValueError(
-                "reconciliation needs columns.created_at (the window selects rows by creation time)"
-            )
-        if (
-            self.reconciliation.retention
-            and self.retention
-            and self.reconciliation.retention.days < self.retention.days
-        ):
-            raise ValueError(
-                "reconciliation.retention.days must be >= retention.days: consumer records deleted before "
-                "the outbox rows would be reported as never consumed"
-            )
 
     # --- derived values -------------------------------------------------------------
 

@@ -155,11 +155,15 @@ class JsonValue(Strict):
 
 class JsonValues(Strict):
     """Values that live inside a JSON column rather than in columns of their own (Eventuate keeps the key
-    in its headers JSON as PARTITION_ID; DotNetCore.CAP stores {"Headers": {...}, "Value": {...}})."""
+    in its headers JSON as PARTITION_ID; DotNetCore.CAP stores {"Headers": {...}, "Value": {...}}). The key,
+    event type and message id may each be a list of places tried in order: the first one present (and not
+    JSON null) wins, e.g. CAP's cap-kafka-key header, else its cap-msg-id."""
 
-    key: JsonValue | None = Field(None, description="The Kafka key; a row without it fails, naming the path.")
-    event_type: JsonValue | None = None
-    message_id: JsonValue | None = Field(
+    key: JsonValue | list[JsonValue] | None = Field(
+        None, description="The Kafka key (or places tried in order); a row without it fails, naming them."
+    )
+    event_type: JsonValue | list[JsonValue] | None = None
+    message_id: JsonValue | list[JsonValue] | None = Field(
         None, description="The message id (lookups by message id then read every row: prefer a column)."
     )
     body: str | None = Field(
@@ -175,9 +179,24 @@ class JsonValues(Strict):
     def _paths(cls, value: str | None) -> str | None:
         return None if value is None else check_json_path(value)
 
-    def values(self) -> dict[str, JsonValue]:
-        """Logical field -> where it is read from, for the fields that are read from JSON."""
-        return {f: v for f in ("key", "event_type", "message_id") if (v := getattr(self, f)) is not None}
+    @field_validator("key", "event_type", "message_id")
+    @classmethod
+    def _chain(cls, value: JsonValue | list[JsonValue] | None) -> JsonValue | list[JsonValue] | None:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("give at least one place to read it from, or leave it out")
+            if len({v.column for v in value}) > 1:
+                raise ValueError("the places tried in order must all be in one column (payload or headers)")
+        return value
+
+    def values(self) -> dict[str, tuple[JsonValue, ...]]:
+        """Logical field -> the places it is read from, in order, for the fields read from JSON."""
+        found: dict[str, tuple[JsonValue, ...]] = {}
+        for name in ("key", "event_type", "message_id"):
+            value = getattr(self, name)
+            if value is not None:
+                found[name] = tuple(value) if isinstance(value, list) else (value,)
+        return found
 
 
 class RowFilter(Strict):

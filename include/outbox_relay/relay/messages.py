@@ -111,7 +111,10 @@ def _missing(config: ServiceConfig, logical: str, what: str) -> str | None:
         return f"{what} column {column!r} is NULL" + (" or empty" if logical == "message_id" else "")
     found = config.json_values.values().get(logical)
     if found is not None:
-        return f"{what} path {found.path} not found in columns.{found.column} (or it is not valid JSON)"
+        paths = " nor ".join(v.path for v in found)
+        return (
+            f"{what} path {paths} not found in columns.{found[0].column} (absent or null, or not valid JSON)"
+        )
     return None
 
 

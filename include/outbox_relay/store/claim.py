@@ -328,7 +328,7 @@ class ClaimQuery:
             source = None if self._extracts_in_sql else t.json_source(name)
             if source is None:
                 return [r[index] for r in records]
-            return [value_at(r[index], source.path, source.unquote) for r in records]
+            return [value_at(r[index], source.paths, source.unquote) for r in records]
 
         ids = [r[0] for r in records]
         if t.stores_message_ids:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, text
 
 from outbox_relay.store.naming import quote, split_table_name
@@ -64,6 +66,12 @@ def indexes(conn: Connection, table: str) -> dict[str, list[str]]:
     for index_name, column in rows:
         found.setdefault(str(index_name), []).append(str(column).lower())
     return found
+
+
+def sample_values(conn: Connection, table: str, column: str, limit: int) -> list[Any]:
+    """Up to ``limit`` values of ``column`` (the first the server finds: enough to tell what kind they are)."""
+    rows = conn.execute(text(f"SELECT {quote(column)} FROM {quote(table)} LIMIT {int(limit)}"))
+    return [r[0] for r in rows]
 
 
 def table_exists(conn: Connection, table: str) -> bool:

@@ -1,7 +1,6 @@
 """A JSON path of ``json_values`` evaluated by the relay, for servers that cannot do it in SQL (MySQL
-raises error 3157 for documents nested deeper than 100 levels, failing the whole claim). Gives what
-``JSON_UNQUOTE(JSON_EXTRACT(...))`` / ``JSON_EXTRACT(...)`` give: None where the document is not JSON or
-the path is missing."""
+raises error 3157 for documents nested deeper than 100 levels, failing the whole claim). Gives what the
+claim's SQL gives: None where the document is not JSON or no path has a value."""
 
 from __future__ import annotations
 
@@ -20,22 +19,32 @@ def steps(path: str) -> list[str | int]:
     return found
 
 
-def value_at(document: Any, path: str, unquote: bool) -> str | None:
-    """The value at ``path`` in ``document`` (JSON text or bytes): a string as it is (``unquote``) or
-    anything else as JSON text."""
+def value_at(document: Any, paths: tuple[str, ...], unquote: bool) -> str | None:
+    """The value in ``document`` (JSON text or bytes) as the claim's SQL reads it (``_json_sql``): as text
+    (``unquote``), the first of ``paths`` present and not JSON null, a string as it is and anything else as
+    JSON text; as JSON, the value at the one path."""
     if document is None:
         return None
     try:
-        value = json.loads(document)
+        parsed = json.loads(document)
     except (ValueError, RecursionError):
         return None
+    for path in paths if unquote else paths[:1]:
+        found, value = _walk(parsed, path)
+        if not found or (unquote and value is None):
+            continue
+        if unquote and isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False)
+    return None
+
+
+def _walk(value: Any, path: str) -> tuple[bool, Any]:
     for step in steps(path):
         if not _has(value, step):
-            return None
+            return False, None
         value = value[step]
-    if unquote and isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+    return True, value
 
 
 def _has(value: Any, step: str | int) -> bool:

@@ -20,21 +20,28 @@ from outbox_relay.store.naming import quote
 JSON_VALID = "JSON_VALID"  # the server's function; tests put a stand-in for MySQL's behaviour here
 
 
-def _json_sql(doc: str, path: str, unquote: bool) -> str:
-    """A value inside the JSON column ``doc`` (quoted; NULL where the path is missing or the document is
-    not JSON, which MySQL would otherwise answer with an error failing the whole statement). ``path`` is
-    validated (``check_json_path``: no quotes), so it is safe inside a string literal."""
-    value = f"JSON_EXTRACT({doc}, '{path}')"
-    return f"IF({JSON_VALID}({doc}), {f'JSON_UNQUOTE({value})' if unquote else value}, NULL)"
+def _json_sql(doc: str, paths: tuple[str, ...], unquote: bool) -> str:
+    """A value inside the JSON column ``doc`` (quoted; NULL where the document is not JSON, which MySQL
+    would otherwise answer with an error failing the whole statement). As text (``unquote``: a key, an id)
+    it is the first of ``paths`` present and not JSON null; as JSON (a body, headers) the value at the one
+    path. Paths are validated (``check_json_path``: no quotes), so they are safe inside string literals."""
+    if not unquote:
+        return f"IF({JSON_VALID}({doc}), JSON_EXTRACT({doc}, '{paths[0]}'), NULL)"
+    tried = [
+        f"IF(JSON_TYPE(JSON_EXTRACT({doc}, '{p}')) = 'NULL', NULL, JSON_UNQUOTE(JSON_EXTRACT({doc}, '{p}')))"
+        for p in paths
+    ]
+    value = tried[0] if len(tried) == 1 else f"COALESCE({', '.join(tried)})"
+    return f"IF({JSON_VALID}({doc}), {value}, NULL)"
 
 
 @dataclass(frozen=True)
 class JsonSource:
-    """Where a claimed field is read from inside a JSON column: the quoted column, the path, and whether
-    the value is wanted as text (a key, an id) rather than as JSON (a body, headers)."""
+    """Where a claimed field is read from inside a JSON column: the quoted column, the paths tried in order,
+    and whether the value is wanted as text (a key, an id) rather than as JSON (a body, headers)."""
 
     column: str
-    path: str
+    paths: tuple[str, ...]
     unquote: bool
 
 
@@ -80,11 +87,11 @@ class OutboxTable:
     def column_on(self, qualifier: str | None, logical: str) -> str | None:
         """``column`` with its column(s) qualified by a table alias (for joins)."""
         found = self.config.json_values.values().get(logical)
-        name = getattr(self.columns, found.column if found is not None else logical)
+        name = getattr(self.columns, found[0].column if found is not None else logical)
         if name is None:
             return None
         column = quote(name) if qualifier is None else f"{qualifier}.{quote(name)}"
-        return column if found is None else _json_sql(column, found.path, unquote=True)
+        return column if found is None else _json_sql(column, tuple(v.path for v in found), unquote=True)
 
     def claim_column(self, logical: str, extract_in_sql: bool = True) -> str | None:
         """What the claim reads for a field: the body and headers may be paths inside the payload
@@ -93,19 +100,19 @@ class OutboxTable:
         source = self.json_source(logical)
         if source is None:
             return self.column(logical)
-        return _json_sql(source.column, source.path, source.unquote) if extract_in_sql else source.column
+        return _json_sql(source.column, source.paths, source.unquote) if extract_in_sql else source.column
 
     def json_source(self, logical: str) -> JsonSource | None:
         """Where the claim reads a field from inside JSON (``json_values``), or None for a plain column."""
         jv = self.config.json_values
         path = {"payload": jv.body, "headers": jv.headers}.get(logical)
         if path is not None and self.columns.payload is not None:
-            return JsonSource(quote(self.columns.payload), path, unquote=False)
+            return JsonSource(quote(self.columns.payload), (path,), unquote=False)
         found = jv.values().get(logical)
-        name = None if found is None else getattr(self.columns, found.column)
+        name = None if found is None else getattr(self.columns, found[0].column)
         if found is None or name is None:
             return None
-        return JsonSource(quote(name), found.path, unquote=True)
+        return JsonSource(quote(name), tuple(v.path for v in found), unquote=True)
 
     def _virtual_status(self) -> str:
         """The status a status-less row has: NEW while it exists (delete, archive), or by its completion

@@ -60,7 +60,7 @@ def test_given_columns_replace_the_standard_mapping() -> None:
         (
             "topic: t\ncolumns:\n  id: 'id`'\n  status: status\n  payload: p\n",
             "columns.id",
-            "not a valid SQL identifier",
+            "not a valid column name: use letters, digits and '_'",
         ),
         ("topic: 'bad topic!'\n", "topic", "not a valid Kafka topic name"),
         ("topic: t\nschedul: '@daily'\n", "schedul", "unknown field"),

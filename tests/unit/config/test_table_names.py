@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,3 +83,32 @@ def test_the_readmes_service_files_are_valid() -> None:
     assert {"coupon", "cap_orders", "eventuate", "shipments"} <= set(files)
     for name, document in files.items():
         ServiceConfig.model_validate({"service": name, **document})
+
+
+def test_one_rule_for_names_as_the_reference_states_it() -> None:
+    """Tables may be any MySQL name, columns must be plain identifiers: the reference says exactly that,
+    and the models do it."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    assert "**Names, one rule.** A *table*" in readme and "must be a\nplain identifier" in readme
+    assert "must be plain SQL identifiers" not in readme  # the old contradicting sentence
+    spaced = ServiceConfig.model_validate(
+        {
+            "service": "s",
+            "topic": "t",
+            "table": "`my outbox`",
+            "retention": None,
+            "columns": {"id": "id", "status": "status", "payload": "body"},
+        }
+    )
+    assert spaced.table.sql == "`my outbox`"
+    with pytest.raises(
+        ValueError, match=r"'my id' is not a valid column name: .* \(only table names may be any MySQL"
+    ):
+        ServiceConfig.model_validate(
+            {
+                "service": "s",
+                "topic": "t",
+                "retention": None,
+                "columns": {"id": "my id", "status": "status", "payload": "body"},
+            }
+        )
