@@ -87,6 +87,21 @@ class ReplayReport(StatsMixin):
     republished: int = 0
     held_back: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)  # the first SHOWN_ROWS, with what happens
+    # Of every matched row: how many per status (kind) and per topic, and the first and last creation time.
+    by_kind: dict[str, int] = field(default_factory=dict)
+    by_topic: dict[str, int] = field(default_factory=dict)
+    first_created: str | None = None
+    last_created: str | None = None
+
+    def tally(self, kinds: list[str], topics: list[str | None], created: list[Any]) -> None:
+        """Count the matched rows per kind and topic, and their creation times' span."""
+        for kind in kinds:
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        for topic in topics:
+            name = topic or "(no topic)"
+            self.by_topic[name] = self.by_topic.get(name, 0) + 1
+        times = sorted(str(c) for c in created if c is not None)
+        self.first_created, self.last_created = (times[0], times[-1]) if times else (None, None)
 
     def lines(self) -> list[str]:
         verb = "would be" if self.dry_run else "were"
@@ -157,6 +172,7 @@ class Replayer:
         report.matched, report.requeued, report.held_back = len(rows), len(requeue), len(held)
         report.republished = len(resend) if request.dry_run else republished
         report.rows = [self._shown(r, held) for r in rows[:SHOWN_ROWS]]
+        report.tally([r.kind for r in rows], [r.topic for r in rows], [r.created_at for r in rows])
         return report
 
     def _split(self, conn: Any, rows: list[ReplayCandidate]) -> tuple[list[ReplayCandidate], set[Any]]:
@@ -190,7 +206,7 @@ class Replayer:
     def _shown(row: ReplayCandidate, held: set[Any]) -> dict[str, Any]:
         outcome = "held back" if row.row_id in held else ("requeue" if row.kind == FAILED else "republish")
         return {"row_id": row.row_id, "message_id": row.message_id, "kind": row.kind, "outcome": outcome,
-                "key": row.key, "last_error": row.last_error}  # fmt: skip
+                "key": row.key, "topic": row.topic, "last_error": row.last_error}  # fmt: skip
 
 
 class DeadLetterReplayer:
@@ -221,6 +237,11 @@ class DeadLetterReplayer:
         messages, unroutable = self._messages(chosen)
         report = ReplayReport(c.service, request.dry_run, matched=len(chosen), held_back=len(unroutable))
         report.rows = [_shown_copy(r, r in unroutable) for r in chosen[:SHOWN_ROWS]]
+        report.tally(
+            [DEAD_LETTER] * len(chosen),
+            [r.headers.get(HEADER_ORIGINAL_TOPIC) or c.topic for r in chosen],
+            [],  # when each row was created is not on its dead-letter copy
+        )
         if request.dry_run or not messages:
             report.republished = len(messages) if request.dry_run else 0
             return report
@@ -278,5 +299,5 @@ def _shown_copy(record: TopicRecord, unroutable: bool) -> dict[str, Any]:
         "row_id": record.headers.get(HEADER_ROW_ID), "message_id": record.headers.get(HEADER_MESSAGE_ID),
         "kind": DEAD_LETTER, "outcome": "no original topic" if unroutable else "republish",
         "key": None if record.key is None else record.key.decode("utf-8", "replace"),
-        "last_error": record.headers.get(HEADER_ERROR),
+        "topic": record.headers.get(HEADER_ORIGINAL_TOPIC), "last_error": record.headers.get(HEADER_ERROR),
     }  # fmt: skip

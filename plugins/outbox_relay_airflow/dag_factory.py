@@ -374,7 +374,7 @@ def replay_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
         approve = ApprovalOperator(
             task_id="approve",
             subject=f"Replay rows of outbox service {config.service}?",
-            body="{{ ti.xcom_pull(task_ids='plan') }}\n\nReason: {{ params.reason }}",
+            body="{{ ti.xcom_pull(task_ids='plan')['approval'] }}",
         )
 
         @task(task_id="replay", trigger_rule="none_failed_min_one_success")

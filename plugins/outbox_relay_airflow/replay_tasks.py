@@ -24,6 +24,7 @@ from outbox_relay.replay import (
     ReplayReport,
     ReplayRequest,
 )
+from outbox_relay_airflow.approval import approval_text
 from outbox_relay_airflow.heap import frozen_heap
 from outbox_relay_airflow.hooks import OutboxConsumerHook, db_engine, service_publisher
 from outbox_relay_airflow.services_folder import read_service
@@ -126,11 +127,13 @@ def run_replay_plan(
     """The replay DAG's first task: what the params select (a dry run), so that a human can approve it."""
     config = read_service(service, services_dir)
     params = dict(context.get("params") or {})
-    request = request_from_params({**params, "dry_run": True}, _audit_from(context, params), config)
+    audit = _audit_from(context, params)
+    request = request_from_params({**params, "dry_run": True}, audit, config)
     report = replay(config, request)
     for line in report.lines():
         log.info("%s", line)
-    return report.as_dict()
+    plan = report.as_dict()
+    return {**plan, "approval": approval_text(config, params, plan, audit.requested_by)}
 
 
 @fail_without_retry

@@ -77,6 +77,14 @@ def test_replay_dag_dry_run_direct_run_and_approval_gate(
         finished = f"TaskInstance Finished: dag_id={DAG_ID}, task_id=approve, run_id={large},"
         stack.wait_for_log("scheduler", finished, 300)
         assert [statuses(db_engine)[m] for m in (b, c, d)] == ["FAILED"] * 3  # nothing changed yet
+        detail = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{large}/taskInstances/approve/-1/hitlDetails")
+        body = str(detail["body"])  # what the Required Actions view shows: the summary first
+        assert body.startswith(
+            "**Replay 3 row(s) of outbox service `billing`** (table `outbox_message`), asked by"
+        )
+        assert "Reason: all the rest" in body and "| Rows matched | **3**: 3 failed: requeued" in body
+        assert f"| By topic | {topic} 3 |" in body and "| b | " in body and "| bad schema |" in body
+        assert "[failed rows on the Outbox page](/outbox/services/billing?kind=failed)" in body
         stack.api(
             "PATCH",
             f"/dags/{DAG_ID}/dagRuns/{large}/taskInstances/approve/-1/hitlDetails",

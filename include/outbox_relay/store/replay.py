@@ -46,6 +46,8 @@ class ReplayCandidate:
     attempts: int | None
     last_error: str | None
     run_id: str | None
+    topic: str | None = None  # the row's own topic column (None: the service's topic)
+    created_at: Any = None  # None without a creation time
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class ReplayEntry:
     at: datetime
 
 
-_OPTIONAL = ("message_id", "key", "attempts", "last_error", "run_id")
+_OPTIONAL = ("message_id", "key", "attempts", "last_error", "run_id", "topic")
 
 
 def kind_condition(
@@ -99,6 +101,8 @@ class ReplayQueries:
         t = table
         select = [f"{t.id_col} AS r_id", f"{t.status_col} AS r_status"]
         select += [f"{t.column(f)} AS f_{f}" for f in _OPTIONAL if t.column(f)]
+        created = t.as_datetime("created_at")
+        select += [f"{created} AS f_created"] if created else []
         self._select = ", ".join(select)
 
     def candidates(self, conn: Connection, wanted: ReplayFilter, limit: int) -> list[ReplayCandidate]:
@@ -156,6 +160,8 @@ class ReplayQueries:
             None if attempts is None else int(attempts),
             error,
             r.get("f_run_id"),
+            r.get("f_topic") or t.config.topic,
+            r.get("f_created"),
         )
 
     def older_unpublished(self, conn: Connection, rows: Sequence[ReplayCandidate]) -> dict[Any, Any]:
