@@ -196,12 +196,17 @@ def _check_time_columns(
     cols = config.columns
     if cols.created_at is not None and cols.created_at.lower() in columns:
         _check_created_at(conn, config, columns[cols.created_at.lower()], report)
-    for logical in WRITTEN_TIMES:
+    for logical in (*WRITTEN_TIMES, "not_before"):
         name = getattr(cols, logical)
         kind = columns.get(str(name).lower()) if name else None
         if kind is not None and kind.lower() not in TIME_TYPES:
+            use = (
+                "compares it with the database clock"
+                if logical == "not_before"
+                else "writes the time into it"
+            )
             report.problems.append(
-                f"columns.{logical} {name!r} is {kind}: the relay writes the time into it (NOW(6)); map a "
+                f"columns.{logical} {name!r} is {kind}: the relay {use} (NOW(6)); map a "
                 f"DATETIME(6) or TIMESTAMP(6) column, or leave columns.{logical} unmapped"
             )
 

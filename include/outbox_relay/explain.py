@@ -23,7 +23,7 @@ class Explanation(StatsMixin):
     service: str
     row_id: Any
     message_id: str
-    state: str  # new | waiting_for_retry | held_back | too_young | given_up | sent | confirmed | failed
+    state: str  # new | scheduled | waiting_for_retry | held_back | too_young | given_up | sent | confirmed | failed
     why: str
     facts: dict[str, Any] = field(default_factory=dict)
 
@@ -55,7 +55,8 @@ class Explainer:
             "status": row.status,
             "attempts": f"{row.attempts} of {self.config.retry.max_attempts}",
             "last error": row.last_error,
-            "next attempt at": row.next_attempt_at,
+            "next attempt at": row.next_attempt_at if self._retries(row) else None,
+            "not before": row.not_before,
             **{
                 name: row.fields.get(name)
                 for name in ("key", "topic", "created_at", "sent_at", "confirmed_at")
@@ -65,6 +66,10 @@ class Explainer:
             "database clock": row.now,
         }
         return Explanation(self.config.service, row.row_id, row.message_id, state, why, facts)
+
+    def _retries(self, row: RowSnapshot) -> bool:
+        """A next attempt applies to a NEW row that failed before and was not given up on."""
+        return row.status == self.config.statuses.new and row.attempts > 0 and not row.given_up
 
     def _history(self, conn: Connection, row_id: Any) -> list[str] | str | None:
         """Every run that touched the row besides the one that sent it, oldest first: failed attempts,
@@ -128,15 +133,23 @@ class Explainer:
                 f"out of attempts ({row.attempts}): {row.last_error}; statuses.failed is null, so it stays NEW "
                 "and is marked failed in outbox_relay_attempt (set failed = 0 there to queue it again)"
             )
+        if row.not_before is not None and row.not_before > row.now:
+            return "scheduled", f"its writer scheduled it: not sent before {row.not_before}"
         if row.next_attempt_at is not None and row.next_attempt_at > row.now:
             return "waiting_for_retry", (
                 f"attempt {row.attempts} failed ({row.last_error}); next attempt not before {row.next_attempt_at}"
             )
         ahead = self.queries.waiting_ahead(conn, row)
         if ahead is not None:
+            scheduled = ahead.not_before is not None and ahead.not_before > ahead.now
+            until = (
+                f"which is scheduled not before {ahead.not_before}"
+                if scheduled
+                else f"which retries not before {ahead.next_attempt_at}"
+            )
             return "held_back", (
                 f"waiting behind row {ahead.row_id} (message {ahead.message_id}) of key {row.fields.get('key')!r}, "
-                f"which retries not before {ahead.next_attempt_at}: per-key order"
+                f"{until}: per-key order"
             )
         created, threshold = row.fields.get("created_at"), self.config.threshold_seconds
         if created is not None and threshold > 0 and created + timedelta(seconds=threshold) > row.now:

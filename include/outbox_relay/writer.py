@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from outbox_relay.config.fields import check_topic
@@ -35,7 +36,8 @@ class OutboxMessage:
 
     ``payload`` is any JSON-serialisable value, or ``str``/``bytes`` already holding JSON. ``key`` is the
     Kafka key (per-key order); ``headers`` become extra Kafka headers. ``message_id`` defaults to a new
-    UUIDv7 (consumers dedupe by it)."""
+    UUIDv7 (consumers dedupe by it). ``not_before`` delays the message: a ``timedelta`` from the database
+    clock at insert time, or a timezone-aware ``datetime``; later messages of the same key wait behind it."""
 
     topic: str
     key: str
@@ -43,6 +45,7 @@ class OutboxMessage:
     payload: Any
     headers: Mapping[str, str] = field(default_factory=dict)
     message_id: str | None = None
+    not_before: timedelta | datetime | None = None
 
 
 def write_outbox(
@@ -87,6 +90,7 @@ def _row(message: OutboxMessage, n: int, total: int) -> dict[str, Any]:
         "topic": message.topic,
         "payload": _payload(message.payload, refuse),
         "headers": _headers(message.headers, refuse),
+        **_not_before(message.not_before, refuse),
     }
 
 
@@ -106,6 +110,25 @@ def _payload(payload: Any, refuse: Refusal) -> str:
         return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise refuse(f"payload cannot be written as JSON ({exc})") from None
+
+
+def _not_before(value: timedelta | datetime | None, refuse: Refusal) -> dict[str, Any]:
+    """The delay in microseconds, or the instant in UTC; an instant without a time zone is refused (the
+    database, the writer and the relay may each assume a different one)."""
+    if value is None:
+        return {}
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise refuse(f"not_before is a negative delay ({value}); give a timedelta of 0 or more")
+        return {"delay_us": value // timedelta(microseconds=1)}
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise refuse(
+                f"not_before {value.isoformat()} has no time zone; give an aware datetime "
+                "(e.g. datetime.now(timezone.utc) + timedelta(minutes=5)) or a timedelta"
+            )
+        return {"not_before_utc": value.astimezone(timezone.utc).replace(tzinfo=None)}
+    raise refuse(f"not_before must be a timedelta or an aware datetime, not {type(value).__name__}")
 
 
 def _headers(headers: Mapping[str, str], refuse: Refusal) -> str | None:

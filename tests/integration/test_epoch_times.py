@@ -104,8 +104,9 @@ def test_epoch_milliseconds_are_read_as_times(db_engine: Engine, topic_name: Cal
 def test_a_text_time_column_and_written_times_of_the_wrong_type_are_named(db_engine: Engine) -> None:
     with db_engine.begin() as conn:
         conn.execute(text("CREATE TABLE odd (id BIGINT PRIMARY KEY, status INT, made VARCHAR(40), sent BIGINT, "
-                          "INDEX ix (status, id))"))  # fmt: skip
-    columns = {"id": "id", "status": "status", "created_at": "made", "sent_at": "sent", "payload": "made"}
+                          "due INT, INDEX ix (status, id))"))  # fmt: skip
+    columns = {"id": "id", "status": "status", "created_at": "made", "sent_at": "sent", "payload": "made",
+               "not_before": "due"}  # fmt: skip
     config = ServiceConfig.model_validate(
         {"service": "odd", "table": "odd", "topic": "t", "columns": columns, "retention": None,
          "statuses": {"new": 0, "sent": 1, "confirmed": None, "failed": None}}
@@ -115,6 +116,8 @@ def test_a_text_time_column_and_written_times_of_the_wrong_type_are_named(db_eng
         "columns.created_at 'made' is varchar, which cannot hold a creation time" in p for p in problems
     )
     assert any("columns.sent_at 'sent' is bigint: the relay writes the time into it" in p for p in problems)
+    assert any("columns.not_before 'due' is int: the relay compares it with the database clock" in p
+               for p in problems)  # fmt: skip
     words = config.model_copy(
         update={"statuses": config.statuses.model_copy(update={"new": "NEW", "sent": "SENT"})}
     )

@@ -53,6 +53,11 @@ class Columns(Strict):
     attempts: str | None = None
     last_error: str | None = None
     next_attempt_at: str | None = None
+    not_before: str | None = Field(
+        None,
+        description="A time before which the row must not be sent (its writer's schedule); later rows of its "
+        "key wait behind it. The standard table uses next_attempt_at for it.",
+    )
     sent_at: str | None = Field(
         None, description="When the broker acknowledged the row; with completion: timestamp, NULL = pending."
     )

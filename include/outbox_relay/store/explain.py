@@ -15,7 +15,7 @@ from outbox_relay.store.table import OutboxTable
 # Logical fields read when the table maps them (absent ones come back as None).
 _FIELDS = (
     "message_id", "key", "event_type", "topic", "attempts", "last_error", "next_attempt_at",
-    "created_at", "sent_at", "run_id", "confirmed_at",
+    "not_before", "created_at", "sent_at", "run_id", "confirmed_at",
 )  # fmt: skip
 
 
@@ -32,6 +32,14 @@ class RowSnapshot:
     next_attempt_at: datetime | None
     given_up: bool  # marked failed in the attempt table (tables whose failed status is null)
     now: datetime  # the database clock when read
+
+    @property
+    def not_before(self) -> datetime | None:
+        """The writer's not-before time: its own column, or (the standard table) next_attempt_at on a row
+        never attempted."""
+        if self.fields.get("not_before") is not None:
+            return self.fields["not_before"]  # type: ignore[no-any-return]
+        return self.next_attempt_at if self.attempts == 0 else None
 
 
 class ExplainQueries:

@@ -55,6 +55,21 @@ class RetryState(Protocol):
         the rows' own columns); one statement for all of them."""
 
 
+def not_before_waits(table: OutboxTable, qualifier: str | None = None) -> str | None:
+    """A row waiting for its writer's not-before time (``columns.not_before``), or None when the table
+    keeps no such column of its own (the standard table's next_attempt_at serves as both)."""
+    column = table.columns.not_before
+    if column is None or column == table.columns.next_attempt_at:
+        return None
+    name = table.column_on(qualifier, "not_before")
+    return f"({name} IS NOT NULL AND {name} > NOW(6))"
+
+
+def _or_not_before(table: OutboxTable, waiting: str) -> str:
+    extra = not_before_waits(table)
+    return waiting if extra is None else f"({waiting} OR {extra})"
+
+
 class InlineRetryState:
     def __init__(self, table: OutboxTable) -> None:
         self.table = table
@@ -65,7 +80,9 @@ class InlineRetryState:
 
     def claim_columns(self) -> tuple[str, str]:
         nxt = self.next_attempt_at
-        return f"COALESCE({self.attempts}, 0)", f"({nxt} IS NOT NULL AND {nxt} > NOW(6))"
+        return f"COALESCE({self.attempts}, 0)", _or_not_before(
+            self.table, f"({nxt} IS NOT NULL AND {nxt} > NOW(6))"
+        )
 
     @property
     def not_given_up(self) -> str:
@@ -80,9 +97,10 @@ class InlineRetryState:
 
     def waiting_keys(self, conn: Connection, key: str) -> set[Any]:
         t = self.table
+        waiting = _or_not_before(t, f"{self.next_attempt_at} > NOW(6)")
         sql = text(
             f"SELECT DISTINCT {key} AS k FROM {t.name} "
-            f"WHERE {t.status_eq('new', t.statuses.new)} AND {self.next_attempt_at} > NOW(6){t.row_filter}"
+            f"WHERE {t.status_eq('new', t.statuses.new)} AND {waiting}{t.row_filter}"
         )
         return {r[0] for r in conn.execute(sql, {"new": t.statuses.new, **t.filter_params})}
 
@@ -112,7 +130,7 @@ class InlineRetryState:
 
     @property
     def waiting_condition(self) -> str:
-        return f"{self.next_attempt_at} > NOW(6)"
+        return _or_not_before(self.table, f"{self.next_attempt_at} > NOW(6)")
 
     def outside_states(self, conn: Connection, row_ids: Sequence[Any]) -> dict[str, OutsideState]:
         return {}
@@ -122,8 +140,11 @@ class AttemptTableRetryState:
     def __init__(self, table: OutboxTable) -> None:
         self.table = table
 
-    def claim_columns(self) -> None:
-        return None
+    def claim_columns(self) -> tuple[str, str] | None:
+        """Attempts come from the attempt table after the claim (``load``); a not-before column is read
+        with the claim itself."""
+        waiting = not_before_waits(self.table)
+        return None if waiting is None else ("0", waiting)
 
     @property
     def not_given_up(self) -> str:
@@ -161,7 +182,7 @@ class AttemptTableRetryState:
         for state in conn.execute(sql, {**self.table.attempt_params, "ids": list(by_id)}).mappings():
             row = by_id[state["row_id"]]
             row.attempts = int(state["attempts"])
-            row.waiting = bool(state["waiting"])
+            row.waiting = row.waiting or bool(state["waiting"])  # its not-before time, read by the claim
             row.failed = bool(state["failed"])
 
     def waiting_keys(self, conn: Connection, key: str) -> set[Any]:
@@ -173,7 +194,15 @@ class AttemptTableRetryState:
             + t.row_filter_on("o")
         )
         params = {"new": t.statuses.new, **t.attempt_params, **t.filter_params}
-        return {r[0] for r in conn.execute(sql, params)}
+        found = {r[0] for r in conn.execute(sql, params)}
+        scheduled = not_before_waits(t)
+        if scheduled is not None:
+            sql = text(
+                f"SELECT DISTINCT {key} AS k FROM {t.name} WHERE {t.status_eq('new', t.statuses.new)} "
+                f"AND {scheduled}{t.row_filter}"
+            )
+            found |= {r[0] for r in conn.execute(sql, {"new": t.statuses.new, **t.filter_params})}
+        return found
 
     def record_failures(self, conn: Connection, failures: Sequence[Failure]) -> None:
         if not failures:
@@ -219,9 +248,10 @@ class AttemptTableRetryState:
     @property
     def waiting_condition(self) -> str:
         t = self.table
-        return (
+        return _or_not_before(
+            t,
             f"EXISTS (SELECT 1 FROM {ATTEMPT_TABLE} a WHERE a.service = :service AND a.source_table = :tbl "
-            f"AND a.row_id = CAST({t.name}.{t.id_col} AS CHAR) AND a.failed = 0 AND a.next_attempt_at > NOW(6))"
+            f"AND a.row_id = CAST({t.name}.{t.id_col} AS CHAR) AND a.failed = 0 AND a.next_attempt_at > NOW(6))",
         )
 
     def outside_states(self, conn: Connection, row_ids: Sequence[Any]) -> dict[str, OutsideState]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -31,6 +31,9 @@ class _NoTable:
         (OutboxMessage("t", "k", "E", {"at": datetime(2026, 1, 1)}), "type datetime is not JSON serializable"),
         (OutboxMessage("t", "k", "E", {}, headers={"n": 1}), "header 'n': names must be non-empty strings"),  # type: ignore[dict-item]
         (OutboxMessage("t", "k", "E", {}, headers=[("a", "b")]), "headers must be a mapping"),  # type: ignore[arg-type]
+        (OutboxMessage("t", "k", "E", {}, not_before=datetime(2026, 1, 1)), "2026-01-01T00:00:00 has no time zone"),
+        (OutboxMessage("t", "k", "E", {}, not_before=timedelta(seconds=-1)), "not_before is a negative delay"),
+        (OutboxMessage("t", "k", "E", {}, not_before=60), "a timedelta or an aware datetime, not int"),  # type: ignore[arg-type]
     ],
 )  # fmt: skip
 def test_bad_messages_are_refused_by_name(message: OutboxMessage, words: str) -> None:
