@@ -16,12 +16,17 @@ BOOTSTRAP = os.environ.get("OUTBOX_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 BROKER = os.environ.get("BROKER") or ("kafka" if shutil.which("java") else "tansu")
 
 
+def database_connection(engine: Engine, conn_type: str = "mysql") -> dict[str, object]:
+    """An Airflow connection (as JSON fields) to ``engine``'s database."""
+    url = engine.url
+    return {"conn_type": conn_type, "host": url.host, "port": url.port or 3306, "login": url.username,
+            "password": url.password or "", "schema": url.database}  # fmt: skip
+
+
 def airflow_connections(engine: Engine, kafka_extra: dict[str, object] | None = None) -> dict[str, str]:
     """AIRFLOW_CONN_* for the relay: ``engine``'s database as ``outbox_db`` and, by default, this broker as
     ``kafka_default``."""
-    url = engine.url
-    db = {"conn_type": "mysql", "host": url.host, "port": url.port or 3306, "login": url.username,
-          "password": url.password or "", "schema": url.database}  # fmt: skip
+    db = database_connection(engine)
     kafka = {"conn_type": "kafka", "extra": kafka_extra or {"bootstrap.servers": BOOTSTRAP}}
     return {"AIRFLOW_CONN_OUTBOX_DB": json.dumps(db), "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(kafka)}
 

@@ -152,6 +152,7 @@ class IdempotentConsumer:
                 conn, message.message_id, message.topic, message.partition, message.offset
             ):
                 stats.duplicates += 1
+                self.inbox.record_duplicate(conn, message.message_id)
                 return self.inbox.stored_result(conn, message.message_id)
             status, error = self._run_handler(conn, message, stats)
             self.inbox.record_result(conn, message.message_id, status, error)

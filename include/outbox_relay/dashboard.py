@@ -12,16 +12,18 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from outbox_relay.activity import HourActivity, backlog_notes, backlog_series, per_minute_series
 from outbox_relay.checks import CheckReport, check_database
 from outbox_relay.config import ServiceConfig
 from outbox_relay.explain import Explainer, Explanation
 from outbox_relay.health import HealthCheck
 from outbox_relay.models import StatsMixin
+from outbox_relay.store.activity import ActivityQueries
 from outbox_relay.store.dashboard import DashboardQueries, ListedRow, RowContent, RowFilter
 from outbox_relay.store.retry_state import retry_state_for
 from outbox_relay.store.table import OutboxTable
 
-__all__ = ["Dashboard", "ListedRow", "RowDetail", "RowFilter", "ServiceFigures"]
+__all__ = ["Dashboard", "ListedRow", "RowDetail", "RowFilter", "SearchResult", "ServiceFigures"]
 
 PAGE_SIZE = 50
 
@@ -46,6 +48,17 @@ class ServiceFigures(StatsMixin):
     failed_answers_last_hour: int | None = None
     answers_last_hour: int | None = None
     breaches: list[str] = field(default_factory=list)
+    activity: HourActivity = field(default_factory=HourActivity)  # the chart: the last hour per minute
+
+
+@dataclass
+class SearchResult(StatsMixin):
+    """What a search found: a row by message id or primary key, and the rows of that key."""
+
+    query: str
+    row_message_id: str | None = None
+    key_rows: list[ListedRow] = field(default_factory=list)
+    scanned_newest: int | None = None  # the key has no index: only this many newest rows were read
 
 
 @dataclass
@@ -59,11 +72,13 @@ class Dashboard:
         self.config = config
         table = OutboxTable(config)
         self.queries = DashboardQueries(table, retry_state_for(table))
+        self.activity = ActivityQueries(self.queries)
         self.explainer = Explainer(config)
         self.health = HealthCheck(config)
 
-    def figures(self, conn: Connection) -> ServiceFigures:
-        """The service's figures; a table that is missing or mapped wrong gives its problems instead."""
+    def figures(self, conn: Connection, with_activity: bool = False) -> ServiceFigures:
+        """The service's figures (``with_activity``: and the last hour per minute, for one service's page);
+        a table that is missing or mapped wrong gives its problems instead."""
         c = self.config
         figures = ServiceFigures(c.service, c.table)
         report = CheckReport(c.service)
@@ -71,6 +86,8 @@ class Dashboard:
         figures.problems, figures.fixes = report.problems, report.fixes
         try:
             self._fill(conn, figures)
+            if with_activity:
+                figures.activity = self._activity(conn, figures)
         except DBAPIError as exc:  # a missing table or column: the checks above name it
             conn.rollback()
             figures.problems.append(f"the figures could not be read: {exc.orig}")
@@ -98,10 +115,35 @@ class Dashboard:
         figures.answers_last_hour = answers["answers_last_hour"]
         figures.breaches = self.health.answer_problems(answers)
 
+    def _activity(self, conn: Connection, figures: ServiceFigures) -> HourActivity:
+        minutes = self.activity.hour(conn)
+        backlog = self.activity.backlog_rows(conn, minutes[0])
+        return HourActivity(
+            minutes=minutes,
+            published=per_minute_series(minutes, figures.published_per_minute),
+            confirmed=per_minute_series(minutes, figures.confirmed_per_minute),
+            failed=per_minute_series(minutes, self.activity.failed_per_minute(conn)),
+            backlog=None if backlog is None else backlog_series(minutes, backlog),
+            notes=backlog_notes(self.config, backlog),
+        )
+
     def rows(
         self, conn: Connection, wanted: RowFilter, before: Any = None, limit: int = PAGE_SIZE
     ) -> list[ListedRow]:
         return self.queries.rows(conn, wanted, before, max(1, min(limit, 500)))
+
+    def count_matching(self, conn: Connection, wanted: RowFilter) -> int:
+        return self.queries.count_matching(conn, wanted)
+
+    def search(self, conn: Connection, query: str, limit: int = PAGE_SIZE) -> SearchResult:
+        """The row whose message id or primary key ``query`` is, and the rows whose key it is (a value can
+        be both: ids and keys are often numbers)."""
+        query = query.strip()
+        if not query:
+            return SearchResult(query)
+        found = self.explainer.queries.find(conn, query)
+        rows, scanned = self.queries.rows_of_key(conn, query, limit)
+        return SearchResult(query, None if found is None else found.message_id, rows, scanned)
 
     def row(self, conn: Connection, reference: str) -> RowDetail | None:
         """A row by message id or primary key: where it stands and why, its history, its content."""

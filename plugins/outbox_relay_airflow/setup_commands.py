@@ -31,8 +31,8 @@ def add_parsers(sub: Any) -> None:
         "ddl",
         help="print the project's tables (or create the missing ones on an Airflow connection)",
         description="The standard outbox table (default name outbox_message), the relay's shared retry-state "
-        "and row-history tables and, with --inbox, the consumers' inbox table. Exit status 0: printed or "
-        "applied; 1: the database failed; 2: bad arguments.",
+        "and row-history tables and, with --inbox, the consumers' inbox table (and its count of skipped "
+        "redeliveries). Exit status 0: printed or applied; 1: the database failed; 2: bad arguments.",
     )
     which = ddl.add_mutually_exclusive_group()
     which.add_argument(
@@ -42,7 +42,9 @@ def add_parsers(sub: Any) -> None:
     ddl.add_argument(
         "--shared-only", action="store_true", help="only the shared tables, not the outbox table"
     )
-    ddl.add_argument("--inbox", action="store_true", help="also the consumers' inbox table")
+    ddl.add_argument(
+        "--inbox", action="store_true", help="also the consumers' inbox table and inbox_duplicate"
+    )
     ddl.add_argument("--apply", action="store_true", help="create what is missing (existing tables are left)")
     ddl.add_argument("--conn", help="Airflow connection for --apply (default: the service's, else outbox_db)")
 

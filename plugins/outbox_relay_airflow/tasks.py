@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from sqlalchemy import Connection
+
 from outbox_relay.audit import Auditor, AuditReport
 from outbox_relay.config import ServiceConfig
 from outbox_relay.confirmations import ConfirmationIngester
@@ -178,17 +180,22 @@ def run_check_health(
     ti = context.get("ti")
     stats = _relay_stats(ti.xcom_pull(task_ids="relay") if ti is not None else None)
     check = HealthCheck(config)
-    engine = db_engine(config, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            figures = check.figures(conn)
-    finally:
-        engine.dispose()
+    figures = _read_once(config, check.figures)
     send(config.service, gauges(figures))
     problems = check.problems(stats, figures)
     if problems:
         raise ServiceUnhealthyError(" | ".join(problems))
     return {"healthy": True, "figures": figures, "checked": {"slo": config.slo.model_dump()}}
+
+
+def _read_once(config: ServiceConfig, read: Callable[[Connection], R]) -> R:
+    """``read`` on one connection of an engine that lives only for it (a task process reads once)."""
+    engine = db_engine(config, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            return read(conn)
+    finally:
+        engine.dispose()
 
 
 @fail_without_retry
@@ -199,12 +206,7 @@ def run_check_answers(
     breach the SLO (``slo.max_failed_answer_share``, ``slo.max_failed_answers_per_hour``)."""
     config = read_service(service, services_dir)
     check = HealthCheck(config)
-    engine = db_engine(config, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            figures = check.answer_figures(conn)
-    finally:
-        engine.dispose()
+    figures = _read_once(config, check.answer_figures)
     problems = check.answer_problems(figures)
     if problems:
         raise ServiceUnhealthyError(" | ".join(problems))

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from tests.conftest import ROOT
-from tests.stack import DB_SERVER_URL
+from tests.stack import DB_SERVER_URL, database_connection
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 CLI = ROOT / ".venv" / "bin" / "outbox-relay"
@@ -146,17 +146,7 @@ def test_the_cli_finds_a_connection_in_the_configured_secrets_backend(
     empty_database: Engine, tmp_path: Path
 ) -> None:
     """Airflow's secrets backend (here its local-file one), as `airflow connections get` would read it."""
-    url = empty_database.url
-    stored = {
-        "file_db": {
-            "conn_type": "outbox",
-            "host": url.host,
-            "port": url.port or 3306,
-            "login": url.username,
-            "password": url.password or "",
-            "schema": url.database,
-        }
-    }
+    stored = {"file_db": database_connection(empty_database, "outbox")}
     (tmp_path / "connections.json").write_text(json.dumps(stored))
     backend = {
         "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",

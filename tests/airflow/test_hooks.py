@@ -11,6 +11,7 @@ from sqlalchemy import event
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay_airflow import hooks
+from tests.stack import database_connection
 
 pytestmark = pytest.mark.airflow
 
@@ -177,15 +178,7 @@ def test_every_tls_extra_reaches_pymysql(monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.mark.integration
 def test_the_database_hook_tests_its_connection(db_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Airflow UI's 'Test' button: a real MariaDB answers with its version, a wrong port is reported."""
-    url = db_engine.url
-    good = {
-        "conn_type": "mysql",
-        "host": url.host,
-        "port": url.port or 3306,
-        "login": url.username,
-        "password": url.password or "",
-        "schema": url.database,
-    }
+    good = database_connection(db_engine)
     monkeypatch.setenv("AIRFLOW_CONN_OUTBOX_GOOD", json.dumps(good))
     ok, message = hooks.OutboxDatabaseHook("outbox_good").test_connection()
     assert ok and message.startswith("Connected: server ") and "MariaDB" in message
@@ -207,16 +200,7 @@ def test_airflows_test_button_finds_the_hook_by_the_providers_connection_type(
     form's unsaved connection exported as AIRFLOW_CONN_<id> as the api-server does."""
     from airflow.models.connection import Connection
 
-    url = db_engine.url
-    form = Connection(
-        conn_id="form_check",
-        conn_type="outbox",
-        host=url.host,
-        port=url.port or 3306,
-        login=url.username,
-        password=url.password or "",
-        schema=url.database,
-    )
+    form = Connection(conn_id="form_check", **database_connection(db_engine, "outbox"))
     monkeypatch.setenv("AIRFLOW_CONN_FORM_CHECK", form.get_uri())
     ok, message = form.test_connection()
     assert ok and message.startswith("Connected: server "), message

@@ -95,6 +95,14 @@ def test_make_airflow_starts_airflow_with_the_outbox_page_and_live_traffic(
         sent = services()["orders"]["rows_by_status"]
         assert sum(n for status, n in sent.items() if status != "NEW") > 0, sent
 
+        def inventory_processed() -> bool:  # the demo lists the inventory consumer's inbox (orders.yaml)
+            answer = httpx.get(f"{url}/outbox/api/services/orders/inboxes", headers=bearer, timeout=30)
+            found = {i["consumer"]: i for i in answer.json()} if answer.status_code == 200 else {}
+            return "inventory" in found and found["inventory"]["processed"] + found["inventory"]["failed"] > 0
+
+        _wait_for("the Outbox page shows the inventory inbox processing", 240, inventory_processed)
+        _screenshot_of_the_orders_page(url, found[1])
+
         assert f"export AIRFLOW_HOME={home}" in started.stdout
         second_shell = {
             "PATH": os.environ["PATH"],
@@ -119,6 +127,27 @@ def test_make_airflow_starts_airflow_with_the_outbox_page_and_live_traffic(
     assert still_running == [], f"still running after make airflow-stop returned: {still_running}"
     assert not _listening(port)
     assert not list(home.glob("*.pid")), "make airflow-stop left pid files behind"
+
+
+def _screenshot_of_the_orders_page(url: str, password: str) -> None:
+    """The order service's page inside the Airflow UI, with live traffic (the README shows it): its chart
+    has lines, its inbox is listed."""
+    from selenium.webdriver.common.by import By
+
+    from tests.airflow.browser import browser, log_in, screenshot
+
+    with browser(1400, 1300) as page:
+        log_in(page, f"{url}/", "admin", password)
+        page.find_element(By.LINK_TEXT, "Outbox").click()
+        page.switch_to.frame(page.find_element(By.TAG_NAME, "iframe"))
+        page.find_element(By.LINK_TEXT, "orders").click()
+        lines = {
+            p.get_attribute("data-series") for p in page.find_elements(By.CSS_SELECTOR, "#activity polyline")
+        }
+        assert {"published", "confirmed", "backlog"} <= lines
+        assert page.find_element(By.LINK_TEXT, "inventory")
+        page.switch_to.default_content()
+        screenshot(page, "make-airflow-orders-page")
 
 
 def _group_alive(group: int) -> bool:

@@ -1,7 +1,9 @@
-"""The Outbox page on a big table: its overview (every figure of one service) and the first page of the
-FAILED list, in milliseconds, on ``terminal_rows`` rows (1M by default) spread over a week the way a
-busy table looks: the newest 1% NEW (a backlog), the 1% before SENT, 1% FAILED spread over the week (seven
-different errors), the rest CONFIRMED."""
+"""The Outbox page on a big table: its overview (every figure of one service), one service's page (the
+figures, the last hour's chart and the count behind "select all matching"), the first page of the FAILED
+list and a search by key (no index on the key: the newest 100,000 rows are read), in milliseconds, on
+``terminal_rows`` rows (1M by default) spread over a week the way a busy table looks: the newest 1% NEW
+(a backlog), the 1% before SENT, 1% FAILED spread over the week (seven different errors), the rest
+CONFIRMED."""
 
 from __future__ import annotations
 
@@ -56,6 +58,14 @@ def measure(sizes: Sizes) -> list[Result]:
             if figures.problems or not figures.failed:
                 raise RuntimeError(f"the page's figures are wrong: {figures}")
             overview = _milliseconds(lambda: dashboard.figures(conn), sizes.repeats)
+            service = _milliseconds(
+                lambda: (
+                    dashboard.figures(conn, with_activity=True),
+                    dashboard.count_matching(conn, RowFilter()),
+                ),
+                sizes.repeats,
+            )
+            by_key = _milliseconds(lambda: dashboard.search(conn, "key-7"), sizes.repeats)
             listed = _milliseconds(lambda: dashboard.rows(conn, RowFilter()), sizes.repeats)
             by_error = _milliseconds(
                 lambda: dashboard.rows(conn, RowFilter(error_text="reason 3")), sizes.repeats
@@ -63,6 +73,8 @@ def measure(sizes: Sizes) -> list[Result]:
     extra = {"rows": sizes.terminal_rows, "failed": figures.failed}
     return [
         Result("page_overview", None, "ms", overview, extra),
+        Result("page_service", None, "ms", service, extra),
+        Result("page_search_by_key", None, "ms", by_key, extra),
         Result("page_failed_list", None, "ms", listed, extra),
         Result("page_failed_list_by_error", None, "ms", by_error, extra),
     ]

@@ -37,6 +37,8 @@ EXPECTED = {
     "relay_peak_rss",
     "naive_peak_rss",
     "page_overview",
+    "page_service",
+    "page_search_by_key",
     "page_failed_list",
     "page_failed_list_by_error",
     "sharded_relay_1",

@@ -12,7 +12,9 @@ from sqlalchemy import Connection, Engine, text
 
 from outbox_inbox.consumer import IdempotentConsumer, InboundMessage
 from outbox_relay.config import ServiceConfig
+from outbox_relay.config.settings import Inbox
 from outbox_relay.confirmations import ConfirmationIngester
+from outbox_relay.inbox_view import InboxView
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.retention import RetentionCleaner
 from tests.conftest import BOOTSTRAP
@@ -156,6 +158,15 @@ def test_idempotent_consumer_applies_each_message_once_and_reports_failures(
     assert len(answered) == 6  # every delivery answered, duplicates with the stored result
     failed = [a for a in answered if a["message_id"] == ids[2]]
     assert {a["status"] for a in failed} == {"FAILED"} and "cannot reserve 9" in failed[0]["error"]
+
+    # What the Outbox page shows of this inbox: the consumer's own counts, the redeliveries it skipped.
+    view = InboxView(Inbox(consumer="inventory"), "outbox_db")
+    with db_engine.connect() as conn:
+        figures, newest = view.figures(conn), view.newest(conn)
+    assert (figures.processed, figures.failed, figures.duplicates_skipped) == (2, 1, 3)
+    assert figures.last_hour == 3 and figures.problems == [] and figures.last_seen is not None
+    assert figures.last_duplicate_message_id in ids and figures.last_duplicate_at is not None
+    assert sorted(r.message_id for r in newest) == sorted(ids) and newest[0].received_at == figures.last_seen
 
 
 def test_inbox_purge_keeps_recent_dedupe_records(db_engine: Engine) -> None:

@@ -46,6 +46,14 @@ def check_slo(config: ServiceConfig) -> None:
         raise ValueError("slo.max_unconfirmed_seconds needs 'confirmation' (without it SENT is final)")
 
 
+def check_inboxes(config: ServiceConfig) -> None:
+    places = [(i.consumer, str(i.table), i.db or config.connections.db) for i in config.inboxes]
+    repeated = sorted({p for p in places if places.count(p) > 1})
+    if repeated:
+        consumer, table, db = repeated[0]
+        raise ValueError(f"inboxes lists consumer {consumer!r} of {table} on connection {db!r} twice")
+
+
 def check_topics(config: ServiceConfig) -> None:
     if config.columns.topic is None and config.topic is None:
         raise ValueError("set 'topic' (or map columns.topic): the relay must know where rows go")

@@ -30,7 +30,7 @@ from outbox_relay.config.lifecycle import (
     Retention,
     Slo,
 )
-from outbox_relay.config.settings import Connections, Kafka, Retry
+from outbox_relay.config.settings import Connections, Inbox, Kafka, Retry
 from outbox_relay.config.table import STANDARD_COLUMNS, Columns, JsonValues, Payload, RowFilter, Statuses
 
 _SERVICE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -44,6 +44,11 @@ class ServiceConfig(Strict):
     description: str = ""
     owner: str = "data-platform"
     connections: Connections = Connections()
+    inboxes: tuple[Inbox, ...] = Field(
+        (),
+        description="Consumers' inbox tables to show on the Outbox page (read-only): each consumer of this "
+        "service's messages that dedupes with the outbox_inbox library.",
+    )
     table: TableNameField = Field(
         "outbox_message",  # parsed into a TableName (validate_default)
         validate_default=True,
@@ -242,6 +247,7 @@ class ServiceConfig(Strict):
         rules.check_slo(self)
         rules.check_shards(self)
         rules.check_event_driven(self)
+        rules.check_inboxes(self)
         if self.retention is not None and self.columns.created_at is None and self.columns.updated_at is None:
             raise ValueError(
                 "retention needs columns.created_at or columns.updated_at to age rows; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from outbox_relay.config.fields import Strict
+from outbox_relay.config.identifiers import TableNameField
 
 
 class Connections(Strict):
@@ -12,6 +13,19 @@ class Connections(Strict):
 
     db: str = Field("outbox_db", description="Airflow connection id of the MySQL database (mysql type).")
     kafka: str = Field("kafka_default", description="Airflow connection id of Kafka (kafka type).")
+
+
+class Inbox(Strict):
+    """A consumer's inbox table (written by ``outbox_inbox.IdempotentConsumer``), shown read-only on the
+    Outbox page: what it processed, the redeliveries it skipped, when it last saw a message."""
+
+    consumer: str = Field(
+        min_length=1, max_length=100, description="The consumer's name, as its IdempotentConsumer writes it."
+    )
+    table: TableNameField = Field("inbox_message", validate_default=True, description="Its inbox table.")
+    db: str | None = Field(
+        None, description="Airflow connection id of the inbox's database; default: connections.db."
+    )
 
 
 class Retry(Strict):

@@ -6,7 +6,8 @@ column): the page must answer quickly on tables of millions of rows. Times are t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,8 @@ PREVIEW_CHARS = 2000  # a payload preview never shows more than this
 TOP_ERRORS = 5
 ERRORS_SAMPLED = 1000  # the most common errors are counted over the newest rows given up on
 HELD_KEYS_COUNTED = 1000
+MATCHES_COUNTED = 10_000  # "select all matching" counts this far, then says "more than"
+KEY_SCAN_ROWS = 100_000  # a key search without an index on the key reads this many newest rows
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class ListedRow:
     created_at: Any
     attempts: Any
     last_error: Any
+    status: Any = None  # only where a list mixes statuses (a key's rows)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class DashboardQueries:
         self.retry_state = retry_state
         self._indexes: dict[str, list[str]] | None = None
 
-    def _hint(self, conn: Connection, *logical: str) -> str | None:
+    def index_hint(self, conn: Connection, *logical: str) -> str | None:
         """``FORCE INDEX (...)`` for an index starting with these columns, if the table has one. The
         optimizer otherwise walks the primary key for ``ORDER BY id LIMIT 1`` or reads the whole table
         when the wanted statuses are most rows, both far slower on a big table."""
@@ -162,7 +166,7 @@ class DashboardQueries:
         without it the count would read the whole table."""
         t = self.table
         column, updated = t.column(logical), t.column("updated_at")
-        hint = None if column is None or updated is None else self._hint(conn, "status", "updated_at")
+        hint = None if column is None or updated is None else self.index_hint(conn, "status", "updated_at")
         if hint is None:
             return None
         sql = expanding(
@@ -179,18 +183,68 @@ class DashboardQueries:
         below ``before`` (None: from the newest): keyset paging over the (status, id) index."""
         t = self.table
         params = self._params(limit=limit)
-        kind = kind_condition(t, self.retry_state, frozenset({wanted.kind}), params)
-        where = [kind + t.row_filter, *self._filters(wanted, params)]
+        where = self._matching(wanted, params)
         if before is not None:
             where.append(f"{t.id_col} < :before")
             params["before"] = before
-        optional = ("message_id", "key", "event_type", "created_at", "attempts", "last_error")
-        select = [t.id_col] + [t.as_datetime(f) or "NULL" for f in optional]
         sql = text(
-            f"SELECT {', '.join(select)} FROM {t.name} WHERE {' AND '.join(where)} "
+            f"SELECT {self._listed_columns()} FROM {t.name} WHERE {' AND '.join(where)} "
             f"ORDER BY {t.id_col} DESC LIMIT :limit"
         )
+        return self._listed(conn, conn.execute(sql, params).all())
+
+    def count_matching(self, conn: Connection, wanted: RowFilter, up_to: int = MATCHES_COUNTED) -> int:
+        """How many rows ``wanted`` matches, counted up to ``up_to`` (what "select all matching" would
+        replay)."""
+        t = self.table
+        params = self._params(up_to=up_to)
+        sql = text(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {t.name} WHERE {' AND '.join(self._matching(wanted, params))} "
+            "LIMIT :up_to) AS matched"
+        )
+        return int(conn.execute(sql, params).scalar() or 0)
+
+    def rows_of_key(self, conn: Connection, key: str, limit: int) -> tuple[list[ListedRow], int | None]:
+        """The newest ``limit`` rows of ``key``, whatever their status, and how many newest rows were read
+        to find them: None through an index starting with the key column, else ``KEY_SCAN_ROWS`` (a table
+        of millions is never read whole for the page)."""
+        t = self.table
+        key_sql = t.column("key")
+        if key_sql is None:
+            return [], None
+        columns = f"{self._listed_columns()}, {t.status_col} AS l_status"
+        name = t.columns.key if t.config.json_values.values().get("key") is None else None
+        hint = None if name is None else self._hint_for(conn, [name])
+        params = self._params(key=key, limit=limit, scan=KEY_SCAN_ROWS)
+        if hint is not None:
+            sql = text(f"SELECT {columns} FROM {t.name} {hint} WHERE {key_sql} = :key{t.row_filter} "
+                       f"ORDER BY {t.id_col} DESC LIMIT :limit")  # fmt: skip
+        else:
+            sql = text(
+                f"SELECT * FROM (SELECT {columns}, {key_sql} AS searched_key FROM {t.name} "
+                f"WHERE 1 = 1{t.row_filter} ORDER BY {t.id_col} DESC LIMIT :scan) AS newest "
+                "WHERE searched_key = :key ORDER BY l0 DESC LIMIT :limit"
+            )
         records = conn.execute(sql, params).all()
+        listed = [
+            replace(r, status=record[7])
+            for r, record in zip(self._listed(conn, records), records, strict=True)
+        ]
+        return listed, None if hint is not None else KEY_SCAN_ROWS
+
+    def _matching(self, wanted: RowFilter, params: dict[str, Any]) -> list[str]:
+        kind = kind_condition(self.table, self.retry_state, frozenset({wanted.kind}), params)
+        return [kind + self.table.row_filter, *self._filters(wanted, params)]
+
+    def _listed_columns(self) -> str:
+        t = self.table
+        optional = ("message_id", "key", "event_type", "created_at", "attempts", "last_error")
+        columns = [t.id_col] + [t.as_datetime(f) or "NULL" for f in optional]
+        return ", ".join(f"{c} AS l{i}" for i, c in enumerate(columns))  # named: also read from a subquery
+
+    def _listed(self, conn: Connection, records: Sequence[Any]) -> list[ListedRow]:
+        """``ListedRow``s from records of ``_listed_columns``, with retry state kept outside the table."""
+        t = self.table
         outside = self.retry_state.outside_states(conn, [r[0] for r in records])
         listed = []
         for r in records:

@@ -20,12 +20,13 @@ from outbox_relay.store.introspection import column_types
 
 SQL_DIR = Path(__file__).with_name("sql")
 STANDARD_TABLE = "outbox_message"
-OUTBOX_FILE, ATTEMPT_FILE, INBOX_FILE, HISTORY_FILE, LOCK_BUSY_FILE = (
+OUTBOX_FILE, ATTEMPT_FILE, INBOX_FILE, HISTORY_FILE, LOCK_BUSY_FILE, DUPLICATE_FILE = (
     "01_outbox_message.sql",
     "02_outbox_relay_attempt.sql",
     "03_inbox_message.sql",
     "04_outbox_relay_replay.sql",
     "05_outbox_relay_lock_busy.sql",
+    "06_inbox_duplicate.sql",
 )
 _MAX_NAME = 64
 
@@ -74,7 +75,8 @@ def _renamed(sql: str, table: TableName) -> str:
 def tables(outbox_table: str = STANDARD_TABLE, *, inbox: bool = False) -> list[TableDDL]:
     """The DDL a service on the standard table needs: its outbox table (named ``outbox_table``: ``name``
     or ``schema.name``), the shared retry-state, row-history and busy-lock tables, and with ``inbox`` the
-    consumers' inbox table. Each is ``CREATE TABLE IF NOT EXISTS``: applying it twice changes nothing."""
+    consumers' inbox table and its count of skipped redeliveries. Each is ``CREATE TABLE IF NOT EXISTS``:
+    applying it twice changes nothing."""
     table = TableName.parse(outbox_table, "outbox table")
     found = [
         TableDDL(table, "the outbox table (the standard shape)", _renamed(_read(OUTBOX_FILE), table)),
@@ -96,6 +98,13 @@ def tables(outbox_table: str = STANDARD_TABLE, *, inbox: bool = False) -> list[T
     ]
     if inbox:
         found.append(TableDDL(TableName(None, "inbox_message"), "the consumers' inbox", _read(INBOX_FILE)))
+        found.append(
+            TableDDL(
+                TableName(None, "inbox_duplicate"),
+                "redeliveries each consumer skipped",
+                _read(DUPLICATE_FILE),
+            )
+        )
     return found
 
 

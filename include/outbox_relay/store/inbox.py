@@ -6,19 +6,25 @@ finds it and is answered from the stored result instead of being applied twice.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from outbox_relay.store.mysql_errors import is_duplicate_on
+from outbox_relay.store.mysql_errors import is_duplicate_on, is_missing_table
 from outbox_relay.store.naming import expanding, quote
+
+DUPLICATE_TABLE = "inbox_duplicate"
+log = logging.getLogger(__name__)
 
 
 class InboxTable:
     def __init__(self, consumer: str, table: str = "inbox_message") -> None:
         self.consumer = consumer
+        self.table = table
         self.name = quote(table)
+        self._counts_duplicates = True  # until inbox_duplicate turns out to be missing
 
     def record_receipt(
         self, conn: Connection, message_id: str, topic: str, partition: int, offset: int
@@ -42,6 +48,30 @@ class InboxTable:
                 raise
             return False
         return True
+
+    def record_duplicate(self, conn: Connection, message_id: str) -> None:
+        """Count a skipped redelivery (in ``inbox_duplicate``), in the caller's transaction. A database
+        without that table (created before it existed) skips the count with one warning, never the
+        message."""
+        if not self._counts_duplicates:
+            return
+        sql = text(
+            f"INSERT INTO {DUPLICATE_TABLE} (inbox_table, consumer, skipped, last_message_id, last_skipped_at) "
+            "VALUES (:t, :c, 1, :m, NOW(6)) ON DUPLICATE KEY UPDATE skipped = skipped + 1, "
+            "last_message_id = :m, last_skipped_at = NOW(6)"
+        )
+        savepoint = conn.begin_nested()
+        try:
+            conn.execute(sql, {"t": self.table, "c": self.consumer, "m": message_id})
+        except ProgrammingError as exc:
+            savepoint.rollback()
+            if not is_missing_table(exc):
+                raise
+            self._counts_duplicates = False
+            log.warning("skipped redeliveries are not counted: table %s is missing (create it with "
+                        "'outbox-relay ddl --inbox --apply')", DUPLICATE_TABLE)  # fmt: skip
+            return
+        savepoint.commit()
 
     def stored_result(self, conn: Connection, message_id: str) -> tuple[str, Any]:
         """(status, error) recorded for a message this consumer handled before."""

@@ -18,17 +18,20 @@ from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import LoadedServices
-from outbox_relay.dashboard import Dashboard, RowDetail, RowFilter, ServiceFigures
+from outbox_relay.dashboard import Dashboard, RowDetail, RowFilter, SearchResult, ServiceFigures
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.explain import not_found
+from outbox_relay.inbox_view import InboxFigures, InboxRow, InboxView
 from outbox_relay.reconciliation import parse_time
+from outbox_relay.store.dashboard import MATCHES_COUNTED
 from outbox_relay.store.replay import FAILED, UNCONFIRMED
 from outbox_relay_airflow.connections import look_up_like_airflow_cli
 from outbox_relay_airflow.dag_factory import service_dag_id
-from outbox_relay_airflow.hooks import db_engine
+from outbox_relay_airflow.hooks import OutboxDatabaseHook
 from outbox_relay_airflow.outbox_page.access import ReadableService, may
 from outbox_relay_airflow.outbox_page.actions import check_may_trigger, check_same_origin, trigger
-from outbox_relay_airflow.outbox_page.runs import latest_runs
+from outbox_relay_airflow.outbox_page.chart import activity_charts
+from outbox_relay_airflow.outbox_page.runs import latest_runs, run_state
 from outbox_relay_airflow.services_folder import read_services
 
 templates = Jinja2Templates(
@@ -37,6 +40,7 @@ templates = Jinja2Templates(
     # route names, so url_for cannot find the page's own routes.
     context_processors=[lambda request: {"base": request.scope.get("root_path", "")}],
 )
+templates.env.globals["activity_charts"] = activity_charts
 # The api-server runs no task: connections are found where `airflow connections get` finds them.
 look_up_like_airflow_cli()
 app = FastAPI(title="Outbox", description="Outbox tables relayed by this Airflow: figures, rows, history.")
@@ -62,21 +66,56 @@ def _config(service: str) -> ServiceConfig:
     return found
 
 
-def _engine(config: ServiceConfig) -> Engine:
+def _engine(config: ServiceConfig, conn_id: str | None = None) -> Engine:
     """One small pool per database connection (and session time zone), shared by its services and kept
     for the api-server's life: a hundred services on one database keep two idle connections, not a
-    hundred."""
-    key = (config.connections.db, config.db_time_zone)
+    hundred. ``conn_id``: another database of the service (a consumer's inbox)."""
+    key = (conn_id or config.connections.db, config.db_time_zone)
     with _engines_lock:
         if key not in _engines:
-            _engines[key] = db_engine(config, pool_size=PAGE_POOL_SIZE)
+            _engines[key] = OutboxDatabaseHook(key[0]).get_engine(config.db_time_zone, PAGE_POOL_SIZE)
         return _engines[key]
 
 
-def _figures(config: ServiceConfig) -> ServiceFigures:
+def _inbox_figures(config: ServiceConfig) -> list[InboxFigures]:
+    """Each registered inbox's figures; an unreachable database is shown as a problem of that inbox."""
+    shown = []
+    for inbox in config.inboxes:
+        view = InboxView(inbox, config.connections.db)
+        try:
+            with _engine(config, view.db).connect() as conn:
+                shown.append(view.figures(conn))
+        except Exception as exc:  # shown on the page, not a 500
+            figures = InboxFigures(inbox.consumer, str(inbox.table), view.db)
+            figures.readable = False
+            figures.problems.append(f"database connection {view.db!r} failed: {type(exc).__name__}: {exc}")
+            shown.append(figures)
+    return shown
+
+
+def _inbox(config: ServiceConfig, consumer: str, table: str | None) -> InboxView:
+    for inbox in config.inboxes:
+        if inbox.consumer == consumer and (table is None or str(inbox.table) == table):
+            return InboxView(inbox, config.connections.db)
+    listed = ", ".join(i.consumer for i in config.inboxes) or "none"
+    raise HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"service {config.service!r} lists no inbox of consumer {consumer!r} (its inboxes: {listed})",
+    )
+
+
+def _inbox_page_data(service: str, consumer: str, table: str | None) -> tuple[InboxFigures, list[InboxRow]]:
+    config = _config(service)
+    view = _inbox(config, consumer, table)
+    with _engine(config, view.db).connect() as conn:
+        figures = view.figures(conn)
+        return figures, view.newest(conn) if figures.readable else []
+
+
+def _figures(config: ServiceConfig, with_activity: bool = False) -> ServiceFigures:
     try:
         with _engine(config).connect() as conn:
-            return Dashboard(config).figures(conn)
+            return Dashboard(config).figures(conn, with_activity)
     except Exception as exc:  # an unreachable database is shown on the page, not a 500
         figures = ServiceFigures(config.service, config.table)
         figures.problems.append(
@@ -119,7 +158,7 @@ def api_services(user: GetUserDep) -> list[dict[str, Any]]:
 
 @app.get("/api/services/{service}")
 def api_service(service: ReadableService) -> dict[str, Any]:
-    return {**_figures(_config(service)).as_dict(), "runs": latest_runs(service)}
+    return {**_figures(_config(service), with_activity=True).as_dict(), "runs": latest_runs(service)}
 
 
 @app.get("/api/services/{service}/rows")
@@ -131,6 +170,56 @@ def api_rows(
     wanted = _row_filter(kind, key, event_type, error, since, until)
     with _engine(config).connect() as conn:
         return [asdict(r) for r in Dashboard(config).rows(conn, wanted, before or None, limit)]
+
+
+@app.get("/api/services/{service}/matching")
+def api_matching(
+    service: ReadableService, kind: str = FAILED, key: Text = None, event_type: Text = None, error: Text = None,
+    since: Text = None, until: Text = None,
+) -> dict[str, Any]:  # fmt: skip
+    """How many rows a filter matches (what "select all matching" replays), counted up to a bound."""
+    config = _config(service)
+    wanted = _row_filter(kind, key, event_type, error, since, until)
+    with _engine(config).connect() as conn:
+        return {"matching": Dashboard(config).count_matching(conn, wanted), "counted_up_to": MATCHES_COUNTED}
+
+
+def _search(service: str, q: str) -> SearchResult:
+    config = _config(service)
+    with _engine(config).connect() as conn:
+        return Dashboard(config).search(conn, q)
+
+
+@app.get("/api/services/{service}/search")
+def api_search(service: ReadableService, q: str) -> dict[str, Any]:
+    """The row whose message id or primary key ``q`` is, and the newest rows whose key it is."""
+    return asdict(_search(service, q))
+
+
+@app.get("/api/services/{service}/runs/{kind}/{run_id}")
+def api_run(service: ReadableService, kind: str, run_id: str) -> dict[str, Any]:
+    """A run of one of the service's DAGs, with its tasks' states: what the page polls after an action."""
+    if kind not in DAG_KINDS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"kind must be one of {sorted(DAG_KINDS)}")
+    found = run_state(service, kind, run_id)
+    if found is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no run {run_id!r} of {service_dag_id(service, kind)}"
+        )
+    return found
+
+
+@app.get("/api/services/{service}/inboxes")
+def api_inboxes(service: ReadableService) -> list[dict[str, Any]]:
+    """The figures of each consumer inbox the service lists (``inboxes``)."""
+    return [f.as_dict() for f in _inbox_figures(_config(service))]
+
+
+@app.get("/api/services/{service}/inboxes/{consumer}")
+def api_inbox(service: ReadableService, consumer: str, table: Text = None) -> dict[str, Any]:
+    """One consumer's inbox: its figures and newest rows."""
+    figures, newest = _inbox_page_data(service, consumer, table)
+    return {**figures.as_dict(), "newest": [asdict(r) for r in newest]}
 
 
 def _row(service: str, reference: str) -> tuple[ServiceConfig, RowDetail]:
@@ -192,17 +281,32 @@ def service_page(
 ) -> Response:  # fmt: skip
     config = _config(service)
     wanted = _row_filter(kind, key, event_type, error, since, until)
-    figures = _figures(config)
-    rows = []
+    figures = _figures(config, with_activity=True)
+    rows, matching = [], 0
     if not figures.problems:
         with _engine(config).connect() as conn:
             rows = Dashboard(config).rows(conn, wanted, before or None)
+            matching = Dashboard(config).count_matching(conn, wanted)
     context = {
         "config": config, "figures": figures, "runs": latest_runs(service), "rows": rows, "wanted": wanted,
+        "matching": matching, "counted_up_to": MATCHES_COUNTED, "inboxes": _inbox_figures(config),
         "filters": {"kind": kind, "key": key or "", "event_type": event_type or "", "error": error or "",
                     "since": since or "", "until": until or ""},
     }  # fmt: skip
     return templates.TemplateResponse(request, "service.html", context)
+
+
+@app.get("/services/{service}/search", response_class=HTMLResponse)
+def search_page(request: Request, service: ReadableService, q: str = "") -> Response:
+    context = {"config": _config(service), "found": _search(service, q)}
+    return templates.TemplateResponse(request, "search.html", context)
+
+
+@app.get("/services/{service}/inboxes/{consumer}", response_class=HTMLResponse)
+def inbox_page(request: Request, service: ReadableService, consumer: str, table: Text = None) -> Response:
+    figures, newest = _inbox_page_data(service, consumer, table)
+    context = {"config": _config(service), "inbox": figures, "newest": newest}
+    return templates.TemplateResponse(request, "inbox.html", context)
 
 
 @app.get("/services/{service}/rows/{reference}", response_class=HTMLResponse)
@@ -215,9 +319,17 @@ def row_page(request: Request, service: ReadableService, reference: str) -> Resp
 async def replay_form(request: Request, service: ReadableService, user: GetUserDep) -> Response:
     """The page's requeue / republish form: selected rows (row_ids), or every row the filter matches."""
     form = await request.form()
-    params: dict[str, Any] = {k: str(v) for k, v in form.items() if k not in {"row_ids", "error"}}
-    params["row_ids"] = " ".join(str(v) for v in form.getlist("row_ids"))
-    if form.get("error") and not params["row_ids"]:
+    params: dict[str, Any] = {
+        k: str(v) for k, v in form.items() if k not in {"row_ids", "error", "all_matching"}
+    }
+    every = form.get("all_matching") == "on"
+    params["row_ids"] = "" if every else " ".join(str(v) for v in form.getlist("row_ids"))
+    if not every and not params["row_ids"]:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "no rows chosen: check the rows to replay, or check 'all rows that match the filter'",
+        )
+    if every and form.get("error"):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "the error-text filter is not a replay param: check the rows to replay instead",

@@ -11,14 +11,14 @@ from outbox_relay.config.identifiers import InvalidIdentifierError
 from outbox_relay.store.ddl import STANDARD_TABLE, has_standard_shape, statements, tables
 
 
-def test_the_standard_set_is_the_outbox_table_and_the_two_shared_tables() -> None:
+def test_the_standard_set_is_the_outbox_table_and_the_shared_tables() -> None:
     assert [str(t.table) for t in tables()] == [
         STANDARD_TABLE,
         "outbox_relay_attempt",
         "outbox_relay_replay",
         "outbox_relay_lock_busy",
     ]
-    assert [str(t.table) for t in tables(inbox=True)][-1] == "inbox_message"
+    assert [str(t.table) for t in tables(inbox=True)][-2:] == ["inbox_message", "inbox_duplicate"]
     for table in tables(inbox=True):
         assert table.statement.startswith("CREATE TABLE IF NOT EXISTS "), table.statement[:60]
         assert len(statements(table.sql)) == 1 and "--" not in table.statement
