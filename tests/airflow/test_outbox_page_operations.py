@@ -6,6 +6,7 @@ filter" with its count, the triggered replay run followed live until it ends, a 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from outbox_relay.store.inbox import InboxTable
+from outbox_relay.writer import OutboxMessage, write_outbox
 from tests.airflow.airflow_stack import AirflowStack, airflow_stack
 from tests.airflow.browser import browser, log_in, screenshot, wait_until
 from tests.integration.kafka_tools import create_topics
@@ -65,9 +67,13 @@ def test_an_operator_finds_rows_replays_all_that_match_and_follows_the_run(
         conn.execute(text("UPDATE outbox_message SET status = 'SENT', sent_at = NOW(6) WHERE message_id = :m"),
                      {"m": sent})  # fmt: skip
     _consumer_inbox(db_engine, [sent, new])
+    with db_engine.begin() as conn:  # a message its writer scheduled an hour ahead
+        (scheduled,) = write_outbox(
+            conn, OutboxMessage(topic, "z", "Reminder", {}, not_before=timedelta(hours=1))
+        )
     env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}
     with airflow_stack(tmp_path / "airflow", env, users={"viewer": "viewer", "admin": "admin"}) as stack:
-        _the_api_answers(stack, a1, a2)
+        _the_api_answers(stack, a1, a2, scheduled)
         with browser() as page:
             log_in(page, f"{stack.url}/", "admin", "admin")
             _chart_and_search(stack, page, a1)
@@ -78,9 +84,10 @@ def test_an_operator_finds_rows_replays_all_that_match_and_follows_the_run(
                 == "success"
             )
             _inbox(stack, page)
+            _scheduled_row(stack, page, scheduled)
 
 
-def _the_api_answers(stack: AirflowStack, a1: str, a2: str) -> None:
+def _the_api_answers(stack: AirflowStack, a1: str, a2: str, scheduled: str) -> None:
     page, bearer = (
         f"{stack.url}/outbox/api/services/billing",
         {"Authorization": f"Bearer {stack.token('viewer')}"},
@@ -98,12 +105,16 @@ def _the_api_answers(stack: AirflowStack, a1: str, a2: str) -> None:
     missing = httpx.get(f"{page}/runs/replay/no-such-run", headers=bearer, timeout=30)
     assert missing.status_code == 404 and "no run 'no-such-run' of outbox_billing_replay" in missing.text
     figures = httpx.get(f"{stack.url}/outbox/api/services/billing", headers=bearer, timeout=30).json()
-    assert len(figures["activity"]["minutes"]) == 60 and figures["activity"]["backlog"][-1] == 1  # `new`
+    assert (
+        len(figures["activity"]["minutes"]) == 60 and figures["activity"]["backlog"][-1] == 2
+    )  # new, scheduled
     detail = httpx.get(f"{page}/rows/{a1}", headers=bearer, timeout=30).json()
     assert (
         detail["explanation"]["state"] == "failed"
         and detail["explanation"]["facts"]["next attempt at"] is None
     )
+    waiting = httpx.get(f"{page}/rows/{scheduled}", headers=bearer, timeout=30).json()["explanation"]
+    assert waiting["state"] == "scheduled" and waiting["facts"]["not before"] is not None
 
 
 def _chart_and_search(stack: AirflowStack, page: Any, a1: str) -> None:
@@ -171,3 +182,14 @@ def _inbox(stack: AirflowStack, page: Any) -> None:
     assert page.find_element(By.ID, "duplicates").text == "1"
     assert len(page.find_elements(By.CSS_SELECTOR, "#inbox-rows tr")) == 3
     screenshot(page, "outbox-page-inbox")
+
+
+def _scheduled_row(stack: AirflowStack, page: Any, message_id: str) -> None:
+    """A row its writer scheduled: the row view says so and when, and shows no next attempt."""
+    from selenium.webdriver.common.by import By
+
+    page.get(f"{stack.url}/outbox/services/billing/rows/{message_id}")
+    assert page.find_element(By.ID, "state").text == "scheduled"
+    facts = [th.text for th in page.find_elements(By.CSS_SELECTOR, "table th")]
+    assert "not before" in facts and "next attempt at" not in facts
+    screenshot(page, "outbox-page-scheduled-row")
