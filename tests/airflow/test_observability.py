@@ -25,6 +25,7 @@ from tests.stack import BOOTSTRAP, airflow_connections, service_folder
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
 RELAY = "outbox_shipping_relay"
+CONFIRMATIONS = "outbox_shipping_confirmations"
 DOWNSTREAM = "downstream_of_shipping"
 DOWNSTREAM_DAG = """
 from datetime import datetime, timezone
@@ -110,6 +111,25 @@ def _hold_back_and_run(stack: AirflowStack, engine: Engine, topic: str) -> str:
     return red
 
 
+def _answered_failed_beyond_the_slo(stack: AirflowStack, engine: Engine, topic: str) -> None:
+    """Two FAILED answers in the hour, one more than slo.max_failed_answers_per_hour: the confirmations run
+    applies them and then turns red at its check_health (its message: tests/integration/test_health.py)."""
+    rejected = insert_rows(engine, topic, ["x", "y"])
+    with engine.begin() as conn:
+        for message_id in rejected:
+            conn.execute(text("UPDATE outbox_message SET status = 'SENT', sent_at = NOW(6) WHERE message_id = :m"),
+                         {"m": message_id})  # fmt: skip
+    answers = [{"message_id": m, "status": "FAILED", "error": "out of stock"} for m in rejected]
+    send(f"{topic}.results", [(None, json.dumps(a).encode()) for a in answers])
+    red = stack.trigger(CONFIRMATIONS, {})
+    assert stack.wait_for_run(CONFIRMATIONS, red) == "failed"
+    assert stack.wait_for_task(CONFIRMATIONS, red, "ingest_confirmations", {"success"}, 5) == "success"
+    assert stack.wait_for_task(CONFIRMATIONS, red, "check_health", {"failed"}, 5) == "failed"
+    with engine.connect() as conn:
+        failed = conn.execute(text("SELECT COUNT(*) FROM outbox_message WHERE status = 'FAILED'")).scalar()
+    assert failed == 2  # the answers were applied before the check turned the run red
+
+
 def _hold_back_an_old_row(engine: Engine, topic: str) -> None:
     (waiting,) = insert_rows(engine, topic, ["k"], age_seconds=3600)
     insert_rows(engine, topic, ["k"], age_seconds=3600)
@@ -134,7 +154,7 @@ def test_metrics_asset_events_and_the_deadline_of_real_runs(
         f"topic: {topic}\nschedule: null\nconfirm_schedule: null\nretention: null\nthreshold_seconds: 0\n"
         f"confirmation: {{topic: {topic}.results}}\nstart_paused: false\n"
         # Every run takes longer than 1 s: each misses its deadline.
-        "slo: {max_relay_run_seconds: 1, max_oldest_new_seconds: 600}\n",
+        "slo: {max_relay_run_seconds: 1, max_oldest_new_seconds: 600, max_failed_answers_per_hour: 1}\n",
     )
     shutil.copy(ROOT / "dags" / "outbox_services.py", dags)
     uri = f"kafka://{BOOTSTRAP}/{topic}"
@@ -205,6 +225,7 @@ def test_metrics_asset_events_and_the_deadline_of_real_runs(
             assert stack.wait_for_run("outbox_shipping_confirmations", confirmed) == "success"
             _wait_for_packet(packets, "airflow.outbox_relay.shipping.confirmed:3|c")
             assert len(_asset_events(stack, uri)) == 1 and len(_downstream_runs(stack)) == 1
+            _answered_failed_beyond_the_slo(stack, db_engine, topic)
 
     ours = _ours(packets)
     assert "airflow.outbox_relay.shipping.published:0|c" in ours  # the red run's counters are sent too
