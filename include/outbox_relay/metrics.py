@@ -23,7 +23,7 @@ class Metric:
     value: float  # timings in milliseconds
 
 
-# name -> (kind, what it means): the README's table of metrics is checked against this.
+# name -> (kind, what it means): the table of metrics in docs/operating.md is checked against this.
 CATALOGUE: dict[str, tuple[Kind, str]] = {
     "published": ("counter", "rows the broker acknowledged and that were marked SENT (relay, backfill)"),
     "republished": ("counter", "SENT rows published again (backfill or replay republish)"),
@@ -55,7 +55,9 @@ _CONFIRMATION_COUNTERS = {
 
 def metric_name(service: str, name: str) -> str:
     if name not in CATALOGUE:
-        raise KeyError(f"unknown metric {name!r}: add it to outbox_relay.metrics.CATALOGUE (and the README)")
+        raise KeyError(
+            f"unknown metric {name!r}: add it to outbox_relay.metrics.CATALOGUE (and docs/operating.md)"
+        )
     return f"{PREFIX}.{service}.{name}"
 
 

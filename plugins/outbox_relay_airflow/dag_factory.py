@@ -98,7 +98,7 @@ def _doc(config: ServiceConfig, what: str) -> str:
         f"* confirmation topic: `{confirmation}`\n"
         f"* batch {config.batch_size}, threshold {config.threshold_seconds:g}s, "
         f"max attempts {config.retry.max_attempts}\n\n"
-        "Generated from the service's YAML file; see the project README for backfills."
+        "Generated from the service's YAML file; see docs/outage.md for backfills."
     )
 
 

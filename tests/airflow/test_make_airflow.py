@@ -130,8 +130,8 @@ def test_make_airflow_starts_airflow_with_the_outbox_page_and_live_traffic(
 
 
 def _screenshot_of_the_orders_page(url: str, password: str) -> None:
-    """The order service's page inside the Airflow UI, with live traffic (the README shows it): its chart
-    has lines, its inbox is listed."""
+    """The order service's page inside the Airflow UI, with live traffic (docs/operating.md shows it): its
+    chart has lines, its inbox is listed."""
     from selenium.webdriver.common.by import By
 
     from tests.airflow.browser import browser, log_in, screenshot

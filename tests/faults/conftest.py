@@ -218,7 +218,7 @@ def wait_for() -> Callable[..., None]:
 @pytest.fixture
 def record_figures(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Append a scenario's measured figures to .run/fault-figures.jsonl, labelled with the broker
-    (source of the README table: ``python -m tests.faults.figures``)."""
+    (source of the table in docs/semantics.md: ``python -m tests.faults.figures``)."""
     import json
 
     def record(figures: dict[str, object], **extra: object) -> None:

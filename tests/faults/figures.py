@@ -1,8 +1,8 @@
-"""The README's Guarantees table from measured figures: ``python -m tests.faults.figures [FILE ...]``.
+"""The Guarantees table of docs/semantics.md from measured figures: ``python -m tests.faults.figures [FILE ...]``.
 
 Every fault test appends its history-checker figures to ``.run/fault-figures.jsonl`` with the broker it
 ran on. This prints one row per scenario with, for each broker seen, the newest record's
-``lost / dup. published / order viol. / SENT w/o ack / stuck``, so the README quotes runs side by side
+``lost / dup. published / order viol. / SENT w/o ack / stuck``, so docs/semantics.md quotes runs side by side
 instead of hand-copied numbers. Several files (e.g. one run per broker) are read in the order given.
 """
 

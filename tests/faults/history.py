@@ -30,7 +30,7 @@ TERMINAL = frozenset({"CONFIRMED", "FAILED"})
 
 @dataclass(frozen=True)
 class History:
-    """The checker's figures for one scenario; the README's Guarantees table quotes them."""
+    """The checker's figures for one scenario; the Guarantees table of docs/semantics.md quotes them."""
 
     rows: int  # outbox rows the checker saw
     published_messages: int  # broker records carrying one of those rows' message ids

@@ -284,7 +284,7 @@ def history_of(engine: Engine, topic: str, cluster: KafkaCluster) -> tuple[Histo
 
 
 def duplicate_bound(batch: int, failed_runs: int) -> int:
-    """Duplicates a scenario may show: README "Guarantees" bounds an interrupted pipelined run at two
+    """Duplicates a scenario may show: docs/semantics.md ("Guarantees") bounds an interrupted pipelined run at two
     batches acked (or written) but not yet marked SENT. A run that *fails* cleanly leaves less (it stops
     at the first batch with an unacknowledged message, after marking that batch's acked rows and every
     earlier batch SENT, and never produces the batch it claimed next), so the documented bound per failed

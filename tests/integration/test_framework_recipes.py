@@ -1,5 +1,5 @@
-"""The README's recipes for frameworks' own outbox tables, end to end on the real MariaDB and broker: the
-framework's DDL as it publishes it, rows written the way the framework writes them, the README's service
+"""The recipes of docs/services.md for frameworks' own outbox tables, end to end on the real MariaDB and broker: the
+framework's DDL as it publishes it, rows written the way the framework writes them, the documented service
 file, `validate`, and a pipelined relay. Nothing is lost (read back with a second client), each key's
 messages arrive in write order, and every row ends in the framework's own "done" state."""
 
@@ -59,7 +59,7 @@ CAP_DDL = [
 
 
 def _recipe(service: str, topic: str) -> ServiceConfig:
-    """The README's service file, pointed at this test's topic, in batches small enough to pipeline."""
+    """The documented service file, pointed at this test's topic, in batches small enough to pipeline."""
     document: dict[str, Any] = {"service": service, **service_files()[service]}
     document.update(topic=topic, batch_size=25)
     return ServiceConfig.model_validate(document)

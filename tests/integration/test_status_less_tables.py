@@ -53,7 +53,7 @@ def _apply_index_fix(engine: Engine, config: ServiceConfig, columns: str) -> Non
 
 
 def _insert_only_config(topic: str, **extra: Any) -> ServiceConfig:
-    """The README's recipe for an insert-only table (`shipments`), with this test's topic."""
+    """The recipe for an insert-only table in docs/services.md (`shipments`), with this test's topic."""
     document = {"service": "shipments", **service_files()["shipments"], "topic": topic}
     return ServiceConfig.model_validate({**document, "retry": {"max_attempts": 1}, "batch_size": 7, **extra})
 

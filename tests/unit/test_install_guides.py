@@ -14,7 +14,7 @@ from outbox_relay.config.loader import SERVICES_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-SECTION = README[README.index("## Install into your Airflow") : README.index("\n## Layout")]
+SECTION = README[README.index("## Install into your Airflow") : README.index("\n## Documentation")]
 
 
 def _blocks(kind: str) -> list[str]:

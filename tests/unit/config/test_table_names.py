@@ -77,8 +77,8 @@ def test_the_table_is_written_back_as_shown() -> None:
     assert ServiceConfig.model_validate(config.model_dump()).table.name == "cap.published"
 
 
-def test_the_readmes_service_files_are_valid() -> None:
-    """Every YAML block of the README that is a service file (it starts with '# dags/services/...')."""
+def test_the_documented_service_files_are_valid() -> None:
+    """Every YAML block of the README and docs/ that is a service file (it starts with '# dags/services/...')."""
     files = service_files()
     assert {"coupon", "cap_orders", "eventuate", "shipments"} <= set(files)
     for name, document in files.items():
@@ -88,7 +88,7 @@ def test_the_readmes_service_files_are_valid() -> None:
 def test_one_rule_for_names_as_the_reference_states_it() -> None:
     """Tables may be any MySQL name, columns must be plain identifiers: the reference says exactly that,
     and the models do it."""
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "docs" / "configuration.md").read_text()
     assert "**Names, one rule.** A *table*" in readme and "must be a\nplain identifier" in readme
     assert "must be plain SQL identifiers" not in readme  # the old contradicting sentence
     spaced = ServiceConfig.model_validate(
