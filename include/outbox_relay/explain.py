@@ -133,7 +133,7 @@ class Explainer:
                 f"out of attempts ({row.attempts}): {row.last_error}; statuses.failed is null, so it stays NEW "
                 "and is marked failed in outbox_relay_attempt (set failed = 0 there to queue it again)"
             )
-        if row.not_before is not None and row.not_before > row.now:
+        if row.scheduled:
             return "scheduled", f"its writer scheduled it: not sent before {row.not_before}"
         if row.next_attempt_at is not None and row.next_attempt_at > row.now:
             return "waiting_for_retry", (
@@ -141,10 +141,9 @@ class Explainer:
             )
         ahead = self.queries.waiting_ahead(conn, row)
         if ahead is not None:
-            scheduled = ahead.not_before is not None and ahead.not_before > ahead.now
             until = (
                 f"which is scheduled not before {ahead.not_before}"
-                if scheduled
+                if ahead.scheduled
                 else f"which retries not before {ahead.next_attempt_at}"
             )
             return "held_back", (

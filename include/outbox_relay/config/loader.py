@@ -138,9 +138,8 @@ def load_services(directory: Path | None = None, origin: str | None = None) -> L
     where ``directory`` came from, for the error when it does not exist."""
     services: dict[str, ServiceConfig] = {}
     folder, origin = _folder(directory, origin)
-    if (
-        folder is None or not folder.is_dir()
-    ):  # a mistyped setting must not look like "no services registered"
+    # A mistyped setting must not look like "no services registered".
+    if folder is None or not folder.is_dir():
         return LoadedServices({}, [_missing_folder(folder, origin)])
     errors: list[ConfigError] = []
     for path in config_files(folder):

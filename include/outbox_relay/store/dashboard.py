@@ -227,7 +227,7 @@ class DashboardQueries:
             )
         records = conn.execute(sql, params).all()
         listed = [
-            replace(r, status=record[7])
+            replace(r, status=record.l_status)
             for r, record in zip(self._listed(conn, records), records, strict=True)
         ]
         return listed, None if hint is not None else KEY_SCAN_ROWS

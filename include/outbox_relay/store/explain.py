@@ -41,6 +41,11 @@ class RowSnapshot:
             return self.fields["not_before"]  # type: ignore[no-any-return]
         return self.next_attempt_at if self.attempts == 0 else None
 
+    @property
+    def scheduled(self) -> bool:
+        """Its writer's not-before time is still ahead (by the database clock when read)."""
+        return self.not_before is not None and self.not_before > self.now
+
 
 class ExplainQueries:
     def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:

@@ -104,8 +104,9 @@ def _inbox(config: ServiceConfig, consumer: str, table: str | None) -> InboxView
     )
 
 
-def _inbox_page_data(service: str, consumer: str, table: str | None) -> tuple[InboxFigures, list[InboxRow]]:
-    config = _config(service)
+def _inbox_page_data(
+    config: ServiceConfig, consumer: str, table: str | None
+) -> tuple[InboxFigures, list[InboxRow]]:
     view = _inbox(config, consumer, table)
     with _engine(config, view.db).connect() as conn:
         figures = view.figures(conn)
@@ -184,8 +185,7 @@ def api_matching(
         return {"matching": Dashboard(config).count_matching(conn, wanted), "counted_up_to": MATCHES_COUNTED}
 
 
-def _search(service: str, q: str) -> SearchResult:
-    config = _config(service)
+def _search(config: ServiceConfig, q: str) -> SearchResult:
     with _engine(config).connect() as conn:
         return Dashboard(config).search(conn, q)
 
@@ -193,7 +193,7 @@ def _search(service: str, q: str) -> SearchResult:
 @app.get("/api/services/{service}/search")
 def api_search(service: ReadableService, q: str) -> dict[str, Any]:
     """The row whose message id or primary key ``q`` is, and the newest rows whose key it is."""
-    return asdict(_search(service, q))
+    return asdict(_search(_config(service), q))
 
 
 @app.get("/api/services/{service}/runs/{kind}/{run_id}")
@@ -218,7 +218,7 @@ def api_inboxes(service: ReadableService) -> list[dict[str, Any]]:
 @app.get("/api/services/{service}/inboxes/{consumer}")
 def api_inbox(service: ReadableService, consumer: str, table: Text = None) -> dict[str, Any]:
     """One consumer's inbox: its figures and newest rows."""
-    figures, newest = _inbox_page_data(service, consumer, table)
+    figures, newest = _inbox_page_data(_config(service), consumer, table)
     return {**figures.as_dict(), "newest": [asdict(r) for r in newest]}
 
 
@@ -284,9 +284,10 @@ def service_page(
     figures = _figures(config, with_activity=True)
     rows, matching = [], 0
     if not figures.problems:
+        dashboard = Dashboard(config)
         with _engine(config).connect() as conn:
-            rows = Dashboard(config).rows(conn, wanted, before or None)
-            matching = Dashboard(config).count_matching(conn, wanted)
+            rows = dashboard.rows(conn, wanted, before or None)
+            matching = dashboard.count_matching(conn, wanted)
     context = {
         "config": config, "figures": figures, "runs": latest_runs(service), "rows": rows, "wanted": wanted,
         "matching": matching, "counted_up_to": MATCHES_COUNTED, "inboxes": _inbox_figures(config),
@@ -298,14 +299,16 @@ def service_page(
 
 @app.get("/services/{service}/search", response_class=HTMLResponse)
 def search_page(request: Request, service: ReadableService, q: str = "") -> Response:
-    context = {"config": _config(service), "found": _search(service, q)}
+    config = _config(service)
+    context = {"config": config, "found": _search(config, q)}
     return templates.TemplateResponse(request, "search.html", context)
 
 
 @app.get("/services/{service}/inboxes/{consumer}", response_class=HTMLResponse)
 def inbox_page(request: Request, service: ReadableService, consumer: str, table: Text = None) -> Response:
-    figures, newest = _inbox_page_data(service, consumer, table)
-    context = {"config": _config(service), "inbox": figures, "newest": newest}
+    config = _config(service)  # the service folder, read once per request
+    figures, newest = _inbox_page_data(config, consumer, table)
+    context = {"config": config, "inbox": figures, "newest": newest}
     return templates.TemplateResponse(request, "inbox.html", context)
 
 
