@@ -101,6 +101,13 @@ wheel: | $(UV)
 compat: services
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests/compat
 
+# The configuration reference (docs/configuration.md) and the editors' JSON Schema, both from the models;
+# unit tests fail while either differs from what the models say.
+.PHONY: docs
+docs: install
+	$(PY) -m outbox_relay.config.reference docs/configuration.md
+	$(VENV)/bin/outbox-relay schema -o dags/services/service.schema.json
+
 # Side-by-side benchmark (tests/benchmarks/bench.py): table on stdout, JSON in bench-results/.
 # e.g. make bench BENCH_ARGS="--rows 50000 --only naive,project"
 .PHONY: bench

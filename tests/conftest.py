@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.store.connect import make_engine
 from outbox_relay.store.ddl import apply_ddl, recreate_database
-from outbox_relay.store.engine import make_engine
 from tests.stack import BOOTSTRAP, BROKER, DB_SERVER_URL
 
 __all__ = ["BOOTSTRAP", "BROKER", "DB_SERVER_URL", "ROOT"]

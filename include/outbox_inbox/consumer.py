@@ -21,12 +21,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from outbox_relay.database import InboxTable, truncate_error
 from outbox_relay.kafka.consume import ConsumeLoop, commit_offsets
-from outbox_relay.kafka.messages import HEADER_MESSAGE_ID, OutboundMessage
 from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.kafka.records import HEADER_MESSAGE_ID, OutboundMessage
 from outbox_relay.models import StatsMixin
-from outbox_relay.store.inbox import InboxTable
-from outbox_relay.store.naming import truncate_error
 
 log = logging.getLogger(__name__)
 

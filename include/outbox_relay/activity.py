@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.models import StatsMixin
-from outbox_relay.store.activity import PENDING_COUNTED, BacklogRows
+from outbox_relay.models import BacklogRows, StatsMixin
+from outbox_relay.store.activity import PENDING_COUNTED
 
 
 @dataclass

@@ -23,11 +23,10 @@ from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError
-from outbox_relay.kafka.messages import HEADER_MESSAGE_ID
 from outbox_relay.kafka.readback import TopicRecord, read_back
-from outbox_relay.models import StatsMixin
-from outbox_relay.store.audit import AuditedRow, AuditQueries
-from outbox_relay.store.table import OutboxTable
+from outbox_relay.kafka.records import HEADER_MESSAGE_ID
+from outbox_relay.models import AuditedRow, StatsMixin
+from outbox_relay.store.outbox import OutboxStore
 
 CATEGORIES = (
     "sent_not_on_topic",
@@ -81,7 +80,8 @@ class Auditor:
                 "sent rows to compare with the topic"
             )
         self.config = config
-        self.queries = AuditQueries(OutboxTable(config))
+        self.store = OutboxStore(config)
+        self.queries = self.store.audit
         self.max_listed = max_listed
         self.chunk_size = chunk_size
 
@@ -105,7 +105,7 @@ class Auditor:
         rows: list[AuditedRow] = []
         with engine.connect() as conn:
             end = until or self.queries.now(conn)
-            after = self.queries.table.cursor_start(conn)
+            after = self.store.cursor_start(conn)
             while True:
                 chunk = self.queries.rows(conn, since, end, after, self.chunk_size)
                 rows += chunk

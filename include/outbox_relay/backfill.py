@@ -25,29 +25,22 @@ from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError, InfrastructureError
-from outbox_relay.models import RunStats, StatsMixin, Window, count_acked
-from outbox_relay.relay.engine import BUDGET_SPENT, OutboxRelay, RunRequest
+from outbox_relay.models import (
+    BackfillJob,
+    RunStats,
+    StatsMixin,
+    count_acked,
+)
+from outbox_relay.relay.engine import BUDGET_SPENT, OutboxRelay, RunKind, RunRequest
 from outbox_relay.store.outbox import OutboxStore
-from outbox_relay.store.replay import ReplayAudit
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_SECONDS = 20.0  # below the relay's default lock wait (30 s): a waiting scheduled relay gets in
 HANDOVER_SECONDS = 0.2  # pause between chunks, for a relay waiting on the lock
 
 
 class BackfillBusyError(InfrastructureError):
     """Another backfill of the same table is running."""
-
-
-@dataclass(frozen=True)
-class BackfillRequest:
-    window: Window
-    audit: ReplayAudit  # who asked, why, and the run (Airflow run id or CLI invocation) carrying it out
-    republish: bool = False
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
-    max_rows_per_second: float | None = None
-    dry_run: bool = False
 
 
 @dataclass
@@ -123,7 +116,7 @@ class Backfiller:
         self.clock = clock
         self.sleep = sleep
 
-    def check(self, request: BackfillRequest) -> None:
+    def check(self, request: BackfillJob) -> None:
         """Refuse a request this service cannot serve, naming what is wrong."""
         c = self.config
         if c.columns.created_at is None:
@@ -148,7 +141,7 @@ class Backfiller:
             raise ConfigurationError("backfill: a reason is required (it is kept in the replay history)")
 
     def run(
-        self, request: BackfillRequest, progress: Callable[[BackfillReport], None] | None = None
+        self, request: BackfillJob, progress: Callable[[BackfillReport], None] | None = None
     ) -> BackfillReport:
         """Drain the window chunk by chunk; ``progress`` is called after each chunk."""
         self.check(request)
@@ -180,7 +173,7 @@ class Backfiller:
 
     def _drain(
         self,
-        request: BackfillRequest,
+        request: BackfillJob,
         report: BackfillReport,
         started: float,
         progress: Callable[[BackfillReport], None] | None,
@@ -200,6 +193,7 @@ class Backfiller:
                     time_budget_seconds=request.chunk_seconds,
                     max_batches=batches,
                     start_after=cursor,
+                    kind=RunKind.BACKFILL,
                 )
             )
             report.add(stats)

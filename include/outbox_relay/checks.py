@@ -22,7 +22,7 @@ from outbox_relay.store.introspection import (
     sample_values,
 )
 from outbox_relay.store.naming import ATTEMPT_TABLE, LOCK_BUSY_TABLE, REPLAY_TABLE, split_table_name
-from outbox_relay.store.table import OutboxTable
+from outbox_relay.store.outbox import OutboxStore
 
 
 @dataclass
@@ -151,7 +151,7 @@ def _check_shard_column(config: ServiceConfig, found: dict[str, list[str]], repo
     row's shard: suggest one, or check that the mapped one is indexed for the shards' scans."""
     if config.shards == 1:
         return
-    shard_sql = OutboxTable(config).shard_of_row
+    shard_sql = OutboxStore(config).table.shard_of_row
     if config.shard_scan_index is None:
         want = [c.lower() for c in config.scan_index_for("outbox_shard")]
         ddl = add_shard_column_ddl(config.table, "outbox_shard", shard_sql, _index_name(config, want), want)
@@ -260,7 +260,7 @@ def _check_created_at(conn: Connection, config: ServiceConfig, kind: str, report
 
 def _epoch_unit_of(conn: Connection, config: ServiceConfig) -> str:
     """epoch_ms or epoch_s, judged from the newest row's value (a primary-key lookup)."""
-    newest = OutboxTable(config).newest_value(conn, "created_at")
+    newest = OutboxStore(config).table.newest_value(conn, "created_at")
     if newest is None:
         return "epoch_ms or epoch_s (the table is empty: judge by what it stores)"
     return "epoch_ms" if abs(int(newest)) >= MILLISECONDS_FROM else "epoch_s"

@@ -20,8 +20,8 @@ from sqlalchemy import Engine
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import OutboxRelayError
 from outbox_relay.kafka.consume import ConsumeLoop, ConsumerLike, commit_offsets
-from outbox_relay.kafka.messages import HEADER_MESSAGE_ID
-from outbox_relay.models import Confirmation, StatsMixin
+from outbox_relay.kafka.records import HEADER_MESSAGE_ID
+from outbox_relay.models import ConfirmationMessage, StatsMixin
 from outbox_relay.store.outbox import OutboxStore
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def _header(message: Any, name: str) -> str | None:
     return None
 
 
-def parse_confirmation(message: Any) -> Confirmation:
+def parse_confirmation(message: Any) -> ConfirmationMessage:
     """Decode one result message: JSON ``{"message_id", "status": SUCCESS|FAILED, "error"}``."""
     value = message.value()
     if value is None:
@@ -80,7 +80,7 @@ def parse_confirmation(message: Any) -> Confirmation:
             f"'status' must be SUCCESS or FAILED, got {document.get('status')!r}"
         )
     error = document.get("error")
-    return Confirmation(message_id, status in SUCCESS_WORDS, None if error is None else str(error))
+    return ConfirmationMessage(message_id, status in SUCCESS_WORDS, None if error is None else str(error))
 
 
 class ConfirmationIngester:
@@ -118,7 +118,7 @@ class ConfirmationIngester:
         return stats
 
     def _handle(self, messages: Sequence[Any], stats: IngestStats) -> None:
-        confirmations: list[Confirmation] = []
+        confirmations: list[ConfirmationMessage] = []
         for message in messages:
             stats.messages += 1
             try:

@@ -1,7 +1,7 @@
 """What the Outbox page shows of one service: its figures, its FAILED / unconfirmed rows, one row in full.
 
 Read-only: the page never writes the outbox (its actions trigger replay DAG runs). Every figure comes from
-one bounded, index-backed statement (``store.dashboard``), so the page stays fast on big tables.
+one bounded, index-backed statement (``store.figures``, ``store.dashboard``), so the page stays fast on big tables.
 """
 
 from __future__ import annotations
@@ -17,13 +17,19 @@ from outbox_relay.checks import CheckReport, check_database
 from outbox_relay.config import ServiceConfig
 from outbox_relay.explain import Explainer, Explanation
 from outbox_relay.health import HealthCheck
-from outbox_relay.models import StatsMixin
-from outbox_relay.store.activity import ActivityQueries
-from outbox_relay.store.dashboard import DashboardQueries, ListedRow, RowContent, RowFilter
-from outbox_relay.store.retry_state import retry_state_for
-from outbox_relay.store.table import OutboxTable
+from outbox_relay.models import ListedRow, RowContent, RowSearch, StatsMixin
+from outbox_relay.store.dashboard import MATCHES_COUNTED
+from outbox_relay.store.outbox import OutboxStore
 
-__all__ = ["Dashboard", "ListedRow", "RowDetail", "RowFilter", "SearchResult", "ServiceFigures"]
+__all__ = [
+    "MATCHES_COUNTED",
+    "Dashboard",
+    "ListedRow",
+    "RowDetail",
+    "RowSearch",
+    "SearchResult",
+    "ServiceFigures",
+]
 
 PAGE_SIZE = 50
 
@@ -70,11 +76,11 @@ class RowDetail(StatsMixin):
 class Dashboard:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        table = OutboxTable(config)
-        self.queries = DashboardQueries(table, retry_state_for(table))
-        self.activity = ActivityQueries(self.queries)
-        self.explainer = Explainer(config)
-        self.health = HealthCheck(config)
+        self.store = OutboxStore(config)
+        self.queries = self.store.dashboard
+        self.activity = self.store.activity
+        self.explainer = Explainer(config, self.store)
+        self.health = HealthCheck(config, self.store)
 
     def figures(self, conn: Connection, with_activity: bool = False) -> ServiceFigures:
         """The service's figures (``with_activity``: and the last hour per minute, for one service's page);
@@ -95,17 +101,17 @@ class Dashboard:
 
     def _fill(self, conn: Connection, figures: ServiceFigures) -> None:
         c = self.config
-        q, st = self.queries, c.statuses
-        figures.rows_by_status = q.by_status(conn)
-        given_up = q.given_up_new(conn)
+        q, backlog, st = self.queries, self.store.figures, c.statuses
+        figures.rows_by_status = backlog.by_status(conn)
+        given_up = backlog.given_up_new(conn)
         figures.new = figures.rows_by_status.get(str(st.new), 0) - given_up
-        figures.oldest_eligible_new_seconds = q.oldest_age_seconds(conn, st.new, eligible_only=True)
+        figures.oldest_eligible_new_seconds = backlog.oldest_new_age_seconds(conn)
         figures.held_back = q.held_back(conn)
         figures.failed = given_up if st.failed is None else figures.rows_by_status.get(str(st.failed), 0)
         figures.top_errors = q.top_errors(conn) if figures.failed else []
         if c.confirmation is not None:
             figures.unconfirmed = figures.rows_by_status.get(str(st.sent), 0)
-            figures.oldest_unconfirmed_seconds = q.oldest_age_seconds(conn, st.sent)
+            figures.oldest_unconfirmed_seconds = backlog.oldest_unconfirmed_age_seconds(conn)
         published = [s for s in (st.sent, st.confirmed) if s is not None]
         figures.published_per_minute = q.per_minute(conn, "sent_at", published)
         if st.confirmed is not None:
@@ -128,11 +134,11 @@ class Dashboard:
         )
 
     def rows(
-        self, conn: Connection, wanted: RowFilter, before: Any = None, limit: int = PAGE_SIZE
+        self, conn: Connection, wanted: RowSearch, before: Any = None, limit: int = PAGE_SIZE
     ) -> list[ListedRow]:
         return self.queries.rows(conn, wanted, before, max(1, min(limit, 500)))
 
-    def count_matching(self, conn: Connection, wanted: RowFilter) -> int:
+    def count_matching(self, conn: Connection, wanted: RowSearch) -> int:
         return self.queries.count_matching(conn, wanted)
 
     def search(self, conn: Connection, query: str, limit: int = PAGE_SIZE) -> SearchResult:
@@ -141,7 +147,7 @@ class Dashboard:
         query = query.strip()
         if not query:
             return SearchResult(query)
-        found = self.explainer.queries.find(conn, query)
+        found = self.store.explain.find(conn, query)
         rows, scanned = self.queries.rows_of_key(conn, query, limit)
         return SearchResult(query, None if found is None else found.message_id, rows, scanned)
 

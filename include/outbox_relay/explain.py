@@ -11,11 +11,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import ProgrammingError
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.models import StatsMixin
-from outbox_relay.store.explain import ExplainQueries, RowSnapshot
-from outbox_relay.store.replay import ReplayQueries
-from outbox_relay.store.retry_state import retry_state_for
-from outbox_relay.store.table import OutboxTable
+from outbox_relay.models import RowSnapshot, StatsMixin
+from outbox_relay.store.outbox import OutboxStore
 
 
 @dataclass
@@ -39,12 +36,11 @@ class Explanation(StatsMixin):
 
 
 class Explainer:
-    def __init__(self, config: ServiceConfig) -> None:
+    def __init__(self, config: ServiceConfig, store: OutboxStore | None = None) -> None:
         self.config = config
-        table = OutboxTable(config)
-        retry_state = retry_state_for(table)
-        self.queries = ExplainQueries(table, retry_state)
-        self.replays = ReplayQueries(table, retry_state)
+        self.store = store or OutboxStore(config)
+        self.queries = self.store.explain
+        self.history = self.store.history
 
     def explain(self, conn: Connection, reference: str) -> Explanation | None:
         row = self.queries.find(conn, reference)
@@ -75,7 +71,7 @@ class Explainer:
         """Every run that touched the row besides the one that sent it, oldest first: failed attempts,
         replays, backfill republishes (None when there was none)."""
         try:
-            entries = self.replays.history(conn, row_id)
+            entries = self.history.of_row(conn, row_id)
         except ProgrammingError as exc:  # no history table yet: say so instead of failing the explanation
             conn.rollback()
             create = f"outbox-relay ddl --service {self.config.service} --shared-only --apply"

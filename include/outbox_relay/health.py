@@ -11,33 +11,29 @@ from sqlalchemy import Connection
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.lifecycle import MIN_ANSWERS_FOR_SHARE
-from outbox_relay.store.dashboard import DashboardQueries
-from outbox_relay.store.retry_state import retry_state_for
-from outbox_relay.store.table import OutboxTable
+from outbox_relay.store.outbox import OutboxStore
 
 COUNTED_UP_TO = 1_000_000  # backlog gauges stop counting here: the count must stay cheap on a huge backlog
 
 
 class HealthCheck:
-    def __init__(self, config: ServiceConfig) -> None:
+    def __init__(self, config: ServiceConfig, store: OutboxStore | None = None) -> None:
         self.config = config
-        table = OutboxTable(config)
-        self.queries = DashboardQueries(table, retry_state_for(table))
+        self.store = store or OutboxStore(config)
 
     def figures(self, conn: Connection) -> dict[str, int | None]:
         """The backlog after a run: NEW rows, the next row's age, and with confirmations the SENT rows and
         the oldest one's age (ages are None without a creation time, 0 when no row waits)."""
-        c, q = self.config, self.queries
+        c, q = self.config, self.store.figures
         has_age = c.columns.created_at is not None
         found: dict[str, int | None] = {
             "backlog": q.count(conn, c.statuses.new, COUNTED_UP_TO),
-            "oldest_new_age_seconds": q.oldest_age_seconds(conn, c.statuses.new, eligible_only=True) or 0
-            if has_age else None,
-        }  # fmt: skip
+            "oldest_new_age_seconds": q.oldest_new_age_seconds(conn) or 0 if has_age else None,
+        }
         if c.confirmation is not None:
             found["unconfirmed"] = q.count(conn, c.statuses.sent, COUNTED_UP_TO)
             found["oldest_unconfirmed_age_seconds"] = (
-                q.oldest_age_seconds(conn, c.statuses.sent) or 0 if has_age else None
+                q.oldest_unconfirmed_age_seconds(conn) or 0 if has_age else None
             )
         return found
 
@@ -71,8 +67,8 @@ class HealthCheck:
         st = self.config.statuses
         if self.config.confirmation is None or st.failed is None or st.confirmed is None:
             return {"failed_answers_last_hour": None, "answers_last_hour": None}
-        failed = self.queries.per_minute(conn, "confirmed_at", [st.failed])
-        answered = self.queries.per_minute(conn, "confirmed_at", [st.confirmed, st.failed])
+        failed = self.store.dashboard.per_minute(conn, "confirmed_at", [st.failed])
+        answered = self.store.dashboard.per_minute(conn, "confirmed_at", [st.confirmed, st.failed])
         return {
             "failed_answers_last_hour": None if failed is None else sum(failed.values()),
             "answers_last_hour": None if answered is None else sum(answered.values()),

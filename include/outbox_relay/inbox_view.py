@@ -10,8 +10,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from outbox_relay.config.settings import Inbox
-from outbox_relay.models import StatsMixin
-from outbox_relay.store.inbox_view import InboxRow, InboxViewQueries
+from outbox_relay.models import InboxRow, StatsMixin
+from outbox_relay.store.inbox_view import InboxViewQueries
 from outbox_relay.store.mysql_errors import is_missing_table
 
 __all__ = ["InboxFigures", "InboxRow", "InboxView"]

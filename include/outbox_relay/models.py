@@ -1,4 +1,5 @@
-"""Plain data passed between the repository, the publisher and the relay loop."""
+"""Plain data passed between the store, the publisher, the relay loop and the services built on them: the
+value types the core, the Airflow glue and the inbox library share (the store imports them from here)."""
 
 from __future__ import annotations
 
@@ -52,12 +53,67 @@ class Failure:
 
 
 @dataclass(frozen=True)
-class Confirmation:
-    """A parsed message from a result topic."""
+class ConfirmationMessage:
+    """A parsed message from a result topic (not ``config.lifecycle.Confirmation``, the config section)."""
 
     message_id: str
     success: bool
     error: str | None
+
+
+# What a replay looks for, and where a row-history entry came from.
+FAILED, UNCONFIRMED, DEAD_LETTER = "failed", "unconfirmed", "dead_letter"
+
+
+@dataclass(frozen=True)
+class ReplayFilter:
+    """Which rows a replay may touch; every given criterion must hold (an empty one is not applied)."""
+
+    kinds: frozenset[str]  # FAILED and/or UNCONFIRMED
+    row_ids: tuple[str, ...] = ()
+    message_ids: tuple[str, ...] = ()
+    key: str | None = None
+    event_type: str | None = None
+    created_from: datetime | None = None
+    created_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """Who acted on rows, why, and the run (Airflow run id or CLI invocation) that did it: written with
+    every row-history record (``outbox_relay_replay``): a replay's requeue or republish, a backfill's
+    republish, and the relay's own failed attempts (``requested_by`` "relay")."""
+
+    requested_by: str
+    reason: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One row-history record as read back (``explain`` lists them)."""
+
+    action: str
+    previous_status: str | None
+    previous_error: str | None
+    previous_run_id: str | None
+    requested_by: str
+    reason: str
+    run_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RowSearch:
+    """Which FAILED or unconfirmed rows a list of the Outbox page shows; every given criterion must hold
+    (not ``config.table.RowFilter``, the rows a service relays)."""
+
+    kind: str = FAILED  # FAILED or UNCONFIRMED
+    created_from: datetime | None = None
+    created_until: datetime | None = None
+    key: str | None = None
+    event_type: str | None = None
+    error_text: str | None = None
 
 
 class StatsMixin:
@@ -107,3 +163,147 @@ def count_acked(
     entry = topics.setdefault(topic, {"rows": 0, "first_row_id": first_row_id})
     entry["rows"] += rows
     entry["last_row_id"] = last_row_id
+
+
+# --- what the store reads back for the core's services ------------------------------------
+
+
+@dataclass(frozen=True)
+class ListedRow:
+    """A row in one of the Outbox page's lists."""
+
+    row_id: Any
+    message_id: str
+    key: Any
+    event_type: Any
+    created_at: Any
+    attempts: Any
+    last_error: Any
+    status: Any = None  # only where a list mixes statuses (a key's rows)
+
+
+@dataclass(frozen=True)
+class RowContent:
+    """The start of a row's payload and its headers, for the page."""
+
+    payload_preview: str | None  # at most store.dashboard.PREVIEW_CHARS characters
+    payload_chars: int | None  # the whole payload's length
+    headers: str | None
+
+
+@dataclass(frozen=True)
+class RowSnapshot:
+    """A row's stored state, with its retry state from wherever the table keeps it."""
+
+    row_id: Any
+    message_id: str
+    status: Any
+    fields: dict[str, Any]  # logical name -> value, mapped columns only
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    given_up: bool  # marked failed in the attempt table (tables whose failed status is null)
+    now: datetime  # the database clock when read
+
+    @property
+    def not_before(self) -> datetime | None:
+        """The writer's not-before time: its own column, or (the standard table) next_attempt_at on a row
+        never attempted."""
+        if self.fields.get("not_before") is not None:
+            return self.fields["not_before"]  # type: ignore[no-any-return]
+        return self.next_attempt_at if self.attempts == 0 else None
+
+    @property
+    def scheduled(self) -> bool:
+        """Its writer's not-before time is still ahead (by the database clock when read)."""
+        return self.not_before is not None and self.not_before > self.now
+
+
+@dataclass(frozen=True)
+class ReplayCandidate:
+    """A row a replay matched, with what it needs to requeue or republish it."""
+
+    row_id: Any
+    message_id: str
+    kind: str  # FAILED or UNCONFIRMED
+    key: Any
+    status: Any
+    attempts: int | None
+    last_error: str | None
+    run_id: str | None
+    topic: str | None = None  # the row's own topic column (None: the service's topic)
+    created_at: Any = None  # None without a creation time
+
+
+@dataclass(frozen=True)
+class AuditedRow:
+    """A row an audit compares with what is on its topic."""
+
+    row_id: Any
+    message_id: str
+    key: Any
+    status: Any
+
+
+@dataclass(frozen=True)
+class ScannedRow:
+    """A row reconciliation compares with the consumer's record of it."""
+
+    row_id: Any
+    message_id: str
+    business_id: Any
+    topic: str | None
+    status: Any
+    error: Any
+    settled: bool  # sent longer than grace_seconds ago (DB clock)
+
+
+@dataclass(frozen=True)
+class BacklogRows:
+    """What the backlog line is computed from (minutes before the hour are the hour's first minute)."""
+
+    pending_by_created: dict[str, int]  # rows pending now, by creation minute
+    left_by_created_and_left: dict[tuple[str, str], int]  # rows sent or given up on in the last hour
+    pending_capped: bool  # more than PENDING_COUNTED rows are pending: the line is a lower bound
+    left_known: (
+        bool  # the rows that left could be read (sent_at, updated_at and a (status, updated_at) index)
+    )
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """One message in a consumer's inbox table, for the page."""
+
+    message_id: str
+    topic: str
+    partition: int
+    offset: int
+    status: str
+    error: str | None
+    received_at: datetime
+
+
+DEFAULT_MAX_ROWS = 1000  # a replay selecting more rows is refused (nothing changes)
+DEFAULT_CHUNK_SECONDS = 20.0  # below the relay's default lock wait (30 s): a waiting scheduled relay gets in
+
+
+@dataclass(frozen=True)
+class ReplayJob:
+    """What a replay does: the rows it may touch, who asked, and its bound."""
+
+    wanted: ReplayFilter
+    audit: HistoryEntry  # who asked, why, and the run carrying it out
+    max_rows: int = DEFAULT_MAX_ROWS
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class BackfillJob:
+    """What a backfill does: its window, who asked, and how it is paced."""
+
+    window: Window
+    audit: HistoryEntry  # who asked, why, and the run (Airflow run id or CLI invocation) carrying it out
+    republish: bool = False
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+    max_rows_per_second: float | None = None
+    dry_run: bool = False

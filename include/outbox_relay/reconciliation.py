@@ -29,14 +29,9 @@ from sqlalchemy import Connection, Engine
 
 from outbox_relay.config import Reconciliation, ServiceConfig
 from outbox_relay.errors import ConfigurationError
-from outbox_relay.models import StatsMixin
-from outbox_relay.store.reconciliation import (
-    ReconciliationQueries,
-    ScannedRow,
-    purge_consumer_records,
-)
-from outbox_relay.store.retry_state import retry_state_for
-from outbox_relay.store.table import OutboxTable
+from outbox_relay.models import ScannedRow, StatsMixin
+from outbox_relay.store.outbox import OutboxStore
+from outbox_relay.store.reconciliation import purge_consumer_records
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +86,8 @@ class Reconciler:
         self.rec: Reconciliation = config.reconciliation
         self.producer = producer
         self.consumer = consumer or producer
-        self.table = OutboxTable(config)
-        self.queries = ReconciliationQueries(self.table, retry_state_for(self.table), config.reconciliation)
+        self.store = OutboxStore(config)
+        self.queries = self.store.reconciliation
 
     # --- the comparison --------------------------------------------------------------
 
@@ -111,7 +106,7 @@ class Reconciler:
         with self.producer.connect() as conn:
             start, end = self._window(conn, since, until)
             report.since, report.until = start.isoformat(sep=" "), end.isoformat(sep=" ")
-            after: Any = self.table.cursor_start(conn)
+            after: Any = self.store.cursor_start(conn)
             while True:
                 rows = self.queries.scan(conn, start, end, after)
                 conn.commit()

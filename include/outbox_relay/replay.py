@@ -28,7 +28,9 @@ from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError, InfrastructureError
-from outbox_relay.kafka.messages import (
+from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.kafka.readback import TopicRecord, read_back
+from outbox_relay.kafka.records import (
     HEADER_ERROR,
     HEADER_EVENT_TYPE,
     HEADER_MESSAGE_ID,
@@ -37,29 +39,28 @@ from outbox_relay.kafka.messages import (
     HEADER_ROW_ID,
     OutboundMessage,
 )
-from outbox_relay.kafka.publisher import KafkaPublisher
-from outbox_relay.kafka.readback import TopicRecord, read_back
-from outbox_relay.models import StatsMixin
-from outbox_relay.relay.engine import OutboxRelay, RunRequest
-from outbox_relay.store.outbox import OutboxStore
-from outbox_relay.store.replay import (
+from outbox_relay.models import (
     DEAD_LETTER,
     FAILED,
     UNCONFIRMED,
-    ReplayAudit,
+    HistoryEntry,
     ReplayCandidate,
     ReplayFilter,
+    ReplayJob,
+    StatsMixin,
 )
+from outbox_relay.relay.engine import OutboxRelay, RunKind, RunRequest
+from outbox_relay.store.outbox import OutboxStore
 
 __all__ = [
     "DEAD_LETTER",
     "FAILED",
     "UNCONFIRMED",
     "DeadLetterReplayer",
-    "ReplayAudit",
+    "HistoryEntry",
     "ReplayFilter",
+    "ReplayJob",
     "ReplayReport",
-    "ReplayRequest",
     "Replayer",
 ]
 
@@ -68,14 +69,6 @@ SHOWN_ROWS = 20  # rows listed in a report (all of them are counted)
 
 class ReplayLockBusyError(InfrastructureError):
     """A relay of the table held its lock for longer than the replay waits."""
-
-
-@dataclass(frozen=True)
-class ReplayRequest:
-    wanted: ReplayFilter
-    audit: ReplayAudit
-    max_rows: int = 1000
-    dry_run: bool = False
 
 
 @dataclass
@@ -120,7 +113,7 @@ class Replayer:
         self.engine = engine
         self.store = OutboxStore(config)
 
-    def check(self, request: ReplayRequest) -> None:
+    def check(self, request: ReplayJob) -> None:
         """Refuse a request this service cannot serve, naming the parameter."""
         c, wanted = self.config, request.wanted
         if not wanted.kinds or not wanted.kinds <= {FAILED, UNCONFIRMED}:
@@ -140,7 +133,7 @@ class Replayer:
         if not request.audit.reason.strip():
             raise ConfigurationError("replay: a reason is required (it is kept in the replay history)")
 
-    def run(self, request: ReplayRequest, relay: OutboxRelay | None = None) -> ReplayReport:
+    def run(self, request: ReplayJob, relay: OutboxRelay | None = None) -> ReplayReport:
         """Requeue and republish what ``request`` selects (nothing when it is a dry run). ``relay``
         publishes the SENT rows; required unless the request is a dry run or selects only FAILED rows."""
         self.check(request)
@@ -187,9 +180,7 @@ class Replayer:
             }
         return [r for r in sent if r.row_id not in held], held
 
-    def _republish(
-        self, request: ReplayRequest, rows: list[ReplayCandidate], relay: OutboxRelay | None
-    ) -> int:
+    def _republish(self, request: ReplayJob, rows: list[ReplayCandidate], relay: OutboxRelay | None) -> int:
         if relay is None:
             raise ValueError("republishing SENT rows needs a relay (a producer)")
         stats = relay.run(
@@ -198,6 +189,7 @@ class Replayer:
                 republish=True,
                 named_rows=tuple(r.row_id for r in rows),
                 replay=request.audit,
+                kind=RunKind.REPLAY,
             )
         )
         return stats.republished
@@ -220,7 +212,7 @@ class DeadLetterReplayer:
         self.engine = engine
         self.store = OutboxStore(config)
 
-    def run(self, request: ReplayRequest, consumer: Any, publisher: KafkaPublisher | None) -> ReplayReport:
+    def run(self, request: ReplayJob, consumer: Any, publisher: KafkaPublisher | None) -> ReplayReport:
         c, wanted = self.config, request.wanted
         if c.dead_letter_topic is None:
             raise ConfigurationError(f"service {c.service!r} has no dead_letter_topic to replay from")
@@ -250,7 +242,7 @@ class DeadLetterReplayer:
         outcome = publisher.publish(messages)
         acked = [chosen[m.ref] for m in outcome.acked]
         with self.engine.begin() as conn:
-            self.store.replays.record_dead_letters(
+            self.store.history.record_dead_letters(
                 conn,
                 [(r.headers.get(HEADER_ROW_ID, ""), r.headers.get(HEADER_MESSAGE_ID, ""),
                   r.headers.get(HEADER_ERROR)) for r in acked],

@@ -17,8 +17,7 @@ from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig, StatusValue
 from outbox_relay.models import StatsMixin
-from outbox_relay.store.retention import RetentionQueries
-from outbox_relay.store.table import OutboxTable
+from outbox_relay.store.outbox import OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,8 @@ class RetentionCleaner:
         self.config = config
         self.retention = config.retention
         self.engine = engine
-        self.table = OutboxTable(config)
-        self.queries = RetentionQueries(self.table)
+        self.store = OutboxStore(config)
+        self.queries = self.store.retention
         self.clock = clock
 
     def run(self, time_budget_seconds: float = 600) -> RetentionStats:
@@ -71,7 +70,7 @@ class RetentionCleaner:
         deleted = 0
         after: Any = None
         with self.engine.connect() as conn:
-            after = self.table.cursor_start(conn)
+            after = self.store.cursor_start(conn)
             conn.commit()
             while self.clock() < deadline:
                 ids = self.queries.expired_ids(conn, statuses, age_seconds, after, self.retention.chunk_size)

@@ -26,8 +26,18 @@ from airflow.triggers.base import BaseEventTrigger
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.fields import CONFIRMATIONS_WAITING, EVENT_DRIVEN
 from outbox_relay.config.loader import ConfigError
+from outbox_relay.requests import (
+    BackfillRequest,
+    CleanupRequest,
+    ConfirmRequest,
+    OperatorRequest,
+    ReconcileRequest,
+    RelayRequest,
+    ReplayRequest,
+)
 from outbox_relay_airflow.compat import CronDataIntervalTimetable
 from outbox_relay_airflow.observability import published_alias, relay_deadline
+from outbox_relay_airflow.params import request_params
 from outbox_relay_airflow.services_folder import read_services
 from outbox_relay_airflow.triggers import ConfirmationsWaitingTrigger, OutboxRowsTrigger
 
@@ -57,18 +67,6 @@ def _timetable(schedule: Any) -> Any:
     return CronDataIntervalTimetable(CRON_PRESETS.get(schedule, schedule), timezone="UTC")
 
 
-# Airflow checks a Param's schema against its JSON Schema meta-schema each time it resolves the Param, and a
-# DAG's serialization resolves each one about four times, on every re-parse. Against draft 2020-12 (the
-# default) that check costs ~0.5 ms; against draft 7 less than half. Every keyword used here means the same
-# in both drafts.
-PARAM_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
-
-
-def _param(default: Any, description: str, **schema: Any) -> Param:
-    """A trigger-form field whose schema is read as JSON Schema draft 7."""
-    return Param(default, description=description, schema={**schema, "$schema": PARAM_SCHEMA_DRAFT})
-
-
 def _default_args(config: ServiceConfig) -> dict[str, Any]:
     return {
         "owner": config.owner,
@@ -77,15 +75,6 @@ def _default_args(config: ServiceConfig) -> dict[str, Any]:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
     }
-
-
-def _budget_param() -> Param:
-    return _param(
-        None,
-        type=["null", "number"],
-        minimum=1,
-        description="Seconds this run may keep working; empty = the service's time_budget_seconds.",
-    )
 
 
 def _doc(config: ServiceConfig, what: str) -> str:
@@ -108,13 +97,13 @@ def _service_dag(
     kind: str,
     description: str,
     schedule: Any,
-    params: dict[str, Param] | None = None,
+    request: type[OperatorRequest],
     *,
-    budget: bool = True,
+    params: dict[str, Param] | None = None,
     deadline: DeadlineAlert | None = None,
 ) -> Iterator[DAG]:
-    """The settings every generated DAG shares. ``budget``: the run's work is bounded by a time budget
-    (a ``time_budget_seconds`` param).
+    """The settings every generated DAG shares; its Params are the fields of the operation's ``request``
+    model (``params``: the same, narrowed for the service).
 
     The DAG gets its params only after its tasks are built, so no task keeps a copy of them: a task
     run reads the DAG's params anyway (the task runner merges them into its context), and serializing
@@ -133,9 +122,7 @@ def _service_dag(
         doc_md=_doc(config, kind),
     ) as dag:
         yield dag
-    dag.params = ParamsDict(
-        {**(params or {}), **({"time_budget_seconds": _budget_param()} if budget else {})}
-    )
+    dag.params = ParamsDict(params if params is not None else request_params(request))
 
 
 def _under_dags_test() -> bool:
@@ -171,44 +158,38 @@ def _confirm_schedule(config: ServiceConfig, folder: str | None) -> Any:
 
 
 def relay_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
-    republish = _param(
-        False,
-        type="boolean",
-        description="Runs of 'airflow backfill create' only: also re-publish SENT-but-unconfirmed rows of "
-        "the run's interval (outbox-replay header). For an outage, prefer the service's backfill DAG.",
-    )
     with _service_dag(
         config,
         "relay",
         f"Relay {config.table} to Kafka",
         _relay_schedule(config, folder),
-        {"republish": republish},
+        RelayRequest,
         deadline=None if _under_dags_test() else relay_deadline(config),
     ) as dag:
 
         @task(task_id="ensure_topics")
         def ensure_topics(service: str) -> list[str]:
-            from outbox_relay_airflow import tasks
+            from outbox_relay_airflow.tasks import relay as tasks
 
             return tasks.run_ensure_topics(service, folder)
 
         @task(task_id="relay", outlets=[] if config.shards > 1 else [published_alias(config.service)])
         def relay(service: str, shard: int | None = None) -> dict[str, Any]:
-            from outbox_relay_airflow import tasks
+            from outbox_relay_airflow.tasks import relay as tasks
 
             return tasks.run_relay(service, dict(get_current_context()), folder, shard=shard)
 
         @task(task_id="announce_topics", outlets=[published_alias(config.service)])
         def announce_topics(service: str) -> list[str]:
             """A sharded run's asset events, once for all its shards (see ``tasks.run_relay``)."""
-            from outbox_relay_airflow import tasks
+            from outbox_relay_airflow.tasks import relay as tasks
 
             return tasks.run_announce_topics(service, dict(get_current_context()), folder)
 
         @task(task_id="check_health", retries=0)
         def check_health(service: str) -> dict[str, Any]:
             """Red run when rows were given up on or the SLO is breached (the relay's work is committed)."""
-            from outbox_relay_airflow import tasks
+            from outbox_relay_airflow.tasks import relay as tasks
 
             return tasks.run_check_health(service, dict(get_current_context()), folder)
 
@@ -229,19 +210,23 @@ def relay_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
 def confirmations_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     topic = config.confirmation.topic if config.confirmation else ""
     with _service_dag(
-        config, "confirmations", f"Ingest {topic} into {config.table}", _confirm_schedule(config, folder)
+        config,
+        "confirmations",
+        f"Ingest {topic} into {config.table}",
+        _confirm_schedule(config, folder),
+        ConfirmRequest,
     ) as dag:
 
         @task(task_id="ingest_confirmations")
         def ingest(service: str) -> dict[str, Any]:
-            from outbox_relay_airflow import tasks
+            from outbox_relay_airflow.tasks import confirmations as tasks
 
             return tasks.run_confirmations(service, dict(get_current_context()), folder)
 
         @task(task_id="check_health", retries=0)
         def check_health(service: str) -> dict[str, Any]:
             """Red run when too many of the consumers' answers were FAILED (the ingest is committed)."""
-            from outbox_relay_airflow import tasks
+            from outbox_relay_airflow.tasks import confirmations as tasks
 
             return tasks.run_check_answers(service, dict(get_current_context()), folder)
 
@@ -251,11 +236,11 @@ def confirmations_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
 
 def cleanup_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     description = f"Delete old terminal rows of {config.table}"
-    with _service_dag(config, "cleanup", description, config.cleanup_schedule) as dag:
+    with _service_dag(config, "cleanup", description, config.cleanup_schedule, CleanupRequest) as dag:
 
         @task(task_id="delete_expired_rows")
         def cleanup(service: str) -> dict[str, Any]:
-            from outbox_relay_airflow import tasks
+            from outbox_relay_airflow.tasks import cleanup as tasks
 
             return tasks.run_cleanup(service, dict(get_current_context()), folder)
 
@@ -267,24 +252,12 @@ def reconciliation_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     """Daily (by default) comparison of the outbox table with the consumers' table."""
     assert config.reconciliation is not None
     rec = config.reconciliation
-    window = "ISO date/time in the DB time zone; empty = the run's data interval (manual runs: the last "
-    params = {
-        "since": _param(None, type=["null", "string"], description=f"{window}{rec.window_hours:g} h)."),
-        "until": _param(None, type=["null", "string"], description=f"{window}{rec.window_hours:g} h)."),
-        "redeliver": _param(
-            False, type="boolean", description="Re-deliver what is missing (sent but never consumed) and mark "
-            "consumed rows sent, instead of failing.",
-        ),
-        "include_failed": _param(
-            False, type="boolean", description="With redeliver: also send rows the relay gave up on again."
-        ),
-    }  # fmt: skip
     description = f"Reconcile {config.table} with {rec.consumer_table}"
-    with _service_dag(config, "reconcile", description, rec.schedule, params) as dag:
+    with _service_dag(config, "reconcile", description, rec.schedule, ReconcileRequest) as dag:
 
         @task(task_id="reconcile")
         def reconcile(service: str) -> dict[str, Any]:
-            from outbox_relay_airflow import tasks
+            from outbox_relay_airflow.tasks import reconcile as tasks
 
             return tasks.run_reconciliation(service, dict(get_current_context()), folder)
 
@@ -292,61 +265,26 @@ def reconciliation_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     return dag
 
 
-def _backfill_params() -> dict[str, Param]:
-    when = "ISO date/time, e.g. 2026-11-20T06:00; in the service's db_time_zone unless it has an offset."
-    return {
-        "since": _param("", type="string", minLength=1, description=f"Rows created at or after this. {when}"),
-        "until": _param("", type="string", minLength=1, description=f"Rows created before this. {when}"),
-        "reason": _param("", type="string", minLength=1, description="Why (kept in the replay history)."),
-        "republish": _param(False, type="boolean",
-                           description="Also publish the window's SENT rows again (outbox-replay header); "
-                           "they keep their status and relay_run_id."),
-        "max_rows_per_second": _param(None, type=["null", "number"], exclusiveMinimum=0,
-                                     description="Pace the backfill (about one batch at a time); empty = "
-                                     "as fast as the broker takes it."),
-        "chunk_seconds": _param(20, type="number", minimum=1,
-                               description="The backfill lets a waiting scheduled relay in after each chunk "
-                               "of this many seconds."),
-        "dry_run": _param(False, type="boolean", description="Only count the window's rows by status."),
-    }  # fmt: skip
-
-
 def backfill_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
     """Manual runs only: one run relays a whole window however long it is, in chunks that take turns with
     the scheduled relay. Cancel it by marking the run failed: sent rows stay sent, the rest stay NEW."""
     description = f"Relay (or republish) rows of {config.table} created in a time window"
-    with _service_dag(config, "backfill", description, None, _backfill_params(), budget=False) as dag:
+    with _service_dag(config, "backfill", description, None, BackfillRequest) as dag:
 
         @task(task_id="backfill", outlets=[published_alias(config.service)])
         def backfill(service: str) -> dict[str, Any]:
-            from outbox_relay_airflow import backfill_tasks
+            from outbox_relay_airflow.tasks import backfill as tasks
 
-            return backfill_tasks.run_backfill(service, dict(get_current_context()), folder)
+            return tasks.run_backfill(service, dict(get_current_context()), folder)
 
         backfill(config.service)
     return dag
 
 
 def _replay_params(config: ServiceConfig) -> dict[str, Param]:
-    kinds = ["failed", *(["unconfirmed"] if config.confirmation else [])]
-    kinds += ["dead_letter"] if config.dead_letter_topic else []
-    text = ["null", "string"]
-    return {
-        "reason": _param("", type="string", minLength=1, description="Why (kept in the replay history)."),
-        "statuses": _param(["failed"], type="array", items={"type": "string", "enum": kinds},
-                          description="failed: FAILED rows go back to NEW for the relay; unconfirmed: SENT "
-                          "rows without a confirmation are published again now (outbox-replay header); "
-                          "dead_letter: copies on the dead-letter topic go to their original topic."),
-        "row_ids": _param(None, type=text, description="Primary keys, separated by commas or spaces."),
-        "message_ids": _param(None, type=text, description="Message ids, separated by commas or spaces."),
-        "key": _param(None, type=text, description="Only rows of this message key."),
-        "event_type": _param(None, type=text, description="Only rows of this event type."),
-        "created_from": _param(None, type=text, description="Rows created at or after (ISO, DB time zone)."),
-        "created_until": _param(None, type=text, description="Rows created before (ISO, DB time zone)."),
-        "max_rows": _param(1000, type="integer", minimum=1,
-                          description="Refuse the replay when more rows match (nothing is changed)."),
-        "dry_run": _param(False, type="boolean", description="Only list what would be replayed."),
-    }  # fmt: skip
+    """The replay request's Params, its statuses narrowed to what the service can replay."""
+    kinds = {"items": {"type": "string", "enum": ReplayRequest.kinds_for(config)}}
+    return request_params(ReplayRequest, {"statuses": kinds})
 
 
 def replay_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
@@ -356,13 +294,15 @@ def replay_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
 
     threshold = config.replay_approval_above_rows
     description = f"Replay FAILED / unconfirmed rows of {config.table}"
-    with _service_dag(config, "replay", description, None, _replay_params(config), budget=False) as dag:
+    with _service_dag(
+        config, "replay", description, None, ReplayRequest, params=_replay_params(config)
+    ) as dag:
 
         @task(task_id="plan")
         def plan(service: str) -> dict[str, Any]:
-            from outbox_relay_airflow import replay_tasks
+            from outbox_relay_airflow.tasks import replay as tasks
 
-            return replay_tasks.run_replay_plan(service, dict(get_current_context()), folder)
+            return tasks.run_replay_plan(service, dict(get_current_context()), folder)
 
         @task.branch(task_id="needs_approval")
         def needs_approval(planned: dict[str, Any]) -> list[str]:
@@ -379,9 +319,9 @@ def replay_dag(config: ServiceConfig, folder: str | None = None) -> DAG:
 
         @task(task_id="replay", trigger_rule="none_failed_min_one_success")
         def run(service: str) -> dict[str, Any]:
-            from outbox_relay_airflow import replay_tasks
+            from outbox_relay_airflow.tasks import replay as tasks
 
-            return replay_tasks.run_replay(service, dict(get_current_context()), folder)
+            return tasks.run_replay(service, dict(get_current_context()), folder)
 
         branch = needs_approval(plan(config.service))  # type: ignore[arg-type]  # an XComArg at parse time
         done = run(config.service)

@@ -23,9 +23,9 @@ from airflow.sdk import BaseHook, Connection
 from sqlalchemy import URL, Engine
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.kafka.messages import PRODUCER_REQUIRED, RELAY_PRODUCER
+from outbox_relay.database import make_engine, ping
 from outbox_relay.kafka.publisher import KafkaPublisher
-from outbox_relay.store.engine import make_engine, ping
+from outbox_relay.kafka.records import PRODUCER_REQUIRED, RELAY_PRODUCER
 from outbox_relay_airflow import connections
 from outbox_relay_airflow.provider_info import DATABASE_CONNECTION_TYPE, DATABASE_EXTRA_FIELDS
 

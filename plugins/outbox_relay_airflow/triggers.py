@@ -156,12 +156,9 @@ class _RowsProbe:
     (its file is read when the trigger starts)."""
 
     def __init__(self, config: ServiceConfig) -> None:
-        from outbox_relay.store.retry_state import retry_state_for
-        from outbox_relay.store.table import OutboxTable
-        from outbox_relay.store.watch import WatchQuery
+        from outbox_relay.database import OutboxStore
 
-        table = OutboxTable(config)
-        self.query = WatchQuery(table, retry_state_for(table))
+        self.query = OutboxStore(config).watch
         self.key = (config.connections.db, config.db_time_zone)
         self.engine = ENGINES.acquire(self.key)
 

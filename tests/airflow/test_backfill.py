@@ -21,6 +21,7 @@ from tests.airflow.airflow_stack import airflow_stack
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import run_relay
 from tests.stack import airflow_connections, service_folder
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -102,10 +103,17 @@ def test_one_run_drains_a_six_hour_window_and_a_cancelled_run_loses_nothing(
         slow = stack.trigger(DAG_ID, {"since": "2026-11-19T00:00", "until": "2026-11-19T01:00",
                                 "reason": "paced", "max_rows_per_second": 100})  # fmt: skip
         window = {"a": cancelled_window, "b": cancelled_window + timedelta(hours=1)}
-        deadline = time.monotonic() + 240
-        while _count(db_engine, "status = 'SENT' AND created_at >= :a AND created_at < :b", **window) < 200:
-            assert time.monotonic() < deadline, "the paced backfill never got going"
-            time.sleep(0.5)
+
+        def sent_of_paced_window() -> int:
+            return _count(db_engine, "status = 'SENT' AND created_at >= :a AND created_at < :b", **window)
+
+        wait_until(lambda: sent_of_paced_window() >= 200, "the paced backfill to get going", 240, 0.5)
+        # It is still sending when it is cancelled: time it sending 100 more rows, right before the cancel.
+        paced_from, sent_then = time.monotonic(), sent_of_paced_window()
+        wait_until(
+            lambda: sent_of_paced_window() >= sent_then + 100, "the paced backfill to send on", 60, 0.1
+        )
+        hundred_rows_seconds = time.monotonic() - paced_from
         stack.api("PATCH", f"/dags/{DAG_ID}/dagRuns/{slow}", json={"state": "failed"})
         assert stack.wait_for_task(DAG_ID, slow, "backfill", {"failed"}, 60) == "failed"
         # Airflow stops the task process at its next heartbeat; the database frees its locks with it.
@@ -115,8 +123,13 @@ def test_one_run_drains_a_six_hour_window_and_a_cancelled_run_loses_nothing(
             assert time.monotonic() < deadline, f"locks still held: {_locks_held(db_engine, config)}"
             time.sleep(0.5)
         sent_when_cancelled = _count(db_engine, "status = 'SENT' AND created_at < '2026-11-20'")
-        time.sleep(3)
-        sent_later = _count(db_engine, "status = 'SENT' AND created_at < '2026-11-20'")
+        # For three times as long as the live backfill took to send 100 rows (and at least 3 s), not one
+        # more row is sent: the task is really gone, not merely slow.
+        quiet_until, sent_later = time.monotonic() + max(3.0, 3 * hundred_rows_seconds), sent_when_cancelled
+        while time.monotonic() < quiet_until:
+            sent_later = _count(db_engine, "status = 'SENT' AND created_at < '2026-11-20'")
+            assert sent_later == sent_when_cancelled, "the cancelled backfill is still sending"
+            time.sleep(0.2)
         runs = stack.metadata("SELECT run_id, state FROM dag_run WHERE dag_id = %s ORDER BY id", DAG_ID)
         relay_runs = stack.metadata("SELECT COUNT(*) FROM dag_run WHERE dag_id = 'outbox_billing_relay'")
 

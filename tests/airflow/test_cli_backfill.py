@@ -64,8 +64,11 @@ def test_backfill_dry_run_then_backfill_then_refusals(
             ["billing", "--since", "2026-11-20T07:00", "--until", "2026-11-20T01:00", "--reason", "x"],
             "must be before",
         ),
-        (["billing", *window, "--reason", "x", "--chunk-seconds", "0"], "chunk_seconds must be at least 1"),
-        (["billing", *window, "--reason", " "], "a reason is required"),
+        (
+            ["billing", *window, "--reason", "x", "--chunk-seconds", "0"],
+            "backfill --chunk-seconds must be at least 1",
+        ),
+        (["billing", *window, "--reason", " "], "backfill --reason is required"),
         (["nope", *window, "--reason", "x"], "nope"),
     ]:
         code, out, err = backfill(*args)

@@ -88,7 +88,7 @@ def test_reconcile_reports_redelivers_and_then_is_clean(db_engine: Engine, servi
     [
         (
             ["reconcile", "billing", "--since", "yesterday"],
-            "argument --since: 'yesterday' is not an ISO date",
+            "reconcile --since: 'yesterday' is not an ISO date",
         ),
         (
             ["reconcile", "billing", "--since", "2026-01-02", "--until", "2026-01-01"],
@@ -113,7 +113,8 @@ def test_reconcile_task_fails_on_missing_messages_or_warns_when_configured(
 ) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from outbox_relay_airflow import tasks
+    from outbox_relay_airflow.tasks import failures
+    from outbox_relay_airflow.tasks import reconcile as tasks
 
     _seed(db_engine)
     url = db_engine.url.render_as_string(hide_password=False)
@@ -122,8 +123,8 @@ def test_reconcile_task_fails_on_missing_messages_or_warns_when_configured(
     manual = {"params": {"since": None, "until": None}, "dag_run": None}
     with pytest.raises(AirflowFailException, match="sent_not_consumed 1") as failed:
         tasks.run_reconciliation("billing", manual)  # a discrepancy fails the task without retries
-    assert isinstance(failed.value.__cause__, tasks.ReconciliationDiscrepancyError)
-    assert "cli reconcile billing --since" in str(failed.value)
+    assert isinstance(failed.value.__cause__, failures.ReconciliationDiscrepancyError)
+    assert "outbox-relay reconcile billing --since" in str(failed.value)
 
     billing = (services / "billing.yaml").read_text().replace("on_discrepancy: fail", "on_discrepancy: warn")
     (services / "billing.yaml").write_text(billing)

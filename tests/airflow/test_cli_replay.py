@@ -46,10 +46,10 @@ def test_replay_dry_run_then_replay_then_refusals(
 
     for args, message in [
         (["--key", "a"], "the following arguments are required: --reason"),
-        (["--reason", "x", "--since", "yesterday"], "param 'created_from': 'yesterday' is not an ISO date"),
+        (["--reason", "x", "--since", "yesterday"], "replay --since: 'yesterday' is not an ISO date"),
         (["--reason", "x", "--unconfirmed"], "has no confirmation topic"),
-        (["--reason", "x", "--max-rows", "0"], "max_rows must be at least 1"),
-        (["--reason", " "], "a reason is required"),
+        (["--reason", "x", "--max-rows", "0"], "replay --max-rows must be at least 1"),
+        (["--reason", " "], "replay --reason is required"),
     ]:
         code, out = replay(*args)
         assert code == 2 and message in out, (args, out)

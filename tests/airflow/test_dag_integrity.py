@@ -82,9 +82,15 @@ def test_dag_files_import_no_task_code_at_parse_time() -> None:
     """The DAG processor imports each DAG file in a new process on every re-parse (every 30 s by default):
     task code (relay engine, hooks, Kafka client) loads only when a task runs."""
     task_code = {
-        "outbox_relay_airflow.tasks", "outbox_relay_airflow.backfill_tasks", "outbox_relay_airflow.replay_tasks",
-        "outbox_relay_airflow.hooks", "outbox_relay.relay.engine", "outbox_relay.store.outbox", "confluent_kafka",
-    }  # fmt: skip
+        "outbox_relay_airflow.tasks.relay",
+        "outbox_relay_airflow.tasks.backfill",
+        "outbox_relay_airflow.tasks.replay",
+        "outbox_relay_airflow.operations",
+        "outbox_relay_airflow.hooks",
+        "outbox_relay.relay.engine",
+        "outbox_relay.store.outbox",
+        "confluent_kafka",
+    }
     assert _modules_after_importing("outbox_relay_airflow.dag_factory") & task_code == set()
     loaded = _modules_after_importing("outbox_relay_airflow.config_errors")
     assert {m for m in loaded if m.startswith("outbox_relay_airflow")} == {
@@ -103,7 +109,7 @@ def test_every_param_is_read_as_draft_7_and_still_refuses_bad_values(services_di
     from airflow.serialization.serialized_objects import DagSerialization
     from jsonschema import Draft7Validator
 
-    from outbox_relay_airflow.dag_factory import PARAM_SCHEMA_DRAFT
+    from outbox_relay_airflow.params import PARAM_SCHEMA_DRAFT
 
     dags = _dagbag(ROOT / "dags").dags  # type: ignore[attr-defined]
     params = [
@@ -165,7 +171,7 @@ def test_a_bad_config_is_an_import_error_naming_file_and_field_and_others_still_
 
 def test_backfill_runs_get_their_data_interval_as_window() -> None:
     from outbox_relay.config import ServiceConfig
-    from outbox_relay_airflow.tasks import window_for
+    from outbox_relay_airflow.tasks.relay import window_for
 
     config = ServiceConfig.model_validate({"service": "s", "topic": "t", "db_time_zone": "+02:00"})
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 6, tzinfo=UTC)

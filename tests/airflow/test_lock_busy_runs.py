@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.store.outbox import OutboxStore
-from outbox_relay_airflow import tasks
+from outbox_relay_airflow.tasks import relay as tasks
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import insert_rows, wait_for_status
 

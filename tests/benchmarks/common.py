@@ -22,9 +22,9 @@ from confluent_kafka.admin import AdminClient
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.kafka.messages import RELAY_PRODUCER
+from outbox_relay.kafka.records import RELAY_PRODUCER
+from outbox_relay.store.connect import make_engine
 from outbox_relay.store.ddl import apply_ddl, recreate_database
-from outbox_relay.store.engine import make_engine
 from tests.integration.kafka_tools import create_topics
 from tests.stack import BOOTSTRAP, BROKER, DB_SERVER_URL
 

@@ -11,7 +11,7 @@ import time
 
 from sqlalchemy import Engine, text
 
-from outbox_relay.dashboard import Dashboard, RowFilter
+from outbox_relay.dashboard import Dashboard, RowSearch
 from tests.benchmarks.common import Result, Sizes, bench_config, fill, scratch_db
 
 TOPIC = "bench.page"
@@ -61,14 +61,14 @@ def measure(sizes: Sizes) -> list[Result]:
             service = _milliseconds(
                 lambda: (
                     dashboard.figures(conn, with_activity=True),
-                    dashboard.count_matching(conn, RowFilter()),
+                    dashboard.count_matching(conn, RowSearch()),
                 ),
                 sizes.repeats,
             )
             by_key = _milliseconds(lambda: dashboard.search(conn, "key-7"), sizes.repeats)
-            listed = _milliseconds(lambda: dashboard.rows(conn, RowFilter()), sizes.repeats)
+            listed = _milliseconds(lambda: dashboard.rows(conn, RowSearch()), sizes.repeats)
             by_error = _milliseconds(
-                lambda: dashboard.rows(conn, RowFilter(error_text="reason 3")), sizes.repeats
+                lambda: dashboard.rows(conn, RowSearch(error_text="reason 3")), sizes.repeats
             )
     extra = {"rows": sizes.terminal_rows, "failed": figures.failed}
     return [

@@ -15,7 +15,7 @@ import resource
 import sys
 from pathlib import Path
 
-from outbox_relay.store.engine import make_engine
+from outbox_relay.store.connect import make_engine
 from tests.benchmarks.common import bench_config, make_producer
 from tests.benchmarks.naive import run_naive
 from tests.benchmarks.project import run_project

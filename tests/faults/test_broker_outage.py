@@ -81,7 +81,9 @@ def _outage_run(
         error=str(failure.value)[:160],
         republished_next_run=after_stats.published,
     )
-    history.assert_converged(max_duplicates=ROWS - BATCH)
+    # docs/semantics.md (Guarantees): duplicates are bounded by the rows acknowledged (or written) but not
+    # yet marked SENT when the fault hit, at most two batches with the default pipelined relay.
+    history.assert_converged(max_duplicates=2 * BATCH)
 
 
 def test_broker_paused_mid_run_fails_the_run_in_bounded_time_and_loses_nothing(

@@ -4,7 +4,6 @@ is delivered, and later rows of a poison row's key wait until it is given up on.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import pytest
@@ -15,10 +14,21 @@ from tests.faults.history import check_history
 from tests.faults.support import service
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import insert_rows, run_relay, statuses
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 BACKOFF = 1.0
+
+
+def _in_backoff(engine: Engine) -> int:
+    """Rows that failed once and wait for their retry time (database clock)."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT COUNT(*) FROM outbox_message WHERE attempts = 1 AND next_attempt_at > NOW(6)")
+            ).scalar_one()
+        )
 
 
 def test_poison_rows_fail_alone_after_max_attempts_and_their_keys_wait(
@@ -57,14 +67,12 @@ def test_poison_rows_fail_alone_after_max_attempts_and_their_keys_wait(
     assert first.retried == 4 and first.published == 20 and first.held_back == 3
     assert all(state[m] == "SENT" for m in good)
     assert all(state[m] == "NEW" for m in [*poison.values(), *behind])  # retrying, and waiting behind them
-    with db_engine.connect() as conn:
-        waits = conn.execute(
-            text("SELECT COUNT(*) FROM outbox_message WHERE attempts = 1 AND next_attempt_at > NOW(6)")
-        ).scalar_one()
-    assert waits == 4
+    assert _in_backoff(db_engine) == 4
     assert run_relay(config, db_engine, bootstrap=broker.bootstrap).published == 0  # still in backoff
 
-    time.sleep(BACKOFF + 0.2)
+    wait_until(  # by the database clock, which is the one the relay's backoff is measured on
+        lambda: _in_backoff(db_engine) == 0, f"the poison rows' {BACKOFF:g}s backoff to pass", BACKOFF + 10
+    )
     second = run_relay(config, db_engine, bootstrap=broker.bootstrap)
     assert second.failed == 4 and second.dead_lettered == 3
     # The row behind the too-large one was held in this batch (its rejection came from produce() of the

@@ -89,5 +89,5 @@ def test_retention_alongside_the_relay_deletes_only_expired_terminal_rows_and_bl
         retention_chunks=cleanup_stats.chunks,
         relay_batches=relay_stats.batches,
     )
-    assert history.lost == 0 and history.sent_without_ack == 0 and history.order_violations == 0
-    assert history.stuck == 0 and history.distinct_published == len(new) + len(unconfirmed)
+    history.assert_converged(max_duplicates=0)  # no fault hit the relay: docs/semantics.md promises none
+    assert history.distinct_published == len(new) + len(unconfirmed)

@@ -10,7 +10,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from outbox_examples.demo_support import topic_records
-from outbox_relay.kafka.messages import RELAY_PRODUCER
+from outbox_relay.kafka.records import RELAY_PRODUCER
 from outbox_relay.kafka.topics import wait_for_leaders
 from tests.stack import BOOTSTRAP
 

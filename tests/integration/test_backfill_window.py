@@ -15,20 +15,20 @@ from outbox_relay.backfill import (
     HANDOVER_SECONDS,
     BackfillBusyError,
     Backfiller,
+    BackfillJob,
     BackfillReport,
-    BackfillRequest,
 )
 from outbox_relay.config import ServiceConfig
 from outbox_relay.models import Window
 from outbox_relay.relay.engine import BACKFILL_RUNNING, OutboxRelay
-from outbox_relay.replay import ReplayAudit
+from outbox_relay.replay import HistoryEntry
 from outbox_relay.store.outbox import OutboxStore
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import insert_rows, relay_publisher, run_relay, statuses
 
 pytestmark = pytest.mark.integration
 
-AUDIT = ReplayAudit("oncall@example.com", "INC-7: broker outage", "manual__backfill_1")
+AUDIT = HistoryEntry("oncall@example.com", "INC-7: broker outage", "manual__backfill_1")
 
 
 def _config(topic: str, **extra: Any) -> ServiceConfig:
@@ -78,7 +78,7 @@ def test_a_window_is_relayed_in_chunks_and_never_overtakes_an_older_row_of_its_k
     _created(db_engine, after, 1)
     sleeps: list[float] = []
     seen: list[BackfillReport] = []
-    request = BackfillRequest(_window(db_engine, 6, 2), AUDIT, max_rows_per_second=10_000)
+    request = BackfillJob(_window(db_engine, 6, 2), AUDIT, max_rows_per_second=10_000)
     report = _backfiller(config, db_engine, sleeps).run(request, seen.append)
 
     status = statuses(db_engine)
@@ -119,10 +119,10 @@ def test_republish_keeps_status_and_run_id_records_history_and_a_retry_resumes(
             {"m": sent},
         )
     window = _window(db_engine, 6, 2)
-    dry = _backfiller(config, db_engine).run(BackfillRequest(window, AUDIT, republish=True, dry_run=True))
+    dry = _backfiller(config, db_engine).run(BackfillJob(window, AUDIT, republish=True, dry_run=True))
     assert dry.rows_in_window == {"NEW": 1, "SENT": 3} and dry.sent == 0 and read_all(topic) == []
 
-    report = _backfiller(config, db_engine).run(BackfillRequest(window, AUDIT, republish=True))
+    report = _backfiller(config, db_engine).run(BackfillJob(window, AUDIT, republish=True))
     assert (report.published, report.republished) == (1, 3)
     records = read_all(topic)
     assert sorted(
@@ -142,7 +142,7 @@ def test_republish_keeps_status_and_run_id_records_history_and_a_retry_resumes(
     )
 
     # Airflow retries the same run (same run id): it resumes after the last row it republished.
-    again = _backfiller(config, db_engine).run(BackfillRequest(window, AUDIT, republish=True))
+    again = _backfiller(config, db_engine).run(BackfillJob(window, AUDIT, republish=True))
     assert again.resumed_after is not None and again.republished == 0
     assert len(read_all(topic)) == 4
 
@@ -161,7 +161,7 @@ def test_one_backfill_per_table_and_a_scheduled_relay_meanwhile_says_why(
         with pytest.raises(
             BackfillBusyError, match=f"another backfill of outbox_message .*connection id {holder}"
         ):
-            _backfiller(config, db_engine).run(BackfillRequest(_window(db_engine, 1, 0), AUDIT))
+            _backfiller(config, db_engine).run(BackfillJob(_window(db_engine, 1, 0), AUDIT))
         assert run_relay(config, db_engine).published == 1  # the relay lock is free: relays take turns
         insert_rows(db_engine, topic, ["b"])
         assert store.lock.acquire(other, 0)  # the backfill's chunk holds the relay lock

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from outbox_relay.backfill import Backfiller, BackfillRequest
+from outbox_relay.backfill import Backfiller, BackfillJob
 from outbox_relay.checks import CheckReport, check_database
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.models import Window
-from outbox_relay.replay import ReplayAudit
+from outbox_relay.replay import HistoryEntry
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import insert_rows, run_relay
 
@@ -61,9 +61,9 @@ def test_delete_removes_what_the_broker_acknowledged(
     assert sorted(r.headers["outbox-message-id"] for r in read_all(topic)) == sorted(good)
     with pytest.raises(ConfigurationError, match="keeps no SENT rows to republish"):
         Backfiller(config, db_engine, None).check(
-            BackfillRequest(
+            BackfillJob(
                 Window(datetime(2026, 1, 1), datetime(2026, 1, 2)),
-                ReplayAudit("t", "r", "run"),
+                HistoryEntry("t", "r", "run"),
                 republish=True,
             )
         )

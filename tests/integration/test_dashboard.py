@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.dashboard import Dashboard, RowFilter
+from outbox_relay.dashboard import Dashboard, RowSearch
+from outbox_relay.models import UNCONFIRMED
 from outbox_relay.store.dashboard import PREVIEW_CHARS
-from outbox_relay.store.replay import UNCONFIRMED
 from tests.integration.outbox_rows import insert_rows
 
 pytestmark = pytest.mark.integration
@@ -67,16 +67,16 @@ def test_lists_filter_page_and_detail(
     _set(db_engine, sent, "status = 'SENT'")
     dashboard = Dashboard(config)
     with db_engine.connect() as conn:
-        everything = dashboard.rows(conn, RowFilter())
+        everything = dashboard.rows(conn, RowSearch())
         assert [r.message_id for r in everything] == failed[::-1]  # newest first
-        first_page = dashboard.rows(conn, RowFilter(), limit=2)
-        second_page = dashboard.rows(conn, RowFilter(), before=first_page[-1].row_id, limit=2)
+        first_page = dashboard.rows(conn, RowSearch(), limit=2)
+        second_page = dashboard.rows(conn, RowSearch(), before=first_page[-1].row_id, limit=2)
         assert [r.message_id for r in first_page + second_page] == failed[::-1]
-        assert [r.message_id for r in dashboard.rows(conn, RowFilter(key="a"))] == failed[1::-1]
+        assert [r.message_id for r in dashboard.rows(conn, RowSearch(key="a"))] == failed[1::-1]
         # `%` and `_` in the error text are matched literally.
-        assert len(dashboard.rows(conn, RowFilter(error_text="50%_off"))) == 3
-        assert dashboard.rows(conn, RowFilter(error_text="50%x")) == []
-        assert [r.message_id for r in dashboard.rows(conn, RowFilter(kind=UNCONFIRMED))] == sent
+        assert len(dashboard.rows(conn, RowSearch(error_text="50%_off"))) == 3
+        assert dashboard.rows(conn, RowSearch(error_text="50%x")) == []
+        assert [r.message_id for r in dashboard.rows(conn, RowSearch(kind=UNCONFIRMED))] == sent
         detail = dashboard.row(conn, failed[0])
         assert dashboard.row(conn, "no-such-row") is None
     assert detail is not None

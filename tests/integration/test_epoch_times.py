@@ -17,9 +17,7 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.dashboard import Dashboard
 from outbox_relay.models import Window
 from outbox_relay.retention import RetentionCleaner
-from outbox_relay.store.backfill import BackfillQueries
-from outbox_relay.store.retry_state import retry_state_for
-from outbox_relay.store.table import OutboxTable
+from outbox_relay.store.outbox import OutboxStore
 from tests.integration.kafka_tools import create_topics
 from tests.integration.outbox_rows import run_relay
 
@@ -85,12 +83,12 @@ def test_epoch_milliseconds_are_read_as_times(db_engine: Engine, topic_name: Cal
     assert _problems(db_engine, config) == []
     assert [p for p in _problems(db_engine, _config(topic, created_at_unit="epoch_s")) if "epoch" in p] == []
 
-    table = OutboxTable(config)
+    store = OutboxStore(config)
     with db_engine.connect() as conn:
         oldest = Dashboard(config).figures(conn).oldest_eligible_new_seconds
         now = conn.execute(text("SELECT NOW()")).scalar()
         window = Window(now - timedelta(hours=3), now - timedelta(hours=1))
-        in_window = BackfillQueries(table, retry_state_for(table)).counts(conn, window)
+        in_window = store.backfills.counts(conn, window)
     assert oldest is not None and 2 * 86400 - 60 < oldest < 2 * 86400 + 60
     assert in_window == {"0": 1, "given_up": 0}  # b-recent only
 

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from outbox_relay.backfill import Backfiller, BackfillRequest
+from outbox_relay.backfill import Backfiller, BackfillJob
 from outbox_relay.checks import CheckReport, check_database
 from outbox_relay.config import ServiceConfig
 from outbox_relay.health import HealthCheck
 from outbox_relay.models import Window
 from outbox_relay.relay.engine import OutboxRelay
-from outbox_relay.replay import ReplayAudit
+from outbox_relay.replay import HistoryEntry
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import relay_publisher, run_relay
 
@@ -105,7 +105,7 @@ def test_a_chunked_backfill_goes_on_in_claim_order(
     relay = OutboxRelay(config, db_engine, relay_publisher(config))
     window = Window(now - timedelta(minutes=5), now + timedelta(minutes=5))
     # max_rows_per_second: one batch per chunk, each chunk going on after the last one's position
-    request = BackfillRequest(window, ReplayAudit("t", "order", "run"), max_rows_per_second=100_000)
+    request = BackfillJob(window, HistoryEntry("t", "order", "run"), max_rows_per_second=100_000)
     report = Backfiller(config, db_engine, relay, sleep=lambda s: None).run(request)
     assert report.published == 30 and report.chunks >= 2  # chunks go on from the last position
     sent = [r.headers["outbox-message-id"] for r in read_all(topic)]

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.settings import Inbox
-from outbox_relay.dashboard import Dashboard, RowFilter
+from outbox_relay.dashboard import Dashboard, RowSearch
 from outbox_relay.inbox_view import InboxView
 from outbox_relay.store.dashboard import KEY_SCAN_ROWS
 from outbox_relay.store.inbox import InboxTable
@@ -103,10 +103,10 @@ def test_the_count_behind_select_all_matching(
         _set(db_engine, mid, "status = 'FAILED', attempts = 5, last_error = 'x'")
     dashboard = Dashboard(config)
     with db_engine.connect() as conn:
-        assert dashboard.count_matching(conn, RowFilter()) == 4
-        assert dashboard.count_matching(conn, RowFilter(key="a")) == 3
-        assert dashboard.queries.count_matching(conn, RowFilter(key="a"), up_to=2) == 2  # bounded
-        assert dashboard.count_matching(conn, RowFilter(kind="unconfirmed")) == 0
+        assert dashboard.count_matching(conn, RowSearch()) == 4
+        assert dashboard.count_matching(conn, RowSearch(key="a")) == 3
+        assert dashboard.queries.count_matching(conn, RowSearch(key="a"), up_to=2) == 2  # bounded
+        assert dashboard.count_matching(conn, RowSearch(kind="unconfirmed")) == 0
 
 
 def test_an_inbox_without_its_duplicate_table_is_read_and_said_so(

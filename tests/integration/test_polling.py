@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import insert_rows, run_relay, statuses
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -19,20 +20,31 @@ pytestmark = pytest.mark.integration
 def test_polling_run_picks_up_rows_written_while_it_runs(
     db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
 ) -> None:
+    """The late rows are written only once the run has drained the first two (so it was running, and had
+    found the table empty), and while it still runs: it can only publish them by polling."""
     topic = topic_name("poll")
     create_topics(topic)
     config = service_config(topic=topic, poll_interval_seconds=0.05)
-    insert_rows(db_engine, topic, ["a", "b"])
-    late = threading.Timer(1.0, lambda: insert_rows(db_engine, topic, ["c", "d", "e"]))
-    late.start()
+    first = insert_rows(db_engine, topic, ["a", "b"])
     started = time.monotonic()
-    stats = run_relay(config, db_engine, "poll-run", time_budget_seconds=3)
-    late.join()
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(run_relay, config, db_engine, "poll-run", time_budget_seconds=3)
+        wait_until(
+            lambda: all(statuses(db_engine)[m] == "SENT" for m in first) or run.done(),
+            "the polling run to drain the first rows",
+        )
+        assert not run.done(), run.result()  # drained, and still running
+        late = insert_rows(db_engine, topic, ["c", "d", "e"])
+        assert not run.done(), run.result()  # the late rows were written while it ran
+        stats = run.result(timeout=30)
     assert stats.published == 5, stats.as_dict()
     assert stats.polls > 10
     assert time.monotonic() - started >= 2.5  # it kept polling instead of ending when first drained
-    assert set(statuses(db_engine).values()) == {"SENT"}
-    assert len(read_all(topic)) == 5
+    assert statuses(db_engine) == dict.fromkeys(first + late, "SENT")
+    with db_engine.connect() as conn:
+        by = conn.execute(text("SELECT DISTINCT relay_run_id FROM outbox_message")).scalars().all()
+    assert by == ["poll-run"]  # all five by this one run
+    assert sorted(r.headers["outbox-message-id"] for r in read_all(topic)) == sorted(first + late)
 
 
 def test_without_polling_a_run_ends_once_drained(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from outbox_relay.relay.engine import OutboxRelay, RunRequest
 from outbox_relay.store.outbox import OutboxStore
 from tests.integration.kafka_tools import create_topics, producer, read_all
 from tests.integration.outbox_rows import insert_rows, run_relay, statuses
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -62,10 +63,13 @@ def test_relays_every_row_marks_sent_and_keeps_per_key_order(
         "outbox-row-id",
     } <= set(first.headers)
     assert first.headers["outbox-service"] == "orders"
+    key_of = dict(zip(ids, keys, strict=True))
+    assert all(r.key == key_of[r.headers["outbox-message-id"]] for r in records)  # key = aggregate id
     per_key: dict[str, set[int]] = defaultdict(set)
     for r in records:
         per_key[r.key or ""].add(r.partition)
-    assert all(len(p) == 1 for p in per_key.values())  # key = aggregate id -> one partition per key
+    assert set(per_key) == set(keys) and all(len(p) == 1 for p in per_key.values())  # one partition per key
+    assert len(set().union(*per_key.values())) > 1  # the keys do spread over the topic's 3 partitions
 
 
 def test_threshold_uses_db_clock_and_skips_young_rows(
@@ -93,6 +97,21 @@ def _first_of_three_locked(
     return topic, ids, other
 
 
+def _waiting_for(engine: Engine, holder: int) -> int:
+    """Transactions waiting for a row lock held by the session with connection id ``holder``."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS w "
+                    "JOIN information_schema.INNODB_TRX t ON t.trx_id = w.blocking_trx_id "
+                    "WHERE t.trx_mysql_thread_id = :holder"
+                ),
+                {"holder": holder},
+            ).scalar_one()
+        )
+
+
 def test_serial_run_skips_rows_locked_by_another_session_not_waiting_for_them(
     db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
 ) -> None:
@@ -107,15 +126,26 @@ def test_serial_run_skips_rows_locked_by_another_session_not_waiting_for_them(
 def test_pipelined_run_publishes_a_row_locked_by_another_session_and_marks_it_once_released(
     db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
 ) -> None:
-    """Pipelined claims take no row locks: the locked row is published, its SENT update waits."""
+    """Pipelined claims take no row locks: the locked row is published, its SENT update waits. The lock is
+    released only once both were seen: the row's message on the broker while the lock was still held, and
+    the relay's update waiting for that lock."""
     topic, ids, other = _first_of_three_locked(db_engine, topic_name, "wait")
-    with other:
-        release = threading.Timer(1.0, other.rollback)
-        release.start()
+    with other, ThreadPoolExecutor(1) as pool:
+        holder = other.execute(text("SELECT CONNECTION_ID()")).scalar_one()
+        run = pool.submit(run_relay, service_config(topic=topic, pipelining=True), db_engine)
         try:
-            stats = run_relay(service_config(topic=topic, pipelining=True), db_engine)
+            wait_until(
+                lambda: ids[0] in {r.headers["outbox-message-id"] for r in read_all(topic)} or run.done(),
+                "the locked row's message on the broker",
+            )
+            wait_until(
+                lambda: _waiting_for(db_engine, holder) or run.done(), "the relay to wait for the lock"
+            )
+            assert not run.done(), run.result()  # still running: blocked on the lock, not finished without it
+            assert statuses(db_engine)[ids[0]] == "NEW"
         finally:
-            release.join()
+            other.rollback()
+        stats = run.result(timeout=60)
     assert stats.published == 3
     assert statuses(db_engine) == {ids[0]: "SENT", ids[1]: "SENT", ids[2]: "SENT"}
     assert sorted(r.headers["outbox-message-id"] for r in read_all(topic)) == sorted(ids)
@@ -131,10 +161,9 @@ def test_unreachable_broker_fails_the_run_fast_and_marks_nothing_sent(
     relay = OutboxRelay(config, db_engine, KafkaPublisher(dead, 3))
     with pytest.raises(BrokerUnavailableError, match="Is the broker reachable"):
         relay.run(RunRequest(run_id="r"))
-    assert set(statuses(db_engine).values()) == {"NEW"}
+    assert statuses(db_engine) == dict.fromkeys(ids, "NEW")
     with db_engine.connect() as conn:
         assert conn.execute(text("SELECT MAX(attempts) FROM outbox_message")).scalar_one() == 0
-    assert len(ids) == 2
 
 
 def test_backfill_window_relays_new_rows_and_republishes_unconfirmed_with_replay_header(
@@ -225,7 +254,9 @@ def test_legacy_table_with_integer_statuses_and_built_payload(
         assert conn.execute(text("SELECT failed FROM outbox_relay_attempt")).scalar_one() == 1
         assert conn.execute(text("SELECT status FROM t_user_coupon_tran WHERE tid = 4")).scalar_one() == 0
     assert run_relay(config, db_engine).claimed == 0  # a given-up row is never claimed again ...
-    assert len(read_all(topic)) == 3
+    assert [r.headers["outbox-message-id"] for r in read_all(topic)] == [  # ... nor published
+        r.headers["outbox-message-id"] for r in records
+    ]
     with db_engine.begin() as conn:  # ... nor counted as waiting: the oldest-NEW age would grow for ever
         conn.execute(
             text("ALTER TABLE t_user_coupon_tran ADD created DATETIME(6) NOT NULL DEFAULT '2020-01-01'")

@@ -21,10 +21,10 @@ from outbox_relay.replay import (
     FAILED,
     UNCONFIRMED,
     DeadLetterReplayer,
-    ReplayAudit,
+    HistoryEntry,
     Replayer,
     ReplayFilter,
-    ReplayRequest,
+    ReplayJob,
 )
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import insert_rows, relay_publisher, run_relay, statuses
@@ -32,7 +32,7 @@ from tests.stack import BOOTSTRAP
 
 pytestmark = pytest.mark.integration
 
-AUDIT = ReplayAudit("oncall@example.com", "consumer bug fixed", "manual__replay_1")
+AUDIT = HistoryEntry("oncall@example.com", "consumer bug fixed", "manual__replay_1")
 
 
 def _set(engine: Engine, message_ids: list[str], assignments: str) -> None:
@@ -66,8 +66,8 @@ def _consumer() -> Consumer:
     )
 
 
-def _request(*kinds: str, dry_run: bool = False, max_rows: int = 1000, **wanted: Any) -> ReplayRequest:
-    return ReplayRequest(ReplayFilter(frozenset(kinds), **wanted), AUDIT, max_rows, dry_run)
+def _request(*kinds: str, dry_run: bool = False, max_rows: int = 1000, **wanted: Any) -> ReplayJob:
+    return ReplayJob(ReplayFilter(frozenset(kinds), **wanted), AUDIT, max_rows, dry_run)
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_requests_this_service_cannot_serve_are_refused_by_name(
     with pytest.raises(ConfigurationError, match="no confirmation topic"):
         plain.run(_request(UNCONFIRMED))
     with pytest.raises(ConfigurationError, match="a reason is required"):
-        plain.run(ReplayRequest(ReplayFilter(frozenset({FAILED})), ReplayAudit("me", " ", "r"), 10))
+        plain.run(ReplayJob(ReplayFilter(frozenset({FAILED})), HistoryEntry("me", " ", "r"), 10))
     no_key = service_config(
         topic="t", retention=None, columns={"id": "id", "status": "status", "payload": "payload"}
     )

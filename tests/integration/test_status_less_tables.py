@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from outbox_relay.checks import CheckReport, check_database
 from outbox_relay.config import ServiceConfig
 from outbox_relay.dashboard import Dashboard
-from outbox_relay.replay import FAILED, ReplayAudit, Replayer, ReplayFilter, ReplayRequest
+from outbox_relay.replay import FAILED, HistoryEntry, Replayer, ReplayFilter, ReplayJob
 from outbox_relay.retention import RetentionCleaner
 from outbox_relay.store.outbox import OutboxStore
 from tests.integration.kafka_tools import create_topics, read_all
@@ -111,9 +111,7 @@ def test_an_insert_only_table_is_relayed_in_order_and_emptied(
 
     with db_engine.begin() as conn:  # mended, then replayed from the attempt table: sent and deleted
         conn.execute(text("UPDATE outboxevent SET payload = '{\"n\": -1}' WHERE id = 'poison'"))
-    replay = ReplayRequest(
-        ReplayFilter(frozenset({FAILED})), ReplayAudit("on-call", "mended", "r1"), 10, False
-    )
+    replay = ReplayJob(ReplayFilter(frozenset({FAILED})), HistoryEntry("on-call", "mended", "r1"), 10, False)
     assert Replayer(config, db_engine).run(replay).requeued == 1
     assert run_relay(config, db_engine).published == 1
     with db_engine.connect() as conn:

@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.store.engine import make_engine
-from outbox_relay.store.retry_state import retry_state_for
-from outbox_relay.store.table import OutboxTable
+from outbox_relay.store.connect import make_engine
+from outbox_relay.store.outbox import OutboxStore
 from outbox_relay.store.watch import WatchQuery
 from tests.integration.outbox_rows import insert_rows
 
@@ -29,8 +28,7 @@ def watching(db_engine: Engine) -> Iterator[Engine]:
 
 
 def _query(config: ServiceConfig) -> WatchQuery:
-    table = OutboxTable(config)
-    return WatchQuery(table, retry_state_for(table))
+    return OutboxStore(config).watch
 
 
 def _session_value(engine: Engine, sql: str) -> int:

@@ -27,8 +27,8 @@ from outbox_examples.generic_message.services import (
     write_business,
 )
 from outbox_inbox.consumer import InboundMessage
+from outbox_relay.store.connect import make_engine
 from outbox_relay.store.ddl import apply_ddl, recreate_database
-from outbox_relay.store.engine import make_engine
 from outbox_relay.store.reconciliation import REDELIVERY_NOTE
 
 STATE = Path(os.environ.get("DEMO_STATE", ".run/demo-state-generic_message.json"))

@@ -22,8 +22,8 @@ from outbox_examples.image_upload.publishing import (
     outbound_messages,
     unacknowledged,
 )
-from outbox_relay.kafka.messages import OutboundMessage
 from outbox_relay.kafka.publisher import DeliveryOutcome, KafkaPublisher
+from outbox_relay.kafka.records import OutboundMessage
 from outbox_relay.models import StatsMixin
 
 log = logging.getLogger(__name__)

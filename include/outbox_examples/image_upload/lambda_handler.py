@@ -28,8 +28,8 @@ from outbox_examples.image_upload.publishing import (
     outbound_messages,
     unacknowledged,
 )
-from outbox_relay.kafka.messages import PRODUCER_REQUIRED
 from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.kafka.records import PRODUCER_REQUIRED
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from outbox_examples.image_upload.events import (
     ParsedNotification,
     Rejected,
 )
-from outbox_relay.kafka.messages import (
+from outbox_relay.kafka.publisher import DeliveryOutcome
+from outbox_relay.kafka.records import (
     HEADER_ERROR,
     HEADER_EVENT_TYPE,
     HEADER_MESSAGE_ID,
     HEADER_SERVICE,
     OutboundMessage,
 )
-from outbox_relay.kafka.publisher import DeliveryOutcome
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from outbox_examples.payment_coupon.services import (
 )
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.kafka.topics import ensure_topics
+from outbox_relay.store.connect import make_engine
 from outbox_relay.store.ddl import apply_ddl, recreate_database
-from outbox_relay.store.engine import make_engine
 
 GROUP = "activity-service"
 USERS = 20

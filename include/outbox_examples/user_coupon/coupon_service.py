@@ -39,9 +39,9 @@ from outbox_examples.user_coupon.services import (
 )
 from outbox_inbox.consumer import to_inbound
 from outbox_relay.kafka.consume import ConsumeLoop, commit_offsets
-from outbox_relay.kafka.messages import HEADER_EVENT_TYPE
+from outbox_relay.kafka.records import HEADER_EVENT_TYPE
 from outbox_relay.models import StatsMixin
-from outbox_relay.store.engine import make_engine
+from outbox_relay.store.connect import make_engine
 
 log = logging.getLogger(__name__)
 

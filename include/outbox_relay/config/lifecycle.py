@@ -14,8 +14,12 @@ from outbox_relay.config.table import RowFilter
 
 class Confirmation(Strict):
     topic: str = Field(description="Result topic the consumers answer on.")
-    group_id: str | None = Field(None, description="Consumer group; default 'outbox-relay-<service>'.")
-    partitions: int = Field(1, ge=1, le=10000)
+    group_id: str | None = Field(
+        None, description="Consumer group of the confirmations DAG; `null`: `outbox-relay-<service>`."
+    )
+    partitions: int = Field(
+        1, ge=1, le=10000, description="Partitions of the result topic if the relay creates it."
+    )
 
     @field_validator("topic")
     @classmethod
@@ -24,18 +28,29 @@ class Confirmation(Strict):
 
 
 class Retention(Strict):
-    days: float = Field(7, gt=0, description="Age after which terminal rows are deleted.")
-    failed_days: float = Field(30, gt=0, description="Age after which FAILED rows are deleted.")
+    days: float = Field(
+        7,
+        gt=0,
+        description="Age in days after which terminal rows (`confirmed`, or `sent` without confirmation) are "
+        "deleted.",
+    )
+    failed_days: float = Field(30, gt=0, description="Age in days after which `failed` rows are deleted.")
     chunk_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per statement.")
 
 
 class ConsumerColumns(Strict):
     """Logical field -> column of the consumers' table (the record each consumer writes per message)."""
 
-    message_id: str = "message_id"
-    status: str = "status"
-    error: str | None = "error_text"
-    created_at: str | None = Field("created_at", description="When the consumer wrote the row (retention).")
+    message_id: str = Field("message_id", description="The message id the consumer recorded.")
+    status: str = Field("status", description="The record's status (values: `reconciliation.statuses`).")
+    error: str | None = Field(
+        "error_text", description="The consumer's error for a failed message; `null`: it keeps none."
+    )
+    created_at: str | None = Field(
+        "created_at",
+        description="When the consumer wrote the row (reconciliation's retention ages records by it); `null`: "
+        "it keeps none.",
+    )
 
     @field_validator("*")
     @classmethod
@@ -44,9 +59,11 @@ class ConsumerColumns(Strict):
 
 
 class ConsumerStatuses(Strict):
-    pending: StatusValue = 0
-    consumed: StatusValue = 1
-    failed: StatusValue = 2
+    pending: StatusValue = Field(
+        0, description="Received, not handled yet: reported like no record at all; retention keeps it."
+    )
+    consumed: StatusValue = Field(1, description="Handled.")
+    failed: StatusValue = Field(2, description="Handling failed.")
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -59,26 +76,40 @@ class Reconciliation(Strict):
     """Compare the outbox table with the consumers' table for a time window (report + re-delivery)."""
 
     consumer_table: TableNameField = Field(
-        description="Consumers' table: 'table', 'schema.table', '`quoted name`' or {schema: ..., name: ...}."
+        description="Consumers' table, in the same forms as `table`: `table`, `schema.table`, a "
+        "backtick-quoted name or `{schema: ..., name: ...}`."
     )
     connection: str | None = Field(
-        None, description="Airflow connection id of the consumers' database; default connections.db."
+        None, description="Airflow connection id of the consumers' database; `null`: `connections.db`."
     )
-    columns: ConsumerColumns = ConsumerColumns()
-    statuses: ConsumerStatuses = ConsumerStatuses()
-    row_filter: RowFilter | None = Field(None, description="Only this consumer's rows of a shared table.")
+    columns: ConsumerColumns = Field(ConsumerColumns(), description="The consumers' table's columns.")
+    statuses: ConsumerStatuses = Field(ConsumerStatuses(), description="Its stored status values.")
+    row_filter: RowFilter | None = Field(None, description="Only this consumer's records of a shared table.")
     grace_seconds: float = Field(
-        300, ge=0, description="A sent row not consumed after this long (since sent) is reported missing."
+        300,
+        ge=0,
+        description="A sent row without a consumer record is reported only this long (seconds) after it was "
+        "sent.",
     )
-    window_hours: float = Field(24, gt=0, description="Default window when no start is given.")
-    schedule: str | None = Field("@daily", description="Schedule of the reconciliation DAG.")
+    window_hours: float = Field(24, gt=0, description="Window when no start is given (CLI, manual DAG runs).")
+    schedule: str | None = Field(
+        "@daily", description="Schedule of the reconcile DAG (a scheduled run checks its data interval)."
+    )
     on_discrepancy: Literal["fail", "warn"] = Field(
-        "fail", description="The reconciliation task fails (default) or only logs a warning."
+        "fail",
+        description="`fail`: the reconcile task fails while something is missing; `warn`: it only logs.",
     )
-    max_listed: int = Field(1000, ge=1, le=1_000_000, description="Ids listed per category in a report.")
+    max_listed: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Ids listed per category in a report (counts are always complete).",
+    )
     chunk_size: int = Field(2000, ge=1, le=50_000, description="Outbox rows compared per query.")
     retention: Retention | None = Field(
-        None, description="Delete consumed (days) and failed (failed_days) consumer rows; null = keep."
+        None,
+        description="Delete the consumers' consumed (`days`) and failed (`failed_days`) records, in the "
+        "cleanup DAG; `days` must be >= `retention.days`. `null`: keep them.",
     )
 
     @field_validator("schedule")
@@ -102,7 +133,8 @@ class DeadlineCallback(Strict):
 
     path: str = Field(
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
-        description="Dotted import path, e.g. airflow.providers.slack.notifications.slack.SlackNotifier.",
+        description="Dotted import path of the async callable or notifier class, e.g. "
+        "`airflow.providers.slack.notifications.slack.SlackNotifier`.",
     )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the callable.")
 
@@ -115,12 +147,16 @@ class Slo(Strict):
     red."""
 
     max_oldest_new_seconds: float | None = Field(
-        None, gt=0, description="The next row to send may have waited at most this long (DB clock)."
+        None,
+        gt=0,
+        description="The next row to send may have waited at most this long (DB clock; needs "
+        "`columns.created_at`); `null`: no limit.",
     )
     max_unconfirmed_seconds: float | None = Field(
         None,
         gt=0,
-        description="The oldest sent-but-unconfirmed row may be at most this old (needs confirmation).",
+        description="The oldest sent-but-unconfirmed row may be at most this old (needs `confirmation`); "
+        "`null`: no limit.",
     )
     fail_on_given_up_rows: bool = Field(
         True,
@@ -132,23 +168,23 @@ class Slo(Strict):
         le=1,
         description="Consumers' FAILED answers may be at most this share of their answers in the last hour "
         f"(counted once the hour has {MIN_ANSWERS_FOR_SHARE} answers); beyond it the confirmations run is red. "
-        "Empty: no limit.",
+        "`null`: no limit.",
     )
     max_failed_answers_per_hour: int | None = Field(
         None,
         ge=0,
         description="Consumers may answer FAILED at most this many times in the last hour; beyond it the "
-        "confirmations run is red. Empty: no limit.",
+        "confirmations run is red. `null`: no limit.",
     )
     max_relay_run_seconds: float | None = Field(
         None,
         ge=0,
         description="A relay run still queued or running this long after it was queued misses its Airflow "
-        "Deadline Alert (the triggerer calls deadline_callback). Empty: time_budget_seconds + "
+        "Deadline Alert (the triggerer calls `deadline_callback`). `null`: `time_budget_seconds` + "
         f"{DEADLINE_MARGIN_SECONDS} s; 0: no deadline.",
     )
     deadline_callback: DeadlineCallback | None = Field(
         None,
-        description="What the triggerer calls when a relay run misses its deadline; empty: the project's own "
-        "callback, which logs a warning and counts outbox_relay.<service>.relay_run_overdue.",
+        description="What the triggerer calls when a relay run misses its deadline; `null`: the project's own "
+        "callback, which logs a warning and counts `outbox_relay.<service>.relay_run_overdue`.",
     )

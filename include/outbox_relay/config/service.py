@@ -40,76 +40,105 @@ LOCK_BUCKETS = 64  # sharded relays lock buckets of keys; every shard count divi
 class ServiceConfig(Strict):
     """A registered service: one outbox table relayed by its own DAGs."""
 
-    service: str = Field(description="Service name; lower-case, used in DAG ids and headers.")
-    description: str = ""
-    owner: str = "data-platform"
-    connections: Connections = Connections()
+    service: str = Field(
+        description="Service name, `^[a-z][a-z0-9_]{0,49}$`: used in DAG ids and headers; must equal the file name."
+    )
+    description: str = Field("", description="Shown in the DAG docs.")
+    owner: str = Field("data-platform", description="The DAGs' owner.")
+    connections: Connections = Field(Connections(), description="Airflow connection ids.")
     inboxes: tuple[Inbox, ...] = Field(
         (),
-        description="Consumers' inbox tables to show on the Outbox page (read-only): each consumer of this "
-        "service's messages that dedupes with the outbox_inbox library.",
+        description="Consumers' inbox tables the Outbox page shows (read-only): each consumer of this "
+        "service's messages that dedupes with the `outbox_inbox` library.",
     )
     table: TableNameField = Field(
         "outbox_message",  # parsed into a TableName (validate_default)
         validate_default=True,
-        description="Outbox table: 'table', 'schema.table', a backtick-quoted name ('`cap.published`') or "
-        "{schema: ..., name: ...}; any MySQL identifier.",
+        description="Outbox table, any MySQL name: `table` or `schema.table` (letters, digits, `_`), "
+        "backtick-quoted (``'`cap.published`'``, ``'shop.`my table`'``) or `{schema: ..., name: ...}`. Always "
+        "quoted in SQL (backticks doubled); control characters, names over 64 characters and trailing spaces "
+        "are refused, naming the problem.",
     )
-    topic: str | None = Field(None, description="Topic for rows without a topic column.")
+    topic: str | None = Field(
+        None, description="Topic for rows without a topic column (required if `columns.topic` is not mapped)."
+    )
     topics: tuple[str, ...] = Field(
         (), description="Every topic rows may name; created/checked by the relay."
     )
-    dead_letter_topic: str | None = None
+    dead_letter_topic: str | None = Field(
+        None, description="Where rows that ran out of attempts are copied before becoming `failed`."
+    )
     event_type: str | None = Field(None, description="Constant event type when the table has no such column.")
-    columns: Columns = Columns.model_validate(STANDARD_COLUMNS)
-    statuses: Statuses = Statuses()
-    payload: Payload = Payload()
+    columns: Columns = Field(
+        Columns.model_validate(STANDARD_COLUMNS),
+        description="Logical field -> column. A given block replaces the standard mapping entirely.",
+    )
+    statuses: Statuses = Field(Statuses(), description="Stored status values.")
+    payload: Payload = Field(Payload(), description="Where the message body comes from.")
     completion: Literal["update", "delete", "archive", "timestamp"] = Field(
         "update",
-        description="What happens to a row once the broker acknowledged it: update (status SENT), delete "
-        "(removed in the same transaction), archive (moved to archive_table, with status SENT), timestamp "
-        "(columns.sent_at set; a row is pending while it is NULL, for tables without a status column).",
+        description="What happens to a row once the broker acknowledged it: `update` (status SENT), `delete` "
+        "(deleted in the same transaction; for insert-only outbox tables), `archive` (status SENT, then moved "
+        "into `archive_table` in the same transaction), `timestamp` (`columns.sent_at` set; pending while it "
+        "is `NULL`, for tables without a status column). `delete` and `archive` keep no SENT rows, so "
+        "confirmations, reconciliation, audits and backfill `republish` are refused with a message saying so.",
     )
     archive_table: TableNameField | None = Field(
         None,
-        description="Where completion: archive moves sent rows: a table of the same shape (CREATE TABLE ... LIKE).",
+        description="With `completion: archive`: where sent rows move, a table of the same shape (`validate` "
+        "prints `CREATE TABLE ... LIKE ...` when it is missing or differs).",
     )
     order_by: tuple[str, ...] = Field(
         (),
-        description="Columns that define claim order, e.g. [created_at, id] for a table with random UUID "
-        "keys (per-key order follows it); the primary key is added last when absent. Empty: the primary key.",
+        description="Columns that define claim order, e.g. `[created_at]` for a table keyed by random UUIDs "
+        "(claiming by primary key would be random order, breaking per-key order). The primary key is added "
+        "last (a total order); the relay pages through `(status, order_by..., id)`, which `validate` checks "
+        "for and prints the `ALTER TABLE` for. Empty: the primary key.",
     )
     per_key_order: bool = Field(
         True,
-        description="Rows of one key must reach Kafka in the order they were written (validate refuses a "
-        "table claimed by random ids). false declares that its consumers do not need it.",
+        description="Rows of one key reach Kafka in the order they were written. With an empty `order_by` and "
+        "a primary key that is not an integer, `validate` reads a sample of its values: random UUIDs "
+        "(versions 1-5) are a problem naming the fix (`order_by: [<creation column>]`), values it cannot "
+        "place (not UUIDs, ULIDs or integers) a note; time-ordered ids (UUIDv7, ULID) pass. `false` declares "
+        "that the table's consumers do not need per-key order (nothing is checked).",
     )
     json_values: JsonValues = Field(
         default_factory=JsonValues,
         description="Key, event type, message id, body or headers read from inside the payload or headers "
-        "JSON (paths such as $.PARTITION_ID, $.Value).",
+        "JSON (paths such as `$.PARTITION_ID`, `$.Value`).",
     )
-    batch_size: int = Field(1000, ge=1, le=50_000)
-    threshold_seconds: float = Field(0, ge=0, description="Only relay rows at least this old (DB clock).")
-    time_budget_seconds: float = Field(300, gt=0, description="A relay run stops claiming after this.")
+    batch_size: int = Field(1000, ge=1, le=50_000, description="Rows claimed per batch (and transaction).")
+    threshold_seconds: float = Field(
+        0,
+        ge=0,
+        description="Only relay rows at least this old (DB clock); above 0 it needs `columns.created_at`.",
+    )
+    time_budget_seconds: float = Field(
+        300,
+        gt=0,
+        description="A relay run stops claiming after this; also the budget of confirmation and cleanup runs.",
+    )
     poll_interval_seconds: float | None = Field(
         None,
         gt=0,
         le=60,
         description="Low-latency mode: a run that drained the table keeps polling at this interval until "
-        "its time budget is spent (pair with schedule '@continuous'). Unset: a run ends once drained.",
+        'its time budget is spent (pair with `schedule: "@continuous"`). `null`: a run ends once drained.',
     )
     pipelining: bool = Field(
         True,
         description="Claim the next batch and mark the previous one SENT (on their own connections) while "
         "the current batch is produced. A crash can then leave up to two batches acknowledged but not yet "
-        "marked SENT (republished by the next run, deduped by consumers); false keeps that to one batch.",
+        "marked SENT (republished by the next run, deduped by consumers); `false`: one batch at a time, at "
+        "most one acknowledged but unmarked after a crash.",
     )
     shards: int = Field(
         1,
         description="Spread one hot table over this many relay tasks (1, 2, 4, ... 64): a row belongs to shard "
-        "CRC32(key) mod shards, so each key stays in one shard (per-key order) and shards never touch each "
-        "other's rows. The relay DAG maps one relay task per shard.",
+        "`CRC32(key) mod shards`, so each key stays in one shard (per-key order) and shards never touch each "
+        "other's rows; needs a key. The relay DAG maps one relay task per shard; `outbox-relay relay "
+        "<service> --shard S` runs one shard.",
     )
     relay_lock_wait_seconds: float = Field(
         30, ge=0, description="How long a relay run waits for another relay of the same table to finish."
@@ -118,51 +147,71 @@ class ServiceConfig(Strict):
         5,
         ge=0,
         description="A relay run that finds the table's lock held relays nothing; after this many such runs "
-        "in a row (counted in outbox_relay_lock_busy) the run fails, naming the holder's MySQL connection id "
-        "(0 = never fail).",
+        "in a row (counted in `outbox_relay_lock_busy`) the run fails at once (not retried), naming the "
+        "holder's MySQL connection id; `0` = never fail.",
     )
     replay_approval_above_rows: int = Field(
         100,
         ge=0,
         description="A replay DAG run that selects more rows than this waits for a human's approval in "
-        "Airflow's Required Actions before it changes anything (0 = every replay waits).",
+        "Airflow's Required Actions before it changes anything; `0` = every replay waits.",
     )
     schedule: str | None = Field(
         "* * * * *",
-        description="Cron expression or preset for the relay DAG; '@rows': event-driven, the triggerer starts "
-        "the relay when rows are eligible (near-zero cost while the table is empty).",
+        description="Cron expression (5 or 6 fields) or preset for the relay DAG; `null` = no schedule; "
+        '`"@rows"` = event-driven: the triggerer starts the relay when rows are eligible (near-zero cost '
+        "while the table is empty).",
     )
     watch_seconds: float = Field(
-        5, gt=0, le=300, description="With schedule '@rows' / confirm_schedule '@messages': how often the "
-        "triggerer looks for eligible rows / waiting confirmations.",
+        5, gt=0, le=300, description="With `schedule: \"@rows\"` / `confirm_schedule: \"@messages\"`: how "
+        "often the triggerer looks for eligible rows / waiting confirmations.",
     )  # fmt: skip
     confirm_schedule: str | None = Field(
         "* * * * *",
-        description="Cron expression or preset for the confirmations DAG; '@messages': event-driven, the "
-        "triggerer starts the ingest when confirmations wait in the topic (its group's lag, read every "
-        "watch_seconds without joining the group).",
+        description="Cron expression or preset for the confirmations DAG; `null` = no schedule; "
+        '`"@messages"` = event-driven: the triggerer starts the ingest when confirmations wait in the '
+        "topic (its group's lag, read every `watch_seconds` without joining the group).",
     )
-    cleanup_schedule: str | None = "@daily"
+    cleanup_schedule: str | None = Field(
+        "@daily", description="Cron expression or preset for the cleanup DAG; `null` = no schedule."
+    )
     start_paused: bool = Field(
         False, description="Create the service's DAGs paused (Airflow's own default is paused)."
     )
-    db_time_zone: str = Field("+00:00", description="Session time zone the service's timestamps are in.")
+    db_time_zone: str = Field(
+        "+00:00", description="Session time zone (a UTC offset) the service's timestamps are in."
+    )
     created_at_unit: Literal["datetime", "epoch_s", "epoch_ms"] = Field(
         "datetime",
-        description="How columns.created_at stores time: DATETIME/TIMESTAMP (in db_time_zone), or integer "
-        "seconds / milliseconds since 1970-01-01 UTC (e.g. Eventuate's creation_time). validate checks the "
-        "column's type against it.",
+        description="How `columns.created_at` stores time: `datetime` (DATETIME/TIMESTAMP in `db_time_zone`), "
+        "`epoch_s` or `epoch_ms` (integer seconds / milliseconds since 1970 UTC, e.g. Eventuate's "
+        "`creation_time`). The threshold, backfill windows, retention, audits and the Outbox page read it "
+        "accordingly; `validate` refuses a column whose type does not match, naming the unit to set.",
     )
-    retry: Retry = Retry()
-    confirmation: Confirmation | None = None
-    retention: Retention | None = Retention()
-    kafka: Kafka = Kafka()
+    retry: Retry = Field(Retry(), description="Retry policy.")
+    confirmation: Confirmation | None = Field(
+        None, description="Result topic; without it there is no confirmations DAG and `sent` is terminal."
+    )
+    retention: Retention | None = Field(
+        Retention(),
+        description="`null` disables cleanup (and its DAG); otherwise needs `columns.created_at` or "
+        "`columns.updated_at`.",
+    )
+    kafka: Kafka = Field(Kafka(), description="Producer timing and topic creation.")
     row_filter: RowFilter | None = Field(
-        None, description="Only rows whose column equals this value (several services share one table)."
+        None,
+        description="Only rows whose column equals the value (claim, backlog, retention, reconciliation), so "
+        "several subsystems sharing one table each register as a service; each gets its own relay lock.",
     )
-    reconciliation: Reconciliation | None = None
+    reconciliation: Reconciliation | None = Field(
+        None,
+        description="Compare the table with the consumers' table; adds the `outbox_<service>_reconcile` DAG "
+        "and the `reconcile` CLI command.",
+    )
     slo: Slo = Field(
-        Slo(), description="Service levels the relay DAG's check_health task enforces (red runs, alerts)."
+        Slo(),
+        description="What each relay and confirmations run's `check_health` task holds the service to (red "
+        "runs, alerts).",
     )
 
     @field_validator("service")

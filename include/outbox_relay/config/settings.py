@@ -20,33 +20,44 @@ class Inbox(Strict):
     Outbox page: what it processed, the redeliveries it skipped, when it last saw a message."""
 
     consumer: str = Field(
-        min_length=1, max_length=100, description="The consumer's name, as its IdempotentConsumer writes it."
+        min_length=1,
+        max_length=100,
+        description="The consumer's name, as its `IdempotentConsumer` writes it (`inbox_message.consumer`).",
     )
-    table: TableNameField = Field("inbox_message", validate_default=True, description="Its inbox table.")
+    table: TableNameField = Field(
+        "inbox_message",
+        validate_default=True,
+        description="Its inbox table. Redeliveries it skipped are counted in `inbox_duplicate` (created with "
+        "the inbox by `outbox-relay ddl --inbox --apply`).",
+    )
     db: str | None = Field(
-        None, description="Airflow connection id of the inbox's database; default: connections.db."
+        None,
+        description="Airflow connection id of the inbox's database, when the consumer keeps it elsewhere; "
+        "`null`: `connections.db`.",
     )
 
 
 class Retry(Strict):
-    max_attempts: int = Field(5, ge=1, le=1000, description="Attempts before a row becomes FAILED.")
+    max_attempts: int = Field(5, ge=1, le=1000, description="Attempts before a row becomes `failed`.")
     backoff_seconds: float = Field(10, ge=0, description="First retry delay; doubles per attempt.")
-    max_backoff_seconds: float = Field(3600, ge=0)
+    max_backoff_seconds: float = Field(3600, ge=0, description="Upper bound of the retry delay.")
 
 
 class Kafka(Strict):
     """Producer timing; everything else (servers, TLS, SASL) comes from the Airflow connection."""
 
-    delivery_timeout_ms: int = Field(30_000, ge=1000, description="librdkafka message.timeout.ms.")
-    flush_timeout_seconds: float = Field(45, gt=0, description="Longest wait for delivery reports.")
+    delivery_timeout_ms: int = Field(30_000, ge=1000, description="librdkafka `message.timeout.ms`.")
+    flush_timeout_seconds: float = Field(45, gt=0, description="Longest wait for a batch's delivery reports.")
     linger_ms: int = Field(
         50,
         ge=0,
         le=10_000,
-        description="librdkafka linger.ms: how long messages gather into one request while a batch is being "
+        description="librdkafka `linger.ms`: how long messages gather into one request while a batch is being "
         "produced. The relay flushes at the end of every batch, which sends at once whatever lingers, so a "
         "longer linger costs no latency there and fewer, larger requests save CPU (about 3 us per message "
         "at 50 against 5).",
     )
     partitions: int = Field(3, ge=1, le=10_000, description="Partitions for topics the relay creates.")
-    replication_factor: int = Field(1, ge=1, le=10)
+    replication_factor: int = Field(
+        1, ge=1, le=10, description="Replication factor for topics the relay creates."
+    )

@@ -36,46 +36,78 @@ STANDARD_COLUMNS: dict[str, str] = {
 class Columns(Strict):
     """Logical field -> column name. ``None`` means the table has no such column."""
 
-    id: str = Field(description="Primary key; rows are claimed in this order.")
+    id: str = Field(description="Primary key; rows are claimed in this order (numeric or textual keys).")
     status: str | None = Field(
-        description="Status column; null for a table without one (insert-only outboxes: completion delete, "
-        "archive, or timestamp with columns.sent_at)."
+        description="Status column; `null` for a table without one (insert-only outboxes): then `completion` "
+        "must be `delete`, `archive` or `timestamp` (with `columns.sent_at`)."
     )
     message_id: str | None = Field(
-        None, description="Unique message id; when absent it is derived as '<service>:<table>:<id>'."
+        None, description="Unique message id; when absent it is derived as `<service>:<table>:<id>`."
     )
-    key: str | None = Field(None, description="Business/aggregate id used as the Kafka message key.")
-    event_type: str | None = None
-    topic: str | None = Field(None, description="Per-row topic; when absent the service's 'topic' is used.")
+    key: str | None = Field(
+        None,
+        description="Business/aggregate id used as the Kafka message key (and for per-key order); a `NULL` "
+        "value fails the row. Absent: messages without a key.",
+    )
+    event_type: str | None = Field(
+        None, description="Event type column (`outbox-event-type` header); else the service's `event_type`."
+    )
+    topic: str | None = Field(
+        None, description="Per-row topic; when absent (or empty in a row) the service's `topic` is used."
+    )
     payload: str | None = Field(None, description="Column holding the message body.")
     headers: str | None = Field(None, description="Column holding extra headers as a JSON object.")
-    created_at: str | None = Field(None, description="Creation time; needed for thresholds and backfills.")
-    attempts: str | None = None
-    last_error: str | None = None
-    next_attempt_at: str | None = None
+    created_at: str | None = Field(
+        None,
+        description="Creation time; needed for `threshold_seconds`, backfill windows, and retention when "
+        "there is no `updated_at`.",
+    )
+    attempts: str | None = Field(None, description="Retry counter.")
+    last_error: str | None = Field(
+        None, description="Last publish error, or the consumer's error for a `FAILED` answer."
+    )
+    next_attempt_at: str | None = Field(
+        None,
+        description="Earliest next attempt. `attempts`, `last_error` and `next_attempt_at` are mapped together "
+        "or not at all (then the retry state is kept in the `outbox_relay_attempt` table). On the standard "
+        "table it also holds the writer's `not_before` (a row with `attempts = 0`).",
+    )
     not_before: str | None = Field(
         None,
-        description="A time before which the row must not be sent (its writer's schedule); later rows of its "
-        "key wait behind it. The standard table uses next_attempt_at for it.",
+        description="A `DATETIME`/`TIMESTAMP` column the writer fills with a time before which the row must "
+        "not be sent (`NULL` = at once); later rows of its key wait behind it. Compared with the database "
+        "clock (`NOW(6)`) in the relay's session time zone (`db_time_zone`), like `created_at`; `validate` "
+        "refuses a column of another type. The standard table uses `next_attempt_at` for it.",
     )
     sent_at: str | None = Field(
-        None, description="When the broker acknowledged the row; with completion: timestamp, NULL = pending."
+        None,
+        description="Set to `NOW(6)` when the broker acknowledged the row (marked `SENT`). With `completion: "
+        "timestamp` the completion column: `NULL` while the row is pending.",
     )
-    run_id: str | None = None
-    confirmed_at: str | None = None
-    updated_at: str | None = None
+    run_id: str | None = Field(None, description="Airflow run id that published the row.")
+    confirmed_at: str | None = Field(
+        None, description="Set when a confirmation (success or failure) is applied."
+    )
+    updated_at: str | None = Field(
+        None,
+        description="Retention age (preferred over `created_at`). The relay does not write it; map it only if "
+        "the database maintains it (e.g. `ON UPDATE CURRENT_TIMESTAMP(6)`).",
+    )
     partition: str | None = Field(
         None,
-        description="Per-row Kafka partition; NULL = chosen by key. A partition that does not exist fails the row.",
+        description="Per-row Kafka partition; `NULL` = chosen by key. A negative/non-integer value or a "
+        "partition the topic does not have fails the row with an error naming it.",
     )
     retry_flag: str | None = Field(
-        None, description="Per-row retry switch: rows holding 0 become FAILED on their first failure."
+        None,
+        description="Per-row retry switch: a row holding `0` becomes `failed` on its first failure; other "
+        "values (or `NULL`) are retried. Needs `statuses.failed`.",
     )
     shard: str | None = Field(
         None,
-        description="With shards > 1: a generated column holding the row's shard, COALESCE(CRC32(key), 0) "
-        "mod shards, indexed as (status, shard, id), so each shard's claims read only its own rows "
-        "(`outbox-relay validate` prints the ALTER TABLE).",
+        description="With `shards` > 1: a stored generated column holding the row's shard, "
+        "`COALESCE(CRC32(key), 0) % shards`, indexed as `(status, shard, id)`, so each shard's claims read "
+        "only its own rows (`outbox-relay validate` prints the `ALTER TABLE`).",
     )
 
     @field_validator("*")
@@ -101,10 +133,15 @@ class Columns(Strict):
 class Statuses(Strict):
     """Logical status -> value stored in the status column (strings or integers)."""
 
-    new: StatusValue = "NEW"
-    sent: StatusValue = "SENT"
-    confirmed: StatusValue | None = "CONFIRMED"
-    failed: StatusValue | None = "FAILED"
+    new: StatusValue = Field("NEW", description="To be relayed.")
+    sent: StatusValue = Field("SENT", description="Acknowledged by the broker.")
+    confirmed: StatusValue | None = Field(
+        "CONFIRMED", description="Consumer answered SUCCESS. `null` allowed only without `confirmation`."
+    )
+    failed: StatusValue | None = Field(
+        "FAILED",
+        description="Out of attempts, or consumer answered FAILED. `null` allowed only without `confirmation`.",
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -119,10 +156,12 @@ class Payload(Strict):
 
     format: Literal["json", "raw"] = Field(
         "json",
-        description="'json': the body must be valid JSON (rows that are not fail); 'raw': bytes as-is.",
+        description="`json`: the body must be valid JSON (rows that are not fail); `raw`: bytes as they are.",
     )
     columns: tuple[str, ...] = Field(
-        (), description="Build the body as a JSON object of these columns instead of a payload column."
+        (),
+        description="Build the body as a JSON object of these columns instead of a payload column (exclusive "
+        "with `columns.payload`; one of the two is required).",
     )
 
     @field_validator("columns")
@@ -148,9 +187,10 @@ class JsonValue(Strict):
     """A value read from inside a JSON column, in SQL (JSON_EXTRACT), so the claim stays one statement."""
 
     column: Literal["payload", "headers"] = Field(
-        "payload", description="Which mapped column holds the document: columns.payload or columns.headers."
+        "payload",
+        description="Which mapped column holds the document: `columns.payload` or `columns.headers`.",
     )
-    path: str = Field(description="JSON path of the value, e.g. $.PARTITION_ID or $.Value.orderId.")
+    path: str = Field(description="JSON path of the value, e.g. `$.PARTITION_ID` or `$.Value.orderId`.")
 
     @field_validator("path")
     @classmethod
@@ -165,18 +205,28 @@ class JsonValues(Strict):
     JSON null) wins, e.g. CAP's cap-kafka-key header, else its cap-msg-id."""
 
     key: JsonValue | list[JsonValue] | None = Field(
-        None, description="The Kafka key (or places tried in order); a row without it fails, naming them."
+        None,
+        description="The Kafka key, `{column: payload|headers, path: $.PARTITION_ID}` (Eventuate Tram keeps it "
+        "in its headers JSON), or a list of such places tried in order; a row without it fails, naming them. "
+        "Exclusive with `columns.key`.",
     )
-    event_type: JsonValue | list[JsonValue] | None = None
+    event_type: JsonValue | list[JsonValue] | None = Field(
+        None, description="Same form: the event type header."
+    )
     message_id: JsonValue | list[JsonValue] | None = Field(
-        None, description="The message id (lookups by message id then read every row: prefer a column)."
+        None,
+        description="Same form, e.g. `{path: '$.Headers.\"cap-msg-id\"'}`. Lookups by message id (explain, "
+        "replay, confirmations) then evaluate the path per row: prefer a column on big tables.",
     )
     body: str | None = Field(
-        None, description="JSON path of the payload that is the message body, e.g. $.Value."
+        None,
+        description="JSON path of the payload that is the message body, e.g. `$.Value` (DotNetCore.CAP's "
+        "envelope).",
     )
     headers: str | None = Field(
         None,
-        description="JSON path of an object in the payload whose members become Kafka headers, e.g. $.Headers.",
+        description="JSON path of an object in the payload whose members become Kafka headers, e.g. "
+        "`$.Headers`. Exclusive with `columns.headers`.",
     )
 
     @field_validator("body", "headers")

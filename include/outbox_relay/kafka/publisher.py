@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException
 
 from outbox_relay.errors import InfrastructureError
-from outbox_relay.kafka.messages import OutboundMessage
+from outbox_relay.kafka.records import OutboundMessage
 
 # Delivery errors that say the cluster (not the message) is the problem: the run
 # stops and Airflow retries it later, without spending the rows' attempts.

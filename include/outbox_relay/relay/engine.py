@@ -22,14 +22,26 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import InfrastructureError, PoisonRowError
-from outbox_relay.kafka.messages import OutboundMessage
 from outbox_relay.kafka.publisher import BrokerUnavailableError, DeliveryOutcome, KafkaPublisher
-from outbox_relay.models import Failure, OutboxRow, RunStats, Window
+from outbox_relay.kafka.records import OutboundMessage
+from outbox_relay.models import Failure, OutboxRow, RunStats
 from outbox_relay.relay.failures import FailurePolicy, after_dead_letter
 from outbox_relay.relay.messages import MessageBuilder
+from outbox_relay.relay.run_request import RunKind, RunRequest, RunRequestError
 from outbox_relay.store.locks import RelayLock
 from outbox_relay.store.outbox import OutboxStore
-from outbox_relay.store.replay import ReplayAudit
+
+__all__ = [
+    "BACKFILL_RUNNING",
+    "BUDGET_SPENT",
+    "LOCK_BUSY",
+    "OutboxRelay",
+    "RelayDatabaseError",
+    "RelayLockBusyError",
+    "RunKind",
+    "RunRequest",
+    "RunRequestError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,29 +56,6 @@ def _abandon(conn: Connection) -> None:
         conn.rollback()
     except SQLAlchemyError:
         conn.invalidate()
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """What one run should do; built from the Airflow context or the CLI."""
-
-    run_id: str
-    window: Window | None = None
-    republish: bool = False
-    time_budget_seconds: float | None = None
-    poll_interval_seconds: float | None = None
-    named_rows: tuple[Any, ...] = ()  # a replay: only these rows (with republish, SENT ones too)
-    replay: ReplayAudit | None = None  # who asked for the republish, and why (history rows)
-    start_after: Any = None  # resume a chunked backfill: only rows after this place in claim order
-    max_batches: int | None = None  # a throttled backfill's chunk: stop claiming after this many batches
-    shard: int | None = None  # a sharded service's relay task: only rows of this shard (None: all)
-
-    @property
-    def republish_audit(self) -> ReplayAudit | None:
-        """What a republish run records in the replay history (None: the run republishes nothing)."""
-        if not self.republish:
-            return None
-        return self.replay or ReplayAudit("airflow", "republish", self.run_id)
 
 
 class RelayLockBusyError(InfrastructureError):
@@ -171,7 +160,8 @@ class OutboxRelay:
         """Keys whose rows must wait: a row of the key waits for its retry, or (for a window) a row of the
         key created before the window is still unpublished, which the window's rows must not overtake."""
         held = self.store.waiting_keys(conn)
-        if request.window is not None:
+        if request.kind is RunKind.BACKFILL:
+            assert request.window is not None, "validated by RunRequest"
             held |= self.store.backfills.keys_pending_before(conn, request.window.start)
         return held
 
@@ -262,7 +252,7 @@ class OutboxRelay:
             f"service {self.config.service}: another relay of {self.config.table} held the relay lock for "
             f"{self.config.relay_lock_wait_seconds:g}s (holder: MySQL connection id {holder})"
         )
-        if request.window is not None or request.named_rows:
+        if request.kind is not RunKind.RELAY:
             raise RelayLockBusyError(f"{message}; a backfill or replay run fails so that it can be retried")
         backfill = self.store.backfill_lock.holder(conn)
         if backfill is not None:
@@ -322,7 +312,7 @@ class OutboxRelay:
         conn = batch.conn
         try:
             acked = [batch.rows[m.ref] for m in batch.outcome.acked]
-            self.store.mark_sent(conn, acked, request.run_id, request.republish_audit)
+            self.store.mark_sent(conn, acked, request.run_id, request.history_entry)
             self.store.record_failures(conn, batch.failures, request.run_id)
             conn.commit()
         except BaseException:

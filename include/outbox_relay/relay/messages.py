@@ -15,7 +15,7 @@ from typing import Any
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.fields import check_topic
 from outbox_relay.errors import PoisonRowError
-from outbox_relay.kafka.messages import (
+from outbox_relay.kafka.records import (
     HEADER_ERROR,
     HEADER_EVENT_TYPE,
     HEADER_MESSAGE_ID,

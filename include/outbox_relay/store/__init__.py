@@ -1,2 +1,4 @@
 """The only place with SQL: naming and quoting, locks, the claim query and its decoder, outbox updates,
-retry state, retention, reconciliation and inbox queries, introspection, engines and DDL."""
+retry state, backlog figures, the row history, replay, retention, reconciliation and inbox queries,
+introspection, engines (``connect``) and DDL. Callers reach a service's outbox table through its
+``OutboxStore`` (``store.outbox``; the glue and the inbox library through ``outbox_relay.database``)."""

@@ -10,29 +10,17 @@ Minutes are 'YYYY-MM-DD HH:MM' strings on the database clock (they sort as times
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from outbox_relay.models import BacklogRows
 from outbox_relay.store.dashboard import DashboardQueries
 from outbox_relay.store.naming import ATTEMPT_TABLE, expanding
 
 MINUTE = "%Y-%m-%d %H:%i"  # MySQL's DATE_FORMAT of Python's "%Y-%m-%d %H:%M"
 PENDING_COUNTED = 100_000
-
-
-@dataclass(frozen=True)
-class BacklogRows:
-    """What the backlog line is computed from (minutes before the hour are the hour's first minute)."""
-
-    pending_by_created: dict[str, int]  # rows pending now, by creation minute
-    left_by_created_and_left: dict[tuple[str, str], int]  # rows sent or given up on in the last hour
-    pending_capped: bool  # more than PENDING_COUNTED rows are pending: the line is a lower bound
-    left_known: (
-        bool  # the rows that left could be read (sent_at, updated_at and a (status, updated_at) index)
-    )
 
 
 class ActivityQueries:

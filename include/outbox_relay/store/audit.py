@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from outbox_relay.errors import ConfigurationError
+from outbox_relay.models import AuditedRow
 from outbox_relay.store.naming import expanding
 from outbox_relay.store.table import OutboxTable
-
-
-@dataclass(frozen=True)
-class AuditedRow:
-    row_id: Any
-    message_id: str
-    key: Any
-    status: Any
 
 
 class AuditQueries:

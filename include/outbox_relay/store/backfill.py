@@ -9,15 +9,17 @@ from sqlalchemy import Connection, text
 
 from outbox_relay.errors import MissingConfigurationError
 from outbox_relay.models import Window
+from outbox_relay.store.figures import BacklogFigures
 from outbox_relay.store.naming import REPLAY_TABLE
 from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
 
 
 class BackfillQueries:
-    def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
+    def __init__(self, table: OutboxTable, retry_state: RetryState, figures: BacklogFigures) -> None:
         self.table = table
         self.retry_state = retry_state
+        self.figures = figures
 
     def _require_created_at(self) -> None:
         if self.table.column("created_at") is None:
@@ -36,10 +38,7 @@ class BackfillQueries:
         t = self.table
         in_window = self._window()
         params = {"start": window.start, "end": window.end, **t.filter_params, **t.attempt_params}
-        sql = text(
-            f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE {in_window}{t.row_filter} GROUP BY 1"
-        )
-        counts = {str(status): int(n) for status, n in conn.execute(sql, params)}
+        counts = self.figures.by_status(conn, in_window, start=window.start, end=window.end)
         given_up = self.retry_state.given_up
         if given_up and t.statuses.failed is None:
             sql = text(

@@ -1,4 +1,5 @@
-"""The Outbox page's SQL: a service's figures, its FAILED / unconfirmed rows by filter, one row's content.
+"""The Outbox page's SQL: its FAILED / unconfirmed rows by filter, per-minute counts, one row's content
+(the backlog figures it shows are ``store.figures``, shared with ``plan`` and the health check).
 
 Every statement reads one index range and is bounded (``LIMIT``, or a one-hour time range on an indexed
 column): the page must answer quickly on tables of millions of rows. Times are the database's.
@@ -7,18 +8,17 @@ column): the page must answer quickly on tables of millions of rows. Times are t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from outbox_relay.store.introspection import indexes
-from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, quote
-from outbox_relay.store.replay import FAILED, kind_condition
+from outbox_relay.models import ListedRow, RowContent, RowSearch
+from outbox_relay.store.introspection import IndexHints
+from outbox_relay.store.naming import ATTEMPT_TABLE, expanding
+from outbox_relay.store.replay import kind_condition
 from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
-from outbox_relay.store.watch import ready_now
 
 PREVIEW_CHARS = 2000  # a payload preview never shows more than this
 TOP_ERRORS = 5
@@ -28,103 +28,20 @@ MATCHES_COUNTED = 10_000  # "select all matching" counts this far, then says "mo
 KEY_SCAN_ROWS = 100_000  # a key search without an index on the key reads this many newest rows
 
 
-@dataclass(frozen=True)
-class RowFilter:
-    """Which FAILED or unconfirmed rows a list shows; every given criterion must hold."""
-
-    kind: str = FAILED  # FAILED or UNCONFIRMED
-    created_from: datetime | None = None
-    created_until: datetime | None = None
-    key: str | None = None
-    event_type: str | None = None
-    error_text: str | None = None
-
-
-@dataclass(frozen=True)
-class ListedRow:
-    row_id: Any
-    message_id: str
-    key: Any
-    event_type: Any
-    created_at: Any
-    attempts: Any
-    last_error: Any
-    status: Any = None  # only where a list mixes statuses (a key's rows)
-
-
-@dataclass(frozen=True)
-class RowContent:
-    payload_preview: str | None  # at most PREVIEW_CHARS characters
-    payload_chars: int | None  # the whole payload's length
-    headers: str | None
-
-
 class DashboardQueries:
-    def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
+    """The page's lists and its per-minute counts (its backlog figures are ``store.figures``)."""
+
+    def __init__(self, table: OutboxTable, retry_state: RetryState, hints: IndexHints) -> None:
         self.table = table
         self.retry_state = retry_state
-        self._indexes: dict[str, list[str]] | None = None
+        self.hints = hints
 
     def index_hint(self, conn: Connection, *logical: str) -> str | None:
-        """``FORCE INDEX (...)`` for an index starting with these columns, if the table has one. The
-        optimizer otherwise walks the primary key for ``ORDER BY id LIMIT 1`` or reads the whole table
-        when the wanted statuses are most rows, both far slower on a big table."""
-        return self._hint_for(conn, [str(getattr(self.table.columns, f)) for f in logical])
-
-    def _hint_for(self, conn: Connection, columns: list[str]) -> str | None:
-        """``_hint`` for an index starting with these (physical) columns."""
-        if self._indexes is None:
-            self._indexes = indexes(conn, self.table.config.table)
-        wanted = [c.lower() for c in columns]
-        found = next((n for n, cols in self._indexes.items() if cols[: len(wanted)] == wanted), None)
-        return None if found is None else f"FORCE INDEX ({quote(found)})"
+        """``FORCE INDEX (...)`` for an index starting with these logical columns, if the table has one."""
+        return self.hints.hint(conn, [str(getattr(self.table.columns, f)) for f in logical])
 
     def _params(self, **extra: Any) -> dict[str, Any]:
         return {**self.table.filter_params, **self.table.attempt_params, **extra}
-
-    def by_status(self, conn: Connection) -> dict[str, int]:
-        """Rows per stored status (one pass over the (status, id) index)."""
-        t = self.table
-        sql = text(f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE 1 = 1{t.row_filter} GROUP BY 1")
-        return {str(s): int(n) for s, n in conn.execute(sql, self._params())}
-
-    def count(self, conn: Connection, status: Any, up_to: int) -> int:
-        """Rows of ``status``, counted up to ``up_to`` (one bounded range of the (status, id) index)."""
-        t = self.table
-        sql = text(
-            f"SELECT COUNT(*) FROM (SELECT 1 FROM {t.name} WHERE {t.status_eq('status', status)}{t.row_filter} "
-            f"LIMIT {int(up_to)}) AS counted"
-        )
-        return int(conn.execute(sql, self._params(status=status)).scalar() or 0)
-
-    def given_up_new(self, conn: Connection) -> int:
-        """NEW rows given up on (tables whose failed status is null keep that in the attempt table)."""
-        if self.table.statuses.failed is not None:
-            return 0
-        sql = text(f"SELECT COUNT(*) FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl "
-                   "AND failed = 1")  # fmt: skip
-        return int(conn.execute(sql, self._params()).scalar() or 0)
-
-    def oldest_age_seconds(self, conn: Connection, status: Any, eligible_only: bool = False) -> int | None:
-        """Seconds since the first row of ``status`` in claim order (the primary key, or ``order_by``) was
-        created (``eligible_only``: the first NEW row neither waiting for a retry nor given up, i.e. the
-        next one the relay sends): one step into the (status, claim order) index, however big the
-        backlog. None without a creation time."""
-        t = self.table
-        created = t.as_datetime("created_at")
-        if created is None:
-            return None
-        where = f"{t.status_eq('status', status)}{t.row_filter}"
-        if eligible_only:
-            where += ready_now(self.retry_state)
-        order = list(t.config.scan_index)
-        hint = "" if t.config.row_filter or order == [t.columns.id] else (self._hint_for(conn, order) or "")
-        sql = text(
-            f"SELECT TIMESTAMPDIFF(SECOND, {created}, NOW(6)) FROM {t.name} {hint} WHERE {where} "
-            f"ORDER BY {t.order_sql} LIMIT 1"
-        )
-        value = conn.execute(sql, self._params(status=status)).scalar()
-        return None if value is None else int(value)
 
     def held_back(self, conn: Connection) -> int:
         """NEW rows of keys that have a row waiting for its retry (those rows included): they wait."""
@@ -178,7 +95,7 @@ class DashboardQueries:
         )
         return {str(m): int(n) for m, n in conn.execute(sql, self._params(statuses=statuses))}
 
-    def rows(self, conn: Connection, wanted: RowFilter, before: Any, limit: int) -> list[ListedRow]:
+    def rows(self, conn: Connection, wanted: RowSearch, before: Any, limit: int) -> list[ListedRow]:
         """Up to ``limit`` FAILED (or unconfirmed) rows matching ``wanted``, newest first, with primary keys
         below ``before`` (None: from the newest): keyset paging over the (status, id) index."""
         t = self.table
@@ -193,7 +110,7 @@ class DashboardQueries:
         )
         return self._listed(conn, conn.execute(sql, params).all())
 
-    def count_matching(self, conn: Connection, wanted: RowFilter, up_to: int = MATCHES_COUNTED) -> int:
+    def count_matching(self, conn: Connection, wanted: RowSearch, up_to: int = MATCHES_COUNTED) -> int:
         """How many rows ``wanted`` matches, counted up to ``up_to`` (what "select all matching" would
         replay)."""
         t = self.table
@@ -214,7 +131,7 @@ class DashboardQueries:
             return [], None
         columns = f"{self._listed_columns()}, {t.status_col} AS l_status"
         name = t.columns.key if t.config.json_values.values().get("key") is None else None
-        hint = None if name is None else self._hint_for(conn, [name])
+        hint = None if name is None else self.hints.hint(conn, [name])
         params = self._params(key=key, limit=limit, scan=KEY_SCAN_ROWS)
         if hint is not None:
             sql = text(f"SELECT {columns} FROM {t.name} {hint} WHERE {key_sql} = :key{t.row_filter} "
@@ -232,7 +149,7 @@ class DashboardQueries:
         ]
         return listed, None if hint is not None else KEY_SCAN_ROWS
 
-    def _matching(self, wanted: RowFilter, params: dict[str, Any]) -> list[str]:
+    def _matching(self, wanted: RowSearch, params: dict[str, Any]) -> list[str]:
         kind = kind_condition(self.table, self.retry_state, frozenset({wanted.kind}), params)
         return [kind + self.table.row_filter, *self._filters(wanted, params)]
 
@@ -253,7 +170,7 @@ class DashboardQueries:
             listed.append(ListedRow(r[0], t.message_id_for(r[0], r[1]), r[2], r[3], r[4], attempts, error))
         return listed
 
-    def _filters(self, wanted: RowFilter, params: dict[str, Any]) -> list[str]:
+    def _filters(self, wanted: RowSearch, params: dict[str, Any]) -> list[str]:
         t = self.table
         where = []
         for logical, value in (("key", wanted.key), ("event_type", wanted.event_type)):

@@ -3,12 +3,11 @@ unique-key lookups, never a scan."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from outbox_relay.models import RowSnapshot
 from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
 
@@ -17,34 +16,6 @@ _FIELDS = (
     "message_id", "key", "event_type", "topic", "attempts", "last_error", "next_attempt_at",
     "not_before", "created_at", "sent_at", "run_id", "confirmed_at",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class RowSnapshot:
-    """A row's stored state, with its retry state from wherever the table keeps it."""
-
-    row_id: Any
-    message_id: str
-    status: Any
-    fields: dict[str, Any]  # logical name -> value, mapped columns only
-    attempts: int
-    last_error: str | None
-    next_attempt_at: datetime | None
-    given_up: bool  # marked failed in the attempt table (tables whose failed status is null)
-    now: datetime  # the database clock when read
-
-    @property
-    def not_before(self) -> datetime | None:
-        """The writer's not-before time: its own column, or (the standard table) next_attempt_at on a row
-        never attempted."""
-        if self.fields.get("not_before") is not None:
-            return self.fields["not_before"]  # type: ignore[no-any-return]
-        return self.next_attempt_at if self.attempts == 0 else None
-
-    @property
-    def scheduled(self) -> bool:
-        """Its writer's not-before time is still ahead (by the database clock when read)."""
-        return self.not_before is not None and self.not_before > self.now
 
 
 class ExplainQueries:

@@ -10,19 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from outbox_relay.models import InboxRow
 from outbox_relay.store.inbox import DUPLICATE_TABLE
 from outbox_relay.store.naming import quote
-
-
-@dataclass(frozen=True)
-class InboxRow:
-    message_id: str
-    topic: str
-    partition: int
-    offset: int
-    status: str
-    error: str | None
-    received_at: datetime
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,21 @@ def add_shard_column_ddl(
 def fix_shard_column_ddl(table: str, column: str, shard_sql: str) -> str:
     """The statement that makes a shard column hold ``shard_sql`` again (after a change of ``shards``)."""
     return f"ALTER TABLE {quote(table)} MODIFY COLUMN {_shard_column(column, shard_sql)};"
+
+
+class IndexHints:
+    """``FORCE INDEX (...)`` hints for one table, its indexes read once (on first use) per instance."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self._indexes: dict[str, list[str]] | None = None
+
+    def hint(self, conn: Connection, columns: list[str]) -> str | None:
+        """``FORCE INDEX (...)`` for an index starting with these (physical) columns, if the table has one.
+        The optimizer otherwise walks the primary key for ``ORDER BY id LIMIT 1`` or reads the whole table
+        when the wanted statuses are most rows, both far slower on a big table."""
+        if self._indexes is None:
+            self._indexes = indexes(conn, self.table)
+        wanted = [c.lower() for c in columns]
+        found = next((n for n, cols in self._indexes.items() if cols[: len(wanted)] == wanted), None)
+        return None if found is None else f"FORCE INDEX ({quote(found)})"

@@ -1,30 +1,48 @@
-"""The relay's writes to an outbox table and the on-call view of it.
+"""The one way into a service's outbox table: ``OutboxStore``.
 
-``OutboxStore`` is the one object the relay, the confirmation ingester and the CLI hold: it puts the
-table's naming, its lock, its claim query and its retry-state strategy together. Times are the
-database's (``NOW(6)``), never the relay host's, so a skewed relay clock cannot relay or delete early.
+Everything outside ``store`` that reads or writes a service's outbox table goes through its
+``OutboxStore``: it owns the table's naming, its retry-state strategy and its locks, hands out the query
+objects (claim, backfill, replay, the row history, explain, the page's lists and activity, backlog figures,
+reconciliation, retention, audit, the trigger's watch look), each built once on first use, and records the
+relay's outcomes and the consumers' confirmations itself. Times are the database's (``NOW(6)``), never the
+relay host's, so a skewed relay clock cannot relay or delete early.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.models import Confirmation, Failure, OutboxRow, Window
+from outbox_relay.errors import ConfigurationError
+from outbox_relay.models import ConfirmationMessage, Failure, HistoryEntry, OutboxRow, Window
+from outbox_relay.store.activity import ActivityQueries
+from outbox_relay.store.audit import AuditQueries
 from outbox_relay.store.backfill import BackfillQueries
 from outbox_relay.store.claim import ClaimQuery
+from outbox_relay.store.dashboard import DashboardQueries
+from outbox_relay.store.explain import ExplainQueries
+from outbox_relay.store.figures import BacklogFigures
+from outbox_relay.store.history import RowHistory
+from outbox_relay.store.introspection import IndexHints
 from outbox_relay.store.locks import BusyRuns, RelayLock, backfill_lock, relay_lock
 from outbox_relay.store.naming import expanding, quote, run_with_lists, truncate_error
-from outbox_relay.store.replay import ReplayAudit, ReplayQueries
+from outbox_relay.store.reconciliation import ReconciliationQueries
+from outbox_relay.store.replay import ReplayQueries
+from outbox_relay.store.retention import RetentionQueries
 from outbox_relay.store.retry_state import retry_state_for
 from outbox_relay.store.table import OutboxTable
+from outbox_relay.store.watch import WatchQuery
+
+__all__ = ["OutboxStore", "expanding"]
 
 
 class OutboxStore:
-    """SQL for one service's outbox table, built once from its config."""
+    """One service's outbox table, built once from its config: the facade every caller gets its queries
+    from (nobody outside ``store`` builds the table, the retry state or a query class)."""
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
@@ -32,9 +50,68 @@ class OutboxStore:
         self.lock = relay_lock(self.table)
         self.backfill_lock = backfill_lock(self.table)
         self.retry_state = retry_state_for(self.table)
-        self.claims = ClaimQuery(self.table, self.retry_state)
-        self.replays = ReplayQueries(self.table, self.retry_state)
-        self.backfills = BackfillQueries(self.table, self.retry_state)
+        self.index_hints = IndexHints(config.table)
+
+    # --- the query objects, each built on first use ------------------------------------
+
+    @cached_property
+    def claims(self) -> ClaimQuery:
+        return ClaimQuery(self.table, self.retry_state)
+
+    @cached_property
+    def history(self) -> RowHistory:
+        """The row history (``outbox_relay_replay``): replays, republishes, failed attempts."""
+        return RowHistory(self.table)
+
+    @cached_property
+    def replays(self) -> ReplayQueries:
+        """Replay candidates and requeues."""
+        return ReplayQueries(self.table, self.retry_state, self.history)
+
+    @cached_property
+    def backfills(self) -> BackfillQueries:
+        return BackfillQueries(self.table, self.retry_state, self.figures)
+
+    @cached_property
+    def figures(self) -> BacklogFigures:
+        """Rows per status, the backlog count, the oldest waiting rows' ages (one definition each)."""
+        return BacklogFigures(self.table, self.retry_state, self.index_hints)
+
+    @cached_property
+    def dashboard(self) -> DashboardQueries:
+        """The Outbox page's row lists, per-minute counts and row content."""
+        return DashboardQueries(self.table, self.retry_state, self.index_hints)
+
+    @cached_property
+    def activity(self) -> ActivityQueries:
+        """The page's chart: the last hour per minute."""
+        return ActivityQueries(self.dashboard)
+
+    @cached_property
+    def explain(self) -> ExplainQueries:
+        """One row and what stands in its way."""
+        return ExplainQueries(self.table, self.retry_state)
+
+    @cached_property
+    def watch(self) -> WatchQuery:
+        """The trigger's one-statement look: is a row ready to send?"""
+        return WatchQuery(self.table, self.retry_state)
+
+    @cached_property
+    def reconciliation(self) -> ReconciliationQueries:
+        """The comparison with the consumer's table (needs the service's ``reconciliation`` section)."""
+        if self.config.reconciliation is None:
+            raise ConfigurationError(f"service {self.config.service!r} has no 'reconciliation' section")
+        return ReconciliationQueries(self.table, self.retry_state, self.config.reconciliation)
+
+    @cached_property
+    def retention(self) -> RetentionQueries:
+        return RetentionQueries(self.table)
+
+    @cached_property
+    def audit(self) -> AuditQueries:
+        """Sent rows by creation time, to compare with the topic (needs ``columns.created_at``)."""
+        return AuditQueries(self.table)
 
     def lock_for(self, shard: int | None) -> RelayLock:
         """The relay lock a run of ``shard`` holds (the whole table's for None)."""
@@ -62,16 +139,16 @@ class OutboxStore:
     # --- outcome of a batch ----------------------------------------------------------
 
     def mark_sent(
-        self, conn: Connection, rows: Sequence[OutboxRow], run_id: str, replay: ReplayAudit | None = None
+        self, conn: Connection, rows: Sequence[OutboxRow], run_id: str, history: HistoryEntry | None = None
     ) -> int:
-        """One statement for the whole batch of acknowledged rows. In a republish run (``replay`` given)
-        rows that were SENT already keep their status and run id: the replay history records the
+        """One statement for the whole batch of acknowledged rows. In a republish run (``history`` given)
+        rows that were SENT already keep their status and run id: the row history records the
         republish instead. Plain runs claim only NEW rows, so they skip that sorting."""
-        if replay is not None:
+        if history is not None:
             sent = self.table.statuses.sent
             again = [r for r in rows if r.status == sent]
             if again:
-                self.replays.record_republished(conn, again, replay)
+                self.history.record_republished(conn, again, history)
                 rows = [r for r in rows if r.status != sent]
         if not rows:
             return 0
@@ -117,7 +194,7 @@ class OutboxStore:
     def record_failures(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
         """Attempts+1 (FAILED once out of attempts) and one row-history entry per failed attempt."""
         self.retry_state.record_failures(conn, failures)
-        self.replays.record_attempts(conn, failures, run_id)
+        self.history.record_attempts(conn, failures, run_id)
 
     def waiting_keys(self, conn: Connection) -> set[Any]:
         """Keys that have a NEW row waiting for its retry time (none for a table without a key column)."""
@@ -127,12 +204,12 @@ class OutboxStore:
     # --- confirmations ---------------------------------------------------------------
 
     def apply_confirmations(
-        self, conn: Connection, confirmations: Sequence[Confirmation]
+        self, conn: Connection, confirmations: Sequence[ConfirmationMessage]
     ) -> tuple[int, int, list[str]]:
         """Apply a batch; terminal states are never overwritten. Returns (confirmed, failed, unknown ids)."""
         t = self.table
         lookup_col = t.column("message_id") or t.id_col
-        wanted: dict[Any, Confirmation] = {}
+        wanted: dict[Any, ConfirmationMessage] = {}
         unknown: list[str] = []
         for c in confirmations:
             lookup = c.message_id if t.stores_message_ids else t.row_id_from_message_id(c.message_id)
@@ -163,7 +240,7 @@ class OutboxStore:
         params = {"confirmed": t.statuses.confirmed, "ids": keys, "open": t.open_statuses}
         return int(conn.execute(sql, params).rowcount)
 
-    def _fail(self, conn: Connection, lookup_col: str, items: list[tuple[Any, Confirmation]]) -> int:
+    def _fail(self, conn: Connection, lookup_col: str, items: list[tuple[Any, ConfirmationMessage]]) -> int:
         if not items:
             return 0
         t = self.table
@@ -186,19 +263,9 @@ class OutboxStore:
     # --- on-call view ----------------------------------------------------------------
 
     def backlog(self, conn: Connection) -> dict[str, Any]:
-        """Rows by stored status, and how long the oldest NEW row has waited (DB clock)."""
-        t = self.table
-        sql = text(f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE 1 = 1{t.row_filter} GROUP BY 1")
-        counts = {str(r[0]): int(r[1]) for r in conn.execute(sql, t.filter_params)}
-        summary: dict[str, Any] = {"rows_by_status": counts}
-        created = t.as_datetime("created_at")
-        if created:
-            oldest = conn.execute(
-                text(
-                    f"SELECT TIMESTAMPDIFF(SECOND, MIN({created}), NOW(6)) FROM {t.name} "
-                    f"WHERE {t.status_eq('new', t.statuses.new)}{t.row_filter}{self.retry_state.not_given_up}"
-                ),
-                {"new": t.statuses.new, **t.attempt_params, **t.filter_params},
-            ).scalar()
-            summary["oldest_new_seconds"] = None if oldest is None else int(oldest)
+        """Rows by stored status, and (with a creation time) the oldest NEW age (``figures``' definition:
+        how long the row the relay sends next has waited, DB clock; None when none waits)."""
+        summary: dict[str, Any] = {"rows_by_status": self.figures.by_status(conn)}
+        if self.table.as_datetime("created_at"):
+            summary["oldest_new_seconds"] = self.figures.oldest_new_age_seconds(conn)
         return summary

@@ -3,29 +3,18 @@ consumers' table retention. The comparison itself (``outbox_relay.reconciliation
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
 from outbox_relay.config import Reconciliation, StatusValue
+from outbox_relay.models import ScannedRow
 from outbox_relay.store.naming import expanding, quote
 from outbox_relay.store.retry_state import RetryState
 from outbox_relay.store.table import OutboxTable
 
 REDELIVERY_NOTE = "re-delivery requested by reconciliation"
-
-
-@dataclass(frozen=True)
-class ScannedRow:
-    row_id: Any
-    message_id: str
-    business_id: Any
-    topic: str | None
-    status: Any
-    error: Any
-    settled: bool  # sent longer than grace_seconds ago (DB clock)
 
 
 class ReconciliationQueries:

@@ -1,75 +1,24 @@
-"""Replay SQL: find FAILED / SENT-unconfirmed rows by filter, requeue them, and the append-only
-replay history (``outbox_relay_replay``; ``outbox-relay ddl`` prints its DDL) that records every row a
-replay or a backfill republish touched. Every selection is ordered by primary key and bounded."""
+"""Replay SQL: find FAILED / SENT-unconfirmed rows by filter and requeue them (each requeue goes to the
+row history, ``store.history``, first). Every selection is ordered by primary key and bounded."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy import Connection
 
-from outbox_relay.models import Failure, OutboxRow
-from outbox_relay.store.mysql_errors import is_missing_table
-from outbox_relay.store.naming import REPLAY_TABLE, expanding, run_with_lists, truncate_error
+from outbox_relay.models import (
+    FAILED,
+    UNCONFIRMED,
+    HistoryEntry,
+    ReplayCandidate,
+    ReplayFilter,
+)
+from outbox_relay.store.history import RowHistory
+from outbox_relay.store.naming import expanding, run_with_lists
 from outbox_relay.store.retry_state import OutsideState, RetryState
 from outbox_relay.store.table import OutboxTable
-
-FAILED, UNCONFIRMED, DEAD_LETTER = "failed", "unconfirmed", "dead_letter"
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ReplayFilter:
-    """Which rows a replay may touch; every given criterion must hold (an empty one is not applied)."""
-
-    kinds: frozenset[str]  # FAILED and/or UNCONFIRMED
-    row_ids: tuple[str, ...] = ()
-    message_ids: tuple[str, ...] = ()
-    key: str | None = None
-    event_type: str | None = None
-    created_from: datetime | None = None
-    created_until: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ReplayCandidate:
-    row_id: Any
-    message_id: str
-    kind: str  # FAILED or UNCONFIRMED
-    key: Any
-    status: Any
-    attempts: int | None
-    last_error: str | None
-    run_id: str | None
-    topic: str | None = None  # the row's own topic column (None: the service's topic)
-    created_at: Any = None  # None without a creation time
-
-
-@dataclass(frozen=True)
-class ReplayAudit:
-    """Who asked for a replay, why, and the run (Airflow run id or CLI invocation) that carried it out."""
-
-    requested_by: str
-    reason: str
-    run_id: str
-
-
-@dataclass(frozen=True)
-class ReplayEntry:
-    action: str
-    previous_status: str | None
-    previous_error: str | None
-    previous_run_id: str | None
-    requested_by: str
-    reason: str
-    run_id: str
-    at: datetime
-
 
 _OPTIONAL = ("message_id", "key", "attempts", "last_error", "run_id", "topic")
 
@@ -95,9 +44,12 @@ def kind_condition(
 
 
 class ReplayQueries:
-    def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
+    """Rows a replay may touch, and their requeue (recorded in the row history first)."""
+
+    def __init__(self, table: OutboxTable, retry_state: RetryState, history: RowHistory) -> None:
         self.table = table
         self.retry_state = retry_state
+        self.history = history
         t = table
         select = [f"{t.id_col} AS r_id", f"{t.status_col} AS r_status"]
         select += [f"{t.column(f)} AS f_{f}" for f in _OPTIONAL if t.column(f)]
@@ -180,13 +132,13 @@ class ReplayQueries:
         params = {"keys": keys, "new": t.statuses.new, **t.attempt_params, **t.filter_params}
         return {r.k: r.first_id for r in conn.execute(sql, params)}
 
-    def requeue(self, conn: Connection, rows: Sequence[ReplayCandidate], audit: ReplayAudit) -> int:
+    def requeue(self, conn: Connection, rows: Sequence[ReplayCandidate], entry: HistoryEntry) -> int:
         """FAILED (or given-up) rows back to NEW with a fresh attempt budget; their last error and attempt
         count go to the history first. The rows must be locked by :meth:`candidates` in this transaction."""
         if not rows:
             return 0
-        self._record(conn, "requeue", [(r.row_id, r.message_id, r.status, r.attempts, r.last_error, r.run_id)
-                                       for r in rows], audit)  # fmt: skip
+        self.history.record(conn, "requeue", [(r.row_id, r.message_id, r.status, r.attempts, r.last_error,
+                                               r.run_id) for r in rows], entry)  # fmt: skip
         t = self.table
         ids = [r.row_id for r in rows]
         if t.statuses.failed is not None:
@@ -201,91 +153,3 @@ class ReplayQueries:
             )
         self.retry_state.forget(conn, ids)
         return len(rows)
-
-    def record_republished(self, conn: Connection, rows: Sequence[OutboxRow], audit: ReplayAudit) -> None:
-        """SENT rows the broker acknowledged again: history only; the row (and its run id, copied to the
-        history as the run that first sent it) stays as it was."""
-        first_runs = self._run_ids(conn, [r.row_id for r in rows])
-        self._record(conn, "republish", [(r.row_id, r.message_id, r.status, r.attempts, None,
-                                          first_runs.get(str(r.row_id))) for r in rows], audit)  # fmt: skip
-
-    def _run_ids(self, conn: Connection, row_ids: list[Any]) -> dict[str, str | None]:
-        """The ``relay_run_id`` of each row (none when the table maps no run id column)."""
-        t = self.table
-        run_id = t.column("run_id")
-        if run_id is None or not row_ids:
-            return {}
-        sql = f"SELECT {t.id_col}, {run_id} FROM {t.name} WHERE {t.id_col} IN :ids"
-        return {str(row[0]): row[1] for row in run_with_lists(conn, sql, {"ids": list(row_ids)})}
-
-    def record_attempts(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
-        """Failed attempts, one history row each (which run, which error, retried or given up): ``explain``
-        then lists every run that touched a row. A missing history table (not created yet) is
-        logged, not raised: it must not stop the relay from recording the failure itself."""
-        if not failures:
-            return
-        max_attempts = self.table.config.retry.max_attempts
-        try:
-            for f in failures:
-                what = "out of attempts" if f.terminal else f"retry in {f.delay_seconds:g}s"
-                audit = ReplayAudit(
-                    "relay", f"attempt {f.row.attempts + 1} of {max_attempts} failed; {what}", run_id
-                )
-                row = (
-                    f.row.row_id,
-                    f.row.message_id,
-                    f.row.status,
-                    f.row.attempts,
-                    truncate_error(f.error),
-                    None,
-                )
-                self._record(conn, "gave_up" if f.terminal else "attempt", [row], audit)
-        except ProgrammingError as exc:
-            if not is_missing_table(exc):
-                raise
-            log.warning("%s is missing (create it: outbox-relay ddl --shared-only --apply): failed attempts are not "
-                        "recorded in the row history", REPLAY_TABLE)  # fmt: skip
-
-    def record_dead_letters(
-        self, conn: Connection, copies: Sequence[tuple[str, str, str | None]], audit: ReplayAudit
-    ) -> None:
-        """Dead-letter copies published to their original topic again: (row id, message id, error)."""
-        self._record(conn, DEAD_LETTER, [(r, m, None, None, e, None) for r, m, e in copies], audit)
-
-    def _record(self, conn: Connection, action: str, rows: list[tuple[Any, ...]], audit: ReplayAudit) -> None:
-        t = self.table
-        sql = text(
-            f"INSERT INTO {REPLAY_TABLE} (service, source_table, row_id, message_id, action, previous_status, "
-            "previous_attempts, previous_error, previous_run_id, requested_by, reason, run_id) VALUES "
-            "(:service, :tbl, :row_id, :message_id, :action, :status, :attempts, :error, :prev_run, :by, "
-            ":reason, :run_id)"
-        )
-        conn.execute(
-            sql,
-            [
-                {
-                    **t.attempt_params,
-                    "row_id": str(row_id),
-                    "message_id": message_id,
-                    "action": action,
-                    "status": None if status is None else str(status),
-                    "attempts": attempts,
-                    "error": error,
-                    "prev_run": run_id,
-                    "by": audit.requested_by[:250],
-                    "reason": audit.reason[:1000],
-                    "run_id": audit.run_id[:250],
-                }
-                for row_id, message_id, status, attempts, error, run_id in rows
-            ],
-        )
-
-    def history(self, conn: Connection, row_id: Any, limit: int = 50) -> list[ReplayEntry]:
-        """A row's replays, oldest first (primary-key lookups on the history's row index)."""
-        sql = text(
-            "SELECT action, previous_status, previous_error, previous_run_id, requested_by, reason, run_id, "
-            f"created_at FROM {REPLAY_TABLE} WHERE service = :service AND source_table = :tbl "
-            "AND row_id = :row_id ORDER BY id LIMIT :limit"
-        )
-        params = {**self.table.attempt_params, "row_id": str(row_id), "limit": limit}
-        return [ReplayEntry(*r) for r in conn.execute(sql, params)]

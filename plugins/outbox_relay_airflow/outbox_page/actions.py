@@ -5,7 +5,6 @@ for an approval above the service's threshold)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -18,37 +17,28 @@ from fastapi import HTTPException, Request, status
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError
-from outbox_relay.replay import ReplayAudit
-from outbox_relay_airflow import backfill_tasks, replay_tasks
+from outbox_relay.models import HistoryEntry
+from outbox_relay.requests import BackfillRequest, ReplayRequest
 from outbox_relay_airflow.dag_factory import service_dag_id
 
 
 @dataclass(frozen=True)
 class Action:
-    """A page action: the DAG it triggers (``outbox_<service>_<kind>``), the params it passes on, and the
-    check that refuses bad ones before any run exists (the DAG's own, so the messages are the same)."""
+    """A page action: the DAG it triggers (``outbox_<service>_<kind>``) and the request model its params
+    are checked with before any run exists (the DAG's own, so the messages are the same)."""
 
     kind: str
-    params: tuple[str, ...]
-    check: Callable[[dict[str, Any], ReplayAudit, ServiceConfig], object]
+    request: type[ReplayRequest] | type[BackfillRequest]
     what: str  # what the reason is kept in
 
+    @property
+    def params(self) -> tuple[str, ...]:
+        return tuple(self.request.param_fields())
 
-REPLAY_PARAMS = ("statuses", "row_ids", "message_ids", "key", "event_type", "created_from", "created_until",
-                 "max_rows", "dry_run", "reason")  # fmt: skip
+
 ACTIONS = {
-    "replay": Action(
-        "replay",
-        REPLAY_PARAMS,
-        replay_tasks.request_from_params,
-        "the replay history",
-    ),
-    "backfill": Action(
-        "backfill",
-        ("since", "until", "reason", "republish", "max_rows_per_second", "chunk_seconds", "dry_run"),
-        backfill_tasks.request_from_params,
-        "the replay history, for republished rows",
-    ),
+    "replay": Action("replay", ReplayRequest, "the row history"),
+    "backfill": Action("backfill", BackfillRequest, "the row history, for republished rows"),
 }
 
 
@@ -85,7 +75,7 @@ def trigger(config: ServiceConfig, kind: str, params: dict[str, Any], user: Any)
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"a reason is required (kept in {action.what})"
         )
     try:
-        action.check(conf, ReplayAudit(user.get_name(), str(conf["reason"]), "check"), config)
+        action.request.parse(conf).job(config, HistoryEntry(user.get_name(), str(conf["reason"]), "check"))
     except ConfigurationError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     dag_id = service_dag_id(config.service, kind)

@@ -18,13 +18,19 @@ from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.loader import LoadedServices
-from outbox_relay.dashboard import Dashboard, RowDetail, RowFilter, SearchResult, ServiceFigures
+from outbox_relay.dashboard import (
+    MATCHES_COUNTED,
+    Dashboard,
+    RowDetail,
+    RowSearch,
+    SearchResult,
+    ServiceFigures,
+)
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.explain import not_found
 from outbox_relay.inbox_view import InboxFigures, InboxRow, InboxView
+from outbox_relay.models import FAILED, UNCONFIRMED
 from outbox_relay.reconciliation import parse_time
-from outbox_relay.store.dashboard import MATCHES_COUNTED
-from outbox_relay.store.replay import FAILED, UNCONFIRMED
 from outbox_relay_airflow.connections import look_up_like_airflow_cli
 from outbox_relay_airflow.dag_factory import service_dag_id
 from outbox_relay_airflow.hooks import OutboxDatabaseHook
@@ -135,12 +141,12 @@ def _time(value: str | None, name: str) -> datetime | None:
 
 
 def _row_filter(kind: str, key: str | None, event_type: str | None, error: str | None,
-                since: str | None, until: str | None) -> RowFilter:  # fmt: skip
+                since: str | None, until: str | None) -> RowSearch:  # fmt: skip
     if kind not in {FAILED, UNCONFIRMED}:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"kind must be {FAILED!r} or {UNCONFIRMED!r}"
         )
-    return RowFilter(kind, _time(since, "since"), _time(until, "until"), key or None, event_type or None,
+    return RowSearch(kind, _time(since, "since"), _time(until, "until"), key or None, event_type or None,
                      error or None)  # fmt: skip
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from outbox_relay.config.schema import service_schema_text
+from outbox_relay.database import tables
 from outbox_relay.errors import ConfigurationError
-from outbox_relay.store.ddl import tables
 
 TEMPLATES = Path(__file__).with_name("templates")
 EXAMPLE_TABLE = "outbox_message"

@@ -1,9 +1,13 @@
 """Test-only DAG folder for the fault suite: the generated outbox DAGs (the real factory), with
 Airflow's retry delay cut to 1 s so a retried attempt runs within the test. When
 OUTBOX_FAULT_MARKER names a file that does not exist yet, the relay task's attempt dies right after
-Kafka acknowledged its second batch, before that batch is marked SENT (first attempt only)."""
+Kafka acknowledged its second batch, before that batch is marked SENT (first attempt only): the marker
+gets the number of messages Kafka acknowledged in that batch, then the process kills itself with
+SIGKILL, as a worker that crashes does (no exception handler, no `finally`, no rollback: only what the
+database and the broker already hold survives)."""
 
 import os
+import signal
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +24,10 @@ for _dag in _dags.values():
 globals().update(_dags)
 
 _MARKER = os.environ.get("OUTBOX_FAULT_MARKER")
-_real_publish = KafkaPublisher.publish
+# Airflow may import this file more than once in one process (parsing, then running the task): wrap the
+# real publish only, or each import would wrap the previous wrapper and one batch would count as several.
+_real_publish = getattr(KafkaPublisher, "_unfaulted_publish", KafkaPublisher.publish)
+KafkaPublisher._unfaulted_publish = _real_publish  # type: ignore[attr-defined]
 
 
 def _dies_in_the_first_attempt(self: KafkaPublisher, messages: Sequence[OutboundMessage]) -> DeliveryOutcome:
@@ -28,7 +35,7 @@ def _dies_in_the_first_attempt(self: KafkaPublisher, messages: Sequence[Outbound
     calls = self.__dict__["_fault_calls"] = self.__dict__.get("_fault_calls", 0) + 1
     if _MARKER and calls == 2 and not Path(_MARKER).exists():
         Path(_MARKER).write_text(str(len(outcome.acked)))
-        raise RuntimeError("injected fault: the task attempt dies after Kafka acked batch 2, before SENT")
+        os.kill(os.getpid(), signal.SIGKILL)  # the attempt dies after Kafka acked batch 2, before SENT
     return outcome
 
 

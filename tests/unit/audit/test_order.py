@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from outbox_relay.audit import order_violations
-from outbox_relay.kafka.messages import HEADER_MESSAGE_ID
 from outbox_relay.kafka.readback import TopicRecord
+from outbox_relay.kafka.records import HEADER_MESSAGE_ID
 
 
 def _record(offset: int, message_id: str, key: bytes | None = b"k", partition: int = 0) -> TopicRecord:

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaError, KafkaException
 from outbox_relay.config import ServiceConfig
 from outbox_relay.confirmations import ConfirmationIngester
 from outbox_relay.kafka.consume import ConsumeLoop, ConsumerFailedError, commit_offsets
-from outbox_relay.models import Confirmation
+from outbox_relay.models import ConfirmationMessage
 
 TOPIC = "orders.results"
 POLL_SECONDS = 0.5  # what ConsumeLoop asks consume() to wait; the fake consumer spends it on the clock
@@ -321,9 +321,9 @@ class FakeEngine:
 
 
 def _fake_apply(
-    events: list[str], received: list[list[Confirmation]], result: tuple[int, int, list[str]]
-) -> Callable[[Any, Sequence[Confirmation]], tuple[int, int, list[str]]]:
-    def apply(conn: Any, confirmations: Sequence[Confirmation]) -> tuple[int, int, list[str]]:
+    events: list[str], received: list[list[ConfirmationMessage]], result: tuple[int, int, list[str]]
+) -> Callable[[Any, Sequence[ConfirmationMessage]], tuple[int, int, list[str]]]:
+    def apply(conn: Any, confirmations: Sequence[ConfirmationMessage]) -> tuple[int, int, list[str]]:
         events.append("apply")
         received.append(list(confirmations))
         return result
@@ -375,16 +375,16 @@ def test_ingester_applies_a_batch_then_commits(
     ]
     consumer = FakeConsumer(clock, [batch, [eof(0)]], events=events)
     ingester = _ingester(clock, consumer, FakeEngine(events))
-    received: list[list[Confirmation]] = []
+    received: list[list[ConfirmationMessage]] = []
     monkeypatch.setattr(ingester.store, "apply_confirmations", _fake_apply(events, received, (1, 1, ["m3"])))
     with caplog.at_level(logging.WARNING, logger="outbox_relay.confirmations"):
         stats = ingester.run(60)
     assert events == ["begin", "apply", "commit"]
     assert received == [
         [
-            Confirmation("m1", True, None),
-            Confirmation("m2", False, "out of stock"),
-            Confirmation("m3", True, None),
+            ConfirmationMessage("m1", True, None),
+            ConfirmationMessage("m2", False, "out of stock"),
+            ConfirmationMessage("m3", True, None),
         ]
     ]
     assert consumer.commits == [{"asynchronous": False}]

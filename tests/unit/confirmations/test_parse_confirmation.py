@@ -16,7 +16,7 @@ from outbox_relay.confirmations import (
     parse_confirmation,
 )
 from outbox_relay.errors import OutboxRelayError
-from outbox_relay.kafka.messages import HEADER_MESSAGE_ID
+from outbox_relay.kafka.records import HEADER_MESSAGE_ID
 
 
 class FakeMessage:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from outbox_relay.activity import backlog_notes, backlog_series
 from outbox_relay.config import ServiceConfig
-from outbox_relay.store.activity import PENDING_COUNTED, BacklogRows
+from outbox_relay.models import BacklogRows
+from outbox_relay.store.activity import PENDING_COUNTED
 
 MINUTES = ["10:00", "10:01", "10:02", "10:03"]  # any strings that sort as times
 

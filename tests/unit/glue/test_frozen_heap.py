@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from outbox_relay_airflow import backfill_tasks, replay_tasks, tasks
+from outbox_relay_airflow import operations
 from outbox_relay_airflow.heap import frozen_heap
 
 
@@ -47,32 +48,38 @@ def test_a_nested_call_leaves_the_heap_frozen_until_the_outermost_ends_even_on_e
     assert gc.get_freeze_count() == 0
 
 
+SERVICE = SimpleNamespace(
+    confirmation=SimpleNamespace(topic="answers"),
+    retention=object(),
+    connections=SimpleNamespace(kafka="kafka_default"),
+    confirmation_group_id="group",
+)
+
+
 @pytest.mark.parametrize(
-    ("task", "args"),
+    ("operation", "args"),
     [
-        (tasks.run_relay, ("svc", {})),
-        (tasks.run_confirmations, ("svc", {})),
-        (tasks.run_cleanup, ("svc", {})),
-        (backfill_tasks.backfill, (object(), object())),
-        (replay_tasks.replay, (object(), object())),
+        (operations.relay, (SERVICE, object())),
+        (operations.confirm, (SERVICE, None)),
+        (operations.cleanup, (SERVICE, None)),
+        (operations.backfill, (SERVICE, object())),
+        (operations.replay, (SERVICE, object())),
     ],
 )
-def test_every_long_running_task_body_freezes_the_heap(
-    task: Callable[..., Any], args: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+def test_every_long_running_operation_freezes_the_heap(
+    operation: Callable[..., Any], args: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each body's first step (loading the service, or opening its engine) is replaced by one that
-    records the freeze count and stops the body there: a count above 0 means the body runs frozen."""
+    """Each operation's first step (opening its engine, producer or consumer) is replaced by one that
+    records the freeze count and stops the operation there: a count above 0 means it runs frozen."""
     seen: list[int] = []
 
     def first_step(*_args: Any, **_kwargs: Any) -> Any:
         seen.append(gc.get_freeze_count())
         raise LookupError("stop here")
 
-    for module in (tasks, backfill_tasks, replay_tasks):
-        for name in ("read_service", "db_engine"):
-            if hasattr(module, name):
-                monkeypatch.setattr(module, name, first_step)
+    for name in ("db_engine", "service_publisher", "OutboxConsumerHook"):
+        monkeypatch.setattr(operations, name, first_step)
     with pytest.raises(LookupError):
-        task(*args)
-    assert seen and seen[0] > 0, task
+        operation(*args)
+    assert seen and seen[0] > 0, operation
     assert gc.get_freeze_count() == 0

@@ -8,7 +8,7 @@ import pytest
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay_airflow.dag_factory import relay_dag
-from outbox_relay_airflow.tasks import _relay_stats, merged_topics
+from outbox_relay_airflow.tasks.relay import merged_topics, relay_stats
 
 
 def _config(**fields: Any) -> ServiceConfig:
@@ -52,9 +52,9 @@ def test_the_shards_topic_tallies_add_up() -> None:
 
 def test_the_health_check_adds_the_shards_figures_up() -> None:
     shards = [{"failed": 1, "published": 10, "stopped_because": "drained"}, {"failed": 2, "published": 5}]
-    assert _relay_stats(shards) == {"failed": 3, "published": 15}
-    assert _relay_stats({"failed": 4}) == {"failed": 4}
-    assert _relay_stats(None) == {}
+    assert relay_stats(shards) == {"failed": 3, "published": 15}
+    assert relay_stats({"failed": 4}) == {"failed": 4}
+    assert relay_stats(None) == {}
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from outbox_relay.errors import (
     OutboxRelayError,
     PoisonRowError,
 )
-from outbox_relay_airflow.tasks import fail_without_retry
+from outbox_relay_airflow.tasks.failures import fail_without_retry
 
 
 def _raising(error: Exception) -> None:
@@ -47,7 +47,7 @@ def test_every_declared_error_shares_one_base() -> None:
     from outbox_relay.kafka.publisher import BrokerUnavailableError
     from outbox_relay.relay.engine import RelayDatabaseError, RelayLockBusyError
     from outbox_relay_airflow.config_errors import ServiceConfigError
-    from outbox_relay_airflow.tasks import ReconciliationDiscrepancyError
+    from outbox_relay_airflow.tasks.failures import ReconciliationDiscrepancyError
 
     declared = [
         ConfigError, MalformedConfirmationError, InvalidIdentifierError, BrokerUnavailableError,

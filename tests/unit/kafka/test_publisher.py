@@ -6,8 +6,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
-from outbox_relay.kafka.messages import OutboundMessage
 from outbox_relay.kafka.publisher import NO_REPORT, KafkaPublisher
+from outbox_relay.kafka.records import OutboundMessage
 
 
 class FakeProducer:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.models import ScannedRow
 from outbox_relay.reconciliation import (
     CATEGORIES,
     CONSUMER_FAILED,
@@ -18,7 +19,6 @@ from outbox_relay.reconciliation import (
     Reconciler,
     ReconciliationReport,
 )
-from outbox_relay.store.reconciliation import ScannedRow
 
 PENDING, CONSUMED, CONSUMER_FAIL = 0, 1, 2  # the consumers' table's default status values
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from outbox_relay.config import Retry, ServiceConfig
-from outbox_relay.kafka.messages import OutboundMessage
 from outbox_relay.kafka.publisher import DeliveryOutcome
+from outbox_relay.kafka.records import OutboundMessage
 from outbox_relay.models import Failure, OutboxRow, RunStats
 from outbox_relay.relay.engine import OutboxRelay, RunRequest, _Batch, _Run
 from outbox_relay.relay.failures import FailurePolicy, after_dead_letter

@@ -6,7 +6,7 @@ import pytest
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import PoisonRowError
-from outbox_relay.kafka.messages import HEADER_MESSAGE_ID
+from outbox_relay.kafka.records import HEADER_MESSAGE_ID
 from outbox_relay.models import OutboxRow
 from outbox_relay.relay.messages import MessageBuilder
 from outbox_relay.store.table import OutboxTable

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.kafka.messages import OutboundMessage
 from outbox_relay.kafka.publisher import DeliveryOutcome
+from outbox_relay.kafka.records import OutboundMessage
 from outbox_relay.models import OutboxRow, RunStats
 from outbox_relay.relay.engine import OutboxRelay, RunRequest, _Batch, _Run
 from tests.unit.relay.test_failures import ScriptedPublisher, _row

@@ -1,4 +1,4 @@
-"""The backfill DAG's params (and the CLI's options) -> a BackfillRequest; every bad value named. And the
+"""The backfill DAG's params (and the CLI's options) -> a BackfillJob; every bad value named. And the
 pace of a throttled backfill."""
 
 from __future__ import annotations
@@ -7,15 +7,20 @@ from datetime import datetime
 
 import pytest
 
-from outbox_relay.backfill import DEFAULT_CHUNK_SECONDS, Backfiller, BackfillRequest, throttle_delay
+from outbox_relay.backfill import Backfiller, throttle_delay
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError
-from outbox_relay.models import Window
-from outbox_relay.replay import ReplayAudit
-from outbox_relay_airflow.backfill_tasks import request_from_params
+from outbox_relay.models import DEFAULT_CHUNK_SECONDS, BackfillJob, HistoryEntry, Window
+from outbox_relay.requests import BackfillRequest
 
-AUDIT = ReplayAudit("me", "outage", "run")
+AUDIT = HistoryEntry("me", "outage", "run")
 CONFIG = ServiceConfig.model_validate({"service": "s", "topic": "t", "db_time_zone": "+08:00"})
+
+
+def request_from_params(params: dict[str, object], audit: HistoryEntry, config: ServiceConfig) -> BackfillJob:
+    return BackfillRequest.parse({"reason": audit.reason, **params}).job(config, audit)
+
+
 WINDOW = {"since": "2026-11-20T00:00:00+00:00", "until": "2026-11-20T14:00:00"}
 
 
@@ -30,9 +35,8 @@ def test_defaults_and_times_with_an_offset_converted_to_the_db_time_zone() -> No
 def test_options_are_passed_on() -> None:
     params = {**WINDOW, "republish": True, "dry_run": True, "max_rows_per_second": "250", "chunk_seconds": 5}
     request = request_from_params(params, AUDIT, CONFIG)
-    assert (request.republish, request.dry_run, request.max_rows_per_second, request.chunk_seconds) == (
-        True, True, 250.0, 5.0,
-    )  # fmt: skip
+    options = (request.republish, request.dry_run, request.max_rows_per_second, request.chunk_seconds)
+    assert options == (True, True, 250.0, 5.0)
 
 
 @pytest.mark.parametrize(
@@ -55,11 +59,11 @@ def test_bad_params_are_named(params: dict[str, object], message: str) -> None:
     [
         ({"chunk_seconds": 0.5}, "chunk_seconds must be at least 1"),
         ({"max_rows_per_second": 0}, "max_rows_per_second must be positive"),
-        ({"audit": ReplayAudit("me", " ", "run")}, "a reason is required"),
+        ({"audit": HistoryEntry("me", " ", "run")}, "a reason is required"),
     ],
 )
 def test_the_backfiller_refuses_a_request_it_cannot_serve(changes: dict[str, object], message: str) -> None:
-    request = BackfillRequest(**{"window": Window(datetime(2026, 1, 1), datetime(2026, 1, 2)), "audit": AUDIT,
+    request = BackfillJob(**{"window": Window(datetime(2026, 1, 1), datetime(2026, 1, 2)), "audit": AUDIT,
                                  **changes})  # type: ignore[arg-type]  # fmt: skip
     with pytest.raises(ConfigurationError, match=message):
         Backfiller(CONFIG, engine=None, relay=None).check(request)  # type: ignore[arg-type]
@@ -74,7 +78,7 @@ def test_a_service_without_a_creation_time_cannot_backfill() -> None:
             "retention": None,
         }
     )
-    request = BackfillRequest(Window(datetime(2026, 1, 1), datetime(2026, 1, 2)), AUDIT)
+    request = BackfillJob(Window(datetime(2026, 1, 1), datetime(2026, 1, 2)), AUDIT)
     with pytest.raises(ConfigurationError, match=r"maps no columns\.created_at"):
         Backfiller(config, engine=None, relay=None).check(request)  # type: ignore[arg-type]
 

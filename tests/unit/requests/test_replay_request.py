@@ -1,4 +1,5 @@
-"""The replay DAG's params (and the CLI's options) -> a ReplayRequest; every bad value named."""
+"""The replay request: the DAG's params (and the CLI's options, the page's form) -> a ReplayJob; every bad
+value named."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ import pytest
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.errors import ConfigurationError
-from outbox_relay.replay import FAILED, UNCONFIRMED, ReplayAudit
-from outbox_relay_airflow.replay_tasks import DEFAULT_MAX_ROWS, request_from_params
+from outbox_relay.models import FAILED, UNCONFIRMED, HistoryEntry
+from outbox_relay.replay import ReplayJob
+from outbox_relay.requests import DEFAULT_MAX_ROWS, ReplayRequest
 
-AUDIT = ReplayAudit("me", "why", "run")
+AUDIT = HistoryEntry("me", "why", "run")
+
+
+def request_from_params(params: dict[str, object], audit: HistoryEntry, config: ServiceConfig) -> ReplayJob:
+    return ReplayRequest.parse({"reason": audit.reason, **params}).job(config, audit)
+
+
 CONFIG = ServiceConfig.model_validate({"service": "s", "topic": "t", "db_time_zone": "+08:00"})
 
 
@@ -35,7 +43,10 @@ def test_times_with_an_offset_are_converted_to_the_db_time_zone() -> None:
     [
         ({"statuses": ["lost"]}, "param 'statuses': ['lost'] not among"),
         ({"created_until": "soon"}, "param 'created_until': 'soon' is not an ISO date"),
-        ({"created_from": "2026-02-01", "created_until": "2026-01-01"}, "created_from must be before"),
+        (
+            {"created_from": "2026-02-01", "created_until": "2026-01-01"},
+            "params: created_from .* must be before created_until",
+        ),
         ({"max_rows": "many"}, "param 'max_rows': 'many' is not a number"),
     ],
 )

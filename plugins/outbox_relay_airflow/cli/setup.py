@@ -1,4 +1,4 @@
-"""The CLI's set-up commands: ``init DIR`` (a starting point in a DAG folder) and ``ddl`` (the tables, printed
+"""The set-up commands: ``init DIR`` (a starting point in a DAG folder) and ``ddl`` (the tables, printed
 or created on an Airflow connection)."""
 
 from __future__ import annotations
@@ -6,34 +6,21 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
+from outbox_relay.database import STANDARD_TABLE, TableDDL, create_missing, has_standard_shape, tables
 from outbox_relay.errors import ConfigurationError
-from outbox_relay.store.ddl import STANDARD_TABLE, TableDDL, create_missing, has_standard_shape, tables
+from outbox_relay_airflow.cli.command import Command
 from outbox_relay_airflow.services_folder import read_service, services_folder
 
 DEFAULT_DB_CONNECTION = "outbox_db"
 
 
-def add_parsers(sub: Any) -> None:
-    init = sub.add_parser(
-        "init",
-        help="write a starting point into a DAG folder: the DAG files, a services folder with one commented "
-        "example, its table's DDL",
-        description="Writes outbox_services.py (the DAGs of every file in services/), "
-        "outbox_service_config_errors.py (invalid files as import errors), services/orders.yaml (a commented "
-        "example), services/service.schema.json and services/orders.sql. Exit status 0: written; 2: a file "
-        "exists (nothing written).",
-    )
+def _init_arguments(init: argparse.ArgumentParser) -> None:
     init.add_argument("folder", type=Path, help="the DAG folder (usually Airflow's [core] dags_folder)")
     init.add_argument("--force", action="store_true", help="overwrite files that exist")
-    ddl = sub.add_parser(
-        "ddl",
-        help="print the project's tables (or create the missing ones on an Airflow connection)",
-        description="The standard outbox table (default name outbox_message), the relay's shared retry-state "
-        "and row-history tables and, with --inbox, the consumers' inbox table (and its count of skipped "
-        "redeliveries). Exit status 0: printed or applied; 1: the database failed; 2: bad arguments.",
-    )
+
+
+def _ddl_arguments(ddl: argparse.ArgumentParser) -> None:
     which = ddl.add_mutually_exclusive_group()
     which.add_argument(
         "--table", help="name of the outbox table: name or schema.name (default outbox_message)"
@@ -53,11 +40,7 @@ def run_init(args: argparse.Namespace) -> int:
     from outbox_relay_airflow.scaffold import write_scaffold
 
     folder: Path = args.folder.resolve()
-    try:
-        written = write_scaffold(folder, args.force)
-    except ConfigurationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    written = write_scaffold(folder, args.force)  # a file that exists: a ConfigurationError (exit status 2)
     print(f"wrote {len(written)} files into {folder}:")
     for path in written:
         print(f"  {path.relative_to(folder)}")
@@ -92,11 +75,7 @@ def _wanted(args: argparse.Namespace) -> tuple[list[TableDDL], str]:
 
 
 def run_ddl(args: argparse.Namespace) -> int:
-    try:
-        wanted, conn_id = _wanted(args)
-    except (LookupError, ConfigurationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    wanted, conn_id = _wanted(args)
     if not args.apply:
         print("\n".join(t.sql for t in wanted), end="")
         return 0
@@ -115,3 +94,27 @@ def run_ddl(args: argparse.Namespace) -> int:
     for table, created in done:
         print(f"{'created' if created else 'exists '} {table.table}  ({table.what})")
     return 0
+
+
+COMMANDS = [
+    Command(
+        "init",
+        "write a starting point into a DAG folder: the DAG files, a services folder with one commented "
+        "example, its table's DDL",
+        _init_arguments,
+        run_init,
+        description="Writes outbox_services.py (the DAGs of every file in services/), "
+        "outbox_service_config_errors.py (invalid files as import errors), services/orders.yaml (a commented "
+        "example), services/service.schema.json and services/orders.sql. Exit status 0: written; 2: a file "
+        "exists (nothing written).",
+    ),
+    Command(
+        "ddl",
+        "print the project's tables (or create the missing ones on an Airflow connection)",
+        _ddl_arguments,
+        run_ddl,
+        description="The standard outbox table (default name outbox_message), the relay's shared retry-state "
+        "and row-history tables and, with --inbox, the consumers' inbox table (and its count of skipped "
+        "redeliveries). Exit status 0: printed or applied; 1: the database failed; 2: bad arguments.",
+    ),
+]
