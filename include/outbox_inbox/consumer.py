@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from outbox_relay.database import InboxTable, truncate_error
+from outbox_relay.errors import ConfigurationError, InfrastructureError
 from outbox_relay.kafka.consume import ConsumeLoop, commit_offsets
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.kafka.records import HEADER_MESSAGE_ID, OutboundMessage
@@ -110,9 +111,14 @@ class IdempotentConsumer:
         stats = ConsumeStats()
         started = self.clock()
         loop = ConsumeLoop(
-            self.consumer, time_budget_seconds, idle_seconds, batch_size, stop_at_end=stop_at_end,
-            name=self.name, clock=self.clock,
-        )  # fmt: skip
+            self.consumer,
+            time_budget_seconds,
+            idle_seconds,
+            batch_size,
+            stop_at_end=stop_at_end,
+            name=self.name,
+            clock=self.clock,
+        )
         for messages in loop:
             self.process_batch(messages, stats)
         stats.elapsed_seconds = round(self.clock() - started, 3)
@@ -139,7 +145,7 @@ class IdempotentConsumer:
         outcome = self.results.publish(answers)
         if len(outcome.acked) != len(answers):
             problems = [reason for _m, reason in outcome.rejected + outcome.unavailable]
-            raise RuntimeError(
+            raise InfrastructureError(
                 f"consumer {self.name}: {len(answers) - len(outcome.acked)} results not acknowledged "
                 f"({problems[:3]}); offsets not committed, the batch will be processed again (deduped)"
             )
@@ -200,5 +206,5 @@ def purge_inbox(
     """Delete a consumer's inbox rows older than the broker's retention: a message that old can no
     longer be redelivered, so its dedupe record is no longer needed. Chunked by primary key."""
     if older_than_days <= 0:
-        raise ValueError(f"older_than_days must be positive, got {older_than_days}")
+        raise ConfigurationError(f"older_than_days must be positive, got {older_than_days}")
     return InboxTable(consumer, inbox_table).purge(engine, older_than_days, chunk)

@@ -45,9 +45,13 @@ def backlog_notes(config: ServiceConfig, rows: BacklogRows | None) -> list[str]:
     if rows.pending_capped:
         notes.append(f"backlog counted up to {PENDING_COUNTED:,} pending rows: the line is a lower bound")
     if config.completion in {"delete", "archive"}:
-        notes.append(f"completion: {config.completion} removes sent rows, so the past backlog counts only rows "
-                     "still pending")  # fmt: skip
+        notes.append(
+            f"completion: {config.completion} removes sent rows, so the past backlog counts only rows "
+            "still pending"
+        )
     elif not rows.left_known:
-        notes.append("the past backlog counts only rows still pending (rows that left it in the hour need "
-                     "sent_at and updated_at columns and an index on (status, updated_at))")  # fmt: skip
+        notes.append(
+            "the past backlog counts only rows still pending (rows that left it in the hour need "
+            "sent_at and updated_at columns and an index on (status, updated_at))"
+        )
     return notes

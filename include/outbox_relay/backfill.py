@@ -137,7 +137,7 @@ class Backfiller:
             raise ConfigurationError(
                 f"backfill: max_rows_per_second must be positive, not {request.max_rows_per_second}"
             )
-        if not request.audit.reason.strip():
+        if not request.history.reason.strip():
             raise ConfigurationError("backfill: a reason is required (it is kept in the replay history)")
 
     def run(
@@ -147,9 +147,12 @@ class Backfiller:
         self.check(request)
         started = self.clock()
         report = BackfillReport(
-            self.config.service, str(request.window.start), str(request.window.end), request.republish,
+            self.config.service,
+            str(request.window.start),
+            str(request.window.end),
+            request.republish,
             request.dry_run,
-        )  # fmt: skip
+        )
         with self.engine.connect() as guard:
             if not self.store.backfill_lock.acquire(guard, 0):
                 holder = self.store.backfill_lock.holder(guard)
@@ -161,7 +164,7 @@ class Backfiller:
                 report.rows_in_window = self.store.backfills.counts(guard, request.window)
                 if request.republish:
                     report.resumed_after = self.store.backfills.resume_point(
-                        guard, request.window, request.audit.run_id
+                        guard, request.window, request.history.run_id
                     )
                 guard.commit()
                 if not request.dry_run:
@@ -179,17 +182,17 @@ class Backfiller:
         progress: Callable[[BackfillReport], None] | None,
     ) -> None:
         if self.relay is None:
-            raise ValueError("a backfill that is not a dry run needs a relay (a producer)")
+            raise ConfigurationError("a backfill that is not a dry run needs a relay (a producer)")
         # Throttled: about one batch per chunk, then a pause, so the pace holds batch by batch.
         batches = 1 if request.max_rows_per_second else None
         cursor = report.resumed_after
         while True:
             stats = self.relay.run(
                 RunRequest(
-                    run_id=request.audit.run_id,
+                    run_id=request.history.run_id,
                     window=request.window,
                     republish=request.republish,
-                    replay=request.audit if request.republish else None,
+                    history=request.history if request.republish else None,
                     time_budget_seconds=request.chunk_seconds,
                     max_batches=batches,
                     start_after=cursor,

@@ -34,3 +34,8 @@ class InfrastructureError(OutboxRelayError, RuntimeError):
 class DiscrepancyError(OutboxRelayError, RuntimeError):
     """A check found the data wrong (e.g. reconciliation: sent but never consumed); retrying rescans
     the same rows and finds the same thing."""
+
+
+class MisuseError(OutboxRelayError, TypeError):
+    """A caller handed the library something it cannot work with (e.g. ``write_outbox`` given an engine
+    instead of the transaction's connection); the message says what to pass instead."""

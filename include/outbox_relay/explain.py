@@ -153,14 +153,6 @@ class Explainer:
         return "new", "eligible: the next relay run publishes it"
 
 
-def parse_reference(value: str) -> str:
-    """A row id or message id as typed on the command line (surrounding spaces dropped)."""
-    reference = value.strip()
-    if not reference:
-        raise ValueError("give a row id or a message id")
-    return reference
-
-
 def not_found(config: ServiceConfig, reference: str) -> str:
     """What to tell someone asking about a row the table does not hold: where acknowledged rows go."""
     where = {

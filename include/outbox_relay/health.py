@@ -51,9 +51,12 @@ class HealthCheck:
             )
         limits = (
             ("the next row to send has waited", slo.max_oldest_new_seconds, "oldest_new_age_seconds"),
-            ("the oldest unconfirmed row was created", slo.max_unconfirmed_seconds,
-             "oldest_unconfirmed_age_seconds"),
-        )  # fmt: skip
+            (
+                "the oldest unconfirmed row was created",
+                slo.max_unconfirmed_seconds,
+                "oldest_unconfirmed_age_seconds",
+            ),
+        )
         for what, limit, figure in limits:
             age = figures.get(figure)
             if limit is not None and age is not None and age > limit:

@@ -62,8 +62,9 @@ class InboxView:
             conn.rollback()
             if not is_missing_table(exc):
                 raise
-            figures.problems.append("redeliveries are not counted: create inbox_duplicate with "
-                                    "'outbox-relay ddl --inbox --apply'")  # fmt: skip
+            figures.problems.append(
+                "redeliveries are not counted: create inbox_duplicate with 'outbox-relay ddl --inbox --apply'"
+            )
             return figures
         figures.duplicates_skipped = skipped.skipped
         figures.last_duplicate_at, figures.last_duplicate_message_id = (

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from outbox_relay.errors import OutboxRelayError
+
 PREFIX = "outbox_relay"
 
 Kind = Literal["counter", "gauge", "timing"]
@@ -53,9 +55,13 @@ _CONFIRMATION_COUNTERS = {
 }
 
 
+class UnknownMetricError(OutboxRelayError, KeyError):
+    """A metric name missing from ``CATALOGUE`` (the catalogue is what docs/operating.md lists)."""
+
+
 def metric_name(service: str, name: str) -> str:
     if name not in CATALOGUE:
-        raise KeyError(
+        raise UnknownMetricError(
             f"unknown metric {name!r}: add it to outbox_relay.metrics.CATALOGUE (and docs/operating.md)"
         )
     return f"{PREFIX}.{service}.{name}"

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from outbox_relay.errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class Window:
@@ -17,7 +19,7 @@ class Window:
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
-            raise ValueError(f"window end {self.end} must be after its start {self.start}")
+            raise ConfigurationError(f"window end {self.end} must be after its start {self.start}")
 
 
 @dataclass(slots=True)
@@ -292,7 +294,7 @@ class ReplayJob:
     """What a replay does: the rows it may touch, who asked, and its bound."""
 
     wanted: ReplayFilter
-    audit: HistoryEntry  # who asked, why, and the run carrying it out
+    history: HistoryEntry  # who asked, why, and the run carrying it out
     max_rows: int = DEFAULT_MAX_ROWS
     dry_run: bool = False
 
@@ -302,7 +304,7 @@ class BackfillJob:
     """What a backfill does: its window, who asked, and how it is paced."""
 
     window: Window
-    audit: HistoryEntry  # who asked, why, and the run (Airflow run id or CLI invocation) carrying it out
+    history: HistoryEntry  # who asked, why, and the run (Airflow run id or CLI invocation) carrying it out
     republish: bool = False
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
     max_rows_per_second: float | None = None

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from outbox_relay.config import Reconciliation, ServiceConfig
-from outbox_relay.errors import ConfigurationError
+from outbox_relay.errors import ConfigurationError, MissingConfigurationError
 from outbox_relay.models import ScannedRow, StatsMixin
 from outbox_relay.store.outbox import OutboxStore
 from outbox_relay.store.reconciliation import purge_consumer_records
@@ -81,7 +81,7 @@ class Reconciler:
 
     def __init__(self, config: ServiceConfig, producer: Engine, consumer: Engine | None = None) -> None:
         if config.reconciliation is None:
-            raise ValueError(f"service {config.service!r} has no 'reconciliation' section")
+            raise MissingConfigurationError(f"service {config.service!r} has no 'reconciliation' section")
         self.config = config
         self.rec: Reconciliation = config.reconciliation
         self.producer = producer
@@ -122,7 +122,7 @@ class Reconciler:
 
     def _window(self, conn: Connection, since: datetime | None, until: datetime | None) -> tuple[Any, Any]:
         if since is not None and until is not None and since >= until:
-            raise ValueError(f"window start {since} must be before its end {until}")
+            raise ConfigurationError(f"window start {since} must be before its end {until}")
         start, end = self.queries.window(conn, since, until)
         return _as_datetime(start), _as_datetime(end)
 
@@ -181,20 +181,6 @@ class Reconciler:
                 report.redelivered += self.queries.reset_to_new(conn, todo["reset"])
             if todo["mark_sent"]:
                 report.marked_sent += self.queries.mark_sent(conn, todo["mark_sent"])
-
-
-def parse_time(value: str, what: str = "") -> datetime:
-    """An ISO date/time given by an operator (CLI argument, DAG param), with an error naming ``what``
-    (argparse names the argument itself, so the CLI passes nothing). A trailing ``Z`` means UTC (Python
-    3.10's parser does not read it)."""
-    text = value.strip()
-    try:
-        return datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in {"Z", "z"} else text)
-    except ValueError:
-        where = f"{what}: " if what else ""
-        raise ConfigurationError(
-            f"{where}{value!r} is not an ISO date/time like 2026-01-31 or 2026-01-31T06:00:00"
-        ) from None
 
 
 def _as_datetime(value: Any) -> datetime:

@@ -130,7 +130,7 @@ class Replayer:
             raise ConfigurationError(f"replay: service {c.service!r} maps no columns.created_at for a window")
         if request.max_rows < 1:
             raise ConfigurationError(f"replay: max_rows must be at least 1, not {request.max_rows}")
-        if not request.audit.reason.strip():
+        if not request.history.reason.strip():
             raise ConfigurationError("replay: a reason is required (it is kept in the replay history)")
 
     def run(self, request: ReplayJob, relay: OutboxRelay | None = None) -> ReplayReport:
@@ -157,7 +157,7 @@ class Replayer:
                 if request.dry_run:
                     conn.rollback()
                 else:
-                    self.store.replays.requeue(conn, requeue, request.audit)
+                    self.store.replays.requeue(conn, requeue, request.history)
                     conn.commit()
             finally:
                 self.store.lock.release(conn)
@@ -182,13 +182,13 @@ class Replayer:
 
     def _republish(self, request: ReplayJob, rows: list[ReplayCandidate], relay: OutboxRelay | None) -> int:
         if relay is None:
-            raise ValueError("republishing SENT rows needs a relay (a producer)")
+            raise ConfigurationError("republishing SENT rows needs a relay (a producer)")
         stats = relay.run(
             RunRequest(
-                run_id=request.audit.run_id,
+                run_id=request.history.run_id,
                 republish=True,
                 named_rows=tuple(r.row_id for r in rows),
-                replay=request.audit,
+                history=request.history,
                 kind=RunKind.REPLAY,
             )
         )
@@ -197,8 +197,15 @@ class Replayer:
     @staticmethod
     def _shown(row: ReplayCandidate, held: set[Any]) -> dict[str, Any]:
         outcome = "held back" if row.row_id in held else ("requeue" if row.kind == FAILED else "republish")
-        return {"row_id": row.row_id, "message_id": row.message_id, "kind": row.kind, "outcome": outcome,
-                "key": row.key, "topic": row.topic, "last_error": row.last_error}  # fmt: skip
+        return {
+            "row_id": row.row_id,
+            "message_id": row.message_id,
+            "kind": row.kind,
+            "outcome": outcome,
+            "key": row.key,
+            "topic": row.topic,
+            "last_error": row.last_error,
+        }
 
 
 class DeadLetterReplayer:
@@ -216,7 +223,7 @@ class DeadLetterReplayer:
         c, wanted = self.config, request.wanted
         if c.dead_letter_topic is None:
             raise ConfigurationError(f"service {c.service!r} has no dead_letter_topic to replay from")
-        if not request.audit.reason.strip():
+        if not request.history.reason.strip():
             raise ConfigurationError("replay: a reason is required (it is kept in the replay history)")
         since = c.db_epoch_ms(wanted.created_from) if wanted.created_from else 0
         until = c.db_epoch_ms(wanted.created_until) if wanted.created_until else None
@@ -238,16 +245,22 @@ class DeadLetterReplayer:
             report.republished = len(messages) if request.dry_run else 0
             return report
         if publisher is None:
-            raise ValueError("replaying dead letters needs a publisher")
+            raise ConfigurationError("replaying dead letters needs a publisher")
         outcome = publisher.publish(messages)
         acked = [chosen[m.ref] for m in outcome.acked]
         with self.engine.begin() as conn:
             self.store.history.record_dead_letters(
                 conn,
-                [(r.headers.get(HEADER_ROW_ID, ""), r.headers.get(HEADER_MESSAGE_ID, ""),
-                  r.headers.get(HEADER_ERROR)) for r in acked],
-                request.audit,
-            )  # fmt: skip
+                [
+                    (
+                        r.headers.get(HEADER_ROW_ID, ""),
+                        r.headers.get(HEADER_MESSAGE_ID, ""),
+                        r.headers.get(HEADER_ERROR),
+                    )
+                    for r in acked
+                ],
+                request.history,
+            )
         report.republished = len(acked)
         lost = [*outcome.rejected, *outcome.unavailable]
         if lost or outcome.held:
@@ -288,8 +301,11 @@ def _matches(record: TopicRecord, wanted: ReplayFilter, until_ms: int | None) ->
 
 def _shown_copy(record: TopicRecord, unroutable: bool) -> dict[str, Any]:
     return {
-        "row_id": record.headers.get(HEADER_ROW_ID), "message_id": record.headers.get(HEADER_MESSAGE_ID),
-        "kind": DEAD_LETTER, "outcome": "no original topic" if unroutable else "republish",
+        "row_id": record.headers.get(HEADER_ROW_ID),
+        "message_id": record.headers.get(HEADER_MESSAGE_ID),
+        "kind": DEAD_LETTER,
+        "outcome": "no original topic" if unroutable else "republish",
         "key": None if record.key is None else record.key.decode("utf-8", "replace"),
-        "topic": record.headers.get(HEADER_ORIGINAL_TOPIC), "last_error": record.headers.get(HEADER_ERROR),
-    }  # fmt: skip
+        "topic": record.headers.get(HEADER_ORIGINAL_TOPIC),
+        "last_error": record.headers.get(HEADER_ERROR),
+    }

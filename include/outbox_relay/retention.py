@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig, StatusValue
+from outbox_relay.errors import MissingConfigurationError
 from outbox_relay.models import StatsMixin
 from outbox_relay.store.outbox import OutboxStore
 
@@ -36,7 +37,9 @@ class RetentionCleaner:
         self, config: ServiceConfig, engine: Engine, clock: Callable[[], float] = time.monotonic
     ) -> None:
         if config.retention is None:
-            raise ValueError(f"service {config.service!r} has retention disabled ('retention: null')")
+            raise MissingConfigurationError(
+                f"service {config.service!r} has retention disabled ('retention: null')"
+            )
         self.config = config
         self.retention = config.retention
         self.engine = engine

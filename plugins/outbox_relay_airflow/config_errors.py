@@ -12,7 +12,7 @@ from outbox_relay.errors import ConfigurationError
 from outbox_relay_airflow.services_folder import read_services
 
 
-class ServiceConfigError(ConfigurationError):
+class InvalidServiceFilesError(ConfigurationError):
     """Raised by the config-errors DAG file so Airflow lists each broken service as an import error."""
 
 
@@ -21,7 +21,7 @@ def raise_config_errors(directory: str | Path | None = None) -> None:
     errors = read_services(directory).errors
     if errors:
         lines = "\n".join(f"- {e}" for e in errors)
-        raise ServiceConfigError(
+        raise InvalidServiceFilesError(
             f"{len(errors)} outbox service config(s) are invalid; their DAGs are not loaded "
             f"(other services are unaffected):\n{lines}"
         )

@@ -25,7 +25,7 @@ from airflow.triggers.base import BaseEventTrigger
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.config.fields import CONFIRMATIONS_WAITING, EVENT_DRIVEN
-from outbox_relay.config.loader import ConfigError
+from outbox_relay.config.loader import ServiceFileError
 from outbox_relay.requests import (
     BackfillRequest,
     CleanupRequest,
@@ -345,7 +345,7 @@ def service_dags(config: ServiceConfig, folder: str | None = None) -> list[DAG]:
     return dags
 
 
-def build_all(directory: str | Path | None = None) -> tuple[dict[str, DAG], list[ConfigError]]:
+def build_all(directory: str | Path | None = None) -> tuple[dict[str, DAG], list[ServiceFileError]]:
     """Every valid service's DAGs, plus the errors of the invalid ones (never raised here)."""
     loaded = read_services(directory)
     folder = None if directory is None else str(directory)
@@ -355,7 +355,9 @@ def build_all(directory: str | Path | None = None) -> tuple[dict[str, DAG], list
         try:
             built = service_dags(config, folder)
         except Exception as exc:  # a DAG the config validated but Airflow refuses: report it, keep the rest
-            errors.append(ConfigError(Path(f"{config.service}.yaml"), [f"Airflow rejected the DAG: {exc}"]))
+            errors.append(
+                ServiceFileError(Path(f"{config.service}.yaml"), [f"Airflow rejected the DAG: {exc}"])
+            )
             continue
         dags.update({d.dag_id: d for d in built})
     return dags, errors

@@ -24,6 +24,7 @@ from sqlalchemy import URL, Engine
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.database import make_engine, ping
+from outbox_relay.errors import ConfigurationError
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.kafka.records import PRODUCER_REQUIRED, RELAY_PRODUCER
 from outbox_relay_airflow import connections
@@ -124,7 +125,7 @@ def _flag(conn_id: str, name: str, value: Any) -> bool:
         return True
     if text in {"false", "0", "no"}:
         return False
-    raise ValueError(f"connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}")
+    raise ConfigurationError(f"connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}")
 
 
 class OutboxDatabaseHook(BaseHook):

@@ -15,6 +15,7 @@ from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.errors import ConfigurationError
 from outbox_relay.metrics import Metric, metric_name
 from outbox_relay_airflow import connections
 from outbox_relay_airflow.compat import AsyncCallback, initialise_stats, stats
@@ -55,7 +56,7 @@ def bootstrap_server(kafka_conn_id: str) -> str:
         return servers
     if conn.host:
         return f"{conn.host}:{conn.port}" if conn.port else str(conn.host)
-    raise ValueError(
+    raise ConfigurationError(
         f"Kafka connection {kafka_conn_id!r} names no bootstrap server (extra 'bootstrap.servers')"
     )
 
@@ -79,9 +80,13 @@ def announce(config: ServiceConfig, context: dict[str, Any], run_stats: dict[str
     try:
         return _record_asset_events(config, context, run_stats)
     except Exception as exc:
-        log.error("service %s: no asset events recorded for this run (%s: %s); its rows are sent, but "
-                  "downstream DAGs scheduled on its topics are not triggered by it", config.service,
-                  type(exc).__name__, exc)  # fmt: skip
+        log.error(
+            "service %s: no asset events recorded for this run (%s: %s); its rows are sent, but "
+            "downstream DAGs scheduled on its topics are not triggered by it",
+            config.service,
+            type(exc).__name__,
+            exc,
+        )
         return []
 
 

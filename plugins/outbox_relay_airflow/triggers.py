@@ -74,8 +74,13 @@ class _WatchTrigger(BaseEventTrigger):
                     mark = await asyncio.to_thread(probe.look)
                 except Exception as exc:  # the database or broker is away: say so, keep watching (the
                     # DAG's run would fail too)
-                    log.warning("service %s: could not look for %s (%s: %s); trying again", self.service,
-                                self.watched, type(exc).__name__, exc)  # fmt: skip
+                    log.warning(
+                        "service %s: could not look for %s (%s: %s); trying again",
+                        self.service,
+                        self.watched,
+                        type(exc).__name__,
+                        exc,
+                    )
                     mark = None
                 if mark is None:
                     asked = None

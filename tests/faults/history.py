@@ -19,8 +19,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from sqlalchemy import Connection, Engine, text
 
 from outbox_inbox.consumer import IdempotentConsumer, InboundMessage
-from outbox_relay.kafka.messages import HEADER_MESSAGE_ID
 from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.kafka.records import HEADER_MESSAGE_ID
 from tests.integration.kafka_tools import Record, create_topics, producer, read_all
 
 EFFECTS_TABLE = "fault_effect"

@@ -40,8 +40,8 @@ def skew_clock(offset: float) -> None:
 
 
 def _publisher(spec: dict[str, Any], config: Any) -> Any:
-    from outbox_relay.kafka.messages import OutboundMessage
     from outbox_relay.kafka.publisher import DeliveryOutcome, KafkaPublisher
+    from outbox_relay.kafka.records import OutboundMessage
     from tests.integration.kafka_tools import producer
 
     flag = Path(spec.get("flag") or "/dev/null")
@@ -84,9 +84,9 @@ def main() -> None:
     if spec.get("clock_offset_seconds"):
         skew_clock(float(spec["clock_offset_seconds"]))
     from outbox_relay.config import ServiceConfig
+    from outbox_relay.database import make_engine
     from outbox_relay.relay.engine import OutboxRelay, RunRequest
     from outbox_relay.retention import RetentionCleaner
-    from outbox_relay.store.engine import make_engine
 
     config = ServiceConfig.model_validate(spec["config"])
     engine = make_engine(spec["url"])

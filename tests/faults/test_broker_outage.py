@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 import pytest
 from sqlalchemy import Engine
 
-from outbox_relay.kafka.messages import OutboundMessage
 from outbox_relay.kafka.publisher import BrokerUnavailableError, DeliveryOutcome, KafkaPublisher
+from outbox_relay.kafka.records import OutboundMessage
 from outbox_relay.relay.engine import OutboxRelay, RunRequest
 from tests.faults.conftest import Broker
 from tests.faults.history import check_history

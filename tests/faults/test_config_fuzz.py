@@ -1,5 +1,5 @@
 """Scenario 11: bad service configs, fuzzed (hypothesis). Whatever a YAML file holds, loading it gives
-either a valid config or a ConfigError naming the file and the field, never a traceback from deep
+either a valid config or a ServiceFileError naming the file and the field, never a traceback from deep
 inside; and a bad file never stops the other services' DAGs from being built."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outbox_relay.config.loader import ConfigError, load_services, parse_service_config
+from outbox_relay.config.loader import ServiceFileError, load_services, parse_service_config
 
 BASE: dict[str, Any] = {
     "service": "fuzzed",
@@ -63,7 +63,7 @@ def _mutate(document: dict[str, Any], path: Sequence[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _assert_names_file_and_field(error: ConfigError, path: Path) -> None:
+def _assert_names_file_and_field(error: ServiceFileError, path: Path) -> None:
     message = str(error)
     assert message.startswith(f"{path}: "), message
     assert error.problems, message
@@ -92,7 +92,7 @@ def _load(folder: Path, text: str) -> None:
     (folder / "good.yaml").write_text(yaml.safe_dump({"topic": "good.events"}))
     try:
         parse_service_config(path)
-    except ConfigError as error:
+    except ServiceFileError as error:
         _assert_names_file_and_field(error, path)
     loaded = load_services(folder)
     assert "good" in loaded.services and len(loaded.services) + len(loaded.errors) == 2
@@ -130,7 +130,7 @@ def test_arbitrary_text_gives_a_config_error_naming_the_file(text: str) -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(PATHS), values), min_size=1, max_size=2))
 def test_a_fuzzed_config_never_takes_the_other_services_dags_down(mutations: list[tuple[Any, Any]]) -> None:
-    from outbox_relay_airflow.config_errors import ServiceConfigError, raise_config_errors
+    from outbox_relay_airflow.config_errors import InvalidServiceFilesError, raise_config_errors
     from outbox_relay_airflow.dag_factory import build_all
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,7 +140,7 @@ def test_a_fuzzed_config_never_takes_the_other_services_dags_down(mutations: lis
         dags, errors = build_all(folder)
         assert "outbox_good_relay" in dags
         if errors:
-            with pytest.raises(ServiceConfigError, match=r"fuzzed\.yaml"):
+            with pytest.raises(InvalidServiceFilesError, match=r"fuzzed\.yaml"):
                 raise_config_errors(folder)
         else:
             assert "outbox_fuzzed_relay" in dags
@@ -152,7 +152,7 @@ def test_a_value_yaml_cannot_build_is_reported_with_its_field(tmp_path: Path) ->
     load_services and fail the import of every service's DAGs."""
     path = tmp_path / "orders.yaml"
     path.write_text("topic: orders.events\nretry:\n  max_attempts: !!int abc\nschedule: 2001-13-01\n")
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(ServiceFileError) as error:
         parse_service_config(path)
     assert str(error.value).startswith(f"{path}: field 'retry.max_attempts': invalid YAML value")
     assert load_services(tmp_path).errors[0].path == path  # reported, not raised

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 
+from outbox_relay.database import make_engine
 from outbox_relay.retention import RetentionCleaner
-from outbox_relay.store.engine import make_engine
 from outbox_relay.store.outbox import expanding
 from tests.faults.conftest import Broker
 from tests.faults.history import check_history

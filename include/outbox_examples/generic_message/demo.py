@@ -27,9 +27,7 @@ from outbox_examples.generic_message.services import (
     write_business,
 )
 from outbox_inbox.consumer import InboundMessage
-from outbox_relay.store.connect import make_engine
-from outbox_relay.store.ddl import apply_ddl, recreate_database
-from outbox_relay.store.reconciliation import REDELIVERY_NOTE
+from outbox_relay.database import REDELIVERY_NOTE, apply_ddl, make_engine, recreate_database
 
 STATE = Path(os.environ.get("DEMO_STATE", ".run/demo-state-generic_message.json"))
 REJECTED_EVERY = 25  # every 25th invoice has a negative amount: the ledger records status 2 + error

@@ -20,10 +20,9 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from outbox_inbox.consumer import InboundMessage, to_inbound
+from outbox_relay.database import is_duplicate_on, truncate_error
 from outbox_relay.kafka.consume import ConsumeLoop, commit_offsets
 from outbox_relay.models import StatsMixin
-from outbox_relay.store.mysql_errors import is_duplicate_on
-from outbox_relay.store.naming import truncate_error
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +135,14 @@ def ledger_handler(conn: Connection, message: InboundMessage) -> None:
             "INSERT INTO ledger_entry (message_id, business_id, seq, kind, amount_cents) "
             "VALUES (:m, :b, :s, :k, :a)"
         ),
-        {"m": message.message_id, "b": message.key, "s": event["seq"], "k": event["kind"],
-         "a": event["amount_cents"]},
-    )  # fmt: skip
+        {
+            "m": message.message_id,
+            "b": message.key,
+            "s": event["seq"],
+            "k": event["kind"],
+            "a": event["amount_cents"],
+        },
+    )
 
 
 Handler = Callable[[Connection, InboundMessage], None]
@@ -174,10 +178,17 @@ class ConsumerTableConsumer:
                         f"INSERT INTO {self.table} (message_id, business_id, topic, kafka_partition, "
                         "kafka_offset, body, status, service_name) VALUES (:m, :b, :t, :p, :o, :body, :s, :svc)"
                     ),
-                    {"m": message.message_id, "b": message.key, "t": message.topic, "p": message.partition,
-                     "o": message.offset, "body": message.value.decode("utf-8", "replace"), "s": PENDING,
-                     "svc": self.service_name},
-                )  # fmt: skip
+                    {
+                        "m": message.message_id,
+                        "b": message.key,
+                        "t": message.topic,
+                        "p": message.partition,
+                        "o": message.offset,
+                        "body": message.value.decode("utf-8", "replace"),
+                        "s": PENDING,
+                        "svc": self.service_name,
+                    },
+                )
             except IntegrityError as exc:
                 if not is_duplicate_on(exc, "uq_message_consume_service_message"):
                     raise

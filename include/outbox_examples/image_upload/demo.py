@@ -33,10 +33,9 @@ from outbox_examples.image_upload.scenario import (
     read_topic,
 )
 from outbox_examples.image_upload.services import consume_both
+from outbox_relay.database import apply_ddl, make_engine, recreate_database
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.kafka.topics import ensure_topics
-from outbox_relay.store.connect import make_engine
-from outbox_relay.store.ddl import apply_ddl, recreate_database
 
 STATE = Path(os.environ.get("DEMO_STATE", ".run/demo-state-image_upload.json"))
 VISIBILITY_SECONDS = 2  # short so the demo sees SQS redeliver quickly; production: above the flush timeout

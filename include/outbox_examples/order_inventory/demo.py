@@ -24,9 +24,8 @@ from outbox_examples.order_inventory.services import (
     reserve_stock,
 )
 from outbox_inbox.consumer import IdempotentConsumer
+from outbox_relay.database import apply_ddl, make_engine, recreate_database
 from outbox_relay.kafka.publisher import KafkaPublisher
-from outbox_relay.store.connect import make_engine
-from outbox_relay.store.ddl import apply_ddl, recreate_database
 
 SKUS = {"sku-apple": 4000, "sku-pear": 4000, "sku-plum": 1800}  # plum runs out: some orders FAIL
 RESULT_TOPIC = "orders.results"

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from outbox_examples.demo_support import db_url
 from outbox_examples.order_inventory.demo import SKUS, inventory_service, setup
 from outbox_examples.order_inventory.services import place_order
-from outbox_relay.store.connect import make_engine
+from outbox_relay.database import make_engine
 
 
 def trickle(engine: Engine, every: float, stop: threading.Event) -> None:

@@ -26,10 +26,9 @@ from outbox_examples.payment_coupon.services import (
     create_user,
     run_payments,
 )
+from outbox_relay.database import apply_ddl, make_engine, recreate_database
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.kafka.topics import ensure_topics
-from outbox_relay.store.connect import make_engine
-from outbox_relay.store.ddl import apply_ddl, recreate_database
 
 GROUP = "activity-service"
 USERS = 20

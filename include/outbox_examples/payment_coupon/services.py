@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from outbox_inbox.consumer import ConsumeStats, Handler, IdempotentConsumer, InboundMessage
+from outbox_relay.database import insert_once
 from outbox_relay.kafka.publisher import KafkaPublisher
-from outbox_relay.store.mysql_errors import insert_once
 
 log = logging.getLogger(__name__)
 

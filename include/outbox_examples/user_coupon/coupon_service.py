@@ -38,10 +38,10 @@ from outbox_examples.user_coupon.services import (
     record_event,
 )
 from outbox_inbox.consumer import to_inbound
+from outbox_relay.database import make_engine
 from outbox_relay.kafka.consume import ConsumeLoop, commit_offsets
 from outbox_relay.kafka.records import HEADER_EVENT_TYPE
 from outbox_relay.models import StatsMixin
-from outbox_relay.store.connect import make_engine
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,7 @@ from outbox_examples.demo_support import db_url, print_summary, read_back, serve
 from outbox_examples.kafka_groups import skip_to_end
 from outbox_examples.user_coupon import coupon_service
 from outbox_examples.user_coupon.services import USER_TOPIC, register_users
-from outbox_relay.store.connect import make_engine
-from outbox_relay.store.ddl import apply_ddl, recreate_database
+from outbox_relay.database import apply_ddl, make_engine, recreate_database
 
 GROUP = "coupon-service"
 STATE = DemoState("user_coupon")

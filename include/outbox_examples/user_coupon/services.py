@@ -17,9 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
+from outbox_relay.database import insert_once, truncate_error
 from outbox_relay.ids import uuid7
-from outbox_relay.store.mysql_errors import insert_once
-from outbox_relay.store.naming import truncate_error
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class ConfigError(ConfigurationError):
+class ServiceFileError(ConfigurationError):
     """A service config that cannot be used; the message names the file and each bad field."""
 
     def __init__(self, path: Path, problems: list[str]) -> None:
@@ -34,7 +34,7 @@ class ConfigError(ConfigurationError):
 @dataclass(frozen=True)
 class LoadedServices:
     services: dict[str, ServiceConfig]
-    errors: list[ConfigError]
+    errors: list[ServiceFileError]
 
 
 def default_services_dir() -> Path | None:
@@ -85,27 +85,27 @@ def _unbuildable_field(text: str) -> str | None:
 
 
 def parse_service_config(path: Path) -> ServiceConfig:
-    """Read and validate one file, raising ``ConfigError`` with every problem found."""
+    """Read and validate one file, raising ``ServiceFileError`` with every problem found."""
     try:
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [f"cannot read file: {exc}"]) from None
+        raise ServiceFileError(path, [f"cannot read file: {exc}"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(path, [f"invalid YAML: {exc}".replace("\n", " ")]) from None
+        raise ServiceFileError(path, [f"invalid YAML: {exc}".replace("\n", " ")]) from None
     except (ValueError, TypeError, RecursionError) as exc:  # a value YAML cannot build, e.g. 2001-13-01
         field = _unbuildable_field(path.read_text(encoding="utf-8"))
         where = f"field '{field}': " if field else ""
-        raise ConfigError(path, [f"{where}invalid YAML value: {exc}"]) from None
+        raise ServiceFileError(path, [f"{where}invalid YAML value: {exc}"]) from None
     if not isinstance(document, dict):
         kind = type(document).__name__
-        raise ConfigError(path, [f"expected a mapping of settings at the top level, got {kind}"])
+        raise ServiceFileError(path, [f"expected a mapping of settings at the top level, got {kind}"])
     document.setdefault("service", path.stem)
     try:
         config = ServiceConfig.model_validate(document)
     except ValidationError as exc:
-        raise ConfigError(path, [_describe(e) for e in exc.errors()]) from None
+        raise ServiceFileError(path, [_describe(e) for e in exc.errors()]) from None
     if config.service != path.stem:
-        raise ConfigError(
+        raise ServiceFileError(
             path, [f"field 'service': {config.service!r} must equal the file name {path.stem!r}"]
         )
     return config
@@ -117,13 +117,13 @@ def config_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in CONFIG_SUFFIXES and p.is_file())
 
 
-def _missing_folder(folder: Path | None, origin: str) -> ConfigError:
+def _missing_folder(folder: Path | None, origin: str) -> ServiceFileError:
     if folder is None:
-        return ConfigError(
+        return ServiceFileError(
             Path(f"${SERVICES_DIR_ENV}"),
             [f"not set and no folder given: set ${SERVICES_DIR_ENV} to the folder of the service configs"],
         )
-    return ConfigError(folder, [f"no such folder ({origin}): no service is loaded"])
+    return ServiceFileError(folder, [f"no such folder ({origin}): no service is loaded"])
 
 
 def _folder(directory: Path | None, origin: str | None) -> tuple[Path | None, str]:
@@ -141,11 +141,11 @@ def load_services(directory: Path | None = None, origin: str | None = None) -> L
     # A mistyped setting must not look like "no services registered".
     if folder is None or not folder.is_dir():
         return LoadedServices({}, [_missing_folder(folder, origin)])
-    errors: list[ConfigError] = []
+    errors: list[ServiceFileError] = []
     for path in config_files(folder):
         try:
             config = parse_service_config(path)
-        except ConfigError as exc:
+        except ServiceFileError as exc:
             errors.append(exc)
             continue
         services[config.service] = config

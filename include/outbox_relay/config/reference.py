@@ -41,6 +41,7 @@ from outbox_relay.config.table import (
     RowFilter,
     Statuses,
 )
+from outbox_relay.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,7 @@ def _meaning(
 ) -> str:
     """The field's description (required: the page has no other source), its accepted range and links."""
     if not info.description:
-        raise ValueError(
+        raise ConfigurationError(
             f"{section.model.__name__}.{name} has no description: give it Field(description=...)"
         )
     text = info.description
@@ -285,7 +286,7 @@ def render_reference() -> str:
     homes = {s.model: f"[{s.heading.split(' (')[0]}](#{anchor(s.heading)})" for s in SECTIONS}
     missing = [m.__name__ for m in reachable_models() if m not in homes]
     if missing:
-        raise ValueError(f"models without a section in the configuration reference: {missing}")
+        raise ConfigurationError(f"models without a section in the configuration reference: {missing}")
     return "\n\n".join([TITLE, INTRO, *(render_section(s, homes) for s in SECTIONS)]) + "\n"
 
 

@@ -32,6 +32,7 @@ from outbox_relay.config.lifecycle import (
 )
 from outbox_relay.config.settings import Connections, Inbox, Kafka, Retry
 from outbox_relay.config.table import STANDARD_COLUMNS, Columns, JsonValues, Payload, RowFilter, Statuses
+from outbox_relay.errors import ConfigurationError, MissingConfigurationError
 
 _SERVICE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 LOCK_BUCKETS = 64  # sharded relays lock buckets of keys; every shard count divides it
@@ -163,9 +164,12 @@ class ServiceConfig(Strict):
         "while the table is empty).",
     )
     watch_seconds: float = Field(
-        5, gt=0, le=300, description="With `schedule: \"@rows\"` / `confirm_schedule: \"@messages\"`: how "
+        5,
+        gt=0,
+        le=300,
+        description='With `schedule: "@rows"` / `confirm_schedule: "@messages"`: how '
         "often the triggerer looks for eligible rows / waiting confirmations.",
-    )  # fmt: skip
+    )
     confirm_schedule: str | None = Field(
         "* * * * *",
         description="Cron expression or preset for the confirmations DAG; `null` = no schedule; "
@@ -311,7 +315,7 @@ class ServiceConfig(Strict):
         if shard is None:
             return tuple(range(LOCK_BUCKETS))
         if not 0 <= shard < self.shards:
-            raise ValueError(f"service {self.service!r} has {self.shards} shard(s): no shard {shard}")
+            raise ConfigurationError(f"service {self.service!r} has {self.shards} shard(s): no shard {shard}")
         return tuple(b for b in range(LOCK_BUCKETS) if b % self.shards == shard)
 
     # --- derived values -------------------------------------------------------------
@@ -354,7 +358,7 @@ class ServiceConfig(Strict):
     @property
     def confirmation_group_id(self) -> str:
         if self.confirmation is None:
-            raise ValueError(f"service {self.service!r} has no confirmation topic")
+            raise MissingConfigurationError(f"service {self.service!r} has no confirmation topic")
         return self.confirmation.group_id or f"outbox-relay-{self.service}"
 
     @property

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 
+from outbox_relay.errors import InfrastructureError
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,7 @@ class ConsumerLike(Protocol):
     def assignment(self) -> list[Any]: ...
 
 
-class ConsumerFailedError(RuntimeError):
+class ConsumerFailedError(InfrastructureError):
     """librdkafka reported a fatal error: this consumer instance cannot go on."""
 
 

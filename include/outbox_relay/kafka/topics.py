@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.errors import InfrastructureError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def ensure_topics(
             log.info("created topic %s with %d partitions", name, wanted[name])
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise RuntimeError(f"could not create topic {name!r}: {exc.args[0].str()}") from None
+                raise InfrastructureError(f"could not create topic {name!r}: {exc.args[0].str()}") from None
     wait_for_leaders(admin, {name: wanted[name] for name in missing}, timeout)
     return created
 
@@ -66,7 +67,7 @@ def wait_for_leaders(admin: Any, wanted: dict[str, int], timeout: float = 10.0) 
         if not pending:
             return
         if time.monotonic() >= deadline:
-            raise RuntimeError(
+            raise InfrastructureError(
                 f"topics {pending} still lack a leader for some partition {timeout:g}s after creation"
             )
         time.sleep(0.1)

@@ -256,14 +256,21 @@ class OutboxRelay:
             raise RelayLockBusyError(f"{message}; a backfill or replay run fails so that it can be retried")
         backfill = self.store.backfill_lock.holder(conn)
         if backfill is not None:
-            log.info("%s: %s (MySQL connection id %s); this run has nothing to do", message, BACKFILL_RUNNING,
-                     backfill)  # fmt: skip
+            log.info(
+                "%s: %s (MySQL connection id %s); this run has nothing to do",
+                message,
+                BACKFILL_RUNNING,
+                backfill,
+            )
             stats.stopped_because = BACKFILL_RUNNING
             self.store.busy_runs(request.shard).clear(conn)  # a backfill takes its turns: nothing is wedged
             return stats
         stats.lock_busy_runs = self.store.busy_runs(request.shard).count(conn, holder)
-        log.warning("%s; this run has nothing to do (runs in a row that found it held: %s)", message,
-                    stats.lock_busy_runs)  # fmt: skip
+        log.warning(
+            "%s; this run has nothing to do (runs in a row that found it held: %s)",
+            message,
+            stats.lock_busy_runs,
+        )
         stats.stopped_because = LOCK_BUSY
         return stats
 
@@ -372,8 +379,15 @@ class OutboxRelay:
         for f in failures:
             level = logging.WARNING if f.terminal else logging.INFO
             what = "FAILED (out of attempts)" if f.terminal else f"will retry in {f.delay_seconds:g}s"
-            log.log(level, "service %s row %s (message %s) %s: %s",
-                    self.config.service, f.row.row_id, f.row.message_id, what, f.error)  # fmt: skip
+            log.log(
+                level,
+                "service %s row %s (message %s) %s: %s",
+                self.config.service,
+                f.row.row_id,
+                f.row.message_id,
+                what,
+                f.error,
+            )
 
     def _count(self, batch: _Batch, stats: RunStats) -> None:
         outcome, sent = batch.outcome, self.config.statuses.sent

@@ -28,8 +28,8 @@ class RunRequestError(ConfigurationError):
 # The fields each kind may set beyond run_id, time budget and polling; the ones it must set.
 _ALLOWED: dict[RunKind, frozenset[str]] = {
     RunKind.RELAY: frozenset({"shard"}),
-    RunKind.BACKFILL: frozenset({"window", "republish", "replay", "start_after", "max_batches", "shard"}),
-    RunKind.REPLAY: frozenset({"named_rows", "republish", "replay"}),
+    RunKind.BACKFILL: frozenset({"window", "republish", "history", "start_after", "max_batches", "shard"}),
+    RunKind.REPLAY: frozenset({"named_rows", "republish", "history"}),
 }
 _REQUIRED: dict[RunKind, frozenset[str]] = {
     RunKind.RELAY: frozenset(),
@@ -38,7 +38,7 @@ _REQUIRED: dict[RunKind, frozenset[str]] = {
 }
 
 
-_OPTIONAL_FIELDS = ("window", "republish", "named_rows", "replay", "start_after", "max_batches", "shard")
+_OPTIONAL_FIELDS = ("window", "republish", "named_rows", "history", "start_after", "max_batches", "shard")
 
 
 def _is_set(value: Any) -> bool:
@@ -60,7 +60,7 @@ class RunRequest:
     time_budget_seconds: float | None = None
     poll_interval_seconds: float | None = None
     named_rows: tuple[Any, ...] = ()  # a replay: only these rows (with republish, SENT ones too)
-    replay: HistoryEntry | None = None  # who asked for the republish, and why (row-history records)
+    history: HistoryEntry | None = None  # who asked for the republish, and why (row-history records)
     start_after: Any = None  # resume a chunked backfill: only rows after this place in claim order
     max_batches: int | None = None  # a throttled backfill's chunk: stop claiming after this many batches
     shard: int | None = None  # a sharded service's relay task: only rows of this shard (None: all)
@@ -78,8 +78,10 @@ class RunRequest:
         missing = sorted(_REQUIRED[kind] - set_fields)
         if missing:
             raise RunRequestError(f"run {self.run_id!r}: a {kind.value} run needs {', '.join(missing)}")
-        if self.replay is not None and not self.republish:
-            raise RunRequestError(f"run {self.run_id!r}: replay (the history entry) is only for a republish")
+        if self.history is not None and not self.republish:
+            raise RunRequestError(
+                f"run {self.run_id!r}: history (its row-history entry) is only for a republish"
+            )
         if self.shard is not None and self.shard < 0:
             raise RunRequestError(f"run {self.run_id!r}: shard {self.shard} is negative")
         if self.max_batches is not None and self.max_batches < 1:
@@ -90,4 +92,4 @@ class RunRequest:
         """What a republish run records in the row history (None: the run republishes nothing)."""
         if not self.republish:
             return None
-        return self.replay or HistoryEntry("airflow", "republish", self.run_id)
+        return self.history or HistoryEntry("airflow", "republish", self.run_id)

@@ -136,7 +136,7 @@ class ReplayRequest(OperatorRequest):
         kinds = [FAILED, *([UNCONFIRMED] if config.confirmation else [])]
         return kinds + ([DEAD_LETTER] if config.dead_letter_topic else [])
 
-    def job(self, config: ServiceConfig, audit: HistoryEntry) -> ReplayJob:
+    def job(self, config: ServiceConfig, history: HistoryEntry) -> ReplayJob:
         """The replayer's job; times with an offset are converted to the service's DB time zone."""
         start, end = (
             None if t is None else to_db_time(t, config.db_tzinfo)
@@ -151,7 +151,7 @@ class ReplayRequest(OperatorRequest):
             created_from=start,
             created_until=end,
         )
-        return ReplayJob(wanted, audit, self.max_rows, self.dry_run)
+        return ReplayJob(wanted, history, self.max_rows, self.dry_run)
 
 
 class BackfillRequest(OperatorRequest):
@@ -181,13 +181,13 @@ class BackfillRequest(OperatorRequest):
         _before(self, "since", "until")
         return self
 
-    def job(self, config: ServiceConfig, audit: HistoryEntry) -> BackfillJob:
+    def job(self, config: ServiceConfig, history: HistoryEntry) -> BackfillJob:
         """The backfiller's job; times with an offset are converted to the service's DB time zone."""
         zone = config.db_tzinfo
         window = Window(to_db_time(self.since, zone), to_db_time(self.until, zone))
         return BackfillJob(
             window=window,
-            audit=audit,
+            history=history,
             republish=self.republish,
             chunk_seconds=self.chunk_seconds,
             max_rows_per_second=self.max_rows_per_second,

@@ -45,9 +45,22 @@ from outbox_relay.store.table import OutboxTable
 log = logging.getLogger(__name__)
 
 _ROW_FIELDS = (
-    "row_id", "message_id", "key", "event_type", "topic", "body", "extra_headers", "status",
-    "attempts", "waiting", "failed", "valid_json", "partition", "retry", "position",
-)  # fmt: skip
+    "row_id",
+    "message_id",
+    "key",
+    "event_type",
+    "topic",
+    "body",
+    "extra_headers",
+    "status",
+    "attempts",
+    "waiting",
+    "failed",
+    "valid_json",
+    "partition",
+    "retry",
+    "position",
+)
 if tuple(f.name for f in dataclass_fields(OutboxRow)) != _ROW_FIELDS:
     raise ImportError("OutboxRow's fields changed: update _ROW_FIELDS and ClaimQuery._decode together")
 
@@ -169,8 +182,10 @@ class ClaimQuery:
             log.warning(
                 "service %s: the database refused to read a JSON document of %s (%s); payloads are checked "
                 "and JSON values read by the relay from now on",
-                self.table.config.service, self.table.config.table, exc.orig,
-            )  # fmt: skip
+                self.table.config.service,
+                self.table.config.table,
+                exc.orig,
+            )
         self._checks_json = self._extracts_in_sql = False
         self._build_all()
         return self._read(conn, key, params)
@@ -200,8 +215,10 @@ class ClaimQuery:
                 "service %s: a batch of %s rows of %s did not fit in one value (the server's "
                 "max_allowed_packet, or MariaDB's group_concat_max_len); batches are read row by row for "
                 "the rest of this run (the same rows, only slower)",
-                self.table.config.service, count, self.table.config.table,
-            )  # fmt: skip
+                self.table.config.service,
+                count,
+                self.table.config.table,
+            )
             self._field_kinds = {}
             return None
         records.sort(key=_ROW_ID)  # JSON_ARRAYAGG keeps no order on MySQL
@@ -355,8 +372,21 @@ class ClaimQuery:
             positions = [(*(r[i] for i in order), r[0]) for r in records]
         return list(
             map(  # in _ROW_FIELDS order
-                OutboxRow, ids, message_ids, column("key"), column("event_type", t.config.event_type), topics,
-                bodies, column("headers"), column("status", t.statuses.new), attempts, waiting, repeat(False, n),
-                valid if self._checks_json else repeat(None, n), column("partition"), retry, positions,
+                OutboxRow,
+                ids,
+                message_ids,
+                column("key"),
+                column("event_type", t.config.event_type),
+                topics,
+                bodies,
+                column("headers"),
+                column("status", t.statuses.new),
+                attempts,
+                waiting,
+                repeat(False, n),
+                valid if self._checks_json else repeat(None, n),
+                column("partition"),
+                retry,
+                positions,
             )
-        )  # fmt: skip
+        )

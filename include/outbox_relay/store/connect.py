@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, text
 
+from outbox_relay.errors import ConfigurationError
+
 _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
 
 
@@ -24,7 +26,7 @@ def make_engine(
     a ping before nor a rollback after each use of a pooled connection (a look was four round trips: the
     ping, the query and two rollbacks); a connection the server dropped is replaced by the look itself."""
     if not _OFFSET.match(time_zone):
-        raise ValueError(f"time zone {time_zone!r} must be a UTC offset like '+00:00'")
+        raise ConfigurationError(f"time zone {time_zone!r} must be a UTC offset like '+00:00'")
     return create_engine(
         url,
         isolation_level="AUTOCOMMIT" if watching else "READ COMMITTED",

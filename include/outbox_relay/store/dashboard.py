@@ -65,11 +65,15 @@ class DashboardQueries:
         if t.columns.inline_retry_state and t.statuses.failed is not None:
             error = t.column("last_error")
             failed = t.status_eq("failed", t.statuses.failed)
-            source = (f"SELECT {error} AS e FROM {t.name} WHERE {failed}{t.row_filter} "
-                      f"ORDER BY {t.id_col} DESC LIMIT {ERRORS_SAMPLED}")  # fmt: skip
+            source = (
+                f"SELECT {error} AS e FROM {t.name} WHERE {failed}{t.row_filter} "
+                f"ORDER BY {t.id_col} DESC LIMIT {ERRORS_SAMPLED}"
+            )
         else:
-            source = (f"SELECT last_error AS e FROM {ATTEMPT_TABLE} WHERE service = :service AND "
-                      f"source_table = :tbl AND failed = 1 LIMIT {ERRORS_SAMPLED}")  # fmt: skip
+            source = (
+                f"SELECT last_error AS e FROM {ATTEMPT_TABLE} WHERE service = :service AND "
+                f"source_table = :tbl AND failed = 1 LIMIT {ERRORS_SAMPLED}"
+            )
         sql = text(
             f"SELECT LEFT(COALESCE(e, '(no error text)'), 300) AS msg, COUNT(*) AS n FROM ({source}) AS sampled "
             f"GROUP BY msg ORDER BY n DESC, msg LIMIT {TOP_ERRORS}"
@@ -134,8 +138,10 @@ class DashboardQueries:
         hint = None if name is None else self.hints.hint(conn, [name])
         params = self._params(key=key, limit=limit, scan=KEY_SCAN_ROWS)
         if hint is not None:
-            sql = text(f"SELECT {columns} FROM {t.name} {hint} WHERE {key_sql} = :key{t.row_filter} "
-                       f"ORDER BY {t.id_col} DESC LIMIT :limit")  # fmt: skip
+            sql = text(
+                f"SELECT {columns} FROM {t.name} {hint} WHERE {key_sql} = :key{t.row_filter} "
+                f"ORDER BY {t.id_col} DESC LIMIT :limit"
+            )
         else:
             sql = text(
                 f"SELECT * FROM (SELECT {columns}, {key_sql} AS searched_key FROM {t.name} "
@@ -203,9 +209,10 @@ class DashboardQueries:
         if found is None:
             return RowContent(None, None, None)
         return RowContent(
-            None if found[0] is None else str(found[0]), None if found[1] is None else int(found[1]),
+            None if found[0] is None else str(found[0]),
+            None if found[1] is None else int(found[1]),
             None if found[2] is None else str(found[2]),
-        )  # fmt: skip
+        )
 
 
 def _like_escaped(value: str) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
 from outbox_relay.config import STANDARD_COLUMNS, ServiceConfig
 from outbox_relay.config.identifiers import TableName
 from outbox_relay.config.table import Columns
+from outbox_relay.errors import ConfigurationError
 from outbox_relay.store.introspection import column_types
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -123,7 +124,7 @@ def create_missing(conn: Connection, wanted: list[TableDDL]) -> list[tuple[Table
 def recreate_database(server_url: str | URL, name: str) -> URL:
     """Drop and create ``name``; returns the URL of the new database."""
     if not re.match(r"^[A-Za-z0-9_]{1,64}$", name):
-        raise ValueError(f"bad database name {name!r}")
+        raise ConfigurationError(f"bad database name {name!r}")
     url = make_url(server_url)
     admin = create_engine(url.set(database=None))
     with admin.begin() as conn:

@@ -13,9 +13,19 @@ from outbox_relay.store.table import OutboxTable
 
 # Logical fields read when the table maps them (absent ones come back as None).
 _FIELDS = (
-    "message_id", "key", "event_type", "topic", "attempts", "last_error", "next_attempt_at",
-    "not_before", "created_at", "sent_at", "run_id", "confirmed_at",
-)  # fmt: skip
+    "message_id",
+    "key",
+    "event_type",
+    "topic",
+    "attempts",
+    "last_error",
+    "next_attempt_at",
+    "not_before",
+    "created_at",
+    "sent_at",
+    "run_id",
+    "confirmed_at",
+)
 
 
 class ExplainQueries:

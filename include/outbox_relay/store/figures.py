@@ -52,8 +52,10 @@ class BacklogFigures:
         """NEW rows given up on (tables whose failed status is null keep that in the attempt table)."""
         if self.table.statuses.failed is not None:
             return 0
-        sql = text(f"SELECT COUNT(*) FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl "
-                   "AND failed = 1")  # fmt: skip
+        sql = text(
+            f"SELECT COUNT(*) FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl "
+            "AND failed = 1"
+        )
         return int(conn.execute(sql, self._params()).scalar() or 0)
 
     def oldest_new_age_seconds(self, conn: Connection) -> int | None:

@@ -28,8 +28,15 @@ class RowHistory:
         """SENT rows the broker acknowledged again: history only; the row (and its run id, copied to the
         history as the run that first sent it) stays as it was."""
         first_runs = self._run_ids(conn, [r.row_id for r in rows])
-        self.record(conn, "republish", [(r.row_id, r.message_id, r.status, r.attempts, None,
-                                          first_runs.get(str(r.row_id))) for r in rows], entry)  # fmt: skip
+        self.record(
+            conn,
+            "republish",
+            [
+                (r.row_id, r.message_id, r.status, r.attempts, None, first_runs.get(str(r.row_id)))
+                for r in rows
+            ],
+            entry,
+        )
 
     def _run_ids(self, conn: Connection, row_ids: list[Any]) -> dict[str, str | None]:
         """The ``relay_run_id`` of each row (none when the table maps no run id column)."""
@@ -65,8 +72,11 @@ class RowHistory:
         except ProgrammingError as exc:
             if not is_missing_table(exc):
                 raise
-            log.warning("%s is missing (create it: outbox-relay ddl --shared-only --apply): failed attempts are not "
-                        "recorded in the row history", REPLAY_TABLE)  # fmt: skip
+            log.warning(
+                "%s is missing (create it: outbox-relay ddl --shared-only --apply): failed attempts are not "
+                "recorded in the row history",
+                REPLAY_TABLE,
+            )
 
     def record_dead_letters(
         self, conn: Connection, copies: Sequence[tuple[str, str, str | None]], entry: HistoryEntry

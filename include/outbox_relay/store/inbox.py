@@ -68,8 +68,11 @@ class InboxTable:
             if not is_missing_table(exc):
                 raise
             self._counts_duplicates = False
-            log.warning("skipped redeliveries are not counted: table %s is missing (create it with "
-                        "'outbox-relay ddl --inbox --apply')", DUPLICATE_TABLE)  # fmt: skip
+            log.warning(
+                "skipped redeliveries are not counted: table %s is missing (create it with "
+                "'outbox-relay ddl --inbox --apply')",
+                DUPLICATE_TABLE,
+            )
             return
         savepoint.commit()
 

@@ -157,9 +157,11 @@ class OutboxStore:
             "sent", [("sent_at", "NOW(6)"), ("run_id", ":run_id"), ("next_attempt_at", "NULL")]
         )
         params = {
-            "ids": [r.row_id for r in rows], "sent": t.statuses.sent, "run_id": run_id[:250],
+            "ids": [r.row_id for r in rows],
+            "sent": t.statuses.sent,
+            "run_id": run_id[:250],
             "claimed": [t.statuses.new, t.statuses.sent],
-        }  # fmt: skip
+        }
         done = self._complete(conn, f"{t.id_col} IN :ids", sets, params)
         self.retry_state.forget(conn, [r.row_id for r in rows if r.attempts])
         return done

@@ -137,8 +137,12 @@ class ReplayQueries:
         count go to the history first. The rows must be locked by :meth:`candidates` in this transaction."""
         if not rows:
             return 0
-        self.history.record(conn, "requeue", [(r.row_id, r.message_id, r.status, r.attempts, r.last_error,
-                                               r.run_id) for r in rows], entry)  # fmt: skip
+        self.history.record(
+            conn,
+            "requeue",
+            [(r.row_id, r.message_id, r.status, r.attempts, r.last_error, r.run_id) for r in rows],
+            entry,
+        )
         t = self.table
         ids = [r.row_id for r in rows]
         if t.statuses.failed is not None:

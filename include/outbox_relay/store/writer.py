@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
+from outbox_relay.errors import MisuseError
 from outbox_relay.store.naming import quote
 
 WRITTEN_COLUMNS = ("message_id", "aggregate_id", "event_type", "topic", "payload", "headers")
@@ -36,7 +37,7 @@ def insert_outbox_rows(target: Any, table: str, rows: Sequence[Mapping[str, Any]
         target.execute(text(_insert(table, columns, scheduled, ":{}".format)), [_params(r) for r in rows])
         return
     if isinstance(target, Engine) or not callable(getattr(target, "cursor", None)):
-        raise TypeError(
+        raise MisuseError(
             f"write_outbox needs the connection (or Session) of the transaction that writes the business rows, "
             f"e.g. 'with engine.begin() as conn: ...; write_outbox(conn, ...)'; got {type(target).__name__}"
         )

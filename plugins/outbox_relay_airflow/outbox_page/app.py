@@ -30,7 +30,7 @@ from outbox_relay.errors import ConfigurationError
 from outbox_relay.explain import not_found
 from outbox_relay.inbox_view import InboxFigures, InboxRow, InboxView
 from outbox_relay.models import FAILED, UNCONFIRMED
-from outbox_relay.reconciliation import parse_time
+from outbox_relay.times import parse_time
 from outbox_relay_airflow.connections import look_up_like_airflow_cli
 from outbox_relay_airflow.dag_factory import service_dag_id
 from outbox_relay_airflow.hooks import OutboxDatabaseHook
@@ -140,14 +140,21 @@ def _time(value: str | None, name: str) -> datetime | None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
-def _row_filter(kind: str, key: str | None, event_type: str | None, error: str | None,
-                since: str | None, until: str | None) -> RowSearch:  # fmt: skip
+def _row_filter(
+    kind: str,
+    key: str | None,
+    event_type: str | None,
+    error: str | None,
+    since: str | None,
+    until: str | None,
+) -> RowSearch:
     if kind not in {FAILED, UNCONFIRMED}:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"kind must be {FAILED!r} or {UNCONFIRMED!r}"
         )
-    return RowSearch(kind, _time(since, "since"), _time(until, "until"), key or None, event_type or None,
-                     error or None)  # fmt: skip
+    return RowSearch(
+        kind, _time(since, "since"), _time(until, "until"), key or None, event_type or None, error or None
+    )
 
 
 Text = Annotated[str | None, Query()]
@@ -170,9 +177,16 @@ def api_service(service: ReadableService) -> dict[str, Any]:
 
 @app.get("/api/services/{service}/rows")
 def api_rows(
-    service: ReadableService, kind: str = FAILED, key: Text = None, event_type: Text = None, error: Text = None,
-    since: Text = None, until: Text = None, before: Text = None, limit: int = 50,
-) -> list[dict[str, Any]]:  # fmt: skip
+    service: ReadableService,
+    kind: str = FAILED,
+    key: Text = None,
+    event_type: Text = None,
+    error: Text = None,
+    since: Text = None,
+    until: Text = None,
+    before: Text = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
     config = _config(service)
     wanted = _row_filter(kind, key, event_type, error, since, until)
     with _engine(config).connect() as conn:
@@ -181,9 +195,14 @@ def api_rows(
 
 @app.get("/api/services/{service}/matching")
 def api_matching(
-    service: ReadableService, kind: str = FAILED, key: Text = None, event_type: Text = None, error: Text = None,
-    since: Text = None, until: Text = None,
-) -> dict[str, Any]:  # fmt: skip
+    service: ReadableService,
+    kind: str = FAILED,
+    key: Text = None,
+    event_type: Text = None,
+    error: Text = None,
+    since: Text = None,
+    until: Text = None,
+) -> dict[str, Any]:
     """How many rows a filter matches (what "select all matching" replays), counted up to a bound."""
     config = _config(service)
     wanted = _row_filter(kind, key, event_type, error, since, until)
@@ -282,9 +301,16 @@ def index(request: Request, user: GetUserDep) -> Response:
 
 @app.get("/services/{service}", response_class=HTMLResponse)
 def service_page(
-    request: Request, service: ReadableService, kind: str = FAILED, key: Text = None, event_type: Text = None,
-    error: Text = None, since: Text = None, until: Text = None, before: Text = None,
-) -> Response:  # fmt: skip
+    request: Request,
+    service: ReadableService,
+    kind: str = FAILED,
+    key: Text = None,
+    event_type: Text = None,
+    error: Text = None,
+    since: Text = None,
+    until: Text = None,
+    before: Text = None,
+) -> Response:
     config = _config(service)
     wanted = _row_filter(kind, key, event_type, error, since, until)
     figures = _figures(config, with_activity=True)
@@ -295,11 +321,23 @@ def service_page(
             rows = dashboard.rows(conn, wanted, before or None)
             matching = dashboard.count_matching(conn, wanted)
     context = {
-        "config": config, "figures": figures, "runs": latest_runs(service), "rows": rows, "wanted": wanted,
-        "matching": matching, "counted_up_to": MATCHES_COUNTED, "inboxes": _inbox_figures(config),
-        "filters": {"kind": kind, "key": key or "", "event_type": event_type or "", "error": error or "",
-                    "since": since or "", "until": until or ""},
-    }  # fmt: skip
+        "config": config,
+        "figures": figures,
+        "runs": latest_runs(service),
+        "rows": rows,
+        "wanted": wanted,
+        "matching": matching,
+        "counted_up_to": MATCHES_COUNTED,
+        "inboxes": _inbox_figures(config),
+        "filters": {
+            "kind": kind,
+            "key": key or "",
+            "event_type": event_type or "",
+            "error": error or "",
+            "since": since or "",
+            "until": until or "",
+        },
+    }
     return templates.TemplateResponse(request, "service.html", context)
 
 

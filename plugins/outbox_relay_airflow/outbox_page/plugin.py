@@ -30,6 +30,10 @@ class OutboxPlugin(AirflowPlugin):
     fastapi_apps = [{"app": LazyPage(), "url_prefix": URL_PREFIX, "name": "Outbox"}]  # noqa: RUF012
     external_views = [  # noqa: RUF012 - Airflow reads these class attributes
         {"name": "Outbox", "href": f"{URL_PREFIX}/", "destination": "nav", "url_route": "outbox"},
-        {"name": "Outbox", "href": f"{URL_PREFIX}/dag/{{DAG_ID}}", "destination": "dag",
-         "url_route": "outbox-dag"},
-    ]  # fmt: skip
+        {
+            "name": "Outbox",
+            "href": f"{URL_PREFIX}/dag/{{DAG_ID}}",
+            "destination": "dag",
+            "url_route": "outbox-dag",
+        },
+    ]

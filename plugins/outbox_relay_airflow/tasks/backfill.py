@@ -20,9 +20,13 @@ log = logging.getLogger(__name__)
 def log_progress(report: BackfillReport) -> None:
     log.info(
         "backfill of %s, chunk %d: %d published, %d republished, %d held back so far (%.1fs)",
-        report.service, report.chunks, report.published, report.republished, report.held_back,
+        report.service,
+        report.chunks,
+        report.published,
+        report.republished,
+        report.held_back,
         report.elapsed_seconds,
-    )  # fmt: skip
+    )
 
 
 @fail_without_retry

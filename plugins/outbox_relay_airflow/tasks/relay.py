@@ -62,7 +62,7 @@ def run_request(config: ServiceConfig, request: RelayRequest, context: dict[str,
         run_id=str(context.get("run_id") or "manual"),
         window=window,
         republish=republish,
-        replay=_backfill_history(context, window) if republish and window is not None else None,
+        history=_backfill_history(context, window) if republish and window is not None else None,
         time_budget_seconds=request.time_budget_seconds,
         shard=request.shard if config.shards > 1 else None,
     )
@@ -82,8 +82,11 @@ def run_relay(
     engine_request = run_request(config, request, context)
     log.info(
         "relaying %s: window=%s republish=%s shard=%s",
-        service, engine_request.window, engine_request.republish, engine_request.shard,
-    )  # fmt: skip
+        service,
+        engine_request.window,
+        engine_request.republish,
+        engine_request.shard,
+    )
     stats = operations.relay(config, engine_request)
     send(config.service, relay_metrics(stats))
     # A sharded service's shards announce nothing: the first event for a topic makes Airflow create its

@@ -11,7 +11,7 @@ from outbox_relay.config import STANDARD_COLUMNS, ServiceConfig
 from outbox_relay.config.identifiers import InvalidIdentifierError, check_table_name
 from outbox_relay.config.loader import (
     SERVICES_DIR_ENV,
-    ConfigError,
+    ServiceFileError,
     default_services_dir,
     load_service,
     load_services,
@@ -74,18 +74,18 @@ def test_given_columns_replace_the_standard_mapping() -> None:
 )
 def test_bad_fields_are_named(tmp_path: Path, body: str, field: str, words: str) -> None:
     path = _write(tmp_path, "orders", body)
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ServiceFileError) as caught:
         parse_service_config(path)
     message = str(caught.value)
     assert str(path) in message and f"field '{field}'" in message and words in message
 
 
 def test_unparseable_yaml_and_wrong_shapes(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="invalid YAML"):
+    with pytest.raises(ServiceFileError, match="invalid YAML"):
         parse_service_config(_write(tmp_path, "a", "topic: [unclosed\n"))
-    with pytest.raises(ConfigError, match="expected a mapping"):
+    with pytest.raises(ServiceFileError, match="expected a mapping"):
         parse_service_config(_write(tmp_path, "b", "- just\n- a list\n"))
-    with pytest.raises(ConfigError, match="must equal the file name"):
+    with pytest.raises(ServiceFileError, match="must equal the file name"):
         parse_service_config(_write(tmp_path, "c", "service: other\ntopic: t\n"))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.config.loader import ConfigError, parse_service_config
+from outbox_relay.config.loader import ServiceFileError, parse_service_config
 from outbox_relay.models import OutboxRow
 from outbox_relay.relay.messages import partition_of
 from outbox_relay.store.outbox import OutboxStore
@@ -28,7 +28,7 @@ def _config(tmp_path: Path, extra: str, base: str = BASE) -> ServiceConfig:
 
 
 def _error(tmp_path: Path, extra: str, base: str = BASE) -> str:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ServiceFileError) as caught:
         _config(tmp_path, extra, base)
     return str(caught.value)
 

@@ -42,18 +42,20 @@ def test_other_errors_keep_airflows_retries(error: Exception) -> None:
 
 def test_every_declared_error_shares_one_base() -> None:
     from outbox_relay.config.identifiers import InvalidIdentifierError
-    from outbox_relay.config.loader import ConfigError
+    from outbox_relay.config.loader import ServiceFileError
     from outbox_relay.confirmations import MalformedConfirmationError
     from outbox_relay.kafka.publisher import BrokerUnavailableError
     from outbox_relay.relay.engine import RelayDatabaseError, RelayLockBusyError
-    from outbox_relay_airflow.config_errors import ServiceConfigError
+    from outbox_relay_airflow.config_errors import InvalidServiceFilesError
     from outbox_relay_airflow.tasks.failures import ReconciliationDiscrepancyError
 
     declared = [
-        ConfigError, MalformedConfirmationError, InvalidIdentifierError, BrokerUnavailableError,
-        RelayDatabaseError, RelayLockBusyError, ServiceConfigError, ReconciliationDiscrepancyError,
+        ServiceFileError, MalformedConfirmationError, InvalidIdentifierError, BrokerUnavailableError,
+        RelayDatabaseError, RelayLockBusyError, InvalidServiceFilesError, ReconciliationDiscrepancyError,
         PoisonRowError,
     ]  # fmt: skip
     assert all(issubclass(cls, OutboxRelayError) for cls in declared)
     assert issubclass(BrokerUnavailableError, InfrastructureError)
-    assert issubclass(ConfigError, ConfigurationError) and issubclass(ServiceConfigError, ConfigurationError)
+    assert issubclass(ServiceFileError, ConfigurationError) and issubclass(
+        InvalidServiceFilesError, ConfigurationError
+    )

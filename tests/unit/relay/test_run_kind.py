@@ -25,10 +25,10 @@ WHO = HistoryEntry("me", "why", "run")
         ({"window": WINDOW}, RunKind.BACKFILL),
         ({"window": WINDOW, "shard": 1}, RunKind.BACKFILL),
         (
-            {"window": WINDOW, "republish": True, "replay": WHO, "start_after": 0, "max_batches": 1},
+            {"window": WINDOW, "republish": True, "history": WHO, "start_after": 0, "max_batches": 1},
             RunKind.BACKFILL,
         ),
-        ({"named_rows": (1, 2), "republish": True, "replay": WHO}, RunKind.REPLAY),
+        ({"named_rows": (1, 2), "republish": True, "history": WHO}, RunKind.REPLAY),
     ],
 )
 def test_a_request_without_a_kind_gets_the_kind_its_fields_make(
@@ -56,7 +56,7 @@ def test_a_request_without_a_kind_gets_the_kind_its_fields_make(
         ({"kind": RunKind.REPLAY, "named_rows": (1,)}, "a replay run needs republish"),
         ({"kind": RunKind.REPLAY, "republish": True}, "a replay run needs named_rows"),
         ({"named_rows": (1,), "republish": True, "shard": 0}, "a replay run cannot set shard"),
-        ({"window": WINDOW, "replay": WHO}, "only for a republish"),
+        ({"window": WINDOW, "history": WHO}, "only for a republish"),
         ({"shard": -1}, "shard -1 is negative"),
         ({"window": WINDOW, "max_batches": 0}, "max_batches 0 is below 1"),
     ],
@@ -75,4 +75,4 @@ def test_only_a_republish_records_a_history_entry() -> None:
     assert RunRequest("r", window=WINDOW, republish=True).history_entry == HistoryEntry(
         "airflow", "republish", "r"
     )
-    assert RunRequest("r", named_rows=(1,), republish=True, replay=WHO).history_entry is WHO
+    assert RunRequest("r", named_rows=(1,), republish=True, history=WHO).history_entry is WHO

@@ -29,7 +29,7 @@ def test_defaults_and_times_with_an_offset_converted_to_the_db_time_zone() -> No
     # since carries UTC and the DB keeps UTC+8; until has no offset, so it is in the DB's zone already.
     assert request.window == Window(datetime(2026, 11, 20, 8, 0), datetime(2026, 11, 20, 14, 0))
     assert request.chunk_seconds == DEFAULT_CHUNK_SECONDS and request.max_rows_per_second is None
-    assert (request.republish, request.dry_run, request.audit) == (False, False, AUDIT)
+    assert (request.republish, request.dry_run, request.history) == (False, False, AUDIT)
 
 
 def test_options_are_passed_on() -> None:
@@ -59,12 +59,12 @@ def test_bad_params_are_named(params: dict[str, object], message: str) -> None:
     [
         ({"chunk_seconds": 0.5}, "chunk_seconds must be at least 1"),
         ({"max_rows_per_second": 0}, "max_rows_per_second must be positive"),
-        ({"audit": HistoryEntry("me", " ", "run")}, "a reason is required"),
+        ({"history": HistoryEntry("me", " ", "run")}, "a reason is required"),
     ],
 )
 def test_the_backfiller_refuses_a_request_it_cannot_serve(changes: dict[str, object], message: str) -> None:
-    request = BackfillJob(**{"window": Window(datetime(2026, 1, 1), datetime(2026, 1, 2)), "audit": AUDIT,
-                                 **changes})  # type: ignore[arg-type]  # fmt: skip
+    window = Window(datetime(2026, 1, 1), datetime(2026, 1, 2))
+    request = BackfillJob(**{"window": window, "history": AUDIT, **changes})  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=message):
         Backfiller(CONFIG, engine=None, relay=None).check(request)  # type: ignore[arg-type]
 

@@ -27,7 +27,7 @@ def test_lists_may_be_lists_or_separated_strings_and_defaults_apply() -> None:
     request = request_from_params({"row_ids": "1, 2\n3", "message_ids": ["m1", " m2 "]}, AUDIT, CONFIG)
     assert request.wanted.row_ids == ("1", "2", "3") and request.wanted.message_ids == ("m1", "m2")
     assert request.wanted.kinds == frozenset({FAILED}) and request.max_rows == DEFAULT_MAX_ROWS
-    assert request.dry_run is False and request.audit == AUDIT
+    assert request.dry_run is False and request.history == AUDIT
 
 
 def test_times_with_an_offset_are_converted_to_the_db_time_zone() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from outbox_relay.errors import ConfigurationError
-from outbox_relay.reconciliation import parse_time
+from outbox_relay.times import parse_time
 
 
 @pytest.mark.parametrize(
