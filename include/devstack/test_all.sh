@@ -16,7 +16,7 @@ if [[ "${BROKER:-kafka}" == kafka ]]; then
   tansu=$!
 fi
 
-"$PY" -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-4}" --dist loadgroup "$@"
+"$PY" -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-4}" --dist loadgroup --durations=40 --durations-min=10 "$@"
 suite=$?
 
 wait "$checks"; checked=$?

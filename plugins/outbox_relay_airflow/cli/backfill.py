@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import uuid
 
 from outbox_relay.backfill import BackfillReport
-from outbox_relay.models import HistoryEntry
 from outbox_relay.requests import BackfillRequest
 from outbox_relay_airflow.cli.arguments import (
     add_json,
@@ -16,7 +14,7 @@ from outbox_relay_airflow.cli.arguments import (
     request_from_args,
     service_arguments,
 )
-from outbox_relay_airflow.cli.command import Command, print_json, service_of
+from outbox_relay_airflow.cli.command import Command, cli_history, print_report, service_of
 from outbox_relay_airflow.cli.exits import OK
 
 
@@ -33,12 +31,8 @@ def _backfill(args: argparse.Namespace) -> int:
 
     request = request_from_args(BackfillRequest, args)
     config = service_of(args)
-    history = HistoryEntry(args.by, request.reason, f"cli__backfill__{uuid.uuid4().hex[:12]}")
-    report = operations.backfill(config, request.job(config, history), _progress)
-    if args.json:
-        print_json(report.as_dict())
-    else:
-        print("\n".join(report.lines()))
+    report = operations.backfill(config, request.job(config, cli_history(args, request.reason)), _progress)
+    print_report(args, report)
     return OK
 
 

@@ -8,7 +8,7 @@ import sys
 from outbox_relay.explain import not_found
 from outbox_relay.requests import ExplainRequest
 from outbox_relay_airflow.cli.arguments import add_json, request_from_args, service_arguments
-from outbox_relay_airflow.cli.command import Command, print_json, service_of
+from outbox_relay_airflow.cli.command import Command, print_report, service_of
 from outbox_relay_airflow.cli.exits import FOUND, OK
 
 
@@ -21,10 +21,7 @@ def _explain(args: argparse.Namespace) -> int:
     if explanation is None:
         print(not_found(config, request.row), file=sys.stderr)
         return FOUND
-    if args.json:
-        print_json(explanation.as_dict())
-    else:
-        print("\n".join(explanation.lines()))
+    print_report(args, explanation)
     return OK
 
 

@@ -4,9 +4,7 @@ dead letters; bounded by ``--max-rows`` and recorded in the row history."""
 from __future__ import annotations
 
 import argparse
-import uuid
 
-from outbox_relay.models import HistoryEntry
 from outbox_relay.requests import ReplayRequest
 from outbox_relay_airflow.cli.arguments import (
     add_json,
@@ -14,7 +12,7 @@ from outbox_relay_airflow.cli.arguments import (
     request_from_args,
     service_arguments,
 )
-from outbox_relay_airflow.cli.command import Command, print_json, service_of
+from outbox_relay_airflow.cli.command import Command, cli_history, print_report, service_of
 from outbox_relay_airflow.cli.exits import OK
 
 
@@ -23,12 +21,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     request = request_from_args(ReplayRequest, args)
     config = service_of(args)
-    history = HistoryEntry(args.by, request.reason, f"cli__replay__{uuid.uuid4().hex[:12]}")
-    report = operations.replay(config, request.job(config, history))
-    if args.json:
-        print_json(report.as_dict())
-    else:
-        print("\n".join(report.lines()))
+    report = operations.replay(config, request.job(config, cli_history(args, request.reason)))
+    print_report(args, report)
     return OK
 
 

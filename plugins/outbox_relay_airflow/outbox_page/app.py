@@ -4,14 +4,14 @@ scripts. Read-only; every route needs an authenticated Airflow user (see ``acces
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from airflow.api_fastapi.core_api.security import GetUserDep
-from fastapi import FastAPI, HTTPException, Query, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
@@ -140,23 +140,33 @@ def _time(value: str | None, name: str) -> datetime | None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
-def _row_filter(
-    kind: str,
-    key: str | None,
-    event_type: str | None,
-    error: str | None,
-    since: str | None,
-    until: str | None,
-) -> RowSearch:
-    if kind not in {FAILED, UNCONFIRMED}:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"kind must be {FAILED!r} or {UNCONFIRMED!r}"
+@dataclass(frozen=True)
+class RowQuery:
+    """The rows a list shows, as the query string gives them (the filter form's fields)."""
+
+    kind: str = FAILED
+    key: str | None = None
+    event_type: str | None = None
+    error: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    def search(self) -> RowSearch:
+        if self.kind not in {FAILED, UNCONFIRMED}:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"kind must be {FAILED!r} or {UNCONFIRMED!r}"
+            )
+        since, until = _time(self.since, "since"), _time(self.until, "until")
+        return RowSearch(
+            self.kind, since, until, self.key or None, self.event_type or None, self.error or None
         )
-    return RowSearch(
-        kind, _time(since, "since"), _time(until, "until"), key or None, event_type or None, error or None
-    )
+
+    def form(self) -> dict[str, str]:
+        """The filter form's values, as given."""
+        return {name: value or "" for name, value in asdict(self).items()}
 
 
+Rows = Annotated[RowQuery, Depends()]
 Text = Annotated[str | None, Query()]
 DAG_KINDS = {"relay", "replay", "backfill", "confirmations", "cleanup", "reconcile"}
 
@@ -177,35 +187,19 @@ def api_service(service: ReadableService) -> dict[str, Any]:
 
 @app.get("/api/services/{service}/rows")
 def api_rows(
-    service: ReadableService,
-    kind: str = FAILED,
-    key: Text = None,
-    event_type: Text = None,
-    error: Text = None,
-    since: Text = None,
-    until: Text = None,
-    before: Text = None,
-    limit: int = 50,
+    service: ReadableService, rows: Rows, before: Text = None, limit: int = 50
 ) -> list[dict[str, Any]]:
     config = _config(service)
-    wanted = _row_filter(kind, key, event_type, error, since, until)
+    wanted = rows.search()
     with _engine(config).connect() as conn:
         return [asdict(r) for r in Dashboard(config).rows(conn, wanted, before or None, limit)]
 
 
 @app.get("/api/services/{service}/matching")
-def api_matching(
-    service: ReadableService,
-    kind: str = FAILED,
-    key: Text = None,
-    event_type: Text = None,
-    error: Text = None,
-    since: Text = None,
-    until: Text = None,
-) -> dict[str, Any]:
+def api_matching(service: ReadableService, rows: Rows) -> dict[str, Any]:
     """How many rows a filter matches (what "select all matching" replays), counted up to a bound."""
     config = _config(service)
-    wanted = _row_filter(kind, key, event_type, error, since, until)
+    wanted = rows.search()
     with _engine(config).connect() as conn:
         return {"matching": Dashboard(config).count_matching(conn, wanted), "counted_up_to": MATCHES_COUNTED}
 
@@ -300,19 +294,9 @@ def index(request: Request, user: GetUserDep) -> Response:
 
 
 @app.get("/services/{service}", response_class=HTMLResponse)
-def service_page(
-    request: Request,
-    service: ReadableService,
-    kind: str = FAILED,
-    key: Text = None,
-    event_type: Text = None,
-    error: Text = None,
-    since: Text = None,
-    until: Text = None,
-    before: Text = None,
-) -> Response:
+def service_page(request: Request, service: ReadableService, shown: Rows, before: Text = None) -> Response:
     config = _config(service)
-    wanted = _row_filter(kind, key, event_type, error, since, until)
+    wanted = shown.search()
     figures = _figures(config, with_activity=True)
     rows, matching = [], 0
     if not figures.problems:
@@ -329,14 +313,7 @@ def service_page(
         "matching": matching,
         "counted_up_to": MATCHES_COUNTED,
         "inboxes": _inbox_figures(config),
-        "filters": {
-            "kind": kind,
-            "key": key or "",
-            "event_type": event_type or "",
-            "error": error or "",
-            "since": since or "",
-            "until": until or "",
-        },
+        "filters": shown.form(),
     }
     return templates.TemplateResponse(request, "service.html", context)
 

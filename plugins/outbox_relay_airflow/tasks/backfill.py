@@ -12,7 +12,8 @@ from outbox_relay.requests import BackfillRequest
 from outbox_relay_airflow import operations
 from outbox_relay_airflow.observability import announce, send
 from outbox_relay_airflow.services_folder import read_service
-from outbox_relay_airflow.tasks.failures import fail_without_retry, history_entry
+from outbox_relay_airflow.tasks.common import history_entry
+from outbox_relay_airflow.tasks.failures import fail_without_retry
 
 log = logging.getLogger(__name__)
 

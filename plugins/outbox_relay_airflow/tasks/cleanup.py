@@ -8,8 +8,7 @@ from typing import Any
 from outbox_relay.metrics import cleanup_metrics
 from outbox_relay.requests import CleanupRequest
 from outbox_relay_airflow import operations
-from outbox_relay_airflow.observability import send
-from outbox_relay_airflow.services_folder import read_service
+from outbox_relay_airflow.tasks.common import budgeted_run
 from outbox_relay_airflow.tasks.failures import fail_without_retry
 
 
@@ -17,9 +16,4 @@ from outbox_relay_airflow.tasks.failures import fail_without_retry
 def run_cleanup(
     service: str, context: dict[str, Any], services_dir: str | Path | None = None
 ) -> dict[str, Any]:
-    config = read_service(service, services_dir)
-    request = CleanupRequest.parse(context.get("params") or {})
-    stats = operations.cleanup(config, request.time_budget_seconds)
-    if "skipped" not in stats:
-        send(config.service, cleanup_metrics(stats))
-    return stats
+    return budgeted_run(service, context, services_dir, CleanupRequest, operations.cleanup, cleanup_metrics)

@@ -9,8 +9,8 @@ from outbox_relay.health import HealthCheck
 from outbox_relay.metrics import confirmation_metrics
 from outbox_relay.requests import ConfirmRequest
 from outbox_relay_airflow import operations
-from outbox_relay_airflow.observability import send
 from outbox_relay_airflow.services_folder import read_service
+from outbox_relay_airflow.tasks.common import budgeted_run
 from outbox_relay_airflow.tasks.failures import ServiceUnhealthyError, fail_without_retry
 
 
@@ -18,12 +18,9 @@ from outbox_relay_airflow.tasks.failures import ServiceUnhealthyError, fail_with
 def run_confirmations(
     service: str, context: dict[str, Any], services_dir: str | Path | None = None
 ) -> dict[str, Any]:
-    config = read_service(service, services_dir)
-    request = ConfirmRequest.parse(context.get("params") or {})
-    stats = operations.confirm(config, request.time_budget_seconds)
-    if "skipped" not in stats:
-        send(config.service, confirmation_metrics(stats))
-    return stats
+    return budgeted_run(
+        service, context, services_dir, ConfirmRequest, operations.confirm, confirmation_metrics
+    )
 
 
 @fail_without_retry

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from outbox_relay.errors import ConfigurationError, DiscrepancyError
-from outbox_relay.models import HistoryEntry
 from outbox_relay_airflow.compat import AirflowFailException
 
 P = ParamSpec("P")
@@ -41,17 +40,3 @@ def fail_without_retry(body: Callable[P, R]) -> Callable[P, R]:
             ) from exc
 
     return run
-
-
-def run_type(context: dict[str, Any]) -> str:
-    """The DAG run's type as a plain lower-case word (``scheduled``, ``manual``, ``backfill``, ...)."""
-    return str(getattr(context.get("dag_run"), "run_type", "") or "").lower().split(".")[-1]
-
-
-def requested_by(context: dict[str, Any], default: str = "unknown") -> str:
-    return str(getattr(context.get("dag_run"), "triggering_user_name", None) or default)
-
-
-def history_entry(context: dict[str, Any], reason: str, default_user: str = "unknown") -> HistoryEntry:
-    """Who a run acts for and why, as the row history records it (the run id is the run's)."""
-    return HistoryEntry(requested_by(context, default_user), reason, str(context.get("run_id") or "manual"))

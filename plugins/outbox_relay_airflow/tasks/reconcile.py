@@ -13,7 +13,8 @@ from outbox_relay.requests import ReconcileRequest
 from outbox_relay.times import to_db_time
 from outbox_relay_airflow import operations
 from outbox_relay_airflow.services_folder import read_service
-from outbox_relay_airflow.tasks.failures import ReconciliationDiscrepancyError, fail_without_retry, run_type
+from outbox_relay_airflow.tasks.common import run_type
+from outbox_relay_airflow.tasks.failures import ReconciliationDiscrepancyError, fail_without_retry
 from outbox_relay_airflow.tasks.relay import BACKFILL_RUN_TYPES
 
 log = logging.getLogger(__name__)

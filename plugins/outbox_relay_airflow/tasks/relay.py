@@ -19,12 +19,11 @@ from outbox_relay.times import to_db_time
 from outbox_relay_airflow import operations
 from outbox_relay_airflow.observability import announce, send
 from outbox_relay_airflow.services_folder import read_service
+from outbox_relay_airflow.tasks.common import history_entry, run_type
 from outbox_relay_airflow.tasks.failures import (
     RelayLockWedgedError,
     ServiceUnhealthyError,
     fail_without_retry,
-    history_entry,
-    run_type,
 )
 
 log = logging.getLogger(__name__)

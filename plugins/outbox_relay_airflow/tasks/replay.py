@@ -11,16 +11,16 @@ from outbox_relay.requests import ReplayRequest
 from outbox_relay_airflow import operations
 from outbox_relay_airflow.approval import approval_text
 from outbox_relay_airflow.services_folder import read_service
-from outbox_relay_airflow.tasks.failures import fail_without_retry, history_entry
+from outbox_relay_airflow.tasks.common import history_entry
+from outbox_relay_airflow.tasks.failures import fail_without_retry
 
 log = logging.getLogger(__name__)
 
 
 def _history(context: dict[str, Any], params: dict[str, Any]) -> HistoryEntry:
-    entry = history_entry(
+    return history_entry(
         context, str(params.get("reason") or ""), str(params.get("requested_by") or "unknown")
     )
-    return entry
 
 
 @fail_without_retry

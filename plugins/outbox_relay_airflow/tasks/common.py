@@ -1,0 +1,45 @@
+"""What the task bodies share: reading the run's context, and a job bounded by a time budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from outbox_relay.config import ServiceConfig
+from outbox_relay.metrics import Metric
+from outbox_relay.models import HistoryEntry
+from outbox_relay.requests import CleanupRequest, ConfirmRequest
+from outbox_relay_airflow.observability import send
+from outbox_relay_airflow.services_folder import read_service
+
+
+def run_type(context: dict[str, Any]) -> str:
+    """The DAG run's type as a plain lower-case word (``scheduled``, ``manual``, ``backfill``, ...)."""
+    return str(getattr(context.get("dag_run"), "run_type", "") or "").lower().split(".")[-1]
+
+
+def requested_by(context: dict[str, Any], default: str = "unknown") -> str:
+    return str(getattr(context.get("dag_run"), "triggering_user_name", None) or default)
+
+
+def history_entry(context: dict[str, Any], reason: str, default_user: str = "unknown") -> HistoryEntry:
+    """Who a run acts for and why, as the row history records it (the run id is the run's)."""
+    return HistoryEntry(requested_by(context, default_user), reason, str(context.get("run_id") or "manual"))
+
+
+def budgeted_run(
+    service: str,
+    context: dict[str, Any],
+    services_dir: str | Path | None,
+    request: type[ConfirmRequest] | type[CleanupRequest],
+    job: Callable[[ServiceConfig, float | None], dict[str, Any]],
+    metrics: Callable[[dict[str, Any]], list[Metric]],
+) -> dict[str, Any]:
+    """One run of a job bounded by the run's ``time_budget_seconds`` (else the service's); its statistics
+    become metrics unless the service has no such job."""
+    config = read_service(service, services_dir)
+    stats = job(config, request.parse(context.get("params") or {}).time_budget_seconds)
+    if "skipped" not in stats:
+        send(config.service, metrics(stats))
+    return stats
