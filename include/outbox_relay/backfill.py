@@ -138,7 +138,7 @@ class Backfiller:
                 f"backfill: max_rows_per_second must be positive, not {request.max_rows_per_second}"
             )
         if not request.history.reason.strip():
-            raise ConfigurationError("backfill: a reason is required (it is kept in the replay history)")
+            raise ConfigurationError("backfill: a reason is required (it is kept in the row history)")
 
     def run(
         self, request: BackfillJob, progress: Callable[[BackfillReport], None] | None = None

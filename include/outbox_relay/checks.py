@@ -77,7 +77,7 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
         report.fixes.append(_create_tables(config))
     if not column_types(conn, REPLAY_TABLE):
         report.problems.append(
-            f"replay history table {REPLAY_TABLE} is missing (replays and backfill republishes record "
+            f"row history table {REPLAY_TABLE} is missing (replays and backfill republishes record "
             "every row they send again there)"
         )
         report.fixes.append(_create_tables(config))

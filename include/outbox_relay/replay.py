@@ -1,7 +1,7 @@
 """Replay: send FAILED or SENT-but-unconfirmed rows again, on purpose, bounded and on record.
 
 * FAILED rows (and rows given up on that stay NEW when ``statuses.failed`` is null) are **requeued**:
-  back to NEW with a fresh attempt budget; their last error and attempt count go to the replay history.
+  back to NEW with a fresh attempt budget; their last error and attempt count go to the row history.
   The relay's next run publishes them like any NEW row.
 * SENT rows of a service with confirmations are **republished** now, with the ``outbox-replay: true``
   header; their status and ``relay_run_id`` stay as they were, and each republish is a history row.
@@ -131,7 +131,7 @@ class Replayer:
         if request.max_rows < 1:
             raise ConfigurationError(f"replay: max_rows must be at least 1, not {request.max_rows}")
         if not request.history.reason.strip():
-            raise ConfigurationError("replay: a reason is required (it is kept in the replay history)")
+            raise ConfigurationError("replay: a reason is required (it is kept in the row history)")
 
     def run(self, request: ReplayJob, relay: OutboxRelay | None = None) -> ReplayReport:
         """Requeue and republish what ``request`` selects (nothing when it is a dry run). ``relay``
@@ -224,7 +224,7 @@ class DeadLetterReplayer:
         if c.dead_letter_topic is None:
             raise ConfigurationError(f"service {c.service!r} has no dead_letter_topic to replay from")
         if not request.history.reason.strip():
-            raise ConfigurationError("replay: a reason is required (it is kept in the replay history)")
+            raise ConfigurationError("replay: a reason is required (it is kept in the row history)")
         since = c.db_epoch_ms(wanted.created_from) if wanted.created_from else 0
         until = c.db_epoch_ms(wanted.created_until) if wanted.created_until else None
         chosen = [r for r in read_back(consumer, [c.dead_letter_topic], since) if _matches(r, wanted, until)]

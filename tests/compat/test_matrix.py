@@ -242,8 +242,9 @@ def test_a_relay_run_and_a_confirmations_run_through_airflow_dags_test(deploymen
     assert _statuses(deployment) == {"CONFIRMED": ROWS - 1, "FAILED": 1}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def api_server(deployment: Deployment) -> Iterator[str]:
+    """One api-server per cell, for the REST checks and the browser's (each start costs 20-25 s)."""
     port = _free_port()
     log = (deployment.home / "api-server.log").open("w")
     process = subprocess.Popen(
