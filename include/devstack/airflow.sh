@@ -86,6 +86,11 @@ jwt_secret = $jwt
 [dag_processor]
 refresh_interval = 10
 
+[workers]
+# A task process tells the api-server it started; on a small machine under load the default 5 s timed out
+# and the task instance then waited for zombie detection (5 minutes) before its run could go on.
+execution_api_timeout = 30
+
 [logging]
 logging_level = INFO
 CFG

@@ -243,6 +243,9 @@ def airflow_stack(
             # makes its own, and the triggerer cannot read what the scheduler encrypted (it dies).
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            # Under the suite's load the api-server may take over the default 5 s to answer a task process's
+            # "started" call; the task instance then waits for zombie detection (minutes).
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             **extra_env,

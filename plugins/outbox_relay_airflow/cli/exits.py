@@ -15,7 +15,7 @@ from outbox_relay.errors import ConfigurationError, DiscrepancyError, Infrastruc
 
 OK = 0
 FOUND = 1  # a finding the command reports
-UNAVAILABLE = 1  # the database or the broker failed (documented together with findings since 0.1)
+UNAVAILABLE = 1  # the database or the broker failed (the documented status shares 1 with findings)
 USAGE = 2
 CANCELLED = 130
 
