@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from typing import overload
 
 from outbox_relay.errors import ConfigurationError
 
@@ -20,7 +21,13 @@ def parse_time(value: str, what: str = "") -> datetime:
         ) from None
 
 
-def to_db_time(moment: datetime, db_zone: tzinfo) -> datetime:
+@overload
+def to_db_time(moment: datetime, db_zone: tzinfo) -> datetime: ...
+@overload
+def to_db_time(moment: None, db_zone: tzinfo) -> None: ...
+def to_db_time(moment: datetime | None, db_zone: tzinfo) -> datetime | None:
     """The naive time in the service's DB time zone that the tables store; a naive ``moment`` is taken to be
-    in it already (operators type DB times)."""
-    return moment if moment.tzinfo is None else moment.astimezone(db_zone).replace(tzinfo=None)
+    in it already (operators type DB times). None (a bound not given) stays None."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(db_zone).replace(tzinfo=None)

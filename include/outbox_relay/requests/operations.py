@@ -138,10 +138,8 @@ class ReplayRequest(OperatorRequest):
 
     def job(self, config: ServiceConfig, history: HistoryEntry) -> ReplayJob:
         """The replayer's job; times with an offset are converted to the service's DB time zone."""
-        start, end = (
-            None if t is None else to_db_time(t, config.db_tzinfo)
-            for t in (self.created_from, self.created_until)
-        )
+        zone = config.db_tzinfo
+        start, end = to_db_time(self.created_from, zone), to_db_time(self.created_until, zone)
         wanted = ReplayFilter(
             kinds=frozenset(self.statuses),
             row_ids=self.row_ids,
@@ -222,11 +220,7 @@ class ReconcileRequest(OperatorRequest):
         return self
 
     def window_in(self, config: ServiceConfig) -> tuple[datetime | None, datetime | None]:
-        zone = config.db_tzinfo
-        return (
-            None if self.since is None else to_db_time(self.since, zone),
-            None if self.until is None else to_db_time(self.until, zone),
-        )
+        return to_db_time(self.since, config.db_tzinfo), to_db_time(self.until, config.db_tzinfo)
 
 
 class AuditRequest(OperatorRequest):
@@ -240,8 +234,7 @@ class AuditRequest(OperatorRequest):
         return self
 
     def window_in(self, config: ServiceConfig) -> tuple[datetime, datetime | None]:
-        zone = config.db_tzinfo
-        return to_db_time(self.since, zone), None if self.until is None else to_db_time(self.until, zone)
+        return to_db_time(self.since, config.db_tzinfo), to_db_time(self.until, config.db_tzinfo)
 
 
 class ExplainRequest(OperatorRequest):

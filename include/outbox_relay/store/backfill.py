@@ -37,7 +37,7 @@ class BackfillQueries:
         """Rows of the window by status (NEW rows given up on are counted apart, as 'given_up')."""
         t = self.table
         in_window = self._window()
-        params = {"start": window.start, "end": window.end, **t.filter_params, **t.attempt_params}
+        params = t.params(start=window.start, end=window.end)
         counts = self.figures.by_status(conn, in_window, start=window.start, end=window.end)
         given_up = self.retry_state.given_up
         if given_up and t.statuses.failed is None:
@@ -61,7 +61,7 @@ class BackfillQueries:
             f"AND {t.created('<', ':before')}"
             f"{t.row_filter}{self.retry_state.not_given_up}"
         )
-        params = {"new": t.statuses.new, "before": moment, **t.filter_params, **t.attempt_params}
+        params = t.params(new=t.statuses.new, before=moment)
         return {r[0] for r in conn.execute(sql, params) if r[0] is not None}
 
     def resume_point(self, conn: Connection, window: Window, run_id: str) -> Any:

@@ -40,9 +40,6 @@ class DashboardQueries:
         """``FORCE INDEX (...)`` for an index starting with these logical columns, if the table has one."""
         return self.hints.hint(conn, [str(getattr(self.table.columns, f)) for f in logical])
 
-    def _params(self, **extra: Any) -> dict[str, Any]:
-        return {**self.table.filter_params, **self.table.attempt_params, **extra}
-
     def held_back(self, conn: Connection) -> int:
         """NEW rows of keys that have a row waiting for its retry (those rows included): they wait."""
         t = self.table
@@ -57,7 +54,7 @@ class DashboardQueries:
             f"AND {key} IN :keys",
             "keys",
         )
-        return int(conn.execute(sql, self._params(new=t.statuses.new, keys=waiting)).scalar() or 0)
+        return int(conn.execute(sql, self.table.params(new=t.statuses.new, keys=waiting)).scalar() or 0)
 
     def top_errors(self, conn: Connection) -> list[tuple[str, int]]:
         """The most common errors of rows given up on, over the newest ``ERRORS_SAMPLED`` of them."""
@@ -78,7 +75,7 @@ class DashboardQueries:
             f"SELECT LEFT(COALESCE(e, '(no error text)'), 300) AS msg, COUNT(*) AS n FROM ({source}) AS sampled "
             f"GROUP BY msg ORDER BY n DESC, msg LIMIT {TOP_ERRORS}"
         )
-        return [(str(m), int(n)) for m, n in conn.execute(sql, self._params(failed=t.statuses.failed))]
+        return [(str(m), int(n)) for m, n in conn.execute(sql, self.table.params(failed=t.statuses.failed))]
 
     def per_minute(self, conn: Connection, logical: str, statuses: list[Any]) -> dict[str, int] | None:
         """Rows per minute of ``logical`` (sent_at / confirmed_at) over the last hour, among rows of
@@ -97,13 +94,13 @@ class DashboardQueries:
             "GROUP BY minute ORDER BY minute",
             "statuses",
         )
-        return {str(m): int(n) for m, n in conn.execute(sql, self._params(statuses=statuses))}
+        return {str(m): int(n) for m, n in conn.execute(sql, self.table.params(statuses=statuses))}
 
     def rows(self, conn: Connection, wanted: RowSearch, before: Any, limit: int) -> list[ListedRow]:
         """Up to ``limit`` FAILED (or unconfirmed) rows matching ``wanted``, newest first, with primary keys
         below ``before`` (None: from the newest): keyset paging over the (status, id) index."""
         t = self.table
-        params = self._params(limit=limit)
+        params = self.table.params(limit=limit)
         where = self._matching(wanted, params)
         if before is not None:
             where.append(f"{t.id_col} < :before")
@@ -118,7 +115,7 @@ class DashboardQueries:
         """How many rows ``wanted`` matches, counted up to ``up_to`` (what "select all matching" would
         replay)."""
         t = self.table
-        params = self._params(up_to=up_to)
+        params = self.table.params(up_to=up_to)
         sql = text(
             f"SELECT COUNT(*) FROM (SELECT 1 FROM {t.name} WHERE {' AND '.join(self._matching(wanted, params))} "
             "LIMIT :up_to) AS matched"
@@ -136,7 +133,7 @@ class DashboardQueries:
         columns = f"{self._listed_columns()}, {t.status_col} AS l_status"
         name = t.columns.key if t.config.json_values.values().get("key") is None else None
         hint = None if name is None else self.hints.hint(conn, [name])
-        params = self._params(key=key, limit=limit, scan=KEY_SCAN_ROWS)
+        params = self.table.params(key=key, limit=limit, scan=KEY_SCAN_ROWS)
         if hint is not None:
             sql = text(
                 f"SELECT {columns} FROM {t.name} {hint} WHERE {key_sql} = :key{t.row_filter} "
@@ -205,7 +202,7 @@ class DashboardQueries:
             f"LEFT({headers}, {PREVIEW_CHARS})" if headers else "NULL",
         ]
         sql = text(f"SELECT {', '.join(select)} FROM {t.name} WHERE {t.id_col} = :id{t.row_filter}")
-        found = conn.execute(sql, self._params(id=row_id)).first()
+        found = conn.execute(sql, self.table.params(id=row_id)).first()
         if found is None:
             return RowContent(None, None, None)
         return RowContent(

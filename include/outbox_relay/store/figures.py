@@ -28,15 +28,12 @@ class BacklogFigures:
         self.retry_state = retry_state
         self.hints = hints
 
-    def _params(self, **extra: Any) -> dict[str, Any]:
-        return {**self.table.filter_params, **self.table.attempt_params, **extra}
-
     def by_status(self, conn: Connection, within: str = "1 = 1", **params: Any) -> dict[str, int]:
         """Rows per stored status (one pass over the (status, id) index); ``within``: only the rows this
         condition (with ``params``) selects, e.g. a backfill's window."""
         t = self.table
         sql = text(f"SELECT {t.status_col}, COUNT(*) FROM {t.name} WHERE {within}{t.row_filter} GROUP BY 1")
-        return {str(s): int(n) for s, n in conn.execute(sql, self._params(**params))}
+        return {str(s): int(n) for s, n in conn.execute(sql, self.table.params(**params))}
 
     def count(self, conn: Connection, status: Any, up_to: int) -> int:
         """Rows of ``status``, counted up to ``up_to`` (one bounded range of the (status, id) index): the
@@ -46,7 +43,7 @@ class BacklogFigures:
             f"SELECT COUNT(*) FROM (SELECT 1 FROM {t.name} WHERE {t.status_eq('status', status)}{t.row_filter} "
             f"LIMIT {int(up_to)}) AS counted"
         )
-        return int(conn.execute(sql, self._params(status=status)).scalar() or 0)
+        return int(conn.execute(sql, self.table.params(status=status)).scalar() or 0)
 
     def given_up_new(self, conn: Connection) -> int:
         """NEW rows given up on (tables whose failed status is null keep that in the attempt table)."""
@@ -56,7 +53,7 @@ class BacklogFigures:
             f"SELECT COUNT(*) FROM {ATTEMPT_TABLE} WHERE service = :service AND source_table = :tbl "
             "AND failed = 1"
         )
-        return int(conn.execute(sql, self._params()).scalar() or 0)
+        return int(conn.execute(sql, self.table.params()).scalar() or 0)
 
     def oldest_new_age_seconds(self, conn: Connection) -> int | None:
         """The oldest NEW age: seconds since the row the relay sends next was created, i.e. the first NEW
@@ -85,5 +82,5 @@ class BacklogFigures:
             f"SELECT TIMESTAMPDIFF(SECOND, {created}, NOW(6)) FROM {t.name} {hint} "
             f"WHERE {t.status_eq('status', status)}{t.row_filter}{condition} ORDER BY {t.order_sql} LIMIT 1"
         )
-        value = conn.execute(sql, self._params(status=status)).scalar()
+        value = conn.execute(sql, self.table.params(status=status)).scalar()
         return None if value is None else int(value)

@@ -74,6 +74,11 @@ class OutboxTable:
         self.stores_message_ids = self.column("message_id") is not None
         self._cursor_start: Any = None
 
+    def params(self, **extra: Any) -> dict[str, Any]:
+        """The bound values every statement on the table may use (its row filter, its rows of the attempt
+        table), with ``extra``."""
+        return {**self.filter_params, **self.attempt_params, **extra}
+
     def row_filter_on(self, qualifier: str) -> str:
         """``AND <qualifier>.<filter column> = :row_filter``, or nothing for a table of one service."""
         rf = self.config.row_filter

@@ -8,8 +8,9 @@ from typing import Any
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.metrics import Metric
-from outbox_relay.models import HistoryEntry
+from outbox_relay.models import HistoryEntry, Window
 from outbox_relay.requests import CleanupRequest, ConfirmRequest
+from outbox_relay.times import to_db_time
 from outbox_relay_airflow.observability import send
 from outbox_relay_airflow.services_folder import read_service
 
@@ -17,6 +18,18 @@ from outbox_relay_airflow.services_folder import read_service
 def run_type(context: dict[str, Any]) -> str:
     """The DAG run's type as a plain lower-case word (``scheduled``, ``manual``, ``backfill``, ...)."""
     return str(getattr(context.get("dag_run"), "run_type", "") or "").lower().split(".")[-1]
+
+
+BACKFILL_RUN_TYPES = frozenset({"backfill", "backfill_job"})
+
+
+def data_interval(context: dict[str, Any], config: ServiceConfig, run_types: frozenset[str]) -> Window | None:
+    """The run's data interval in the service's DB time, for runs of ``run_types`` that have one (None for
+    the others, and for an empty interval)."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if run_type(context) not in run_types or start is None or end is None or start >= end:
+        return None
+    return Window(to_db_time(start, config.db_tzinfo), to_db_time(end, config.db_tzinfo))
 
 
 def requested_by(context: dict[str, Any], default: str = "unknown") -> str:

@@ -10,27 +10,20 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.models import Window
 from outbox_relay.reconciliation import ReconciliationReport
 from outbox_relay.requests import ReconcileRequest
-from outbox_relay.times import to_db_time
 from outbox_relay_airflow import operations
 from outbox_relay_airflow.services_folder import read_service
-from outbox_relay_airflow.tasks.common import run_type
+from outbox_relay_airflow.tasks.common import BACKFILL_RUN_TYPES, data_interval
 from outbox_relay_airflow.tasks.failures import ReconciliationDiscrepancyError, fail_without_retry
-from outbox_relay_airflow.tasks.relay import BACKFILL_RUN_TYPES
 
 log = logging.getLogger(__name__)
 
 
+CHECKED_INTERVALS = BACKFILL_RUN_TYPES | {"scheduled"}
+
+
 def _interval(context: dict[str, Any], config: ServiceConfig) -> Window | None:
     """A scheduled (or backfill) run checks its data interval; a manual one the last ``window_hours``."""
-    start, end = context.get("data_interval_start"), context.get("data_interval_end")
-    if (
-        run_type(context) not in {"scheduled", *BACKFILL_RUN_TYPES}
-        or start is None
-        or end is None
-        or start >= end
-    ):
-        return None
-    return Window(to_db_time(start, config.db_tzinfo), to_db_time(end, config.db_tzinfo))
+    return data_interval(context, config, CHECKED_INTERVALS)
 
 
 def _log(service: str, report: ReconciliationReport) -> None:

@@ -15,11 +15,10 @@ from outbox_relay.models import HistoryEntry, Window
 from outbox_relay.relay.engine import LOCK_BUSY
 from outbox_relay.relay.run_request import RunKind, RunRequest
 from outbox_relay.requests import RelayRequest
-from outbox_relay.times import to_db_time
 from outbox_relay_airflow import operations
 from outbox_relay_airflow.observability import announce, send
 from outbox_relay_airflow.services_folder import read_service
-from outbox_relay_airflow.tasks.common import history_entry, run_type
+from outbox_relay_airflow.tasks.common import BACKFILL_RUN_TYPES, data_interval, history_entry
 from outbox_relay_airflow.tasks.failures import (
     RelayLockWedgedError,
     ServiceUnhealthyError,
@@ -28,15 +27,10 @@ from outbox_relay_airflow.tasks.failures import (
 
 log = logging.getLogger(__name__)
 
-BACKFILL_RUN_TYPES = {"backfill", "backfill_job"}
-
 
 def window_for(context: dict[str, Any], config: ServiceConfig) -> Window | None:
     """Backfill runs re-scan their data interval; scheduled and manual runs relay everything eligible."""
-    start, end = context.get("data_interval_start"), context.get("data_interval_end")
-    if run_type(context) not in BACKFILL_RUN_TYPES or start is None or end is None or start >= end:
-        return None
-    return Window(to_db_time(start, config.db_tzinfo), to_db_time(end, config.db_tzinfo))
+    return data_interval(context, config, BACKFILL_RUN_TYPES)
 
 
 @fail_without_retry
