@@ -44,7 +44,12 @@ def topic_records(topic: str, servers: str | None = None, timeout_seconds: float
     whose end offset is the last batch's first offset + 1, short of the batch's later records.)"""
     from kafka import KafkaConsumer, TopicPartition
 
-    reader = KafkaConsumer(bootstrap_servers=servers or bootstrap(), group_id=None, enable_auto_commit=False)
+    reader = KafkaConsumer(
+        bootstrap_servers=servers or bootstrap(),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",  # a relay delivering exactly once aborts what it could not finish
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
         if not partitions:

@@ -21,7 +21,13 @@ from outbox_relay.store.introspection import (
     not_null_columns,
     sample_values,
 )
-from outbox_relay.store.naming import ATTEMPT_TABLE, LOCK_BUSY_TABLE, REPLAY_TABLE, split_table_name
+from outbox_relay.store.naming import (
+    ATTEMPT_TABLE,
+    LOCK_BUSY_TABLE,
+    PROGRESS_TABLE,
+    REPLAY_TABLE,
+    split_table_name,
+)
 from outbox_relay.store.outbox import OutboxStore
 
 
@@ -70,24 +76,37 @@ def check_database(conn: Connection, config: ServiceConfig, report: CheckReport)
     _check_shard_column(config, found, report)
     _check_consumer_table(conn, config, report)
     _check_archive_table(conn, config, columns, report)
-    if not config.columns.inline_retry_state and not column_types(conn, ATTEMPT_TABLE):
-        report.problems.append(
-            f"retry state table {ATTEMPT_TABLE} is missing (this table has no attempts columns)"
-        )
-        report.fixes.append(_create_tables(config))
-    if not column_types(conn, REPLAY_TABLE):
-        report.problems.append(
-            f"row history table {REPLAY_TABLE} is missing (replays and backfill republishes record "
-            "every row they send again there)"
-        )
-        report.fixes.append(_create_tables(config))
-    if not column_types(conn, LOCK_BUSY_TABLE):
-        report.problems.append(
-            f"table {LOCK_BUSY_TABLE} is missing (relay runs that find the relay lock held are counted there, "
-            "so that a wedged holder fails the run instead of giving green runs that relay nothing)"
-        )
-        report.fixes.append(_create_tables(config))
+    _check_shared_tables(conn, config, report)
     report.fixes[:] = dict.fromkeys(report.fixes)  # one command creates every missing table: say it once
+
+
+def _check_shared_tables(conn: Connection, config: ServiceConfig, report: CheckReport) -> None:
+    """The project's tables every service shares, each when this service needs it."""
+    needed = {
+        ATTEMPT_TABLE: (
+            not config.columns.inline_retry_state,
+            f"retry state table {ATTEMPT_TABLE} is missing (this table has no attempts columns)",
+        ),
+        REPLAY_TABLE: (
+            True,
+            f"row history table {REPLAY_TABLE} is missing (replays and backfill republishes record every row "
+            "they send again there)",
+        ),
+        LOCK_BUSY_TABLE: (
+            True,
+            f"table {LOCK_BUSY_TABLE} is missing (relay runs that find the relay lock held are counted there, so "
+            "that a wedged holder fails the run instead of giving green runs that relay nothing)",
+        ),
+        PROGRESS_TABLE: (
+            config.delivery == "exactly_once",
+            f"table {PROGRESS_TABLE} is missing (delivery: exactly_once records each batch's Kafka transaction "
+            "there with its rows; the relay refuses to start without it)",
+        ),
+    }
+    for table, (wanted, problem) in needed.items():
+        if wanted and not column_types(conn, table):
+            report.problems.append(problem)
+            report.fixes.append(_create_tables(config))
 
 
 def _create_tables(config: ServiceConfig) -> str:

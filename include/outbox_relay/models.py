@@ -138,6 +138,11 @@ class RunStats(StatsMixin):
     dead_lettered: int = 0
     held_back: int = 0
     polls: int = 0
+    # Exactly once: rows a crashed run had committed to Kafka, marked SENT at this run's start (not sent again).
+    recovered: int = 0
+    start_seconds: float = (
+        0.0  # exactly once: fencing, the probe and the progress read before the first claim
+    )
     elapsed_seconds: float = 0.0
     stopped_because: str = "drained"
     lock_holder_connection_id: int | None = None  # set when another relay held the table's lock

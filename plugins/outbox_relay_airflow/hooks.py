@@ -27,11 +27,18 @@ from outbox_relay.database import make_engine, ping
 from outbox_relay.errors import ConfigurationError
 from outbox_relay.kafka.publisher import KafkaPublisher
 from outbox_relay.kafka.records import PRODUCER_REQUIRED, RELAY_PRODUCER
+from outbox_relay.kafka.transactions import TransactionalPublisher
 from outbox_relay_airflow import connections
 from outbox_relay_airflow.provider_info import DATABASE_CONNECTION_TYPE, DATABASE_EXTRA_FIELDS
 
 # Delivery guarantees: not overridable from the connection.
-CONSUMER_REQUIRED: dict[str, Any] = {"enable.auto.commit": False, "enable.partition.eof": True}
+# read_committed: a relay delivering exactly once aborts the transactions of batches it could not finish,
+# and their messages must stay unseen (librdkafka's default, written out so a connection cannot change it).
+CONSUMER_REQUIRED: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "enable.partition.eof": True,
+    "isolation.level": "read_committed",
+}
 # Consumer defaults a connection may change.
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "auto.offset.reset": "earliest",
@@ -55,6 +62,25 @@ def service_publisher(config: ServiceConfig) -> KafkaPublisher:
     return KafkaPublisher(producer, config.kafka.flush_timeout_seconds)
 
 
+def transactional_publisher(config: ServiceConfig, transactional_id: str) -> TransactionalPublisher:
+    """A producer of ``delivery: exactly_once``: transactional, with the service's transaction timeout."""
+    settings = {
+        **producer_settings(config),
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": config.kafka.transaction_timeout_ms,
+    }
+    producer = OutboxProducerHook(config.connections.kafka, settings).get_producer()
+    return TransactionalPublisher(producer, config.kafka.flush_timeout_seconds, transactional_id)
+
+
+def progress_reader(config: ServiceConfig) -> Any:
+    """A consumer of the progress topic that sees committed records only (assigned, never committing)."""
+    group = f"outbox-relay-progress-{config.service}"
+    return OutboxConsumerHook(
+        [], config.connections.kafka, group, {"isolation.level": "read_committed"}
+    ).get_conn
+
+
 def _with_extra(conn: Connection, under: dict[str, Any], over: dict[str, Any]) -> Connection:
     """A copy of ``conn`` whose extra is ``under`` < the stored extra < ``over``."""
     return connections.copy_of(conn, json.dumps({**under, **conn.extra_dejson, **over}))
@@ -74,9 +100,15 @@ class OutboxProducerHook(KafkaProducerHook):
 class OutboxConsumerHook(KafkaConsumerHook):
     """``KafkaConsumerHook`` in the service's group, with auto-commit off (offsets follow DB commits)."""
 
-    def __init__(self, topics: Sequence[str], kafka_config_id: str, group_id: str) -> None:
+    def __init__(
+        self,
+        topics: Sequence[str],
+        kafka_config_id: str,
+        group_id: str,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(topics=topics, kafka_config_id=kafka_config_id)
-        self.required = {"group.id": group_id, **CONSUMER_REQUIRED}
+        self.required = {"group.id": group_id, **(settings or {}), **CONSUMER_REQUIRED}
 
     def get_connection(self, conn_id: str) -> Connection:  # type: ignore[override]  # per instance: see module doc
         return _with_extra(connections.get_connection(conn_id), CONSUMER_DEFAULTS, self.required)

@@ -17,10 +17,10 @@ from outbox_relay.confirmations import ConfirmationIngester
 from outbox_relay.database import OutboxStore
 from outbox_relay.errors import MissingConfigurationError
 from outbox_relay.explain import Explainer, Explanation
-from outbox_relay.kafka.topics import ensure_topics, service_topics
+from outbox_relay.kafka.topics import ensure_topics, service_topics, topic_settings
 from outbox_relay.models import DEAD_LETTER, UNCONFIRMED, BackfillJob, ReplayJob, Window
 from outbox_relay.reconciliation import Reconciler, ReconciliationReport, purge_consumer_table
-from outbox_relay.relay.engine import OutboxRelay, RunRequest
+from outbox_relay.relay.engine import RunRequest
 from outbox_relay.replay import DeadLetterReplayer, Replayer, ReplayReport
 from outbox_relay.requests import AuditRequest, ReconcileRequest
 from outbox_relay.retention import RetentionCleaner
@@ -32,6 +32,7 @@ from outbox_relay_airflow.hooks import (
     db_engine,
     service_publisher,
 )
+from outbox_relay_airflow.relays import service_relay
 
 R = TypeVar("R")
 
@@ -49,16 +50,18 @@ def read_once(config: ServiceConfig, read: Callable[[Connection], R]) -> R:
 def create_topics(config: ServiceConfig) -> list[str]:
     """Create the service's topics that do not exist yet; the ones created."""
     admin = admin_client(config.connections.kafka)
-    return ensure_topics(admin, service_topics(config), config.kafka.replication_factor)
+    return ensure_topics(
+        admin, service_topics(config), config.kafka.replication_factor, settings=topic_settings(config)
+    )
 
 
 @frozen_heap
 def relay(config: ServiceConfig, request: RunRequest) -> dict[str, Any]:
     """One relay run (scheduled, a shard, a backfill interval): its statistics."""
-    publisher = service_publisher(config)
     engine = db_engine(config)
     try:
-        return OutboxRelay(config, engine, publisher).run(request).as_dict()
+        with service_relay(config, engine, request.shard) as relay:
+            return relay.run(request).as_dict()
     finally:
         engine.dispose()
 
@@ -119,10 +122,10 @@ def replay(config: ServiceConfig, job: ReplayJob) -> ReplayReport:
             return _replay_dead_letters(config, job, engine)
         replayer = Replayer(config, engine)
         replayer.check(job)
-        relay = None
-        if UNCONFIRMED in job.wanted.kinds and not job.dry_run:
-            relay = OutboxRelay(config, engine, service_publisher(config))
-        return replayer.run(job, relay)
+        if UNCONFIRMED not in job.wanted.kinds or job.dry_run:
+            return replayer.run(job, None)
+        with service_relay(config, engine) as relay:
+            return replayer.run(job, relay)
     finally:
         engine.dispose()
 
@@ -134,8 +137,10 @@ def backfill(
     """One backfill with the service's database and producer."""
     engine = db_engine(config, pool_size=4)  # the guard, the relay lock, a claim and a settle connection
     try:
-        relay = None if job.dry_run else OutboxRelay(config, engine, service_publisher(config))
-        return Backfiller(config, engine, relay).run(job, progress)
+        if job.dry_run:
+            return Backfiller(config, engine, None).run(job, progress)
+        with service_relay(config, engine) as relay:
+            return Backfiller(config, engine, relay).run(job, progress)
     finally:
         engine.dispose()
 

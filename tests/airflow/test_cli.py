@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tests.conftest import BOOTSTRAP, ROOT
-from tests.integration.kafka_tools import create_topics
+from tests.integration.kafka_tools import create_topics, read_all
+from tests.integration.outbox_rows import insert_rows
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -116,3 +117,29 @@ def test_validate_refuses_a_table_claimed_by_random_ids_and_says_what_fixes_it(
     )  # UUIDv7: creation order
     (tmp_path / "random.yaml").write_text(f"topic: t\ntable: random_ids\n{mapping}per_key_order: false\n")
     assert "random UUIDs" not in _cli(["validate", "random"], url, tmp_path).stdout
+
+
+def test_relay_delivers_exactly_once_through_the_airflow_connections(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    """The glue's exactly-once clients (transactional producer, progress reader, admin) come from the
+    Airflow connection, as in a task; the progress topic is created on the first run."""
+    url = db_engine.url.render_as_string(hide_password=False)
+    topic = f"cli.eos.{os.getpid()}.{tmp_path.name[-6:]}"
+    create_topics(topic)
+    ids = insert_rows(db_engine, topic, ["a", "b", "a"])
+    prefix = f"cli{tmp_path.name[-8:]}"
+    (tmp_path / "billing.yaml").write_text(
+        f"topic: {topic}\ndelivery: exactly_once\nkafka: {{transactional_id_prefix: {prefix}, "
+        f"progress_topic: {topic}.progress}}\n"
+    )
+
+    done = _cli(["relay", "billing"], url, tmp_path)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    stats = json.loads(done.stdout)  # stdout is the JSON alone: the hooks' log lines go to stderr
+    assert (stats["published"], stats["recovered"]) == (3, 0), done.stdout
+    assert sorted(r.headers["outbox-message-id"] for r in read_all(topic)) == sorted(ids)
+    progress = read_all(f"{topic}.progress")
+    assert [r.key for r in progress] == [f"{prefix}.billing.all"]  # the aborted probe is never seen
+    assert json.loads(progress[0].value)["batches"][0]["sent"] == {"ranges": [[1, 3]]}

@@ -119,15 +119,17 @@ def test_ddl_apply_creates_what_is_missing_on_the_services_connection(
         "created outbox_relay_attempt  (retry state of tables without attempt columns)",
         "created outbox_relay_replay  (row history: replays, republishes, failed attempts)",
         "created outbox_relay_lock_busy  (relay runs in a row that found the relay lock held)",
+        "created outbox_relay_progress  (exactly-once delivery: the last batch of each relay marked here)",
     ]
     again = _cli("--services-dir", folder, "ddl", "--service", "orders", "--apply", env=conn)
-    assert [line.split()[0] for line in again.stdout.splitlines()] == ["exists"] * 4
+    assert [line.split()[0] for line in again.stdout.splitlines()] == ["exists"] * 5
     with empty_database.connect() as db:
         assert {r[0] for r in db.execute(text("SHOW TABLES"))} == {
             "orders_outbox",
             "outbox_relay_attempt",
             "outbox_relay_replay",
             "outbox_relay_lock_busy",
+            "outbox_relay_progress",
         }
     legacy = _cli("--services-dir", folder, "ddl", "--service", "legacy", "--apply", env=conn)
     assert legacy.returncode == 2 and "maps its own columns (table legacy)" in legacy.stderr

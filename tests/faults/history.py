@@ -162,6 +162,7 @@ def _assigned_consumer(topics: Sequence[str], bootstrap: str) -> Consumer:
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"history-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",  # never what a relay's aborted transaction left
             "enable.auto.commit": False,
             "enable.partition.eof": True,
         }

@@ -35,6 +35,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[at
 from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.errors import InfrastructureError
 from outbox_relay.kafka.publisher import BrokerUnavailableError, KafkaPublisher, ProducerLike
 from outbox_relay.models import RunStats
 from outbox_relay.relay.engine import OutboxRelay, RunRequest
@@ -351,6 +352,77 @@ def test_kill_9_of_the_partition_leader_mid_batch_loses_nothing_and_keeps_order(
     )
     assert history.rows == LEADER_ROWS and history.published_messages == on_broker
     history.assert_converged(max_duplicates=duplicate_bound(LEADER_BATCH, failed_runs))
+
+
+def test_exactly_once_kill_9_of_the_partition_leader_mid_run_duplicates_nothing(
+    db_engine: Engine,
+    topic_name: Callable[[str], str],
+    cluster: KafkaCluster,
+    record_figures: Callable[..., None],
+) -> None:
+    """Scenario 1 with ``delivery: exactly_once``: the leader of partition 0 is killed (SIGKILL) once three
+    batches are SENT, while the relay's transactions go on; whatever the run does then (ride out the
+    failover, or fail and be run again), nothing is published twice."""
+    topic = topic_name("leader-kill-eos")
+    create_topic(cluster, topic)
+    fill(db_engine, topic, LEADER_ROWS)
+    kafka = {
+        **PATIENT_KAFKA,
+        "transaction_timeout_ms": 30_000,
+        "transactional_id_prefix": topic,
+        "replication_factor": 3,
+    }
+    config = service(
+        topic, batch_size=LEADER_BATCH, time_budget_seconds=120, delivery="exactly_once", kafka=kafka
+    )
+    victim = cluster.leader_of(topic, 0)
+
+    def kill_mid_run() -> float:
+        wait_until(
+            lambda: status_counts(db_engine).get("SENT", 0) >= LEADER_AFTER_BATCHES * LEADER_BATCH,
+            "3 batches",
+            60,
+        )
+        cluster.kill(victim)
+        return time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        killed = pool.submit(kill_mid_run)
+        error: Exception | None = None
+        try:
+            first = run_relay(
+                config, db_engine, run_id="leader-kill-eos", bootstrap=cluster.bootstrap
+            ).as_dict()
+        except InfrastructureError as exc:
+            error, first = exc, {}
+        killed.result()
+    wait_until(lambda: cluster.leader_of(topic, 0) not in (victim, -1), "a new leader of partition 0", 30)
+    follow_up = Convergence()
+    for n in range(MAX_RUNS):
+        if status_counts(db_engine).get("NEW", 0) == 0:
+            break
+        try:
+            follow_up.stats.append(
+                run_relay(config, db_engine, run_id=f"eos-after-{n}", bootstrap=cluster.bootstrap).as_dict()
+            )
+        except InfrastructureError as exc:
+            follow_up.errors.append(str(exc)[:200])
+            time.sleep(1)
+    restart_all(cluster, [victim])
+    history, in_log = history_of(db_engine, topic, cluster)
+    record_figures(
+        history.figures(),
+        broker=CLUSTER_LABEL,
+        delivery="exactly_once",
+        log_offsets=in_log,  # aborted transactions' records and commit markers included
+        killed_node=victim,
+        first_run=first or f"failed: {str(error)[:200]}",
+        follow_up_runs=follow_up.stats,
+        follow_up_errors=follow_up.errors,
+    )
+    assert history.rows == LEADER_ROWS and status_counts(db_engine) == {"SENT": LEADER_ROWS}
+    history.assert_converged(max_duplicates=0)
+    assert history.distinct_published == history.published_messages == LEADER_ROWS
 
 
 # ------------------------------------------------------------------------------------------ scenario 2

@@ -7,12 +7,18 @@ import time
 import uuid
 from typing import Any
 
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
+from outbox_relay.kafka.progress import progress_end, relay_id
 from outbox_relay.kafka.publisher import KafkaPublisher
+from outbox_relay.kafka.topics import ensure_topics, topic_settings
+from outbox_relay.kafka.transactions import TransactionalPublisher
 from outbox_relay.models import RunStats
 from outbox_relay.relay.engine import OutboxRelay, RunRequest
+from outbox_relay.relay.exactly_once import ExactlyOnceClients
 from tests.conftest import BOOTSTRAP
 from tests.integration.kafka_tools import producer
 
@@ -72,5 +78,54 @@ def run_relay(
     bootstrap: str = BOOTSTRAP,
     **request: Any,
 ) -> RunStats:
-    publisher = relay_publisher(config, bootstrap)
-    return OutboxRelay(config, engine, publisher).run(RunRequest(run_id=run_id, **request))
+    return make_relay(config, engine, bootstrap, request.get("shard")).run(
+        RunRequest(run_id=run_id, **request)
+    )
+
+
+def make_relay(
+    config: ServiceConfig, engine: Engine, bootstrap: str = BOOTSTRAP, shard: int | None = None
+) -> OutboxRelay:
+    """The relay a task builds for the service's delivery mode (with plain clients instead of Airflow's)."""
+    if config.delivery != "exactly_once":
+        return OutboxRelay(config, engine, relay_publisher(config, bootstrap))
+    clients = exactly_once_clients(config, shard, bootstrap)
+    return OutboxRelay(config, engine, clients.publisher, exactly_once=clients)
+
+
+def exactly_once_clients(
+    config: ServiceConfig, shard: int | None = None, bootstrap: str = BOOTSTRAP
+) -> ExactlyOnceClients:
+    """What ``outbox_relay_airflow.relays.exactly_once_clients`` builds, from plain clients."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = config.kafka.progress_topic
+    ensure_topics(admin, {topic: 1}, config.kafka.replication_factor, settings=topic_settings(config))
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"progress-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    return ExactlyOnceClients(
+        transactional(config, relay_id(config, shard), bootstrap),
+        reader,
+        lambda name: progress_end(admin, name),
+        lambda other: transactional(config, other, bootstrap).start(),
+    )
+
+
+def transactional(
+    config: ServiceConfig, transactional_id: str, bootstrap: str = BOOTSTRAP
+) -> TransactionalPublisher:
+    settings = {
+        "message.timeout.ms": config.kafka.delivery_timeout_ms,
+        "linger.ms": config.kafka.linger_ms,
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": config.kafka.transaction_timeout_ms,
+    }
+    return TransactionalPublisher(
+        producer(bootstrap, **settings), config.kafka.flush_timeout_seconds, transactional_id
+    )

@@ -14,11 +14,13 @@ from sqlalchemy import Connection, Engine, text
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.publisher import BrokerUnavailableError, KafkaPublisher
+from outbox_relay.kafka.transactions import TransactionsUnavailableError
 from outbox_relay.models import Window
 from outbox_relay.relay.engine import OutboxRelay, RunRequest
 from outbox_relay.store.outbox import OutboxStore
 from tests.integration.kafka_tools import create_topics, producer, read_all
 from tests.integration.outbox_rows import insert_rows, run_relay, statuses
+from tests.stack import BROKER
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -381,3 +383,30 @@ def test_a_null_attempts_value_of_a_legacy_table_counts_as_zero(
     with db_engine.connect() as conn:
         rows = dict(conn.execute(text("SELECT message_id, attempts FROM outbox_message")).all())
     assert statuses(db_engine)[good[0]] == "SENT" and rows[poison[0]] == 1
+
+
+@pytest.mark.skipif(
+    BROKER != "tansu", reason="Apache Kafka has transactions (tests/integration/test_exactly_once.py)"
+)
+def test_exactly_once_is_refused_at_start_on_a_broker_without_transactions(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    """Tansu accepts transactional producers but shows aborted records to read_committed readers: the relay
+    finds that out with an aborted probe record before it touches a row, and refuses the mode."""
+    topic = topic_name("eos_refused")
+    create_topics(topic)
+    ids = insert_rows(db_engine, topic, ["a", "b"])
+    config = service_config(
+        topic=topic,
+        delivery="exactly_once",
+        kafka={
+            "transactional_id_prefix": topic,
+            "delivery_timeout_ms": 10_000,
+            "transaction_timeout_ms": 10_000,
+        },
+    )
+
+    with pytest.raises(TransactionsUnavailableError, match="set delivery: at_least_once for this broker"):
+        run_relay(config, db_engine)
+    assert set(statuses(db_engine).values()) == {"NEW"}
+    assert not [r for r in read_all(topic) if r.headers.get("outbox-message-id") in ids]

@@ -96,6 +96,7 @@ def consume(drop: int) -> None:
         {
             "bootstrap.servers": bootstrap(),
             "group.id": "ledger-demo",
+            "isolation.level": "read_committed",  # never what a relay's aborted transaction left
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

@@ -131,6 +131,7 @@ def consume(
         {
             "bootstrap.servers": bootstrap,
             "group.id": group_id,
+            "isolation.level": "read_committed",  # never what a relay's aborted transaction left
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "session.timeout.ms": 10000,

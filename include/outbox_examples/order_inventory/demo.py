@@ -67,6 +67,7 @@ def inventory_service(
         {
             "bootstrap.servers": bootstrap(),
             "group.id": "inventory-service",
+            "isolation.level": "read_committed",  # never what a relay's aborted transaction left
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "session.timeout.ms": 10000,

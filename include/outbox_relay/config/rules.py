@@ -27,6 +27,17 @@ def check_shards(config: ServiceConfig) -> None:
         )
 
 
+def check_delivery(config: ServiceConfig) -> None:
+    """A transactional producer refuses to start when a message may outlive its transaction."""
+    kafka = config.kafka
+    if config.delivery == "exactly_once" and kafka.delivery_timeout_ms > kafka.transaction_timeout_ms:
+        raise ValueError(
+            f"delivery: exactly_once needs kafka.delivery_timeout_ms ({kafka.delivery_timeout_ms}) <= "
+            f"kafka.transaction_timeout_ms ({kafka.transaction_timeout_ms}): a message must not outlive its "
+            "transaction"
+        )
+
+
 def check_event_driven(config: ServiceConfig) -> None:
     for name in ("schedule", "confirm_schedule", "cleanup_schedule"):
         check_event_schedule(name, getattr(config, name))

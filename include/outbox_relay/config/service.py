@@ -134,6 +134,15 @@ class ServiceConfig(Strict):
         "marked SENT (republished by the next run, deduped by consumers); `false`: one batch at a time, at "
         "most one acknowledged but unmarked after a crash.",
     )
+    delivery: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description="`at_least_once`: a crash between Kafka's acknowledgement and the SENT update publishes "
+        "those rows again (up to one batch, two with `pipelining`; the inbox dedupes). `exactly_once`: each "
+        "batch is one Kafka transaction with a progress record (`kafka.progress_topic`), so after any crash "
+        "the next run marks what Kafka committed SENT without publishing it again, and a second relay of the "
+        "same rows fences the first; consumers must read with `isolation.level=read_committed`. Needs a broker "
+        "with transactions and the `outbox_relay_progress` table (`outbox-relay ddl --shared-only --apply`).",
+    )
     shards: int = Field(
         1,
         description="Spread one hot table over this many relay tasks (1, 2, 4, ... 64): a row belongs to shard "
@@ -299,6 +308,7 @@ class ServiceConfig(Strict):
         rules.check_reconciliation(self)
         rules.check_slo(self)
         rules.check_shards(self)
+        rules.check_delivery(self)
         rules.check_event_driven(self)
         rules.check_inboxes(self)
         if self.retention is not None and self.columns.created_at is None and self.columns.updated_at is None:

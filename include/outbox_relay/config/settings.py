@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from outbox_relay.config.fields import Strict
+from outbox_relay.config.fields import Strict, check_topic
 from outbox_relay.config.identifiers import TableNameField
 
 
@@ -61,3 +61,28 @@ class Kafka(Strict):
     replication_factor: int = Field(
         1, ge=1, le=10, description="Replication factor for topics the relay creates."
     )
+    transaction_timeout_ms: int = Field(
+        60_000,
+        ge=1000,
+        le=900_000,
+        description="With `delivery: exactly_once`: librdkafka `transaction.timeout.ms`, how long the broker "
+        "lets a relay's open transaction live before aborting it (a relay that stalls longer is fenced).",
+    )
+    progress_topic: str = Field(
+        "outbox-relay.progress",
+        description="With `delivery: exactly_once`: the compacted topic (one partition) of the relays' "
+        "progress records, shared by every service; created with the service's topics.",
+    )
+    transactional_id_prefix: str = Field(
+        "outbox-relay",
+        min_length=1,
+        max_length=100,
+        description="With `delivery: exactly_once`: producers' `transactional.id` is "
+        "`<prefix>.<service>.<shard or all>`; two deployments on one cluster need different prefixes.",
+    )
+
+    @field_validator("progress_topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        check_topic(value)
+        return value

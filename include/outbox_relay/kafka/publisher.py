@@ -66,32 +66,34 @@ class DeliveryOutcome:
     rejected: list[tuple[OutboundMessage, str]] = field(default_factory=list)
     unavailable: list[tuple[OutboundMessage, str]] = field(default_factory=list)
     held: list[OutboundMessage] = field(default_factory=list)
+    # In a Kafka transaction that was aborted: not delivered, through no fault of their own.
+    aborted: list[OutboundMessage] = field(default_factory=list)
 
 
-def _describe(err: Any) -> str:
+def describe(err: Any) -> str:
     if isinstance(err, KafkaError):
         return f"{err.name()}: {err.str()}"
     return str(err)
 
 
-_PENDING = object()  # no delivery report (yet)
-_HELD = object()  # not produced: an older message of its key was rejected in this batch
+PENDING = object()  # no delivery report (yet)
+HELD = object()  # not produced: an older message of its key was rejected in this batch
 
 
-def _classify(outcome: DeliveryOutcome, message: OutboundMessage, report: Any, flushed: bool) -> None:
-    if report is None or (report is _PENDING and flushed):
+def classify(outcome: DeliveryOutcome, message: OutboundMessage, report: Any, flushed: bool) -> None:
+    if report is None or (report is PENDING and flushed):
         outcome.acked.append(message)
-    elif report is _HELD:
+    elif report is HELD:
         outcome.held.append(message)
-    elif report is _PENDING:
+    elif report is PENDING:
         outcome.unavailable.append((message, NO_REPORT))
     elif isinstance(report, KafkaError) and report.code() in BROKER_UNAVAILABLE_CODES:
-        outcome.unavailable.append((message, _describe(report)))
+        outcome.unavailable.append((message, describe(report)))
     elif isinstance(report, KafkaError) and report.code() == KafkaError._UNKNOWN_PARTITION:
         where = f"partition {message.partition} of topic {message.topic!r}"
-        outcome.rejected.append((message, f"{where} does not exist ({_describe(report)})"))
+        outcome.rejected.append((message, f"{where} does not exist ({describe(report)})"))
     else:
-        outcome.rejected.append((message, _describe(report)))
+        outcome.rejected.append((message, describe(report)))
 
 
 class KafkaPublisher:
@@ -102,7 +104,17 @@ class KafkaPublisher:
         self.flush_timeout_seconds = flush_timeout_seconds
 
     def publish(self, messages: Sequence[OutboundMessage]) -> DeliveryOutcome:
-        reports: list[Any] = [_PENDING] * len(messages)
+        reports = self._produce(messages)
+        flushed = self._flush_or_purge()
+        outcome = DeliveryOutcome()
+        for message, report in zip(messages, reports, strict=True):
+            classify(outcome, message, report, flushed)
+        return outcome
+
+    def _produce(self, messages: Sequence[OutboundMessage]) -> list[Any]:
+        """Queue every message (an older message of a key refused here holds the key's later ones); each
+        message's report so far, filled in by the delivery callbacks."""
+        reports: list[Any] = [PENDING] * len(messages)
 
         def record(index: int, err: Any, _msg: Any) -> None:
             reports[index] = err
@@ -112,7 +124,7 @@ class KafkaPublisher:
         for index, message in enumerate(messages):
             _ref, topic, key, value, headers, partition = message
             if rejected_keys and key in rejected_keys:
-                reports[index] = _HELD  # an older message of this key was just rejected: keep per-key order
+                reports[index] = HELD  # an older message of this key was just rejected: keep per-key order
                 continue
             callback = partial(record, index)
             try:
@@ -122,13 +134,9 @@ class KafkaPublisher:
                     self._send(message, callback)
             except (BufferError, KafkaException, TypeError, ValueError) as exc:
                 reports[index] = self._produce_slowly(message, callback, exc)
-                if reports[index] is not _PENDING and key is not None:
+                if reports[index] is not PENDING and key is not None:
                     rejected_keys.add(key)
-        flushed = self._flush_or_purge()
-        outcome = DeliveryOutcome()
-        for message, report in zip(messages, reports, strict=True):
-            _classify(outcome, message, report, flushed)
-        return outcome
+        return reports
 
     def _send(self, message: OutboundMessage, callback: Any) -> None:
         if message.partition is None:
@@ -148,12 +156,12 @@ class KafkaPublisher:
     def _produce_slowly(self, message: OutboundMessage, callback: Any, error: Exception) -> Any:
         """The first ``produce`` raised. A full local queue is waited out (serving delivery reports frees
         it); anything else is the client refusing the message (too large, bad topic...): that error is the
-        message's report. Returns the report so far (``_PENDING`` once the message is queued)."""
+        message's report. Returns the report so far (``PENDING`` once the message is queued)."""
         while isinstance(error, BufferError):
             self.producer.poll(0.05)
             try:
                 self._send(message, callback)
-                return _PENDING
+                return PENDING
             except (BufferError, KafkaException, TypeError, ValueError) as exc:
                 error = exc
         if isinstance(error, KafkaException) and error.args:

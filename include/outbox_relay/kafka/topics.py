@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -16,12 +16,27 @@ from outbox_relay.errors import InfrastructureError
 log = logging.getLogger(__name__)
 
 
+# The progress topic keeps the newest record per relay (its key) for as long as the cluster lives; hourly
+# segments let compaction drop older ones (a relay's first start reads the whole topic).
+PROGRESS_TOPIC_SETTINGS = {"cleanup.policy": "compact", "segment.ms": "3600000"}
+
+
 def service_topics(config: ServiceConfig) -> dict[str, int]:
-    """Topic -> partition count for everything the service produces to or consumes."""
+    """Topic -> partition count for everything the service produces to or consumes (with ``delivery:
+    exactly_once`` the progress topic too: one partition)."""
     topics = {name: config.kafka.partitions for name in config.all_topics}
     if config.confirmation is not None:
         topics.setdefault(config.confirmation.topic, config.confirmation.partitions)
+    if config.delivery == "exactly_once":
+        topics[config.kafka.progress_topic] = 1
     return topics
+
+
+def topic_settings(config: ServiceConfig) -> dict[str, dict[str, str]]:
+    """Topic settings the relay creates its topics with, beyond the broker's defaults."""
+    if config.delivery != "exactly_once":
+        return {}
+    return {config.kafka.progress_topic: dict(PROGRESS_TOPIC_SETTINGS)}
 
 
 def existing_topics(admin: Any, timeout: float = 10.0) -> set[str]:
@@ -29,15 +44,25 @@ def existing_topics(admin: Any, timeout: float = 10.0) -> set[str]:
 
 
 def ensure_topics(
-    admin: Any, wanted: dict[str, int], replication_factor: int, timeout: float = 10.0
+    admin: Any,
+    wanted: dict[str, int],
+    replication_factor: int,
+    timeout: float = 10.0,
+    settings: Mapping[str, dict[str, str]] | None = None,
 ) -> list[str]:
-    """Create the missing topics; an existing topic is left as it is. Returns the names created."""
+    """Create the missing topics (with their ``settings``); an existing topic is left as it is. Returns the
+    names created."""
     missing = [name for name in wanted if name not in existing_topics(admin, timeout)]
     if not missing:
         return []
     futures = admin.create_topics(
         [
-            NewTopic(name, num_partitions=wanted[name], replication_factor=replication_factor)
+            NewTopic(
+                name,
+                num_partitions=wanted[name],
+                replication_factor=replication_factor,
+                config=dict((settings or {}).get(name, {})),
+            )
             for name in missing
         ],
         request_timeout=timeout,

@@ -25,6 +25,7 @@ from outbox_relay.errors import InfrastructureError, PoisonRowError
 from outbox_relay.kafka.publisher import BrokerUnavailableError, DeliveryOutcome, KafkaPublisher
 from outbox_relay.kafka.records import OutboundMessage
 from outbox_relay.models import Failure, OutboxRow, RunStats
+from outbox_relay.relay.exactly_once import ExactlyOnce, ExactlyOnceClients, check_clients
 from outbox_relay.relay.failures import FailurePolicy, after_dead_letter
 from outbox_relay.relay.messages import MessageBuilder
 from outbox_relay.relay.run_request import RunKind, RunRequest, RunRequestError
@@ -82,6 +83,7 @@ class _Batch:
     outcome: DeliveryOutcome = field(default_factory=DeliveryOutcome)
     failures: list[Failure] = field(default_factory=list)
     sendable: int = 0
+    seq: int | None = None  # exactly once: the batch's Kafka transaction (its progress record's number)
 
 
 class RelayDatabaseError(InfrastructureError):
@@ -98,7 +100,9 @@ class OutboxRelay:
         publisher: KafkaPublisher,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        exactly_once: ExactlyOnceClients | None = None,
     ) -> None:
+        check_clients(config, exactly_once)
         self.config = config
         self.engine = engine
         self.publisher = publisher
@@ -107,6 +111,8 @@ class OutboxRelay:
         self.policy = FailurePolicy(config.retry)
         self.clock = clock
         self.sleep = sleep
+        self.exactly_once_clients = exactly_once
+        self.exactly_once: ExactlyOnce | None = None  # this run's, once it holds the relay lock
 
     def run(self, request: RunRequest) -> RunStats:
         """Drain eligible rows until none are left or the time budget is spent."""
@@ -120,13 +126,23 @@ class OutboxRelay:
                 return self._lock_busy(conn, request, stats, lock)
             self.store.busy_runs(request.shard).clear(conn)
             try:
+                if self.exactly_once_clients is not None:
+                    self.exactly_once = ExactlyOnce(
+                        self.config, self.store, self.messages, self.exactly_once_clients
+                    )
+                    stats.recovered = self.exactly_once.begin(conn, request.shard)
+                    stats.start_seconds = round(self.clock() - started, 3)
                 self._drain(conn, _Run(request, stats, started, budget))
             except DBAPIError as exc:
+                then = (
+                    "the next run marks them SENT from the batch's committed progress record (exactly once)"
+                    if self.exactly_once is not None
+                    else "the next run re-publishes them (at-least-once)"
+                )
                 raise RelayDatabaseError(
                     f"service {self.config.service}: database error while relaying {self.config.table} "
                     f"({exc.orig}); the unfinished batch's transaction rolled back (unless its COMMIT reached "
-                    "the server first), so its rows stay NEW and the next run re-publishes them "
-                    f"(at-least-once). Stats so far: {stats.as_dict()}"
+                    f"the server first), so its rows stay NEW and {then}. Stats so far: {stats.as_dict()}"
                 ) from exc
             finally:
                 lock.release(conn)
@@ -299,19 +315,29 @@ class OutboxRelay:
         return _Batch(settle_on or conn, rows)
 
     def _publish(self, batch: _Batch, run: _Run, held_keys: set[Any]) -> None:
-        """Produce the batch and wait for every delivery report; decides each row's outcome."""
+        """Produce the batch and wait for every delivery report (exactly once: commit its transaction);
+        decides each row's outcome."""
         stats = run.stats
         stats.batches += 1
         stats.claimed += len(batch.rows)
         sendable, failures = self._prepare(batch.rows, held_keys, stats, run.request.republish)
         batch.sendable = len(sendable)
         started = self.clock()
-        batch.outcome = self.publisher.publish(sendable)
+        if self.exactly_once is not None:
+            request = run.request
+            sent = self.exactly_once.send(
+                batch.rows, sendable, failures, held_keys, request.run_id, request.history_entry
+            )
+            batch.seq, batch.outcome, batch.failures = sent.seq, sent.outcome, sent.failures
+            stats.dead_lettered += sent.dead_lettered
+        else:
+            batch.outcome = self.publisher.publish(sendable)
         waited = self.clock() - started
         stats.publish_seconds += waited
         stats.slowest_publish_seconds = max(stats.slowest_publish_seconds, waited)
-        failures += self.policy.failures_from(batch.outcome, batch.rows, held_keys)
-        batch.failures = self._dead_letter(failures, stats, held_keys)
+        if self.exactly_once is None:
+            failures += self.policy.failures_from(batch.outcome, batch.rows, held_keys)
+            batch.failures = self._dead_letter(failures, stats, held_keys)
         self._count(batch, stats)
 
     def _settle(self, batch: _Batch, request: RunRequest) -> None:
@@ -321,10 +347,14 @@ class OutboxRelay:
             acked = [batch.rows[m.ref] for m in batch.outcome.acked]
             self.store.mark_sent(conn, acked, request.run_id, request.history_entry)
             self.store.record_failures(conn, batch.failures, request.run_id)
+            if self.exactly_once is not None and batch.seq is not None:
+                self.exactly_once.record(conn, batch.seq)
             conn.commit()
         except BaseException:
             _abandon(conn)
             raise
+        if self.exactly_once is not None and batch.seq is not None:
+            self.exactly_once.recorded(batch.seq)
         self._log_failures(batch.failures)
 
     def _raise_if_unavailable(self, batch: _Batch) -> None:

@@ -17,6 +17,7 @@ from outbox_relay.config.identifiers import TableName, check_identifier
 ATTEMPT_TABLE = "outbox_relay_attempt"
 REPLAY_TABLE = "outbox_relay_replay"
 LOCK_BUSY_TABLE = "outbox_relay_lock_busy"
+PROGRESS_TABLE = "outbox_relay_progress"
 MAX_ERROR_CHARS = 2000
 
 

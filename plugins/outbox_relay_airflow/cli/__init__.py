@@ -60,6 +60,10 @@ def _airflow_logs_to_stderr(args: argparse.Namespace) -> None:
         return
     with contextlib.redirect_stdout(sys.stderr):
         import airflow.configuration  # noqa: F401 - configures Airflow's logging on import
+        from airflow.sdk.log import configure_logging
+
+        # Hooks log through the Task SDK's structlog, which otherwise writes to stdout on first use.
+        configure_logging(output=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
