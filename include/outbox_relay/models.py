@@ -140,9 +140,10 @@ class RunStats(StatsMixin):
     polls: int = 0
     # Exactly once: rows a crashed run had committed to Kafka, marked SENT at this run's start (not sent again).
     recovered: int = 0
-    start_seconds: float = (
-        0.0  # exactly once: fencing, the probe and the progress read before the first claim
-    )
+    # Exactly once: fencing, the probe and the progress read before the first claim; waiting for the Kafka
+    # commits (part of publish_seconds).
+    start_seconds: float = 0.0
+    commit_seconds: float = 0.0
     elapsed_seconds: float = 0.0
     stopped_because: str = "drained"
     lock_holder_connection_id: int | None = None  # set when another relay held the table's lock

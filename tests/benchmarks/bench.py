@@ -103,6 +103,8 @@ TARGETS = [
     Target("project_relay_paired", "naive_relay_paired", 1.2, ">= 1.2x naive"),  # issue 11
     # Not issue 11's target: the same comparison with both relays recording the run id (see paired.py).
     Target("project_relay_paired", "naive_relay_run_id_paired", 1.2, ">= 1.2x naive recording the run id"),
+    # Issue 30: the leanest correct loop as the yardstick (judged at 2,000 and 5,000).
+    Target("project_relay_paired", "lean_relay_paired", 1.2, ">= 1.2x lean loop"),
     Target("airflow_relay", "project_relay", 0.9, ">= 0.9x plain"),
     # Issue 29: exactly once within 10% of at-least-once (judged at 2,000 and 5,000; 500 is reported too).
     Target("relay_exactly_once", "relay_at_least_once", 0.9, ">= 0.9x at-least-once"),

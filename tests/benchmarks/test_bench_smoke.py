@@ -48,11 +48,13 @@ EXPECTED = {
     "sharded_relay_4_indexed",
     "naive_relay_paired",
     "naive_relay_run_id_paired",
+    "lean_relay_paired",
     "project_relay_paired",
     "relay_at_least_once",
     "relay_exactly_once",
     "at_least_once_batch_ms",
     "exactly_once_batch_ms",
+    "exactly_once_commit_ms",
     "idle_minute_cpu_per_service_hour",
     "idle_minute_cpu_marginal_per_service_hour",
     "latency_minute_commit_to_sent",
@@ -115,8 +117,8 @@ def test_the_idle_figure_takes_its_designs_and_counts_from_the_command_line() ->
 
 
 def test_a_figure_with_two_targets_gets_a_row_for_each() -> None:
-    """The paired project relay is judged against the plain naive loop (issue 11's target) and, in a row
-    of its own, against the naive loop that records the run id too."""
+    """The paired project relay is judged against the plain naive loop (issue 11's target) and, in rows
+    of their own, against the naive loop that records the run id too and against the lean loop."""
     from tests.benchmarks.bench import evaluate
     from tests.benchmarks.common import Result
 
@@ -124,16 +126,21 @@ def test_a_figure_with_two_targets_gets_a_row_for_each() -> None:
         [
             Result("naive_relay_paired", 5000, "rows/s", [20_000.0]),
             Result("naive_relay_run_id_paired", 5000, "rows/s", [16_000.0]),
+            Result("lean_relay_paired", 5000, "rows/s", [35_000.0]),
             Result("project_relay_paired", 5000, "rows/s", [21_000.0]),
         ]
     )
     assert [(r["component"], r["ratio"], r["verdict"]) for r in rows] == [
         ("naive_relay_paired", None, ""),
         ("naive_relay_run_id_paired", None, ""),
+        ("lean_relay_paired", None, ""),
         ("project_relay_paired", 1.05, "MISS"),
         ("project_relay_paired", 1.312, "PASS"),
+        ("project_relay_paired", 0.6, "MISS"),
     ]
-    assert rows[2]["target"] == ">= 1.2x naive" and "run id" in rows[3]["target"]
+    assert (
+        rows[3]["target"] == ">= 1.2x naive" and "run id" in rows[4]["target"] and "lean" in rows[5]["target"]
+    )
 
 
 @pytest.mark.integration

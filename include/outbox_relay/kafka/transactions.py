@@ -10,6 +10,7 @@ messages (``rejected``) apart from the others (``aborted``), which the relay may
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -72,6 +73,7 @@ class TransactionalPublisher(KafkaPublisher):
         super().__init__(producer, flush_timeout_seconds)
         self.transactional_id = transactional_id
         self.started = False
+        self.commit_seconds = 0.0  # waiting for commits (flush included), all transactions together
 
     def start(self) -> None:
         """Register the transactional id with the broker, which fences every older producer with it (an
@@ -155,11 +157,14 @@ class TransactionalPublisher(KafkaPublisher):
         return reason
 
     def _try_commit(self) -> Any:
+        started = time.perf_counter()
         try:
             self.producer.commit_transaction(self.flush_timeout_seconds)
         except KafkaException as exc:
             self._raise_if_fenced(exc.args[0])
             return exc.args[0]
+        finally:
+            self.commit_seconds += time.perf_counter() - started
         return None
 
     def _abort(self, reason: str) -> None:

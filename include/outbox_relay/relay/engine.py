@@ -147,6 +147,8 @@ class OutboxRelay:
             finally:
                 lock.release(conn)
         stats.elapsed_seconds = round(self.clock() - started, 3)
+        if self.exactly_once_clients is not None:
+            stats.commit_seconds = round(self.exactly_once_clients.publisher.commit_seconds, 3)
         stats.publish_seconds = round(stats.publish_seconds, 3)
         stats.slowest_publish_seconds = round(stats.slowest_publish_seconds, 3)
         log.info("service %s relay run %s: %s", self.config.service, request.run_id, stats.as_dict())

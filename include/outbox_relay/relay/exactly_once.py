@@ -106,6 +106,12 @@ class ExactlyOnce:
         """Fence every older producer of these rows, then mark SENT the rows of committed transactions this
         database has not recorded (a crash between the two commits). Returns how many rows were marked."""
         self.shard = shard
+        own = relay_id(self.config, shard)
+        if self.clients.publisher.transactional_id != own:
+            raise MisuseError(
+                f"a run of {own!r} was given the producer of {self.clients.publisher.transactional_id!r}: "
+                "each shard's relay needs its own (relays.service_relay builds it)"
+            )
         self.clients.publisher.start()
         others = related_shards(self.config, shard)
         for other in others:

@@ -49,6 +49,20 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+class _CurrentStderr:
+    """``sys.stderr`` as it is when a line is written, not when logging was configured: a caller that swaps
+    it (pytest's capture, a redirect) must not leave the logger writing to a closed stream."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(sys.stderr, name)
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _airflow_logs_to_stderr(args: argparse.Namespace) -> None:
     """Import Airflow with its log lines going to stderr: it writes them to the stdout of the moment it
     configures logging, and a warning there would corrupt a command's output (``--json`` piped to jq).
@@ -63,7 +77,7 @@ def _airflow_logs_to_stderr(args: argparse.Namespace) -> None:
         from airflow.sdk.log import configure_logging
 
         # Hooks log through the Task SDK's structlog, which otherwise writes to stdout on first use.
-        configure_logging(output=sys.stderr)
+        configure_logging(output=_CurrentStderr())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
