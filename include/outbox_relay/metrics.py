@@ -33,6 +33,10 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
     "failed": ("counter", "rows the relay gave up on (out of attempts, or not publishable): FAILED"),
     "dead_lettered": ("counter", "rows given up on that were copied to the dead-letter topic"),
     "held_back": ("counter", "rows not sent this run because an earlier row of their key waits"),
+    "recovered": (
+        "counter",
+        "exactly once: rows a crashed run had committed to Kafka, marked SENT at this run's start, not sent again",
+    ),
     "confirmed": ("counter", "rows a consumer confirmed (CONFIRMED)"),
     "confirmation_failed": ("counter", "rows a consumer reported as failed (FAILED)"),
     "confirmation_malformed": ("counter", "confirmation messages that could not be understood"),
@@ -47,7 +51,7 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
     "batch_publish_max": ("timing", "the slowest batch's wait for acknowledgements in the run, in ms"),
 }
 
-_RELAY_COUNTERS = ("published", "republished", "retried", "failed", "dead_lettered", "held_back")
+_RELAY_COUNTERS = ("published", "republished", "retried", "failed", "dead_lettered", "held_back", "recovered")
 _CONFIRMATION_COUNTERS = {
     "confirmed": "confirmed",
     "failed": "confirmation_failed",

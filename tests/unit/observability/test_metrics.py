@@ -22,10 +22,12 @@ OPERATING = Path(__file__).resolve().parents[3] / "docs" / "operating.md"
 
 def test_a_relay_runs_counters_are_sent_even_when_zero_and_its_timings_in_ms() -> None:
     stats = {"published": 7, "republished": 0, "failed": 1, "dead_lettered": 1, "retried": 2, "held_back": 3,
-             "batches": 2, "elapsed_seconds": 1.5, "publish_seconds": 0.4, "slowest_publish_seconds": 0.3}  # fmt: skip
+             "recovered": 4, "batches": 2, "elapsed_seconds": 1.5, "publish_seconds": 0.4,
+             "slowest_publish_seconds": 0.3}  # fmt: skip
     found = {m.name: m for m in relay_metrics(stats)}
     assert {n: m.value for n, m in found.items() if m.kind == "counter"} == {
         "published": 7, "republished": 0, "failed": 1, "dead_lettered": 1, "retried": 2, "held_back": 3,
+        "recovered": 4,
     }  # fmt: skip
     assert found["relay_run"] == Metric("timing", "relay_run", 1500.0)
     assert found["batch_publish"].value == pytest.approx(200.0)  # the average batch
