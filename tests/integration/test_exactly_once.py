@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.records import OutboundMessage
 from outbox_relay.kafka.transactions import RelayFencedError
+from outbox_relay.models import HistoryEntry
 from outbox_relay.relay.engine import RelayDatabaseError, RunRequest
 from outbox_relay.relay.exactly_once import ExactlyOnce
 from tests.integration.kafka_tools import create_topics, read_all
@@ -261,3 +262,38 @@ def test_a_whole_table_run_finishes_what_a_crashed_shard_left_and_fences_it(
     shard_zero = transactional(config, f"{config.kafka.transactional_id_prefix}.orders.0")
     shard_zero.start()  # a new shard-0 relay can start again: fencing is per relay, not forever
     assert run_relay(config, db_engine, run_id="shard0-again", shard=0).published == 0
+
+
+def test_a_replay_republishes_in_a_transaction_says_so_in_its_headers_and_keeps_the_history(
+    db_engine: Engine, topic_name: Callable[[str], str], exactly_once: Callable[..., ServiceConfig]
+) -> None:
+    """A deliberate republish (a replay of SENT rows) is a new message by design: exactly once sends it in a
+    transaction of its own batch, marked ``outbox-replay: true``, and records it in the row history."""
+    topic = topic_name("eos_replay")
+    create_topics(topic)
+    ids = insert_rows(db_engine, topic, ["a", "b", "c"])
+    config = exactly_once(topic=topic)
+    assert run_relay(config, db_engine, run_id="scheduled__1").published == 3
+    with db_engine.connect() as conn:
+        row_ids = list(conn.execute(text("SELECT id FROM outbox_message ORDER BY id")).scalars())
+    who = HistoryEntry("oncall@example.com", "INC-9: consumer lost its state", "manual__replay_1")
+
+    stats = run_relay(
+        config,
+        db_engine,
+        run_id="manual__replay_1",
+        named_rows=tuple(row_ids[:2]),
+        republish=True,
+        history=who,
+    )
+
+    assert (stats.published, stats.republished) == (0, 2)
+    replays = [r for r in read_all(topic) if r.headers.get("outbox-replay") == "true"]
+    assert sorted(r.headers["outbox-message-id"] for r in replays) == sorted(ids[:2])
+    assert _message_ids(topic) == Counter({ids[0]: 2, ids[1]: 2, ids[2]: 1})
+    with db_engine.connect() as conn:
+        history = conn.execute(
+            text("SELECT COUNT(*) FROM outbox_relay_replay WHERE run_id = 'manual__replay_1'")
+        )
+        assert history.scalar_one() == 2
+    assert set(statuses(db_engine).values()) == {"SENT"}
