@@ -9,8 +9,8 @@ from contextlib import contextmanager, suppress
 from sqlalchemy import Engine
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.kafka.progress import progress_end, relay_id
-from outbox_relay.kafka.topics import ensure_topics, topic_settings
+from outbox_relay.kafka.progress import relay_id
+from outbox_relay.kafka.topics import ensure_progress_topic
 from outbox_relay.relay.engine import OutboxRelay
 from outbox_relay.relay.exactly_once import ExactlyOnceClients
 from outbox_relay_airflow.hooks import (
@@ -39,13 +39,10 @@ def exactly_once_clients(config: ServiceConfig, shard: int | None) -> ExactlyOnc
     """The transactional publisher of ``shard``'s relay, a reader of the progress topic (created first if
     missing), and what fences the relays it overlaps with."""
     admin = admin_client(config.connections.kafka)
-    topic = config.kafka.progress_topic
-    ensure_topics(admin, {topic: 1}, config.kafka.replication_factor, settings=topic_settings(config))
+    ensure_progress_topic(admin, config)
 
     def fence(other: str) -> None:
         transactional_publisher(config, other).start()
 
     publisher = transactional_publisher(config, relay_id(config, shard))
-    return ExactlyOnceClients(
-        publisher, progress_reader(config), lambda name: progress_end(admin, name), fence
-    )
+    return ExactlyOnceClients(publisher, progress_reader(config), admin, fence)

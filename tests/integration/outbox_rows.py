@@ -12,9 +12,9 @@ from confluent_kafka.admin import AdminClient
 from sqlalchemy import Engine, text
 
 from outbox_relay.config import ServiceConfig
-from outbox_relay.kafka.progress import progress_end, relay_id
+from outbox_relay.kafka.progress import relay_id
 from outbox_relay.kafka.publisher import KafkaPublisher
-from outbox_relay.kafka.topics import ensure_topics, topic_settings
+from outbox_relay.kafka.topics import ensure_progress_topic
 from outbox_relay.kafka.transactions import TransactionalPublisher
 from outbox_relay.models import RunStats
 from outbox_relay.relay.engine import OutboxRelay, RunRequest
@@ -98,8 +98,7 @@ def exactly_once_clients(
 ) -> ExactlyOnceClients:
     """What ``outbox_relay_airflow.relays.exactly_once_clients`` builds, from plain clients."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    topic = config.kafka.progress_topic
-    ensure_topics(admin, {topic: 1}, config.kafka.replication_factor, settings=topic_settings(config))
+    ensure_progress_topic(admin, config)
     reader = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -112,7 +111,7 @@ def exactly_once_clients(
     return ExactlyOnceClients(
         transactional(config, relay_id(config, shard), bootstrap),
         reader,
-        lambda name: progress_end(admin, name),
+        admin,
         lambda other: transactional(config, other, bootstrap).start(),
     )
 

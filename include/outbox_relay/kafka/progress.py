@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
@@ -169,15 +169,6 @@ def _unreadable(key: str, where: str, why: object) -> ProgressRecordError:
     )
 
 
-@dataclass
-class ProgressScan:
-    """What a starting relay read from the progress topic: the newest record under each of its keys, and
-    the offset up to which everything was read."""
-
-    latest: dict[str, ProgressRecord] = field(default_factory=dict)
-    end: int = 0
-
-
 def _committed_end(consumer: Any, partition: TopicPartition, target: int, deadline: float) -> None:
     """Wait until every transaction that started before ``target`` has ended (the read-committed end of the
     partition reached it): only then can a committed record before ``target`` be read."""
@@ -200,15 +191,16 @@ def scan_progress(
     start: int,
     end: int,
     timeout_seconds: float,
-) -> ProgressScan:
+) -> dict[str, ProgressRecord]:
     """The newest committed record under each of ``keys`` between offsets ``start`` and ``end`` (the
     partition's end as a read-uncommitted client sees it, taken after this relay fenced its predecessors).
-    ``consumer`` reads committed data only (``isolation.level=read_committed``), best with a short
-    ``fetch.wait.max.ms``: the broker holds an empty fetch at the end that long."""
+    ``consumer`` reads committed data only (``isolation.level=read_committed``). Reading stops once its
+    position reaches ``end``, not at the end-of-partition event, which the broker sends only after
+    ``fetch.wait.max.ms``."""
     wanted = set(keys)
-    scan = ProgressScan(end=end)
+    latest: dict[str, ProgressRecord] = {}
     if end <= start:
-        return scan
+        return latest
     deadline = time.monotonic() + timeout_seconds
     partition = TopicPartition(topic, PROGRESS_PARTITION)
     _committed_end(consumer, partition, end, deadline)
@@ -218,11 +210,11 @@ def scan_progress(
             key = (message.key() or b"").decode("utf-8", "replace")
             if key in wanted:
                 record = ProgressRecord.decode(key, message.value(), f"{topic} offset {message.offset()}")
-                if key not in scan.latest or record.seq > scan.latest[key].seq:
-                    scan.latest[key] = record
+                if key not in latest or record.seq > latest[key].seq:
+                    latest[key] = record
     finally:
         consumer.unassign()
-    return scan
+    return latest
 
 
 def _committed_records(consumer: Any, partition: TopicPartition, end: int, deadline: float) -> Iterator[Any]:

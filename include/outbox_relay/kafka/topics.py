@@ -39,6 +39,12 @@ def topic_settings(config: ServiceConfig) -> dict[str, dict[str, str]]:
     return {config.kafka.progress_topic: dict(PROGRESS_TOPIC_SETTINGS)}
 
 
+def ensure_progress_topic(admin: Any, config: ServiceConfig) -> None:
+    """The progress topic of ``delivery: exactly_once`` (compacted, one partition), created if missing."""
+    topic = config.kafka.progress_topic
+    ensure_topics(admin, {topic: 1}, config.kafka.replication_factor, settings=topic_settings(config))
+
+
 def existing_topics(admin: Any, timeout: float = 10.0) -> set[str]:
     return set(admin.list_topics(timeout=timeout).topics)
 

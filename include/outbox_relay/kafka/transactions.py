@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 
-from outbox_relay.errors import ConfigurationError, InfrastructureError
+from outbox_relay.errors import ConfigurationError, InfrastructureError, MisuseError
 from outbox_relay.kafka.publisher import (
     HELD,
     PENDING,
@@ -103,16 +103,12 @@ class TransactionalPublisher(KafkaPublisher):
         """Write ``probe`` in a transaction and abort it: a read-committed reader must never see it (a broker
         that shows it anyway cannot give exactly-once delivery, see ``ExactlyOnce.begin``)."""
         self._call(self.producer.begin_transaction)
-        report = self._produce([probe])[0]
-        if report is not PENDING:
-            raise InfrastructureError(
-                f"the probe record of {self.transactional_id!r} was refused: {describe(report)}"
-            )
+        self._produce_own(probe, "probe")
         self._call(lambda: self.producer.flush(self.flush_timeout_seconds))
         self._call(lambda: self.producer.abort_transaction(self.flush_timeout_seconds))
 
     def publish(self, messages: Sequence[OutboundMessage]) -> DeliveryOutcome:
-        raise ConfigurationError(
+        raise MisuseError(
             f"producer {self.transactional_id!r} is transactional: send batches with publish_transaction"
         )
 
@@ -124,12 +120,7 @@ class TransactionalPublisher(KafkaPublisher):
         broker itself failed, ``unavailable``). Raises ``RelayFencedError`` when a newer relay took over."""
         self._call(self.producer.begin_transaction)
         reports = self._produce(messages)
-        progress_report = self._produce([progress])[0]
-        if progress_report is not PENDING:
-            self._abort(f"progress record refused ({describe(progress_report)})")
-            raise InfrastructureError(
-                f"the progress record of {self.transactional_id!r} was refused: {describe(progress_report)}"
-            )
+        self._produce_own(progress, "progress")
         failure = self._commit()
         outcome = DeliveryOutcome()
         for message, report in zip(messages, reports, strict=True):
@@ -143,6 +134,15 @@ class TransactionalPublisher(KafkaPublisher):
             outcome.unavailable += [(m, f"Kafka transaction aborted: {failure}") for m in outcome.aborted]
             outcome.aborted = []
         return outcome
+
+    def _produce_own(self, record: OutboundMessage, what: str) -> None:
+        """Queue one of the relay's own records in the open transaction; one the client refuses aborts it."""
+        report = self._produce([record])[0]
+        if report is not PENDING:
+            self._abort(f"{what} record refused ({describe(report)})")
+            raise InfrastructureError(
+                f"the {what} record of {self.transactional_id!r} was refused: {describe(report)}"
+            )
 
     def _commit(self) -> str | None:
         """Commit (flushing first); on failure abort, and say why (None: committed). A commit that timed

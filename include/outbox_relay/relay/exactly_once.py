@@ -23,6 +23,7 @@ from outbox_relay.kafka.progress import (
     PROGRESS_PARTITION,
     BatchRecord,
     ProgressRecord,
+    progress_end,
     relay_id,
     scan_progress,
 )
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 # A transaction one of whose messages the broker refused is sent again without it, this often in all.
 TRANSACTION_ATTEMPTS = 3
-RECOVERED = "recovered"  # the history entry's requester of rows marked from a progress record
 
 
 @dataclass
@@ -48,7 +48,7 @@ class ExactlyOnceClients:
 
     publisher: TransactionalPublisher  # transactional.id: relay_id(config, shard)
     consumer: Any  # reads the progress topic with isolation.level=read_committed, assigned (no group)
-    end_offset: Callable[[str], int]  # the progress partition's end, as a read-uncommitted client sees it
+    admin: Any  # an admin client: the progress partition's end, as a read-uncommitted client sees it
     fence: Callable[[str], None]  # start a producer with that transactional id once (fencing its owner)
 
 
@@ -87,8 +87,7 @@ class ExactlyOnce:
     def __init__(
         self, config: ServiceConfig, store: OutboxStore, messages: MessageBuilder, clients: ExactlyOnceClients
     ) -> None:
-        if config.delivery != "exactly_once":
-            raise MisuseError(f"service {config.service!r} delivers {config.delivery}, not exactly once")
+        check_clients(config, clients)
         self.config = config
         self.store = store
         self.messages = messages
@@ -117,26 +116,17 @@ class ExactlyOnce:
         for other in others:
             self.clients.fence(relay_id(self.config, other))
         topic = self.config.kafka.progress_topic
-        probe = f"{relay_id(self.config, shard)}#aborted-probe"
-        self.clients.publisher.abort_probe(
-            OutboundMessage(
-                -1,
-                topic,
-                probe.encode(),
-                ProgressRecord(probe, 0, probe, ()).encode(),
-                [],
-                PROGRESS_PARTITION,
-            )
-        )
-        end = self.clients.end_offset(topic)
+        probe = f"{own}#aborted-probe"
+        self.clients.publisher.abort_probe(self._progress_message(ProgressRecord(probe, 0, probe, ())))
+        end = progress_end(self.clients.admin, topic)
         shards = [shard, *others]
         found = {s: self.checkpoints.read(conn, s) for s in shards}
         conn.commit()
         start = min((c.scan_from if c is not None else 0) for c in found.values())
         keys = {relay_id(self.config, s): s for s in shards}
         timeout = self.config.kafka.transaction_timeout_ms / 1000 + self.config.kafka.flush_timeout_seconds
-        scan = scan_progress(self.clients.consumer, topic, [*keys, probe], start, end, timeout)
-        if probe in scan.latest:
+        latest = scan_progress(self.clients.consumer, topic, [*keys, probe], start, end, timeout)
+        if probe in latest:
             raise TransactionsUnavailableError(
                 f"service {self.config.service}: the broker showed a record of an aborted Kafka transaction to a "
                 f"read_committed reader (progress topic {topic}), so it cannot hide what a crashed or fenced "
@@ -147,7 +137,7 @@ class ExactlyOnce:
         for key, s in keys.items():
             checkpoint = found[s]
             recorded = checkpoint.seq if checkpoint is not None else 0
-            record = scan.latest.get(key)
+            record = latest.get(key)
             self.checkpoints.start(conn, s, end)
             if record is not None:
                 recovered += self._recover(conn, record, recorded)
@@ -169,11 +159,10 @@ class ExactlyOnce:
             self.store.mark_sent(conn, rows, batch.run_id, batch.history)
             errors = dict(batch.dead_lettered)
             dead = self._rows(conn, list(errors), republish=False)
-            entry = HistoryEntry(RECOVERED, "dead-lettered in a committed Kafka transaction", batch.run_id)
             self.store.record_failures(
                 conn,
                 [Failure(r, errors[r.row_id], True, 0.0) for r in dead if r.row_id in errors],
-                entry.run_id,
+                batch.run_id,
             )
             log.warning(
                 "service %s: batch %s of run %s was committed to Kafka (progress record by %s) but not marked "
@@ -288,11 +277,13 @@ class ExactlyOnce:
         with self._guard:
             self._unrecorded[record.seq] = record
             batches = tuple(self._unrecorded[s] for s in sorted(self._unrecorded))
-        key = relay_id(self.config, self.shard)
-        value = ProgressRecord(key, record.seq, self.clients.publisher.transactional_id, batches).encode()
-        return OutboundMessage(
-            -1, self.config.kafka.progress_topic, key.encode(), value, [], PROGRESS_PARTITION
-        )
+        key = self.clients.publisher.transactional_id  # the relay's id (checked in ``begin``)
+        return self._progress_message(ProgressRecord(key, record.seq, key, batches))
+
+    def _progress_message(self, record: ProgressRecord) -> OutboundMessage:
+        """A record on the progress topic, under its key, on the topic's one partition."""
+        topic = self.config.kafka.progress_topic
+        return OutboundMessage(-1, topic, record.key.encode(), record.encode(), [], PROGRESS_PARTITION)
 
     def record(self, conn: Connection, seq: int) -> None:
         """In the batch's database transaction: its sequence number is recorded with its rows."""
