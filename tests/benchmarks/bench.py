@@ -34,6 +34,7 @@ from tests.benchmarks import (
     naive,
     page,
     paired,
+    peers,
     project,
     resources,
     retention,
@@ -49,6 +50,7 @@ COMPONENTS: dict[str, Callable[[Sizes], list[Result]]] = {
     "project": project.measure,
     "paired": paired.measure,
     "delivery": delivery.measure,
+    "peers": peers.measure,
     "airflow": airflow_run.measure,
     "confirmations": confirms.measure,
     "retention": retention.measure,
@@ -68,6 +70,9 @@ SMOKE = Sizes(
     latency_seconds=3,
     idle_seconds=10,
     idle_services=(1, 2),
+    peer_idle_seconds=3,
+    steady_rates=(100,),
+    steady_seconds=15,
     latency_samples=1,
     latency_at_largest=False,
 )
@@ -105,6 +110,13 @@ TARGETS = [
     Target("project_relay_paired", "naive_relay_run_id_paired", 1.2, ">= 1.2x naive recording the run id"),
     # Issue 30: the leanest correct loop as the yardstick (judged at 2,000 and 5,000).
     Target("project_relay_paired", "lean_relay_paired", 1.2, ">= 1.2x lean loop"),
+    # Issue 30, the peers in one run (peers.py): the relay against the lean loop, the database's ceiling and
+    # Debezium; its CPU and latency are absolute goals on this machine.
+    Target("peer_relay_drain", "peer_lean_drain", 1.2, ">= 1.2x lean loop"),
+    Target("peer_relay_drain", "peer_update_ceiling", 0.8, ">= 0.8x raw UPDATE ceiling"),
+    Target("peer_relay_drain", "peer_debezium_drain", 1.0, ">= 1.0x Debezium"),
+    Target("peer_relay_cpu_per_msg", None, 10.0, "< 10 us/msg"),
+    Target("peer_relay_latency_p99", None, 250.0, "< 250 ms"),
     Target("airflow_relay", "project_relay", 0.9, ">= 0.9x plain"),
     # Issue 29: exactly once within 10% of at-least-once (judged at 2,000 and 5,000; 500 is reported too).
     Target("relay_exactly_once", "relay_at_least_once", 0.9, ">= 0.9x at-least-once"),
@@ -131,6 +143,9 @@ TARGETS = [
         "<= 1/20 of minute",
         lower_is_better=True,
     ),
+    # Issue 30: under steady traffic an event-driven relay that lingers answers within 250 ms.
+    Target("steady_linger_1_per_s_p99", None, 250.0, "< 250 ms"),
+    Target("steady_linger_1000_per_s_p99", None, 250.0, "< 250 ms"),
     Target(
         "latency_events_commit_to_sent",
         "latency_minute_commit_to_sent",
@@ -219,6 +234,13 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
         help=f"comma-separated designs of the idle figure (default {','.join(idle.DESIGNS)}; the target "
         "needs both)",
     )
+    parser.add_argument(
+        "--steady-rates",
+        type=_counts,
+        help="idle: rows/s of the steady-traffic latency on event-driven designs (default 1,1000)",
+    )
+    parser.add_argument("--steady-seconds", type=float, help="idle: length of each steady run (default 60)")
+    parser.add_argument("--peer-idle-seconds", type=float, help="peers: window of the idle cost (default 60)")
     parser.add_argument("--only", help=f"comma-separated subset of: {','.join(COMPONENTS)}")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="folder for the JSON")
     parser.add_argument(
@@ -239,6 +261,9 @@ def parse_args(argv: list[str] | None) -> tuple[Sizes, list[str], Path, bool]:
         "idle_services": args.idle_services,
         "dag_parse_seconds": args.dag_parse_seconds,
         "idle_designs": args.idle_designs,
+        "steady_rates": args.steady_rates,
+        "steady_seconds": args.steady_seconds,
+        "peer_idle_seconds": args.peer_idle_seconds,
     }
     sizes = Sizes(**{**asdict(sizes), **{k: v for k, v in overrides.items() if v is not None}})
     only = args.only.split(",") if args.only else list(COMPONENTS)

@@ -86,10 +86,13 @@ class Sizes:
     poll_interval: float = 0.05
     idle_seconds: float = 300.0  # the window the idle cost of services is measured over
     idle_services: tuple[int, ...] = (1, 10)
+    peer_idle_seconds: float = 60.0  # the window each peer's idle cost is measured over (``peers``)
+    steady_rates: tuple[int, ...] = (1, 1000)  # ``idle``: rows/s of steady traffic on an event-driven service
+    steady_seconds: float = 60.0
     dag_parse_seconds: float | None = (
         None  # the DAG processor's min_file_process_interval (None: Airflow's 30)
     )
-    idle_designs: tuple[str, ...] = ("minute", "events")  # see idle.DESIGNS
+    idle_designs: tuple[str, ...] = ("minute", "events", "linger")  # see idle.DESIGNS
     latency_samples: int = 3  # commit-to-SENT samples per design (smallest service count)
     latency_at_largest: bool = True  # the same samples at the largest service count
 
@@ -247,9 +250,11 @@ def delete_topics(*names: str) -> None:
 
 
 @contextmanager
-def temp_topics(label: str, count_: int = 1, partitions: int = 3) -> Iterator[list[str]]:
+def temp_topics(
+    label: str, count_: int = 1, partitions: int = 3, config: dict[str, str] | None = None
+) -> Iterator[list[str]]:
     names = [new_topic(f"{label}{i}" if count_ > 1 else label) for i in range(count_)]
-    create_topics(*names, partitions=partitions)
+    create_topics(*names, partitions=partitions, config=config)
     try:
         yield names
     finally:

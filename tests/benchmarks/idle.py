@@ -8,16 +8,21 @@ Two designs side by side (``--idle-designs``), each service with a confirmation 
   confirmations every minute);
 * ``events``: ``schedule: "@rows"`` and ``confirm_schedule: "@messages"`` (the triggerer watches each
   table and each confirmation topic's lag, ``watch_seconds: 5``, and starts a DAG only when there is
-  work).
+  work);
+* ``linger``: ``events`` with ``linger_seconds: 60`` (a relay run that drained keeps looking every 0.1 s
+  until no row came for a minute).
 
 For N services on N empty tables, after the DAGs are parsed and their first runs are done, the CPU time
 of every Airflow process and everything it started (task processes included) is read before and after
 a window (``--idle-seconds``, default 300 s) and scaled to an hour; then (for the smallest and the
 largest N) one row at a time is written to the first service's table and the seconds until it is SENT
-are taken. MariaDB's and the broker's own CPU are not counted."""
+are taken, and (event-driven designs) commit-to-SENT under steady traffic at each ``--steady-rates``
+rows/s for ``--steady-seconds``, from the first row SENT on. MariaDB's and the broker's own CPU are not
+counted."""
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 import uuid
@@ -28,6 +33,7 @@ from sqlalchemy import Engine, text
 
 from tests.airflow.airflow_stack import AirflowStack, airflow_stack
 from tests.benchmarks.common import Result, Sizes, scratch_db
+from tests.benchmarks.latency import offered_load, percentile
 from tests.integration.kafka_tools import create_topics
 from tests.stack import airflow_connections
 
@@ -42,7 +48,10 @@ AIRFLOW_DEFAULTS = {
 DESIGNS = {
     "minute": "schedule: '* * * * *'\nconfirm_schedule: '* * * * *'\n",
     "events": "schedule: '@rows'\nconfirm_schedule: '@messages'\nwatch_seconds: 5\n",
+    # events, and a relay run that drained keeps looking every 0.1 s until no row came for a minute
+    "linger": "schedule: '@rows'\nconfirm_schedule: '@messages'\nwatch_seconds: 5\nlinger_seconds: 60\n",
 }
+AWAKE_MARGIN_SECONDS = 2.0  # steady traffic: rows written this long after the first SENT are the steady state
 
 
 def _services(engine: Engine, folder: Path, count_: int, design: str) -> str:
@@ -86,7 +95,15 @@ def _cpu_seconds(stack: AirflowStack) -> dict[str, float]:
 
 
 def _latency(engine: Engine, topic: str, stack: AirflowStack, design: str) -> float:
-    """Seconds from the commit of one row in ``idle_0`` until the relay marked it SENT."""
+    """Seconds from the commit of one row in ``idle_0`` until the relay marked it SENT, once no relay run of
+    it is queued or running (a lingering run would answer at once: that is not the time after idle)."""
+    deadline = time.monotonic() + 300
+    while stack.metadata(
+        "SELECT COUNT(*) FROM dag_run WHERE dag_id = 'outbox_idle_0_relay' AND state IN ('queued', 'running')"
+    )[0][0]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{design} design: a relay run of idle_0 still queued or running after 300 s")
+        time.sleep(0.5)
     mid = str(uuid.uuid4())
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO idle_0 (message_id, aggregate_id, event_type, topic, payload) "
@@ -106,9 +123,38 @@ def _latency(engine: Engine, topic: str, stack: AirflowStack, design: str) -> fl
     )
 
 
-def _one(count_: int, design: str, sizes: Sizes, samples: int) -> tuple[dict[str, float], int, list[float]]:
+def _steady(engine: Engine, topic: str, per_second: int, seconds: float, design: str) -> list[float]:
+    """Commit-to-SENT milliseconds (the database's clock) under steady traffic: ``per_second`` rows/s into
+    ``idle_0`` for ``seconds``. Rows written before the first of them was SENT (plus a margin) are the wake
+    from idle, timed by ``_latency``, and left out."""
+    with engine.connect() as conn:
+        start = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM idle_0")).scalar()
+    written: list[int] = []
+    offered_load(engine, topic, per_second, seconds, written, table="idle_0")
+    query = text("SELECT created_at, sent_at FROM idle_0 WHERE id > :start ORDER BY id")
+    deadline = time.monotonic() + 300
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(query, {"start": start}).all()
+        if rows and all(sent is not None for _, sent in rows):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{design} design: steady rows at {per_second}/s not all SENT within 300 s")
+        time.sleep(0.5)
+    awake = min(sent for _, sent in rows).timestamp() + AWAKE_MARGIN_SECONDS
+    steady = [
+        (sent - created).total_seconds() * 1000 for created, sent in rows if created.timestamp() >= awake
+    ]
+    if not steady:
+        raise RuntimeError(f"{design} design: no steady rows at {per_second}/s (lengthen --steady-seconds)")
+    return steady
+
+
+def _one(
+    count_: int, design: str, sizes: Sizes, samples: int
+) -> tuple[dict[str, float], int, list[float], dict[int, list[float]]]:
     """CPU-s per hour of ``count_`` idle services by component, the task runs started in the window,
-    latencies."""
+    latencies after idle, and (with latency samples) commit-to-SENT ms under steady traffic per rate."""
     window = sizes.idle_seconds
     with scratch_db(f"idle{count_}") as engine, tempfile.TemporaryDirectory() as home:
         services = Path(home) / "services"
@@ -116,7 +162,7 @@ def _one(count_: int, design: str, sizes: Sizes, samples: int) -> tuple[dict[str
         env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **AIRFLOW_DEFAULTS, **airflow_connections(engine)}
         if sizes.dag_parse_seconds is not None:
             env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] = str(int(sizes.dag_parse_seconds))
-        with airflow_stack(Path(home) / "airflow", env, triggerer=design == "events") as stack:
+        with airflow_stack(Path(home) / "airflow", env, triggerer=design != "minute") as stack:
             stack.wait_for_dag(f"outbox_idle_{count_ - 1}_relay", seconds=300)
             time.sleep(min(WARM_UP_SECONDS, window))
             started, cpu_before = time.time(), _cpu_seconds(stack)
@@ -127,8 +173,16 @@ def _one(count_: int, design: str, sizes: Sizes, samples: int) -> tuple[dict[str
                 "start_date < to_timestamp(%s)", started, started + window,
             )[0][0]  # fmt: skip
             latencies = [_latency(engine, topic, stack, design) for _ in range(samples)]
+            steady = (
+                {
+                    rate: _steady(engine, topic, rate, sizes.steady_seconds, design)
+                    for rate in sizes.steady_rates
+                }
+                if samples and design != "minute"
+                else {}
+            )
     per_hour = {name: (cpu_after[name] - cpu_before.get(name, 0.0)) * 3600 / window for name in cpu_after}
-    return per_hour, int(runs), latencies
+    return per_hour, int(runs), latencies, steady
 
 
 def measure(sizes: Sizes) -> list[Result]:
@@ -141,7 +195,7 @@ def measure(sizes: Sizes) -> list[Result]:
         totals: dict[int, float] = {}
         for count_ in sizes.idle_services:
             samples = sizes.latency_samples if count_ in sampled else 0
-            by_component, runs, latencies = _one(count_, design, sizes, samples)
+            by_component, runs, latencies, steady = _one(count_, design, sizes, samples)
             per_hour = totals[count_] = sum(by_component.values())
             extra = {"design": design, "services": count_, "window_seconds": sizes.idle_seconds,
                      "task_runs": runs, "latencies": [round(x, 2) for x in latencies],
@@ -152,6 +206,12 @@ def measure(sizes: Sizes) -> list[Result]:
             )
             if latencies:
                 results.append(Result(f"latency_{design}_commit_to_sent", count_, "s", latencies, extra))
+            for rate, values in steady.items():
+                load = {"design": design, "services": count_, "rows_per_s": rate, "rows": len(values),
+                        "seconds": sizes.steady_seconds}  # fmt: skip
+                name = f"steady_{design}_{rate}_per_s"
+                results.append(Result(f"{name}_p50", count_, "ms", [statistics.median(values)], load))
+                results.append(Result(f"{name}_p99", count_, "ms", [percentile(values, 0.99)], load))
         if len(totals) >= 2:
             low, high = min(totals), max(totals)
             results.append(Result(f"idle_{design}_cpu_marginal_per_service_hour", None, "CPU-s",

@@ -31,7 +31,7 @@ from tests.benchmarks.project import run_project
 
 TICK = 0.01
 INSERT = (
-    "INSERT INTO outbox_message (message_id, aggregate_id, event_type, topic, payload) "
+    "INSERT INTO {table} (message_id, aggregate_id, event_type, topic, payload) "
     "VALUES (%s, %s, 'BenchEvent', %s, %s)"
 )
 
@@ -61,8 +61,12 @@ class AckTimes:
         return getattr(self.producer, name)
 
 
-def offered_load(engine: Engine, topic: str, per_second: int, seconds: float, out: list[int]) -> None:
-    """Insert ``per_second`` rows/s for ``seconds`` (catching up if a tick ran late); ``out`` gets the count."""
+def offered_load(
+    engine: Engine, topic: str, per_second: int, seconds: float, out: list[int], table: str = "outbox_message"
+) -> None:
+    """Insert ``per_second`` rows/s into ``table`` for ``seconds`` (catching up if a tick ran late); ``out``
+    gets the count."""
+    insert = INSERT.format(table=table)
     raw = engine.raw_connection()
     cur = raw.cursor()
     written = 0
@@ -72,7 +76,7 @@ def offered_load(engine: Engine, topic: str, per_second: int, seconds: float, ou
             due = int(elapsed * per_second) - written
             if due > 0:
                 cur.executemany(
-                    INSERT,
+                    insert,
                     [(str(uuid.uuid4()), f"key-{(written + i) % KEYS}", topic, PAYLOAD) for i in range(due)],
                 )
                 raw.commit()
@@ -84,7 +88,7 @@ def offered_load(engine: Engine, topic: str, per_second: int, seconds: float, ou
         out.append(written)
 
 
-def _percentile(values: list[float], p: float) -> float:
+def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
@@ -114,7 +118,7 @@ def one_run(sizes: Sizes, engine: Engine, topic: str) -> dict[str, float]:
     latencies = [(acked - float(created[row_id])) * 1000 for row_id, acked in producer.acked.items()]
     return {
         "p50": statistics.median(latencies),
-        "p99": _percentile(latencies, 0.99),
+        "p99": percentile(latencies, 0.99),
         "max": max(latencies),
         "offered_rows_per_s": written[0] / sizes.latency_seconds,
         "polls": stats.polls,

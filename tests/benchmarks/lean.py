@@ -56,8 +56,11 @@ def _connect(engine: Engine) -> Any:
     return conn
 
 
-def run_lean(engine: Engine, producer: Producer, topic: str, batch: int) -> tuple[int, float]:
-    """Drain the table; returns (rows sent, seconds)."""
+def run_lean(
+    engine: Engine, producer: Producer, topic: str, batch: int, until: float | None = None, poll: float = 0.05
+) -> tuple[int, float]:
+    """Drain the table; returns (rows sent, seconds). With ``until`` (a ``perf_counter`` time) it polls an
+    empty table every ``poll`` seconds until then, as a polling relay that runs for good does."""
     conn = _connect(engine)
     errors: list[Any] = []
 
@@ -73,7 +76,10 @@ def run_lean(engine: Engine, producer: Producer, topic: str, batch: int) -> tupl
                 rows = cur.fetchall()
                 if not rows:
                     conn.commit()
-                    break
+                    if until is None or time.perf_counter() >= until:
+                        break
+                    time.sleep(poll)
+                    continue
                 for _id, message_id, key, payload in rows:
                     producer.produce(
                         topic,

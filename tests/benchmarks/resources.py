@@ -12,7 +12,6 @@ machine): what a relayed message costs the database is the figure a capacity pla
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,30 +20,13 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tests.benchmarks.common import Result, Sizes, db_url, fresh_backlog, rate, scratch_db, temp_topics
+from tests.benchmarks.processes import SERVERS, server_cpu
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVERS = {"db": "mariadbd|mysqld", "broker": "kafka[.]Kafka|tansu"}  # pgrep -f patterns
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _server_cpu() -> dict[str, float | None]:
-    """CPU-seconds used so far by the local database server's and broker's processes (None: none here)."""
-    used: dict[str, float | None] = {}
-    for name, pattern in SERVERS.items():
-        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False).stdout
-        total = None
-        for pid in found.split():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
-        used[name] = total
-    return used
 
 
 def _child(engine: Engine, topic: str, batch: int, relay: str, rows: int) -> dict[str, Any]:
-    servers_before = _server_cpu()
+    servers_before = server_cpu()
     done = subprocess.run(
         [sys.executable, "-m", "tests.benchmarks.relay_child", db_url(engine), topic, str(batch), relay],
         cwd=ROOT,
@@ -57,7 +39,7 @@ def _child(engine: Engine, topic: str, batch: int, relay: str, rows: int) -> dic
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     if report["published"] != rows:
         raise RuntimeError(f"{relay} relay child published {report['published']} of {rows}")
-    after = _server_cpu()
+    after = server_cpu()
     for name, before in servers_before.items():
         used = after[name]
         report[f"{name}_cpu_seconds"] = None if before is None or used is None else used - before

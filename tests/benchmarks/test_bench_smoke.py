@@ -61,6 +61,44 @@ EXPECTED = {
     "idle_events_cpu_per_service_hour",
     "idle_events_cpu_marginal_per_service_hour",
     "latency_events_commit_to_sent",
+    "idle_linger_cpu_per_service_hour",
+    "idle_linger_cpu_marginal_per_service_hour",
+    "latency_linger_commit_to_sent",
+    "steady_events_100_per_s_p50",
+    "steady_events_100_per_s_p99",
+    "steady_linger_100_per_s_p50",
+    "steady_linger_100_per_s_p99",
+    "peer_update_ceiling",
+    "peer_lean_drain",
+    "peer_lean_cpu_per_msg",
+    "peer_lean_total_cpu_per_msg",
+    "peer_lean_binlog_bytes_per_msg",
+    "peer_lean_lost_rows",
+    "peer_lean_db_cpu_per_msg",
+    "peer_lean_broker_cpu_per_msg",
+    "peer_lean_latency_p50",
+    "peer_lean_latency_p99",
+    "peer_lean_idle_cpu_per_hour",
+    "peer_relay_drain",
+    "peer_relay_cpu_per_msg",
+    "peer_relay_total_cpu_per_msg",
+    "peer_relay_binlog_bytes_per_msg",
+    "peer_relay_lost_rows",
+    "peer_relay_db_cpu_per_msg",
+    "peer_relay_broker_cpu_per_msg",
+    "peer_relay_latency_p50",
+    "peer_relay_latency_p99",
+    "peer_relay_idle_cpu_per_hour",
+    "peer_debezium_drain",
+    "peer_debezium_cpu_per_msg",
+    "peer_debezium_total_cpu_per_msg",
+    "peer_debezium_binlog_bytes_per_msg",
+    "peer_debezium_lost_rows",
+    "peer_debezium_db_cpu_per_msg",
+    "peer_debezium_broker_cpu_per_msg",
+    "peer_debezium_latency_p50",
+    "peer_debezium_latency_p99",
+    "peer_debezium_idle_cpu_per_hour",
 }
 
 
@@ -111,7 +149,7 @@ def test_the_idle_figure_takes_its_designs_and_counts_from_the_command_line() ->
         ["--only", "idle", "--idle-designs", "events", "--idle-services", "1,10,50,100"]
     )
     assert (sizes.idle_designs, sizes.idle_services, only) == (("events",), (1, 10, 50, 100), ["idle"])
-    assert parse_args([])[0].idle_designs == ("minute", "events")
+    assert parse_args([])[0].idle_designs == ("minute", "events", "linger")
     with pytest.raises(SystemExit):
         parse_args(["--idle-designs", "events,hourly"])
 

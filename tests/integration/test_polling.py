@@ -55,3 +55,35 @@ def test_without_polling_a_run_ends_once_drained(
     insert_rows(db_engine, topic, ["a"])
     stats = run_relay(service_config(topic=topic), db_engine, "once", time_budget_seconds=30)
     assert stats.published == 1 and stats.polls == 0 and stats.stopped_because == "drained"
+
+
+def test_a_lingering_run_relays_rows_that_keep_coming_then_ends(
+    db_engine: Engine, topic_name: Callable[[str], str], service_config: Callable[..., ServiceConfig]
+) -> None:
+    """linger_seconds: rows written while the run lingers are relayed by it; once none came for the
+    linger it ends, long before its budget."""
+    topic = topic_name("linger")
+    create_topics(topic)
+    config = service_config(topic=topic, linger_seconds=1.5)
+    first = insert_rows(db_engine, topic, ["a"])
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(run_relay, config, db_engine, "linger-run", time_budget_seconds=120)
+        late: list[str] = []
+        for key in ("b", "c", "d"):  # each written once the previous ones are SENT, while the run lingers
+            so_far = first + late
+            wait_until(
+                lambda so_far=so_far: all(statuses(db_engine)[m] == "SENT" for m in so_far) or run.done(),
+                "the lingering run to relay the rows so far",
+            )
+            assert not run.done(), run.result()
+            late += insert_rows(db_engine, topic, [key])
+        last_written = time.monotonic()
+        stats = run.result(timeout=60)
+        ended = time.monotonic()
+    assert stats.published == 4, stats.as_dict()
+    assert stats.stopped_because == "drained"
+    assert 1.0 <= ended - last_written < 60  # it lingered after the last row, and did not wait for its budget
+    with db_engine.connect() as conn:
+        by = conn.execute(text("SELECT DISTINCT relay_run_id FROM outbox_message")).scalars().all()
+    assert by == ["linger-run"]
+    assert sorted(r.headers["outbox-message-id"] for r in read_all(topic)) == sorted(first + late)

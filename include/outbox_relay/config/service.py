@@ -127,6 +127,16 @@ class ServiceConfig(Strict):
         description="Low-latency mode: a run that drained the table keeps polling at this interval until "
         'its time budget is spent (pair with `schedule: "@continuous"`). `null`: a run ends once drained.',
     )
+    linger_seconds: float = Field(
+        0,
+        ge=0,
+        le=3600,
+        description="A run that drained the table keeps looking for new rows (every `poll_interval_seconds`, "
+        "or every 0.1 s) until none came for this long, then ends; its time budget still bounds it. With "
+        '`schedule: "@rows"` steady traffic is then relayed within a look of its commit instead of one task '
+        "start per burst, and an idle service still costs nothing once the linger is over. 0: a run ends "
+        "once drained (or, with `poll_interval_seconds`, polls until its budget is spent).",
+    )
     pipelining: bool = Field(
         True,
         description="Claim the next batch and mark the previous one SENT (on their own connections) while "

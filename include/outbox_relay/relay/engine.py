@@ -29,6 +29,7 @@ from outbox_relay.relay.exactly_once import ExactlyOnce, ExactlyOnceClients, che
 from outbox_relay.relay.failures import FailurePolicy, after_dead_letter
 from outbox_relay.relay.messages import MessageBuilder
 from outbox_relay.relay.run_request import RunKind, RunRequest, RunRequestError
+from outbox_relay.relay.run_state import RunState
 from outbox_relay.store.locks import RelayLock
 from outbox_relay.store.outbox import OutboxStore
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 LOCK_BUSY = "another relay of this table is running"
 BACKFILL_RUNNING = "a backfill of this table is running"
 BUDGET_SPENT = "time budget spent"
+LINGER_POLL_SECONDS = 0.1  # how often a lingering run looks for new rows without poll_interval_seconds
 
 
 def _abandon(conn: Connection) -> None:
@@ -61,17 +63,6 @@ def _abandon(conn: Connection) -> None:
 
 class RelayLockBusyError(InfrastructureError):
     """A backfill run could not get its turn on the table in time."""
-
-
-@dataclass
-class _Run:
-    request: RunRequest
-    stats: RunStats
-    started: float
-    budget: float
-
-    def budget_left(self, now: float) -> float:
-        return self.budget - (now - self.started)
 
 
 @dataclass
@@ -132,7 +123,7 @@ class OutboxRelay:
                     )
                     stats.recovered = self.exactly_once.begin(conn, request.shard)
                     stats.start_seconds = round(self.clock() - started, 3)
-                self._drain(conn, _Run(request, stats, started, budget))
+                self._drain(conn, RunState(request, stats, started, budget))
             except DBAPIError as exc:
                 then = (
                     "the next run marks them SENT from the batch's committed progress record (exactly once)"
@@ -154,9 +145,11 @@ class OutboxRelay:
         log.info("service %s relay run %s: %s", self.config.service, request.run_id, stats.as_dict())
         return stats
 
-    def _drain(self, lock_conn: Connection, run: _Run) -> None:
-        """Pass over the table until drained; in polling mode keep looking until the budget is spent."""
+    def _drain(self, lock_conn: Connection, run: RunState) -> None:
+        """Pass over the table until drained; in polling mode keep looking until the budget is spent, and
+        with a linger until no row came for ``linger_seconds``."""
         poll = run.request.poll_interval_seconds or self.config.poll_interval_seconds
+        interval = poll or LINGER_POLL_SECONDS
         while True:
             held_keys = self._held_keys(lock_conn, run.request)
             cursor: Any = run.request.start_after
@@ -169,10 +162,10 @@ class OutboxRelay:
                 self._pass_serial(lock_conn, run, cursor, held_keys)
             if run.stats.stopped_because != "drained":
                 return
-            if not poll or run.budget_left(self.clock()) <= poll:
+            if not run.looks_again(self.clock(), interval, bool(poll), self.config.linger_seconds):
                 return
             run.stats.polls += 1
-            self.sleep(poll)
+            self.sleep(interval)
 
     def _held_keys(self, conn: Connection, request: RunRequest) -> set[Any]:
         """Keys whose rows must wait: a row of the key waits for its retry, or (for a window) a row of the
@@ -183,7 +176,7 @@ class OutboxRelay:
             held |= self.store.backfills.keys_pending_before(conn, request.window.start)
         return held
 
-    def _pass_serial(self, conn: Connection, run: _Run, cursor: Any, held_keys: set[Any]) -> None:
+    def _pass_serial(self, conn: Connection, run: RunState, cursor: Any, held_keys: set[Any]) -> None:
         """One batch at a time on one connection: at most one batch is acked but not yet marked SENT."""
         while self._has_budget(run):
             batch = self._claim(conn, cursor, run.request)
@@ -194,7 +187,7 @@ class OutboxRelay:
             self._raise_if_unavailable(batch)
             cursor = self._advance(run, batch)
 
-    def _pass_pipelined(self, run: _Run, cursor: Any, held_keys: set[Any]) -> None:
+    def _pass_pipelined(self, run: RunState, cursor: Any, held_keys: set[Any]) -> None:
         """Claim batch n+1 and mark batch n-1 SENT (each on its own connection, in worker threads) while
         batch n is produced. Publishing stays strictly in batch order, so per-key order is unchanged.
 
@@ -231,7 +224,7 @@ class OutboxRelay:
             self._finish_pipeline(claiming, settling, [claim_conn, settle_conn])
 
     @staticmethod
-    def _advance(run: _Run, batch: _Batch) -> Any:
+    def _advance(run: RunState, batch: _Batch) -> Any:
         """The cursor after a batch: its last row's place in claim order (its primary key, or its
         ``order_by`` values)."""
         last = batch.rows[-1]
@@ -254,7 +247,7 @@ class OutboxRelay:
             with suppress(SQLAlchemyError):
                 conn.close()
 
-    def _has_budget(self, run: _Run) -> bool:
+    def _has_budget(self, run: RunState) -> bool:
         limit = run.request.max_batches
         if run.budget_left(self.clock()) > 0 and (limit is None or run.stats.batches < limit):
             return True
@@ -316,7 +309,7 @@ class OutboxRelay:
             return None
         return _Batch(settle_on or conn, rows)
 
-    def _publish(self, batch: _Batch, run: _Run, held_keys: set[Any]) -> None:
+    def _publish(self, batch: _Batch, run: RunState, held_keys: set[Any]) -> None:
         """Produce the batch and wait for every delivery report (exactly once: commit its transaction);
         decides each row's outcome."""
         stats = run.stats

@@ -13,8 +13,9 @@ from outbox_relay.config import Retry, ServiceConfig
 from outbox_relay.kafka.publisher import DeliveryOutcome
 from outbox_relay.kafka.records import OutboundMessage
 from outbox_relay.models import Failure, OutboxRow, RunStats
-from outbox_relay.relay.engine import OutboxRelay, RunRequest, _Batch, _Run
+from outbox_relay.relay.engine import OutboxRelay, RunRequest, _Batch
 from outbox_relay.relay.failures import FailurePolicy, after_dead_letter
+from outbox_relay.relay.run_state import RunState
 
 
 def _row(row_id: int = 1, key: Any = "k1", attempts: int = 0, retry: bool = True) -> OutboxRow:
@@ -247,7 +248,7 @@ def _publish_one_last_attempt(copy_outcome: Any) -> tuple[_Batch, set[Any], RunS
     )
     relay = _relay_with_dead_letter(publisher)
     batch = _Batch(conn=None, rows=[_row(1, "k1", attempts=2)])  # type: ignore[arg-type]
-    run = _Run(RunRequest("run-1"), RunStats(), started=0.0, budget=100.0)
+    run = RunState(RunRequest("run-1"), RunStats(), started=0.0, budget=100.0)
     held: set[Any] = set()
     relay._publish(batch, run, held)
     return batch, held, run.stats, publisher

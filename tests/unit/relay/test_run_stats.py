@@ -10,7 +10,8 @@ from outbox_relay.config import ServiceConfig
 from outbox_relay.kafka.publisher import DeliveryOutcome
 from outbox_relay.kafka.records import OutboundMessage
 from outbox_relay.models import OutboxRow, RunStats
-from outbox_relay.relay.engine import OutboxRelay, RunRequest, _Batch, _Run
+from outbox_relay.relay.engine import OutboxRelay, RunRequest, _Batch
+from outbox_relay.relay.run_state import RunState
 from tests.unit.relay.test_failures import ScriptedPublisher, _row
 
 
@@ -26,7 +27,7 @@ def _publish(rows: list[OutboxRow], answer: Callable[[list[OutboundMessage]], De
     )
     ticks = iter([10.0, 10.25])
     relay = OutboxRelay(config, engine=None, publisher=ScriptedPublisher(answer), clock=lambda: next(ticks))  # type: ignore[arg-type]
-    run = _Run(RunRequest("run-1"), RunStats(), started=0.0, budget=100.0)
+    run = RunState(RunRequest("run-1"), RunStats(), started=0.0, budget=100.0)
     relay._publish(_Batch(conn=None, rows=rows), run, set())  # type: ignore[arg-type]
     return run.stats
 

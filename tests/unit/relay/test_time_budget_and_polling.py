@@ -10,7 +10,8 @@ import pytest
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.models import RunStats
-from outbox_relay.relay.engine import OutboxRelay, RunRequest, _Run
+from outbox_relay.relay.engine import OutboxRelay, RunRequest
+from outbox_relay.relay.run_state import RunState
 
 PASS_SECONDS = 1.0
 
@@ -66,20 +67,20 @@ class Harness:
         self.waiting_reads += 1
         return {f"waiting-{self.waiting_reads}"}
 
-    def _pass(self, kind: str, conn: Any, run: _Run, cursor: Any, held_keys: set[Any]) -> None:
+    def _pass(self, kind: str, conn: Any, run: RunState, cursor: Any, held_keys: set[Any]) -> None:
         self.passes.append((kind, conn, cursor, held_keys))
         self.time.now += PASS_SECONDS
         if len(self.passes) == self.stop_on_pass:
             run.stats.stopped_because = "time budget spent"
 
-    def _pipelined(self, run: _Run, cursor: Any, held_keys: set[Any]) -> None:
+    def _pipelined(self, run: RunState, cursor: Any, held_keys: set[Any]) -> None:
         self._pass("pipelined", None, run, cursor, held_keys)
 
-    def _serial(self, conn: Any, run: _Run, cursor: Any, held_keys: set[Any]) -> None:
+    def _serial(self, conn: Any, run: RunState, cursor: Any, held_keys: set[Any]) -> None:
         self._pass("serial", conn, run, cursor, held_keys)
 
     def drain(self, budget: float, poll: float | None = None) -> tuple[RunStats, FakeLockConn]:
-        run = _Run(RunRequest("run-1", poll_interval_seconds=poll), RunStats(), self.time.now, budget)
+        run = RunState(RunRequest("run-1", poll_interval_seconds=poll), RunStats(), self.time.now, budget)
         conn = FakeLockConn()
         self.relay._drain(conn, run)  # type: ignore[arg-type]
         return run.stats, conn
@@ -90,7 +91,7 @@ class Harness:
 
 def test_budget_left_counts_from_the_start_of_the_run() -> None:
     """What is left is the budget minus the time since the run started (negative once overrun)."""
-    run = _Run(RunRequest("r"), RunStats(), started=100.0, budget=30.0)
+    run = RunState(RunRequest("r"), RunStats(), started=100.0, budget=30.0)
     assert run.budget_left(100.0) == 30.0
     assert run.budget_left(110.0) == 20.0
     assert run.budget_left(140.0) == -10.0
@@ -99,7 +100,7 @@ def test_budget_left_counts_from_the_start_of_the_run() -> None:
 def test_has_budget_until_it_is_spent(monkeypatch: pytest.MonkeyPatch) -> None:
     """Claiming goes on while any budget is left; at zero the run stops and says why."""
     harness = Harness(monkeypatch, _config())
-    run = _Run(RunRequest("r"), RunStats(), started=100.0, budget=30.0)
+    run = RunState(RunRequest("r"), RunStats(), started=100.0, budget=30.0)
     harness.time.now = 129.5
     assert harness.relay._has_budget(run) is True
     assert run.stats.stopped_because == "drained"
@@ -178,3 +179,49 @@ def test_without_pipelining_the_pass_runs_on_the_lock_connection(monkeypatch: py
     assert kind == "serial"
     assert pass_conn is conn
     assert (cursor, held) == (-1, {"waiting-1"})
+
+
+# --- the linger ---------------------------------------------------------------------------
+
+
+class Claiming(Harness):
+    """Each pass claims the next number of rows from ``claims`` (0 once they are used up)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, config: ServiceConfig, claims: list[int]) -> None:
+        super().__init__(monkeypatch, config)
+        self.claims = claims
+
+    def _pass(self, kind: str, conn: Any, run: RunState, cursor: Any, held_keys: set[Any]) -> None:
+        super()._pass(kind, conn, run, cursor, held_keys)
+        run.stats.claimed += self.claims.pop(0) if self.claims else 0
+
+
+def test_a_lingering_run_ends_once_no_row_came_for_the_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """linger_seconds: looks every 0.1 s (no poll interval); rows found reset the linger."""
+    harness = Claiming(monkeypatch, _config(linger_seconds=2.5), claims=[10, 0, 5])
+    stats, _conn = harness.drain(budget=300)
+    # t=1 pass (10 rows), 1.1 sleep -> 2.1 pass (0), 2.2 sleep -> 3.2 pass (5 rows: the linger restarts
+    # at 3.2), then empty passes every 1.1 s until 3.2 + 2.5 has passed: at 4.3, 5.4 and 6.5.
+    assert [round(s, 3) for s in harness.time.slept] == [0.1] * 5
+    assert len(harness.passes) == 6
+    assert round(harness.time.now, 3) == 6.5
+    assert stats.polls == 5
+    assert stats.stopped_because == "drained"
+
+
+def test_a_linger_uses_the_poll_interval_and_stops_at_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With poll_interval_seconds it looks at that interval; the budget bounds a linger that rows renew."""
+    harness = Claiming(monkeypatch, _config(linger_seconds=60, poll_interval_seconds=2), claims=[1] * 100)
+    stats, _conn = harness.drain(budget=10)
+    # pass -> 1, sleep 2 -> 3, pass -> 4, sleep -> 6, pass -> 7, sleep -> 9, pass -> 10 (0 left <= 2)
+    assert harness.time.slept == [2, 2, 2]
+    assert len(harness.passes) == 4
+    assert stats.polls == 3
+
+
+def test_without_a_linger_a_drained_run_ends_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    harness = Claiming(monkeypatch, _config(), claims=[10])
+    stats, _conn = harness.drain(budget=300)
+    assert len(harness.passes) == 1
+    assert harness.time.slept == []
+    assert stats.polls == 0

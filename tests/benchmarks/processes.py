@@ -1,0 +1,30 @@
+"""CPU-seconds of processes on this machine, from ``/proc``: a peer's JVM, the database server, the broker.
+CPU time is what a message costs wherever it is spent, so the benchmark adds up every process involved."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+SERVERS = {"db": "mariadbd|mysqld", "broker": "kafka[.]Kafka|tansu"}  # pgrep -f patterns
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU-seconds of ``pid`` so far (every thread); 0.0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def server_cpu() -> dict[str, float | None]:
+    """CPU-seconds used so far by the local database server's and broker's processes (None: none here)."""
+    used: dict[str, float | None] = {}
+    for name, pattern in SERVERS.items():
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False).stdout
+        pids = [int(pid) for pid in found.split()]
+        used[name] = sum(cpu_seconds(pid) for pid in pids) if pids else None
+    return used
