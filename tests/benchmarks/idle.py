@@ -41,7 +41,9 @@ AIRFLOW_DEFAULTS = {
 }
 DESIGNS = {
     "minute": "schedule: '* * * * *'\nconfirm_schedule: '* * * * *'\n",
-    "events": "schedule: '@rows'\nconfirm_schedule: '@messages'\nwatch_seconds: 5\n",
+    # without the hourly fallback runs, which a window of minutes would catch for some services and not
+    # others; their cost per service-hour is measured apart (docs/semantics.md, "When the triggerer is away")
+    "events": "schedule: '@rows'\nconfirm_schedule: '@messages'\nwatch_seconds: 5\nwatch_fallback_schedule: null\n",
 }
 
 
