@@ -15,6 +15,12 @@ except ImportError:  # Airflow 3.1
     from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[assignment]
 
 try:  # Airflow 3.2+
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+except ImportError:  # Airflow 3.1
+    from airflow.timetables.assets import AssetOrTimeSchedule  # type: ignore[assignment,unused-ignore]
+    from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[assignment,unused-ignore]
+
+try:  # Airflow 3.2+
     from airflow.sdk.definitions.callback import AsyncCallback
 except ImportError:  # Airflow 3.1
     from airflow.sdk.definitions.deadline import AsyncCallback  # type: ignore[attr-defined,unused-ignore]
@@ -24,7 +30,15 @@ try:  # Airflow 3.2+
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowFailException  # type: ignore[attr-defined,no-redef,unused-ignore]
 
-__all__ = ["AirflowFailException", "AsyncCallback", "CronDataIntervalTimetable", "initialise_stats", "stats"]
+__all__ = [
+    "AirflowFailException",
+    "AssetOrTimeSchedule",
+    "AsyncCallback",
+    "CronDataIntervalTimetable",
+    "CronTriggerTimetable",
+    "initialise_stats",
+    "stats",
+]
 
 
 def _stats() -> Any:

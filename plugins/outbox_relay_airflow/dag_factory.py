@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import zlib
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -35,7 +36,7 @@ from outbox_relay.requests import (
     RelayRequest,
     ReplayRequest,
 )
-from outbox_relay_airflow.compat import CronDataIntervalTimetable
+from outbox_relay_airflow.compat import AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable
 from outbox_relay_airflow.observability import published_alias, relay_deadline
 from outbox_relay_airflow.params import request_params
 from outbox_relay_airflow.services_folder import read_services
@@ -132,29 +133,43 @@ def _under_dags_test() -> bool:
     return sys.argv[1:3] == ["dags", "test"]
 
 
-def _watched(name: str, uri: str, trigger: BaseEventTrigger) -> list[Asset]:
+def fallback_cron(config: ServiceConfig) -> str | None:
+    """The cron of an event-driven DAG's fallback clock (None: none). ``@hourly`` is at a minute fixed
+    per service, so a hundred services' fallback runs do not all start at :00."""
+    cron = config.watch_fallback_schedule
+    if cron == "@hourly":
+        return f"{zlib.crc32(config.service.encode()) % 60} * * * *"
+    return None if cron is None else CRON_PRESETS.get(cron, cron)
+
+
+def _watched(config: ServiceConfig, name: str, uri: str, trigger: BaseEventTrigger) -> Any:
     """A schedule on one asset whose watcher runs ``trigger`` in the triggerer (no I/O here: the trigger
-    connects when the triggerer runs it)."""
-    return [Asset(name=name, uri=uri, watchers=[AssetWatcher(name=name, trigger=trigger)])]
+    connects when the triggerer runs it), or on a slow cron as well (``watch_fallback_schedule``), so that
+    a dead triggerer delays the work instead of stopping it."""
+    assets = [Asset(name=name, uri=uri, watchers=[AssetWatcher(name=name, trigger=trigger)])]
+    cron = fallback_cron(config)
+    if cron is None:
+        return assets
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=assets)
 
 
 def _relay_schedule(config: ServiceConfig, folder: str | None) -> Any:
     """The relay's schedule; ``@rows``: the asset ``outbox://<service>``, watched by one
-    ``OutboxRowsTrigger``."""
+    ``OutboxRowsTrigger``, or that asset or the fallback cron."""
     if config.schedule != EVENT_DRIVEN:
         return config.schedule
     trigger = OutboxRowsTrigger(config.service, config.watch_seconds, folder)
-    return _watched(f"outbox_{config.service}_rows", f"outbox://{config.service}", trigger)
+    return _watched(config, f"outbox_{config.service}_rows", f"outbox://{config.service}", trigger)
 
 
 def _confirm_schedule(config: ServiceConfig, folder: str | None) -> Any:
     """The confirmations' schedule; ``@messages``: the asset ``outbox-confirmations://<service>``, watched
-    by one ``ConfirmationsWaitingTrigger``."""
+    by one ``ConfirmationsWaitingTrigger``, or that asset or the fallback cron."""
     if config.confirm_schedule != CONFIRMATIONS_WAITING:
         return config.confirm_schedule
     trigger = ConfirmationsWaitingTrigger(config.service, config.watch_seconds, folder)
     uri = f"outbox-confirmations://{config.service}"
-    return _watched(f"outbox_{config.service}_confirmations", uri, trigger)
+    return _watched(config, f"outbox_{config.service}_confirmations", uri, trigger)
 
 
 def relay_dag(config: ServiceConfig, folder: str | None = None) -> DAG:

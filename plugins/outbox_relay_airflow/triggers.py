@@ -66,12 +66,19 @@ class _WatchTrigger(BaseEventTrigger):
         raise NotImplementedError
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        probe = await asyncio.to_thread(self._open)
+        opening = asyncio.ensure_future(asyncio.to_thread(self._open))
+        try:
+            probe = await asyncio.shield(opening)
+        except asyncio.CancelledError:  # the thread opens on: close what it opened once it is done
+            _close_after(opening, None)
+            raise
         asked: tuple[Any, float] | None = None  # the mark when a run was asked for, and when
+        looking: asyncio.Future[Any] | None = None
         try:
             while True:
+                looking = asyncio.ensure_future(asyncio.to_thread(probe.look))
                 try:
-                    mark = await asyncio.to_thread(probe.look)
+                    mark = await asyncio.shield(looking)
                 except Exception as exc:  # the database or broker is away: say so, keep watching (the
                     # DAG's run would fail too)
                     log.warning(
@@ -90,7 +97,24 @@ class _WatchTrigger(BaseEventTrigger):
                     yield TriggerEvent({"service": self.service})  # type: ignore[no-untyped-call]
                 await asyncio.sleep(self.watch_seconds)
         finally:
-            await asyncio.to_thread(probe.close)
+            if looking is not None and not looking.done():  # cancelled while its thread still looks
+                _close_after(looking, probe)
+            else:
+                await asyncio.to_thread(probe.close)
+
+
+def _close_after(work: asyncio.Future[Any], probe: _Probe | None) -> None:
+    """Close ``probe`` (None: the probe ``work`` opens) in a thread once ``work`` is done. A cancelled
+    trigger's open or look runs on in its thread (a thread cannot be stopped): closing the probe then
+    would let its clients go while that thread still uses them, or never close a probe opened late."""
+
+    def close(done: asyncio.Future[Any]) -> None:
+        failed = done.cancelled() or done.exception() is not None  # (retrieved: no "never retrieved")
+        target = probe if probe is not None else None if failed else done.result()
+        if target is not None:
+            asyncio.get_running_loop().run_in_executor(None, target.close)
+
+    work.add_done_callback(close)
 
 
 class OutboxRowsTrigger(_WatchTrigger):
@@ -112,9 +136,10 @@ class ConfirmationsWaitingTrigger(_WatchTrigger):
 class _SharedClients:
     """One client per key for every watching trigger of this triggerer (a triggerer runs all its triggers
     in one process): a hundred services on one database and one Kafka cluster hold one small connection
-    pool and one Kafka client, not a hundred of each. The last trigger to let go closes it."""
+    pool and one Kafka client, not a hundred of each. Clients are opened one at a time. With ``close``, the
+    last trigger to let go closes its client; without, clients are kept for the life of the process."""
 
-    def __init__(self, open_: Callable[[Any], Any], close: Callable[[Any], None]) -> None:
+    def __init__(self, open_: Callable[[Any], Any], close: Callable[[Any], None] | None) -> None:
         self._open, self._close = open_, close
         self._lock = threading.Lock()
         self._held: dict[Any, tuple[Any, int]] = {}  # key -> (client, triggers using it)
@@ -131,7 +156,7 @@ class _SharedClients:
     def release(self, key: Any) -> None:
         with self._lock:
             client, users = self._held[key]
-            if users > 1:
+            if users > 1 or self._close is None:
                 self._held[key] = (client, users - 1)
                 return
             del self._held[key]
@@ -153,7 +178,14 @@ def _open_admin(conn_id: str) -> Any:
 
 WATCH_POOL_SIZE = 2  # database connections kept per (connection, time zone); looks beyond it open more
 ENGINES = _SharedClients(_open_engine, lambda engine: engine.dispose())
-ADMIN_CLIENTS = _SharedClients(_open_admin, lambda _admin: None)  # an AdminClient closes when dropped
+# Kafka admin clients are never let go (one per Kafka connection the services use, so a bounded number).
+# A confluent-kafka client is destroyed when its Python object is freed, by whatever thread frees it. In the
+# trigger runner a stopped trigger's probe is freed by the cyclic garbage collector (the greenback portal
+# each trigger runs in leaves its frames in cycles), and the collector also runs on librdkafka's own
+# threads when they call Python to deliver admin results: rd_kafka_destroy() there kills the process
+# ("calling rd_kafka_destroy() from librdkafka owned thread is prohibited"; tests/integration/
+# test_watch_churn.py drives triggers as the runner does and checks that no admin client is ever freed).
+ADMIN_CLIENTS = _SharedClients(_open_admin, None)
 
 
 class _RowsProbe:

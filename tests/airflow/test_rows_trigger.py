@@ -8,7 +8,9 @@ confirmation waits in the topic, a run within seconds of one arriving.
 right after the trigger started the runs that relayed (or ingested) a burst, and it ends with another burst
 that must start a run within seconds. A trigger that started late, or not at all, fails the test instead of
 passing it. Counts are read once every run has finished, and any run that appears later, during the quiet
-period, fails the test."""
+period, fails the test. The fallback cron (``watch_fallback_schedule``) is off here: these tests are about
+the triggers alone, and an hourly run landing in a quiet period would fail them (test_watch_fallback.py
+tests it)."""
 
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ def test_rows_start_the_relay_and_an_empty_table_costs_no_runs(
     services = service_folder(
         tmp_path, "watched",
         f"topic: {topic}\nschedule: '@rows'\nwatch_seconds: 1\nconfirm_schedule: null\nretention: null\n"
-        "start_paused: false\n",
+        "start_paused: false\nwatch_fallback_schedule: null\n",
     )  # fmt: skip
     env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}
     with airflow_stack(tmp_path / "airflow", env, triggerer=True) as stack:
@@ -102,7 +104,7 @@ def test_confirmations_start_their_ingest_and_an_empty_topic_costs_no_runs(
     services = service_folder(
         tmp_path, "acked",
         f"topic: {topic}\nschedule: '@rows'\nconfirmation: {{topic: {answers}}}\nconfirm_schedule: '@messages'\n"
-        "watch_seconds: 1\nretention: null\nstart_paused: false\n",
+        "watch_seconds: 1\nretention: null\nstart_paused: false\nwatch_fallback_schedule: null\n",
     )  # fmt: skip
     confirmations = "outbox_acked_confirmations"
     env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}

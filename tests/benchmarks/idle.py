@@ -47,9 +47,12 @@ AIRFLOW_DEFAULTS = {
 }
 DESIGNS = {
     "minute": "schedule: '* * * * *'\nconfirm_schedule: '* * * * *'\n",
-    "events": "schedule: '@rows'\nconfirm_schedule: '@messages'\nwatch_seconds: 5\n",
+    # without the hourly fallback runs, which a window of minutes would catch for some services and not
+    # others; their cost per service-hour is measured apart (docs/semantics.md, "When the triggerer is away")
+    "events": "schedule: '@rows'\nconfirm_schedule: '@messages'\nwatch_seconds: 5\nwatch_fallback_schedule: null\n",
     # events, and a relay run that drained keeps looking every 0.1 s until no row came for a minute
-    "linger": "schedule: '@rows'\nconfirm_schedule: '@messages'\nwatch_seconds: 5\nlinger_seconds: 60\n",
+    "linger": "schedule: '@rows'\nconfirm_schedule: '@messages'\nwatch_seconds: 5\nwatch_fallback_schedule: null\n"
+    "linger_seconds: 60\n",
 }
 AWAKE_MARGIN_SECONDS = 2.0  # steady traffic: rows written this long after the first SENT are the steady state
 

@@ -38,6 +38,22 @@ def check_event_schedule(field: str, value: str | None) -> None:
         raise ValueError(f"{field}: {value!r} is for {owner_text} only; use a cron expression")
 
 
+_CRON_PRESETS = _PRESETS - {"@once", "@continuous"}
+
+
+def check_cron(value: str | None) -> str | None:
+    """A clock for a fallback: a cron expression (5 or 6 fields) or a periodic preset, nothing else."""
+    if value is None or value in _CRON_PRESETS:
+        return value
+    fields = value.split()
+    if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError(
+            f"{value!r} is neither a cron expression (5 fields) nor one of {sorted(_CRON_PRESETS)}; "
+            "`null` turns the fallback off"
+        )
+    return value
+
+
 def check_schedule(value: str | None) -> str | None:
     if value is None or value in _PRESETS or value in (EVENT_DRIVEN, CONFIRMATIONS_WAITING):
         return value

@@ -78,3 +78,17 @@ def test_services_on_one_kafka_connection_ask_through_one_admin_client_each_for_
     for probe in probes:
         probe.close()
     assert admins.closed == [admin]
+
+
+def test_kafka_admin_clients_are_kept_for_the_life_of_the_triggerer() -> None:
+    """Never freed, so never destroyed by whichever thread frees them (see ``triggers.ADMIN_CLIENTS``):
+    the last trigger letting go keeps the client, and the next one gets that same client."""
+    kept = Counting()
+    kept.shared = triggers._SharedClients(kept._open, None)
+    first = kept.shared.acquire("kafka_a")
+    kept.shared.release("kafka_a")
+    assert kept.shared.acquire("kafka_a") is first and kept.opened == ["kafka_a"]
+    assert triggers.ADMIN_CLIENTS._close is None
+    assert (
+        triggers.ENGINES._close is not None
+    )  # a pool of pure-Python connections is let go with its last user
