@@ -72,7 +72,7 @@ SMOKE = Sizes(
     idle_services=(1, 2),
     peer_idle_seconds=3,
     steady_rates=(100,),
-    steady_seconds=15,
+    steady_seconds=8,
     latency_samples=1,
     latency_at_largest=False,
 )
@@ -144,8 +144,8 @@ TARGETS = [
         lower_is_better=True,
     ),
     # Issue 30: under steady traffic an event-driven relay that lingers answers within 250 ms.
-    Target("steady_linger_1_per_s_p99", None, 250.0, "< 250 ms"),
-    Target("steady_linger_1000_per_s_p99", None, 250.0, "< 250 ms"),
+    # (batch: the offered rows/s)
+    Target("steady_linger_p99", None, 250.0, "< 250 ms"),
     Target(
         "latency_events_commit_to_sent",
         "latency_minute_commit_to_sent",

@@ -17,16 +17,18 @@ of every Airflow process and everything it started (task processes included) is 
 a window (``--idle-seconds``, default 300 s) and scaled to an hour; then (for the smallest and the
 largest N) one row at a time is written to the first service's table and the seconds until it is SENT
 are taken, and (event-driven designs) commit-to-SENT under steady traffic at each ``--steady-rates``
-rows/s for ``--steady-seconds``, from the first row SENT on. MariaDB's and the broker's own CPU are not
+rows/s, over ``--steady-seconds`` from the first row SENT on. MariaDB's and the broker's own CPU are not
 counted."""
 
 from __future__ import annotations
 
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 from sqlalchemy import Engine, text
@@ -128,29 +130,52 @@ def _latency(engine: Engine, topic: str, stack: AirflowStack, design: str) -> fl
 
 def _steady(engine: Engine, topic: str, per_second: int, seconds: float, design: str) -> list[float]:
     """Commit-to-SENT milliseconds (the database's clock) under steady traffic: ``per_second`` rows/s into
-    ``idle_0`` for ``seconds``. Rows written before the first of them was SENT (plus a margin) are the wake
-    from idle, timed by ``_latency``, and left out."""
+    ``idle_0`` until ``seconds`` after the first of them was SENT. Rows written before that first SENT
+    (plus a margin) are the wake from idle, timed by ``_latency``, and left out."""
     with engine.connect() as conn:
         start = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM idle_0")).scalar()
     written: list[int] = []
-    offered_load(engine, topic, per_second, seconds, written, table="idle_0")
+    stop = threading.Event()
+    writer = threading.Thread(
+        target=offered_load, args=(engine, topic, per_second, 3600, written, "idle_0", stop)
+    )
+    writer.start()
+    try:
+        first = _first_sent(engine, start, design)
+        time.sleep(AWAKE_MARGIN_SECONDS + seconds)  # the steady window: rows are written all along it
+    finally:
+        stop.set()
+        writer.join()
     query = text("SELECT created_at, sent_at FROM idle_0 WHERE id > :start ORDER BY id")
     deadline = time.monotonic() + 300
     while True:
-        with engine.connect() as conn:
-            rows = conn.execute(query, {"start": start}).all()
-        if rows and all(sent is not None for _, sent in rows):
+        rows = _rows(engine, query, start)
+        if all(sent is not None for _, sent in rows):
             break
         if time.monotonic() > deadline:
             raise RuntimeError(f"{design} design: steady rows at {per_second}/s not all SENT within 300 s")
         time.sleep(0.5)
-    awake = min(sent for _, sent in rows).timestamp() + AWAKE_MARGIN_SECONDS
-    steady = [
-        (sent - created).total_seconds() * 1000 for created, sent in rows if created.timestamp() >= awake
-    ]
-    if not steady:
-        raise RuntimeError(f"{design} design: no steady rows at {per_second}/s (lengthen --steady-seconds)")
-    return steady
+    awake = first + AWAKE_MARGIN_SECONDS
+    return [(sent - created).total_seconds() * 1000 for created, sent in rows if created.timestamp() >= awake]
+
+
+def _rows(engine: Engine, query: Any, start: int) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(query, {"start": start}).all())
+
+
+def _first_sent(engine: Engine, start: int, design: str) -> float:
+    """When (the database's clock, epoch seconds) the first row after ``start`` was SENT."""
+    deadline = time.monotonic() + 300
+    query = text("SELECT MIN(sent_at) FROM idle_0 WHERE id > :start AND sent_at IS NOT NULL")
+    while True:
+        with engine.connect() as conn:
+            first = conn.execute(query, {"start": start}).scalar()
+        if first is not None:
+            return float(first.timestamp())
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{design} design: no steady row SENT within 300 s")
+        time.sleep(0.2)
 
 
 def _one(
@@ -212,9 +237,9 @@ def measure(sizes: Sizes) -> list[Result]:
             for rate, values in steady.items():
                 load = {"design": design, "services": count_, "rows_per_s": rate, "rows": len(values),
                         "seconds": sizes.steady_seconds}  # fmt: skip
-                name = f"steady_{design}_{rate}_per_s"
-                results.append(Result(f"{name}_p50", count_, "ms", [statistics.median(values)], load))
-                results.append(Result(f"{name}_p99", count_, "ms", [percentile(values, 0.99)], load))
+                # the row's "batch" is the offered rows/s here (one service)
+                results.append(Result(f"steady_{design}_p50", rate, "ms", [statistics.median(values)], load))
+                results.append(Result(f"steady_{design}_p99", rate, "ms", [percentile(values, 0.99)], load))
         if len(totals) >= 2:
             low, high = min(totals), max(totals)
             results.append(Result(f"idle_{design}_cpu_marginal_per_service_hour", None, "CPU-s",

@@ -62,17 +62,23 @@ class AckTimes:
 
 
 def offered_load(
-    engine: Engine, topic: str, per_second: int, seconds: float, out: list[int], table: str = "outbox_message"
+    engine: Engine,
+    topic: str,
+    per_second: int,
+    seconds: float,
+    out: list[int],
+    table: str = "outbox_message",
+    stop: threading.Event | None = None,
 ) -> None:
-    """Insert ``per_second`` rows/s into ``table`` for ``seconds`` (catching up if a tick ran late); ``out``
-    gets the count."""
+    """Insert ``per_second`` rows/s into ``table`` for ``seconds`` or until ``stop`` is set (catching up if a
+    tick ran late); ``out`` gets the count."""
     insert = INSERT.format(table=table)
     raw = engine.raw_connection()
     cur = raw.cursor()
     written = 0
     started = time.perf_counter()
     try:
-        while (elapsed := time.perf_counter() - started) < seconds:
+        while (elapsed := time.perf_counter() - started) < seconds and not (stop and stop.is_set()):
             due = int(elapsed * per_second) - written
             if due > 0:
                 cur.executemany(

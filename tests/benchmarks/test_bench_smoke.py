@@ -64,10 +64,10 @@ EXPECTED = {
     "idle_linger_cpu_per_service_hour",
     "idle_linger_cpu_marginal_per_service_hour",
     "latency_linger_commit_to_sent",
-    "steady_events_100_per_s_p50",
-    "steady_events_100_per_s_p99",
-    "steady_linger_100_per_s_p50",
-    "steady_linger_100_per_s_p99",
+    "steady_events_p50",
+    "steady_events_p99",
+    "steady_linger_p50",
+    "steady_linger_p99",
     "peer_update_ceiling",
     "peer_lean_drain",
     "peer_lean_cpu_per_msg",
@@ -118,7 +118,7 @@ def test_smoke_run_reports_every_component(tmp_path: Path) -> None:
         env=os.environ.copy(),
         capture_output=True,
         text=True,
-        timeout=840,
+        timeout=1200,  # a hang guard: the smoke run took 694 s in a clean-clone `make test` on 2 cores
         check=False,
     )
     assert done.returncode == 0, _failures(done.stderr)
@@ -129,7 +129,9 @@ def test_smoke_run_reports_every_component(tmp_path: Path) -> None:
     assert set(by_name) == EXPECTED
     for name, row in by_name.items():  # a marginal cost is a difference: within noise it may be <= 0
         ticks = name.endswith(("_db_cpu_per_msg", "_broker_cpu_per_msg"))  # 10 ms ticks of a short run: >= 0
-        assert "marginal" in name or row["median"] > 0 or (ticks and row["median"] == 0), f"{name}: {row}"
+        # rows lost, and the binlog a peer that writes nothing adds: 0 is the good answer
+        zero_ok = ticks or name.endswith(("_lost_rows", "_binlog_bytes_per_msg"))
+        assert "marginal" in name or row["median"] > 0 or (zero_ok and row["median"] == 0), f"{name}: {row}"
         assert row["samples"], name
     verdict_of = {(r["component"], r["target"]): r["verdict"] for r in report["results"]}
     for target in TARGETS:  # every target got a ratio and a verdict (PASS or MISS, never n/a) ...
