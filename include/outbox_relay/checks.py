@@ -26,6 +26,7 @@ from outbox_relay.store.naming import (
     LOCK_BUSY_TABLE,
     PROGRESS_TABLE,
     REPLAY_TABLE,
+    SENT_RANGE_TABLE,
     split_table_name,
 )
 from outbox_relay.store.outbox import OutboxStore
@@ -107,6 +108,12 @@ def _check_shared_tables(conn: Connection, config: ServiceConfig, report: CheckR
         if wanted and not column_types(conn, table):
             report.problems.append(problem)
             report.fixes.append(_create_tables(config))
+    if OutboxStore(config).sent_ranges.writes and not column_types(conn, SENT_RANGE_TABLE):
+        report.notes.append(
+            f"table {SENT_RANGE_TABLE} is missing, so the relay writes its run id into every row it marks SENT "
+            "(about a quarter slower on MariaDB than one range record per batch); create it: "
+            f"{_create_tables(config)}"
+        )
 
 
 def _create_tables(config: ServiceConfig) -> str:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 class RetentionStats(StatsMixin):
     deleted_terminal: int = 0
     deleted_failed: int = 0
+    deleted_sent_ranges: int = 0
     chunks: int = 0
     elapsed_seconds: float = 0.0
     stopped_because: str = "nothing left to delete"
@@ -61,6 +62,7 @@ class RetentionCleaner:
             stats.deleted_failed = self._purge((failed,), failed_age, deadline, stats)
         if not self.config.columns.inline_retry_state:  # given up on, state in the attempt table
             stats.deleted_failed += self._purge_attempt_table(failed_age, deadline, stats)
+        stats.deleted_sent_ranges = self._purge_sent_ranges(deadline)
         if self.clock() >= deadline:
             stats.stopped_because = "time budget spent"
         stats.elapsed_seconds = round(self.clock() - started, 3)
@@ -97,4 +99,16 @@ class RetentionCleaner:
                 with conn.begin():
                     deleted += self.queries.delete_given_up(conn, row_ids)
                 stats.chunks += 1
+        return deleted
+
+    def _purge_sent_ranges(self, deadline: float) -> int:
+        """The sent-range records of rows now all deleted (which run sent a row is kept while it exists)."""
+        deleted = 0
+        with self.engine.connect() as conn:
+            while self.clock() < deadline:
+                with conn.begin():
+                    chunk = self.queries.forget_sent_ranges(conn, self.retention.chunk_size)
+                deleted += chunk
+                if chunk < self.retention.chunk_size:
+                    break
         return deleted

@@ -120,9 +120,10 @@ def test_ddl_apply_creates_what_is_missing_on_the_services_connection(
         "created outbox_relay_replay  (row history: replays, republishes, failed attempts)",
         "created outbox_relay_lock_busy  (relay runs in a row that found the relay lock held)",
         "created outbox_relay_progress  (exactly-once delivery: the last batch of each relay marked here)",
+        "created outbox_relay_sent_range  (which relay run sent which rows (ranges of row ids))",
     ]
     again = _cli("--services-dir", folder, "ddl", "--service", "orders", "--apply", env=conn)
-    assert [line.split()[0] for line in again.stdout.splitlines()] == ["exists"] * 5
+    assert [line.split()[0] for line in again.stdout.splitlines()] == ["exists"] * 6
     with empty_database.connect() as db:
         assert {r[0] for r in db.execute(text("SHOW TABLES"))} == {
             "orders_outbox",
@@ -130,6 +131,7 @@ def test_ddl_apply_creates_what_is_missing_on_the_services_connection(
             "outbox_relay_replay",
             "outbox_relay_lock_busy",
             "outbox_relay_progress",
+            "outbox_relay_sent_range",
         }
     legacy = _cli("--services-dir", folder, "ddl", "--service", "legacy", "--apply", env=conn)
     assert legacy.returncode == 2 and "maps its own columns (table legacy)" in legacy.stderr

@@ -19,6 +19,7 @@ from outbox_relay.kafka.transactions import TransactionalPublisher
 from outbox_relay.models import RunStats
 from outbox_relay.relay.engine import OutboxRelay, RunRequest
 from outbox_relay.relay.exactly_once import ExactlyOnceClients
+from outbox_relay.store.outbox import OutboxStore
 from tests.conftest import BOOTSTRAP
 from tests.integration.kafka_tools import producer
 
@@ -46,6 +47,15 @@ def insert_rows(
 def statuses(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
         return {r[0]: r[1] for r in conn.execute(text("SELECT message_id, status FROM outbox_message"))}
+
+
+def sent_by(engine: Engine, config: ServiceConfig) -> dict[str, str | None]:
+    """Message id -> the relay run that sent the row, as the store answers it (the row's relay_run_id, else
+    its sent-range record), for every row of ``outbox_message``."""
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT id, message_id FROM outbox_message")).all())
+        runs = OutboxStore(config).sent_by(conn, list(rows))
+    return {message_id: runs.get(str(row_id)) for row_id, message_id in rows.items()}
 
 
 def wait_for_status(engine: Engine, status: str, count: int, seconds: float) -> float:

@@ -24,7 +24,7 @@ from outbox_relay.relay.engine import BACKFILL_RUNNING
 from outbox_relay.replay import HistoryEntry
 from outbox_relay.store.outbox import OutboxStore
 from tests.integration.kafka_tools import create_topics, read_all
-from tests.integration.outbox_rows import insert_rows, make_relay, run_relay, statuses
+from tests.integration.outbox_rows import insert_rows, make_relay, run_relay, sent_by, statuses
 from tests.stack import BROKER
 
 pytestmark = pytest.mark.integration
@@ -95,11 +95,8 @@ def test_a_window_is_relayed_in_chunks_and_never_overtakes_an_older_row_of_its_k
     assert report.chunks >= 2 and len(seen) == report.chunks and len(sleeps) == report.chunks - 1
     assert all(s >= HANDOVER_SECONDS for s in sleeps)
     assert _by_key(topic) == {"k2": inside[1:4], "k3": inside[4:]}  # in order; k1's row held back
-    with db_engine.connect() as conn:
-        runs = set(
-            conn.execute(text("SELECT relay_run_id FROM outbox_message WHERE status = 'SENT'")).scalars()
-        )
-    assert runs == {AUDIT.run_id}
+    sent = {m for m, s in statuses(db_engine).items() if s == "SENT"}
+    assert {run for m, run in sent_by(db_engine, config).items() if m in sent} == {AUDIT.run_id}
 
     # The scheduled relay sends k1's rows in order afterwards.
     assert run_relay(config, db_engine).published == 3
@@ -133,8 +130,8 @@ def test_republish_keeps_status_and_run_id_records_history_and_a_retry_resumes(
     assert sorted(
         r.headers["outbox-message-id"] for r in records if r.headers.get("outbox-replay")
     ) == sorted(sent)
+    rows = sent_by(db_engine, config)
     with db_engine.connect() as conn:
-        rows = dict(conn.execute(text("SELECT message_id, relay_run_id FROM outbox_message")).all())
         history = conn.execute(
             text(
                 "SELECT message_id, action, previous_run_id, requested_by, reason, run_id FROM outbox_relay_replay"

@@ -21,7 +21,7 @@ from outbox_relay.models import HistoryEntry
 from outbox_relay.relay.engine import RelayDatabaseError, RunRequest
 from outbox_relay.relay.exactly_once import ExactlyOnce
 from tests.integration.kafka_tools import create_topics, read_all
-from tests.integration.outbox_rows import insert_rows, make_relay, run_relay, statuses, transactional
+from tests.integration.outbox_rows import insert_rows, make_relay, run_relay, sent_by, statuses, transactional
 from tests.stack import BROKER
 
 pytestmark = [
@@ -124,8 +124,7 @@ def test_a_failure_after_the_kafka_commit_is_finished_by_the_next_run_without_pu
     assert stats.recovered + stats.published == 200 - 60
     assert set(statuses(db_engine).values()) == {"SENT"}
     assert _message_ids(topic) == Counter(ids)  # not one duplicate
-    with db_engine.connect() as conn:
-        runs = dict(conn.execute(text("SELECT relay_run_id, COUNT(*) FROM outbox_message GROUP BY 1")).all())
+    runs = Counter(sent_by(db_engine, config).values())
     # The recovered rows keep the run that sent them.
     assert runs == {"scheduled__1": 60 + stats.recovered, "scheduled__2": stats.published}
 

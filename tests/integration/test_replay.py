@@ -27,7 +27,7 @@ from outbox_relay.replay import (
     ReplayJob,
 )
 from tests.integration.kafka_tools import create_topics, read_all
-from tests.integration.outbox_rows import insert_rows, relay_publisher, run_relay, statuses
+from tests.integration.outbox_rows import insert_rows, relay_publisher, run_relay, sent_by, statuses
 from tests.stack import BOOTSTRAP
 
 pytestmark = pytest.mark.integration
@@ -141,7 +141,7 @@ def test_unconfirmed_rows_are_republished_with_the_header_and_keep_status_and_ru
     replayed = [r.headers["outbox-message-id"] for r in records if r.headers.get("outbox-replay") == "true"]
     assert replayed == ids[:2]
     assert [statuses(db_engine)[m] for m in ids] == ["SENT", "SENT", "CONFIRMED"]
-    assert set(_column(db_engine, "relay_run_id").values()) == {"scheduled__original"}  # preserved
+    assert set(sent_by(db_engine, config).values()) == {"scheduled__original"}  # preserved
     assert [(h["message_id"], h["action"], h["run_id"]) for h in _history(db_engine)] == [
         (ids[0], "republish", "manual__replay_1"),
         (ids[1], "republish", "manual__replay_1"),

@@ -122,6 +122,7 @@ class TransactionalPublisher(KafkaPublisher):
         reports = self._produce(messages)
         self._produce_own(progress, "progress")
         failure = self._commit()
+        reports.resolve(messages, flushed=True)
         outcome = DeliveryOutcome()
         for message, report in zip(messages, reports, strict=True):
             if failure is None or report is HELD:

@@ -28,6 +28,8 @@ from outbox_relay.kafka.records import (
 )
 from outbox_relay.models import OutboxRow
 
+_new_tuple = tuple.__new__  # a NamedTuple built without its keyword-parsing ``__new__`` (once per row)
+
 
 def _extra_headers(stored: Any) -> list[tuple[str, bytes]]:
     """The row's own headers (a JSON object, or a dict from ``json_values.headers``)."""
@@ -138,7 +140,8 @@ class MessageBuilder:
         self._text_needs_check = config.payload.format == "json"  # unless the server said JSON_VALID
 
     def message(self, ref: int, row: OutboxRow, replay: bool) -> OutboundMessage:
-        if not row.message_id:
+        message_id = row.message_id
+        if not message_id:
             raise PoisonRowError(self._message_id_missing or "message id is empty")
         key = row.key
         if key is None and self._key_missing is not None:
@@ -147,25 +150,28 @@ class MessageBuilder:
         if body is None and self._body_missing is not None:
             raise PoisonRowError(self._body_missing)
         topic = row.topic
-        if topic is None or topic not in self._valid_topics:
+        if topic not in self._valid_topics:
             topic = self._check_topic(topic)
         headers = self.headers(row, replay)
         if type(body) is str and (row.valid_json is True or not self._text_needs_check):
             value = body.encode()
         else:
             value = encode_body(row, self._payload_format)
-        encoded_key = None if key is None else key.encode() if type(key) is str else str(key).encode()
+        encoded_key = key.encode() if type(key) is str else None if key is None else str(key).encode()
         partition = row.partition
-        return OutboundMessage(
-            ref, topic, encoded_key, value, headers, None if partition is None else partition_of(partition)
+        return _new_tuple(
+            OutboundMessage,
+            (ref, topic, encoded_key, value, headers, None if partition is None else partition_of(partition)),
         )
 
     def headers(self, row: OutboxRow, replay: bool) -> list[tuple[str, bytes]]:
         """The headers every relayed message carries, then the row's own (``PoisonRowError`` when those are
         not a JSON object)."""
+        service, table = self._source_headers
         headers = [
             (HEADER_MESSAGE_ID, row.message_id.encode()),
-            *self._source_headers,
+            service,
+            table,
             (HEADER_ROW_ID, str(row.row_id).encode()),
         ]
         event_type = row.event_type

@@ -12,14 +12,18 @@ from outbox_relay.models import Window
 from outbox_relay.store.figures import BacklogFigures
 from outbox_relay.store.naming import REPLAY_TABLE
 from outbox_relay.store.retry_state import RetryState
+from outbox_relay.store.sent_ranges import SentRanges
 from outbox_relay.store.table import OutboxTable
 
 
 class BackfillQueries:
-    def __init__(self, table: OutboxTable, retry_state: RetryState, figures: BacklogFigures) -> None:
+    def __init__(
+        self, table: OutboxTable, retry_state: RetryState, figures: BacklogFigures, sent_ranges: SentRanges
+    ) -> None:
         self.table = table
         self.retry_state = retry_state
         self.figures = figures
+        self.sent_ranges = sent_ranges
 
     def _require_created_at(self) -> None:
         if self.table.column("created_at") is None:
@@ -75,15 +79,19 @@ class BackfillQueries:
         )  # the newest history rows are read first: a retry follows its first attempt closely
         params = {"run_id": run_id[:250], **t.attempt_params}
         republished = conn.execute(history, params).scalar()
+        ranged = self.sent_ranges.last_row_of_run(conn, run_id)
         run_col = t.column("run_id")
-        if republished is None and run_col is None:
+        if republished is None and ranged is None and run_col is None:
             return None
-        mine = [f"{t.id_col} = :republished"] + ([f"{run_col} = :run_id"] if run_col else [])
+        mine = [f"{t.id_col} = :republished", f"{t.id_col} = :ranged"]
+        mine += [f"{run_col} = :run_id"] if run_col else []
         sql = text(
             f"SELECT {t.order_sql} FROM {t.name} WHERE {self._window()}{t.row_filter} AND ({' OR '.join(mine)}) "
             f"ORDER BY {t.order_sql_desc} LIMIT 1"
         )
-        params.update(republished=republished, start=window.start, end=window.end, **t.filter_params)
+        params.update(
+            republished=republished, ranged=ranged, start=window.start, end=window.end, **t.filter_params
+        )
         last = conn.execute(sql, params).first()
         if last is None:
             return None

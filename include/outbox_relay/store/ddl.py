@@ -21,7 +21,16 @@ from outbox_relay.store.introspection import column_types
 
 SQL_DIR = Path(__file__).with_name("sql")
 STANDARD_TABLE = "outbox_message"
-OUTBOX_FILE, ATTEMPT_FILE, INBOX_FILE, HISTORY_FILE, LOCK_BUSY_FILE, DUPLICATE_FILE, PROGRESS_FILE = (
+(
+    OUTBOX_FILE,
+    ATTEMPT_FILE,
+    INBOX_FILE,
+    HISTORY_FILE,
+    LOCK_BUSY_FILE,
+    DUPLICATE_FILE,
+    PROGRESS_FILE,
+    SENT_RANGE_FILE,
+) = (
     "01_outbox_message.sql",
     "02_outbox_relay_attempt.sql",
     "03_inbox_message.sql",
@@ -29,6 +38,7 @@ OUTBOX_FILE, ATTEMPT_FILE, INBOX_FILE, HISTORY_FILE, LOCK_BUSY_FILE, DUPLICATE_F
     "05_outbox_relay_lock_busy.sql",
     "06_inbox_duplicate.sql",
     "07_outbox_relay_progress.sql",
+    "08_outbox_relay_sent_range.sql",
 )
 _MAX_NAME = 64
 
@@ -76,9 +86,9 @@ def _renamed(sql: str, table: TableName) -> str:
 
 def tables(outbox_table: str = STANDARD_TABLE, *, inbox: bool = False) -> list[TableDDL]:
     """The DDL a service on the standard table needs: its outbox table (named ``outbox_table``: ``name``
-    or ``schema.name``), the shared retry-state, row-history, busy-lock and progress tables, and with ``inbox`` the
-    consumers' inbox table and its count of skipped redeliveries. Each is ``CREATE TABLE IF NOT EXISTS``:
-    applying it twice changes nothing."""
+    or ``schema.name``), the shared retry-state, row-history, busy-lock, progress and sent-range tables,
+    and with ``inbox`` the consumers' inbox table and its count of skipped redeliveries. Each is
+    ``CREATE TABLE IF NOT EXISTS``: applying it twice changes nothing."""
     table = TableName.parse(outbox_table, "outbox table")
     found = [
         TableDDL(table, "the outbox table (the standard shape)", _renamed(_read(OUTBOX_FILE), table)),
@@ -101,6 +111,11 @@ def tables(outbox_table: str = STANDARD_TABLE, *, inbox: bool = False) -> list[T
             TableName(None, "outbox_relay_progress"),
             "exactly-once delivery: the last batch of each relay marked here",
             _read(PROGRESS_FILE),
+        ),
+        TableDDL(
+            TableName(None, "outbox_relay_sent_range"),
+            "which relay run sent which rows (ranges of row ids)",
+            _read(SENT_RANGE_FILE),
         ),
     ]
     if inbox:

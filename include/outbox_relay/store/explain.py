@@ -9,6 +9,7 @@ from sqlalchemy import Connection, text
 
 from outbox_relay.models import RowSnapshot
 from outbox_relay.store.retry_state import RetryState
+from outbox_relay.store.sent_ranges import SentRanges
 from outbox_relay.store.table import OutboxTable
 
 # Logical fields read when the table maps them (absent ones come back as None).
@@ -29,9 +30,10 @@ _FIELDS = (
 
 
 class ExplainQueries:
-    def __init__(self, table: OutboxTable, retry_state: RetryState) -> None:
+    def __init__(self, table: OutboxTable, retry_state: RetryState, sent_ranges: SentRanges) -> None:
         self.table = table
         self.retry_state = retry_state
+        self.sent_ranges = sent_ranges
         t = table
         self._mapped = [f for f in _FIELDS if t.column(f)]
         select = [f"{t.id_col} AS r_id", f"{t.status_col} AS r_status", "NOW(6) AS r_now"]
@@ -55,6 +57,10 @@ class ExplainQueries:
     def _snapshot(self, conn: Connection, row: Any) -> RowSnapshot:
         t = self.table
         fields = {f: row[f"f_{f}"] for f in self._mapped}
+        if fields.get("run_id") is None and row["r_status"] != t.statuses.new:
+            run = self.sent_ranges.run_ids(conn, [row["r_id"]]).get(str(row["r_id"]))
+            if run is not None:
+                fields["run_id"] = run
         outside = self.retry_state.outside_states(conn, [row["r_id"]]).get(str(row["r_id"]))
         attempts, error, next_at, given_up = outside or (
             fields.get("attempts"),

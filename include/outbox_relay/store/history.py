@@ -15,19 +15,21 @@ from sqlalchemy.exc import ProgrammingError
 from outbox_relay.models import DEAD_LETTER, Failure, HistoryEntry, HistoryRecord, OutboxRow
 from outbox_relay.store.mysql_errors import is_missing_table
 from outbox_relay.store.naming import REPLAY_TABLE, run_with_lists, truncate_error
+from outbox_relay.store.sent_ranges import SentRanges
 from outbox_relay.store.table import OutboxTable
 
 log = logging.getLogger(__name__)
 
 
 class RowHistory:
-    def __init__(self, table: OutboxTable) -> None:
+    def __init__(self, table: OutboxTable, sent_ranges: SentRanges) -> None:
         self.table = table
+        self.sent_ranges = sent_ranges
 
     def record_republished(self, conn: Connection, rows: Sequence[OutboxRow], entry: HistoryEntry) -> None:
         """SENT rows the broker acknowledged again: history only; the row (and its run id, copied to the
         history as the run that first sent it) stays as it was."""
-        first_runs = self._run_ids(conn, [r.row_id for r in rows])
+        first_runs = self.run_ids(conn, [r.row_id for r in rows])
         self.record(
             conn,
             "republish",
@@ -38,14 +40,19 @@ class RowHistory:
             entry,
         )
 
-    def _run_ids(self, conn: Connection, row_ids: list[Any]) -> dict[str, str | None]:
-        """The ``relay_run_id`` of each row (none when the table maps no run id column)."""
+    def run_ids(self, conn: Connection, row_ids: Sequence[Any]) -> dict[str, str | None]:
+        """The run that sent each row, by ``str(row id)``: its ``relay_run_id`` where set, else its sent-range
+        record (rows no run is known for are absent or None)."""
         t = self.table
         run_id = t.column("run_id")
-        if run_id is None or not row_ids:
+        if not row_ids:
             return {}
-        sql = f"SELECT {t.id_col}, {run_id} FROM {t.name} WHERE {t.id_col} IN :ids"
-        return {str(row[0]): row[1] for row in run_with_lists(conn, sql, {"ids": list(row_ids)})}
+        found: dict[str, str | None] = {}
+        if run_id is not None:
+            sql = f"SELECT {t.id_col}, {run_id} FROM {t.name} WHERE {t.id_col} IN :ids"
+            found = {str(row[0]): row[1] for row in run_with_lists(conn, sql, {"ids": list(row_ids)})}
+        unknown = [i for i in row_ids if found.get(str(i)) is None]
+        return {**found, **self.sent_ranges.run_ids(conn, unknown)}
 
     def record_attempts(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
         """Failed attempts, one history row each (which run, which error, retried or given up): ``explain``

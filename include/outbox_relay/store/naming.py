@@ -18,6 +18,7 @@ ATTEMPT_TABLE = "outbox_relay_attempt"
 REPLAY_TABLE = "outbox_relay_replay"
 LOCK_BUSY_TABLE = "outbox_relay_lock_busy"
 PROGRESS_TABLE = "outbox_relay_progress"
+SENT_RANGE_TABLE = "outbox_relay_sent_range"
 MAX_ERROR_CHARS = 2000
 
 

@@ -34,6 +34,7 @@ from outbox_relay.store.reconciliation import ReconciliationQueries
 from outbox_relay.store.replay import ReplayQueries
 from outbox_relay.store.retention import RetentionQueries
 from outbox_relay.store.retry_state import retry_state_for
+from outbox_relay.store.sent_ranges import SentRanges
 from outbox_relay.store.table import OutboxTable
 from outbox_relay.store.watch import WatchQuery
 
@@ -59,18 +60,23 @@ class OutboxStore:
         return ClaimQuery(self.table, self.retry_state)
 
     @cached_property
+    def sent_ranges(self) -> SentRanges:
+        """Which run sent which rows, per batch (``outbox_relay_sent_range``)."""
+        return SentRanges(self.table)
+
+    @cached_property
     def history(self) -> RowHistory:
         """The row history (``outbox_relay_replay``): replays, republishes, failed attempts."""
-        return RowHistory(self.table)
+        return RowHistory(self.table, self.sent_ranges)
 
     @cached_property
     def replays(self) -> ReplayQueries:
         """Replay candidates and requeues."""
-        return ReplayQueries(self.table, self.retry_state, self.history)
+        return ReplayQueries(self.table, self.retry_state, self.history, self.sent_ranges)
 
     @cached_property
     def backfills(self) -> BackfillQueries:
-        return BackfillQueries(self.table, self.retry_state, self.figures)
+        return BackfillQueries(self.table, self.retry_state, self.figures, self.sent_ranges)
 
     @cached_property
     def figures(self) -> BacklogFigures:
@@ -90,7 +96,7 @@ class OutboxStore:
     @cached_property
     def explain(self) -> ExplainQueries:
         """One row and what stands in its way."""
-        return ExplainQueries(self.table, self.retry_state)
+        return ExplainQueries(self.table, self.retry_state, self.sent_ranges)
 
     @cached_property
     def watch(self) -> WatchQuery:
@@ -106,7 +112,7 @@ class OutboxStore:
 
     @cached_property
     def retention(self) -> RetentionQueries:
-        return RetentionQueries(self.table)
+        return RetentionQueries(self.table, self.sent_ranges)
 
     @cached_property
     def audit(self) -> AuditQueries:
@@ -141,9 +147,10 @@ class OutboxStore:
     def mark_sent(
         self, conn: Connection, rows: Sequence[OutboxRow], run_id: str, history: HistoryEntry | None = None
     ) -> int:
-        """One statement for the whole batch of acknowledged rows. In a republish run (``history`` given)
-        rows that were SENT already keep their status and run id: the row history records the
-        republish instead. Plain runs claim only NEW rows, so they skip that sorting."""
+        """One statement for the whole batch of acknowledged rows, and which run sent them: as ranges of row
+        ids (``sent_ranges``, the row's run id column set to NULL) where they serve, else in each row. In a
+        republish run (``history`` given) rows that were SENT already keep their status and run id: the row
+        history records the republish instead. Plain runs claim only NEW rows, so they skip that sorting."""
         if history is not None:
             sent = self.table.statuses.sent
             again = [r for r in rows if r.status == sent]
@@ -153,16 +160,21 @@ class OutboxStore:
         if not rows:
             return 0
         t = self.table
+        ids = [r.row_id for r in rows]
+        spans = self.sent_ranges.spans_for(conn, ids)
+        run_value = ":run_id" if spans is None else "NULL"
         sets = t.set_clause(
-            "sent", [("sent_at", "NOW(6)"), ("run_id", ":run_id"), ("next_attempt_at", "NULL")]
+            "sent", [("sent_at", "NOW(6)"), ("run_id", run_value), ("next_attempt_at", "NULL")]
         )
         params = {
-            "ids": [r.row_id for r in rows],
+            "ids": ids,
             "sent": t.statuses.sent,
             "run_id": run_id[:250],
             "claimed": [t.statuses.new, t.statuses.sent],
         }
         done = self._complete(conn, f"{t.id_col} IN :ids", sets, params)
+        if spans is not None:
+            self.sent_ranges.record(conn, spans, run_id)
         self.retry_state.forget(conn, [r.row_id for r in rows if r.attempts])
         return done
 
@@ -192,6 +204,10 @@ class OutboxStore:
     @staticmethod
     def _run(conn: Connection, sql: str, params: dict[str, Any]) -> int:
         return int(run_with_lists(conn, sql, params).rowcount)
+
+    def sent_by(self, conn: Connection, row_ids: Sequence[Any]) -> dict[str, str | None]:
+        """The relay run that sent each row, by ``str(row id)`` (its column, else its sent-range record)."""
+        return self.history.run_ids(conn, row_ids)
 
     def record_failures(self, conn: Connection, failures: Sequence[Failure], run_id: str) -> None:
         """Attempts+1 (FAILED once out of attempts) and one row-history entry per failed attempt."""

@@ -18,6 +18,7 @@ from outbox_relay.models import (
 from outbox_relay.store.history import RowHistory
 from outbox_relay.store.naming import expanding, run_with_lists
 from outbox_relay.store.retry_state import OutsideState, RetryState
+from outbox_relay.store.sent_ranges import SentRanges
 from outbox_relay.store.table import OutboxTable
 
 _OPTIONAL = ("message_id", "key", "attempts", "last_error", "run_id", "topic")
@@ -46,10 +47,13 @@ def kind_condition(
 class ReplayQueries:
     """Rows a replay may touch, and their requeue (recorded in the row history first)."""
 
-    def __init__(self, table: OutboxTable, retry_state: RetryState, history: RowHistory) -> None:
+    def __init__(
+        self, table: OutboxTable, retry_state: RetryState, history: RowHistory, sent_ranges: SentRanges
+    ) -> None:
         self.table = table
         self.retry_state = retry_state
         self.history = history
+        self.sent_ranges = sent_ranges
         t = table
         select = [f"{t.id_col} AS r_id", f"{t.status_col} AS r_status"]
         select += [f"{t.column(f)} AS f_{f}" for f in _OPTIONAL if t.column(f)]
@@ -94,9 +98,10 @@ class ReplayQueries:
         )
         records = conn.execute(sql, params).mappings().all()
         outside = self.retry_state.outside_states(conn, [r["r_id"] for r in records])
-        return [self._candidate(r, outside.get(str(r["r_id"]))) for r in records]
+        runs = self.sent_ranges.run_ids(conn, [r["r_id"] for r in records if r.get("f_run_id") is None])
+        return [self._candidate(r, outside.get(str(r["r_id"])), runs) for r in records]
 
-    def _candidate(self, r: Any, outside: OutsideState | None) -> ReplayCandidate:
+    def _candidate(self, r: Any, outside: OutsideState | None, runs: dict[str, str]) -> ReplayCandidate:
         t = self.table
         status = r["r_status"]
         kind = UNCONFIRMED if status == t.statuses.sent else FAILED
@@ -111,7 +116,7 @@ class ReplayQueries:
             status,
             None if attempts is None else int(attempts),
             error,
-            r.get("f_run_id"),
+            r.get("f_run_id") or runs.get(str(r["r_id"])),
             r.get("f_topic") or t.config.topic,
             r.get("f_created"),
         )

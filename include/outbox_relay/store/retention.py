@@ -10,12 +10,18 @@ from sqlalchemy import Connection, text
 from outbox_relay.config import StatusValue
 from outbox_relay.store.naming import ATTEMPT_TABLE, expanding, run_with_lists
 from outbox_relay.store.retry_state import AttemptTableRetryState
+from outbox_relay.store.sent_ranges import SentRanges
 from outbox_relay.store.table import OutboxTable
 
 
 class RetentionQueries:
-    def __init__(self, table: OutboxTable) -> None:
+    def __init__(self, table: OutboxTable, sent_ranges: SentRanges) -> None:
         self.table = table
+        self.sent_ranges = sent_ranges
+
+    def forget_sent_ranges(self, conn: Connection, limit: int) -> int:
+        """Sent-range records whose rows are all deleted (up to ``limit``)."""
+        return self.sent_ranges.forget_gone(conn, limit)
 
     def expired_ids(
         self, conn: Connection, statuses: Sequence[StatusValue], age_seconds: float, after: Any, limit: int

@@ -15,6 +15,7 @@ from outbox_relay.kafka.transactions import (
     TransactionalPublisher,
     TransactionsUnavailableError,
 )
+from tests.unit.kafka.reported import ReportedMessage
 
 
 class FakeTransactionalProducer:
@@ -26,7 +27,7 @@ class FakeTransactionalProducer:
         self.refused = refused or {}
         self.commit_errors = list(commit_errors or [])
         self.calls: list[str] = []
-        self.pending: list[tuple[Any, bytes]] = []
+        self.pending: list[tuple[Any, bytes, ReportedMessage]] = []
         self.init_error: KafkaError | None = None
 
     def init_transactions(self, timeout: float = 0) -> None:
@@ -40,7 +41,7 @@ class FakeTransactionalProducer:
     def produce(
         self, topic: str, value: bytes, key: bytes, headers: Any = None, on_delivery: Any = None, **kw: Any
     ) -> None:
-        self.pending.append((on_delivery, value))
+        self.pending.append((on_delivery, value, ReportedMessage(topic, key, value, headers)))
 
     def poll(self, timeout: float = 0) -> int:
         return 0
@@ -60,15 +61,15 @@ class FakeTransactionalProducer:
 
     def abort_transaction(self, timeout: float = 0) -> None:
         self.calls.append("abort")
-        for callback, _value in self.pending:
-            callback(KafkaError(KafkaError._PURGE_QUEUE), None)
+        for callback, _value, message in self.pending:
+            callback(KafkaError(KafkaError._PURGE_QUEUE), message)
         self.pending.clear()
 
     def _report(self) -> None:
-        for callback, value in self.pending:
+        for callback, value, message in self.pending:
             if value in self.refused:
-                callback(self.refused[value], None)
-        self.pending = [(c, v) for c, v in self.pending if v not in self.refused]
+                callback(self.refused[value], message)
+        self.pending = [(c, v, m) for c, v, m in self.pending if v not in self.refused]
 
 
 def _msg(ref: int, value: bytes, key: bytes = b"k") -> OutboundMessage:

@@ -18,6 +18,7 @@ def test_the_standard_set_is_the_outbox_table_and_the_shared_tables() -> None:
         "outbox_relay_replay",
         "outbox_relay_lock_busy",
         "outbox_relay_progress",
+        "outbox_relay_sent_range",
     ]
     assert [str(t.table) for t in tables(inbox=True)][-2:] == ["inbox_message", "inbox_duplicate"]
     for table in tables(inbox=True):
