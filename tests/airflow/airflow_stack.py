@@ -10,15 +10,17 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from sqlalchemy import Engine
 
 from devstack.api_ready import wait_until_answering
 from tests.conftest import ROOT
+from tests.stack import airflow_connections, service_folder
 
 PG_URL = os.environ.get("OUTBOX_TEST_AIRFLOW_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 AIRFLOW = str(ROOT / ".venv" / "bin" / "airflow")
@@ -299,6 +301,43 @@ def airflow_stack(
             log.close()
         with suppress(Exception):  # best effort: a leftover test database is harmless
             _psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+# What every event-driven service of the trigger tests has: started by its rows trigger, which looks every
+# second, on no other schedule of its own (confirmations, retention), and not paused.
+WATCHED_SERVICE = {
+    "schedule": "'@rows'",
+    "watch_seconds": "1",
+    "confirm_schedule": "null",
+    "retention": "null",
+    "start_paused": "false",
+}
+
+
+@contextmanager
+def watched_stack(
+    engine: Engine,
+    tmp_path: Path,
+    service: str,
+    topic: str,
+    dag_id: str,
+    watchers: Sequence[str] = ("OutboxRowsTrigger",),
+    **fields: str,
+) -> Iterator[AirflowStack]:
+    """A stack with a triggerer running one event-driven service on ``engine``'s database (``WATCHED_SERVICE``
+    on ``topic``, with ``fields`` as YAML values over it), yielded once ``dag_id`` is parsed and each of
+    ``watchers``' triggers watches: a row or a confirmation written before then starts no run, and a test
+    would wait on the wrong thing."""
+    document = "".join(
+        f"{key}: {value}\n" for key, value in {"topic": topic, **WATCHED_SERVICE, **fields}.items()
+    )
+    services = service_folder(tmp_path, service, document)
+    env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(engine)}
+    with airflow_stack(tmp_path / "airflow", env, triggerer=True) as stack:
+        stack.wait_for_dag(dag_id)
+        for trigger_class in watchers:
+            stack.wait_for_watcher(trigger_class)
+        yield stack
 
 
 def _celery_env(db: str) -> dict[str, str]:

@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from tests.airflow.airflow_stack import AirflowStack, airflow_stack
+from tests.airflow.airflow_stack import AirflowStack, watched_stack
 from tests.integration.kafka_tools import create_topics, read_all, send
 from tests.integration.outbox_rows import insert_rows, wait_for_status
-from tests.stack import airflow_connections, service_folder
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
@@ -65,15 +64,7 @@ def test_rows_start_the_relay_and_an_empty_table_costs_no_runs(
 ) -> None:
     topic = topic_name("watched")
     create_topics(topic)
-    services = service_folder(
-        tmp_path, "watched",
-        f"topic: {topic}\nschedule: '@rows'\nwatch_seconds: 1\nconfirm_schedule: null\nretention: null\n"
-        "start_paused: false\nwatch_fallback_schedule: null\n",
-    )  # fmt: skip
-    env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}
-    with airflow_stack(tmp_path / "airflow", env, triggerer=True) as stack:
-        stack.wait_for_dag(RELAY)
-        stack.wait_for_watcher("OutboxRowsTrigger")
+    with watched_stack(db_engine, tmp_path, "watched", topic, RELAY, watch_fallback_schedule="null") as stack:
         written: list[str] = []
         for burst in range(3):  # each burst right after the previous one was sent: steady traffic
             written += insert_rows(db_engine, topic, ["a", "b", "c"][: burst + 1])
@@ -101,17 +92,11 @@ def test_confirmations_start_their_ingest_and_an_empty_topic_costs_no_runs(
     topic = topic_name("acked")
     answers = f"{topic}.results"
     create_topics(topic, answers)
-    services = service_folder(
-        tmp_path, "acked",
-        f"topic: {topic}\nschedule: '@rows'\nconfirmation: {{topic: {answers}}}\nconfirm_schedule: '@messages'\n"
-        "watch_seconds: 1\nretention: null\nstart_paused: false\nwatch_fallback_schedule: null\n",
-    )  # fmt: skip
     confirmations = "outbox_acked_confirmations"
-    env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}
-    with airflow_stack(tmp_path / "airflow", env, triggerer=True) as stack:
-        stack.wait_for_dag(confirmations)
-        stack.wait_for_watcher("ConfirmationsWaitingTrigger")
-        stack.wait_for_watcher("OutboxRowsTrigger")
+    with watched_stack(
+        db_engine, tmp_path, "acked", topic, confirmations, ("ConfirmationsWaitingTrigger", "OutboxRowsTrigger"),
+        confirmation=f"{{topic: {answers}}}", confirm_schedule="'@messages'", watch_fallback_schedule="null",
+    ) as stack:  # fmt: skip
         written = insert_rows(db_engine, topic, ["a", "b", "c"])
         wait_for_status(db_engine, "SENT", 3, 45)
         runs: list[tuple[str, str]] = []

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from tests.airflow.airflow_stack import AirflowStack, airflow_stack
+from tests.airflow.airflow_stack import AirflowStack, watched_stack
 from tests.integration.kafka_tools import create_topics, read_all
 from tests.integration.outbox_rows import insert_rows, wait_for_status
-from tests.stack import airflow_connections, service_folder
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
@@ -32,15 +31,9 @@ def test_rows_reach_sent_on_the_fallback_cron_when_the_triggerer_is_dead(
 ) -> None:
     topic = topic_name("orphan")
     create_topics(topic)
-    services = service_folder(
-        tmp_path, "orphan",
-        f"topic: {topic}\nschedule: '@rows'\nwatch_fallback_schedule: '* * * * *'\nwatch_seconds: 1\n"
-        "confirm_schedule: null\nretention: null\nstart_paused: false\n",
-    )  # fmt: skip
-    env = {"OUTBOX_RELAY_SERVICES_DIR": str(services), **airflow_connections(db_engine)}
-    with airflow_stack(tmp_path / "airflow", env, triggerer=True) as stack:
-        stack.wait_for_dag(RELAY)
-        stack.wait_for_watcher("OutboxRowsTrigger")
+    with watched_stack(
+        db_engine, tmp_path, "orphan", topic, RELAY, watch_fallback_schedule="'* * * * *'"
+    ) as stack:
         # no cron run under way (one could take the row before the trigger's next look, a second away)
         wait_until(lambda: all(run[2] in FINISHED for run in _runs(stack)), "no relay run under way", 90, 1)
         written = insert_rows(db_engine, topic, ["live"])

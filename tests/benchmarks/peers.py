@@ -114,15 +114,29 @@ def metered(engine: Engine, own: Callable[[], float]) -> Iterator[Meter]:
     meter.stop()
 
 
-def end_offsets(topic: str) -> dict[int, int]:
+@contextmanager
+def end_offset_reader(topic: str) -> Iterator[Callable[[], dict[int, int]]]:
+    """A reader of ``topic``'s end offsets (partition -> end) on one consumer held for the whole block. A
+    client per read (bootstrap, metadata, librdkafka's threads) every 20 ms cost CPU inside the window
+    measured while waiting on Debezium's drain."""
     consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "bench-peers-count"})
-    try:
+
+    def read() -> dict[int, int]:
         return {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
             for p in range(PARTITIONS)
         }
+
+    try:
+        yield read
     finally:
         consumer.close()
+
+
+def end_offsets(topic: str) -> dict[int, int]:
+    """``topic``'s end offsets now (one read: a client of its own)."""
+    with end_offset_reader(topic) as read:
+        return read()
 
 
 def topic_count(topic: str) -> int:
@@ -132,19 +146,21 @@ def topic_count(topic: str) -> int:
 
 def wait_for_count(topic: str, expected: int, seconds: float, stall: float | None = None) -> int:
     """Wait until ``topic`` holds ``expected`` messages and return how many it holds; with ``stall``, stop
-    early once the count has not grown for that long (a peer that lost rows never gets there)."""
+    early once the count has not grown for that long (a peer that lost rows never gets there). One client
+    for the whole wait: it runs inside measured windows."""
     deadline, grown, last = time.monotonic() + seconds, time.monotonic(), -1
-    while (found := topic_count(topic)) < expected:
-        now = time.monotonic()
-        if found != last:
-            grown, last = now, found
-        if stall is not None and now - grown > stall:
-            return found
-        if now > deadline:
-            raise RuntimeError(
-                f"peers: {topic} holds {found} messages after {seconds:g}s, expected {expected}"
-            )
-        time.sleep(0.02)
+    with end_offset_reader(topic) as read:
+        while (found := sum(read().values())) < expected:
+            now = time.monotonic()
+            if found != last:
+                grown, last = now, found
+            if stall is not None and now - grown > stall:
+                return found
+            if now > deadline:
+                raise RuntimeError(
+                    f"peers: {topic} holds {found} messages after {seconds:g}s, expected {expected}"
+                )
+            time.sleep(0.02)
     if found > expected:
         raise RuntimeError(f"peers: {topic} holds {found} messages, expected {expected} (duplicates)")
     return found

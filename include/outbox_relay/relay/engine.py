@@ -149,7 +149,8 @@ class OutboxRelay:
         """Pass over the table until drained; in polling mode keep looking until the budget is spent, and
         with a linger until no row came for ``linger_seconds``."""
         poll = run.request.poll_interval_seconds or self.config.poll_interval_seconds
-        interval = poll or LINGER_POLL_SECONDS
+        run.interval, run.polling = poll or LINGER_POLL_SECONDS, bool(poll)
+        run.linger = self.config.linger_seconds
         while True:
             held_keys = self._held_keys(lock_conn, run.request)
             cursor: Any = run.request.start_after
@@ -162,10 +163,10 @@ class OutboxRelay:
                 self._pass_serial(lock_conn, run, cursor, held_keys)
             if run.stats.stopped_because != "drained":
                 return
-            if not run.looks_again(self.clock(), interval, bool(poll), self.config.linger_seconds):
+            if not run.looks_again(self.clock()):
                 return
             run.stats.polls += 1
-            self.sleep(interval)
+            self.sleep(run.interval)
 
     def _held_keys(self, conn: Connection, request: RunRequest) -> set[Any]:
         """Keys whose rows must wait: a row of the key waits for its retry, or (for a window) a row of the

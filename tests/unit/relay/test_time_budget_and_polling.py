@@ -10,7 +10,7 @@ import pytest
 
 from outbox_relay.config import ServiceConfig
 from outbox_relay.models import RunStats
-from outbox_relay.relay.engine import OutboxRelay, RunRequest
+from outbox_relay.relay.engine import LINGER_POLL_SECONDS, OutboxRelay, RunRequest
 from outbox_relay.relay.run_state import RunState
 
 PASS_SECONDS = 1.0
@@ -179,6 +179,45 @@ def test_without_pipelining_the_pass_runs_on_the_lock_connection(monkeypatch: py
     assert kind == "serial"
     assert pass_conn is conn
     assert (cursor, held) == (-1, {"waiting-1"})
+
+
+@pytest.mark.parametrize(
+    ("service", "request_poll", "fixed"),
+    [
+        ({}, None, (LINGER_POLL_SECONDS, False, 0.0)),  # no polling, no linger: one pass, no look again
+        ({"poll_interval_seconds": 3}, None, (3, True, 0.0)),
+        ({"poll_interval_seconds": 3, "linger_seconds": 5}, 2, (2, True, 5)),  # the request's interval wins
+        ({"linger_seconds": 5}, None, (LINGER_POLL_SECONDS, False, 5)),
+    ],
+)
+def test_the_drain_fixes_how_the_run_looks_again_once(
+    monkeypatch: pytest.MonkeyPatch,
+    service: dict[str, Any],
+    request_poll: float | None,
+    fixed: tuple[float, bool, float],
+) -> None:
+    """Interval, polling and linger do not change within a run: the drain sets them on the run once."""
+    harness = Harness(monkeypatch, _config(**service))
+    run = RunState(RunRequest("r", poll_interval_seconds=request_poll), RunStats(), 0.0, budget=0.5)
+    harness.relay._drain(FakeLockConn(), run)  # type: ignore[arg-type]
+    assert (run.interval, run.polling, run.linger) == fixed
+
+
+def test_looks_again_takes_only_the_clock() -> None:
+    """Polling: while more than one interval of budget is left. A linger: until no row was claimed for
+    ``linger`` seconds (rows claimed restart it). Neither: never."""
+    polling = RunState(RunRequest("r"), RunStats(), started=0.0, budget=10.0, interval=3.0, polling=True)
+    assert polling.looks_again(6.0)  # 4 s left
+    assert not polling.looks_again(7.0)  # 3 s left: the next look would not fit
+    lingering = RunState(RunRequest("r"), RunStats(), started=0.0, budget=100.0, interval=0.1, linger=2.0)
+    assert lingering.looks_again(1.0)  # the linger counts from here
+    assert lingering.looks_again(2.9)
+    assert not lingering.looks_again(3.0)
+    lingering.stats.claimed += 1
+    assert lingering.looks_again(3.5)  # rows came: the linger restarts
+    assert not lingering.looks_again(5.5)
+    neither = RunState(RunRequest("r"), RunStats(), started=0.0, budget=100.0, interval=0.1)
+    assert not neither.looks_again(1.0)
 
 
 # --- the linger ---------------------------------------------------------------------------
