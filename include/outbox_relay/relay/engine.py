@@ -25,6 +25,7 @@ from outbox_relay.errors import InfrastructureError, PoisonRowError
 from outbox_relay.kafka.publisher import BrokerUnavailableError, DeliveryOutcome, KafkaPublisher
 from outbox_relay.kafka.records import OutboundMessage
 from outbox_relay.models import Failure, OutboxRow, RunStats
+from outbox_relay.relay.collections_pace import fewer_collections
 from outbox_relay.relay.exactly_once import ExactlyOnce, ExactlyOnceClients, check_clients
 from outbox_relay.relay.failures import FailurePolicy, after_dead_letter
 from outbox_relay.relay.messages import MessageBuilder
@@ -112,7 +113,7 @@ class OutboxRelay:
         budget = request.time_budget_seconds or self.config.time_budget_seconds
         lock = self.store.lock_for(request.shard)
         stats.shard = request.shard
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn, fewer_collections(self.config.batch_size):
             if not lock.acquire(conn, self.config.relay_lock_wait_seconds):
                 return self._lock_busy(conn, request, stats, lock)
             self.store.busy_runs(request.shard).clear(conn)
