@@ -106,6 +106,11 @@ class Reports(list[Any]):
     def __init__(self, size: int) -> None:
         super().__init__([PENDING] * size)
         self.reported: list[tuple[Any, Any]] = []  # (error or None, message), in the order served
+        self.touched = False  # True once any position holds something else than PENDING
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self.touched = True
+        super().__setitem__(index, value)
 
     def on_delivery(self, err: Any, msg: Any) -> None:
         self.reported.append((err, msg))
@@ -167,6 +172,8 @@ class KafkaPublisher:
         reports = self._produce(messages)
         flushed = self._flush_or_purge()
         reports.resolve(messages, flushed)
+        if flushed and not reports.touched:  # the usual batch: no report at all, every message delivered
+            return DeliveryOutcome(acked=list(messages))
         outcome = DeliveryOutcome()
         for message, report in zip(messages, reports, strict=True):
             classify(outcome, message, report, flushed)
