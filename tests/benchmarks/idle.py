@@ -17,8 +17,9 @@ of every Airflow process and everything it started (task processes included) is 
 a window (``--idle-seconds``, default 300 s) and scaled to an hour; then (for the smallest and the
 largest N) one row at a time is written to the first service's table and the seconds until it is SENT
 are taken, and (event-driven designs) commit-to-SENT under steady traffic at each ``--steady-rates``
-rows/s, over ``--steady-seconds`` from the first row SENT on. MariaDB's and the broker's own CPU are not
-counted."""
+rows/s, over ``--steady-seconds`` from the first row SENT on. The figures ``idle_<design>_cpu_*`` count
+Airflow's processes; ``idle_<design>_machine_cpu_*`` add the database server's and the broker's CPU over
+the same window (every look a trigger takes is answered there), as issue 30 counts idle cost."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from sqlalchemy import Engine, text
 from tests.airflow.airflow_stack import AirflowStack, airflow_stack
 from tests.benchmarks.common import Result, Sizes, scratch_db
 from tests.benchmarks.latency import offered_load, percentile
+from tests.benchmarks.processes import server_cpu
 from tests.integration.kafka_tools import create_topics
 from tests.stack import airflow_connections
 
@@ -193,9 +195,13 @@ def _one(
         with airflow_stack(Path(home) / "airflow", env, triggerer=design != "minute") as stack:
             stack.wait_for_dag(f"outbox_idle_{count_ - 1}_relay", seconds=300)
             time.sleep(min(WARM_UP_SECONDS, window))
-            started, cpu_before = time.time(), _cpu_seconds(stack)
+            started, cpu_before, servers_before = time.time(), _cpu_seconds(stack), server_cpu()
             time.sleep(window)
-            cpu_after = _cpu_seconds(stack)
+            cpu_after, servers_after = _cpu_seconds(stack), server_cpu()
+            for name, before in servers_before.items():  # the database and the broker, as components
+                after = servers_after[name]
+                if before is not None and after is not None:
+                    cpu_before[f"server:{name}"], cpu_after[f"server:{name}"] = before, after
             runs = stack.metadata(
                 "SELECT COUNT(*) FROM task_instance WHERE start_date >= to_timestamp(%s) AND "
                 "start_date < to_timestamp(%s)", started, started + window,
@@ -218,19 +224,30 @@ def measure(sizes: Sizes) -> list[Result]:
     marginal cost of one more idle service (which leaves out what Airflow costs with no service at
     all); the median commit-to-SENT latency."""
     results = []
+    machine: dict[str, dict[int, float]] = {}
     sampled = {min(sizes.idle_services)} | ({max(sizes.idle_services)} if sizes.latency_at_largest else set())
     for design in sizes.idle_designs:
         totals: dict[int, float] = {}
         for count_ in sizes.idle_services:
             samples = sizes.latency_samples if count_ in sampled else 0
             by_component, runs, latencies, steady = _one(count_, design, sizes, samples)
-            per_hour = totals[count_] = sum(by_component.values())
+            per_hour = totals[count_] = sum(v for k, v in by_component.items() if not k.startswith("server:"))
+            everything = machine.setdefault(design, {})[count_] = sum(by_component.values())
             extra = {"design": design, "services": count_, "window_seconds": sizes.idle_seconds,
                      "task_runs": runs, "latencies": [round(x, 2) for x in latencies],
                      "dag_parse_seconds": sizes.dag_parse_seconds or 30,
                      "cpu_s_per_hour_by_component": {k: round(v, 1) for k, v in by_component.items()}}  # fmt: skip
             results.append(
                 Result(f"idle_{design}_cpu_per_service_hour", count_, "CPU-s", [per_hour / count_], extra)
+            )
+            results.append(
+                Result(
+                    f"idle_{design}_machine_cpu_per_service_hour",
+                    count_,
+                    "CPU-s",
+                    [everything / count_],
+                    extra,
+                )
             )
             if latencies:
                 results.append(Result(f"latency_{design}_commit_to_sent", count_, "s", latencies, extra))
@@ -242,7 +259,10 @@ def measure(sizes: Sizes) -> list[Result]:
                 results.append(Result(f"steady_{design}_p99", rate, "ms", [percentile(values, 0.99)], load))
         if len(totals) >= 2:
             low, high = min(totals), max(totals)
+            span = {"from_services": low, "to_services": high}
             results.append(Result(f"idle_{design}_cpu_marginal_per_service_hour", None, "CPU-s",
-                                  [(totals[high] - totals[low]) / (high - low)],
-                                  {"from_services": low, "to_services": high}))  # fmt: skip
+                                  [(totals[high] - totals[low]) / (high - low)], span))  # fmt: skip
+            whole = machine[design]
+            results.append(Result(f"idle_{design}_machine_cpu_marginal_per_service_hour", None, "CPU-s",
+                                  [(whole[high] - whole[low]) / (high - low)], span))  # fmt: skip
     return results
