@@ -38,7 +38,7 @@ free_port() {
 our_pid() {
   [[ -f "$PIDFILE" ]] || return 1
   local pid; pid="$(cat "$PIDFILE")"
-  [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$NODE/server.properties" && echo "$pid"
+  [[ -n "$pid" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$NODE/server.properties" && echo "$pid"
 }
 
 # Sets JAVA_SPEC and CDS (the class-data archive for this JDK build and Kafka version; the JVM ignores an
