@@ -37,7 +37,7 @@ from sqlalchemy import Engine, text
 from tests.airflow.airflow_stack import AirflowStack, airflow_stack
 from tests.benchmarks.common import Result, Sizes, scratch_db
 from tests.benchmarks.latency import offered_load, percentile
-from tests.benchmarks.processes import server_cpu
+from tests.benchmarks.processes import server_cpu_used, server_snapshot
 from tests.integration.kafka_tools import create_topics
 from tests.stack import airflow_connections
 
@@ -195,13 +195,13 @@ def _one(
         with airflow_stack(Path(home) / "airflow", env, triggerer=design != "minute") as stack:
             stack.wait_for_dag(f"outbox_idle_{count_ - 1}_relay", seconds=300)
             time.sleep(min(WARM_UP_SECONDS, window))
-            started, cpu_before, servers_before = time.time(), _cpu_seconds(stack), server_cpu()
+            started, cpu_before, servers_before = time.time(), _cpu_seconds(stack), server_snapshot()
             time.sleep(window)
-            cpu_after, servers_after = _cpu_seconds(stack), server_cpu()
-            for name, before in servers_before.items():  # the database and the broker, as components
-                after = servers_after[name]
-                if before is not None and after is not None:
-                    cpu_before[f"server:{name}"], cpu_after[f"server:{name}"] = before, after
+            cpu_after = _cpu_seconds(stack)
+            servers = server_cpu_used(servers_before, server_snapshot())
+            for name, used in servers.items():  # the database and the broker, as components
+                if used is not None:
+                    cpu_before[f"server:{name}"], cpu_after[f"server:{name}"] = 0.0, used
             runs = stack.metadata(
                 "SELECT COUNT(*) FROM task_instance WHERE start_date >= to_timestamp(%s) AND "
                 "start_date < to_timestamp(%s)", started, started + window,

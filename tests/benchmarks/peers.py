@@ -48,7 +48,7 @@ from tests.benchmarks.common import (
 from tests.benchmarks.debezium import outbox_connector
 from tests.benchmarks.latency import offered_load, percentile
 from tests.benchmarks.lean import lean_producer, run_lean
-from tests.benchmarks.processes import server_cpu
+from tests.benchmarks.processes import server_cpu_used, server_snapshot
 from tests.benchmarks.project import check_drained, run_project
 
 PEERS = ("lean", "relay", "debezium")
@@ -89,17 +89,14 @@ class Meter:
     lost: int = 0  # rows that never reached the topic
 
     def start(self) -> None:
-        self._servers, self._own = server_cpu(), self.own()
+        self._servers, self._own = server_snapshot(), self.own()
         self._binlog, self._started = binlog_bytes(self.engine), time.perf_counter()
 
     def stop(self) -> None:
         self.seconds = time.perf_counter() - self._started
-        own, servers = self.own(), server_cpu()
+        own, servers = self.own(), server_snapshot()
         self.binlog = binlog_bytes(self.engine) - self._binlog
-        self.cpu = {"own": own - self._own}
-        for name, before in self._servers.items():
-            after = servers[name]
-            self.cpu[name] = None if before is None or after is None else after - before
+        self.cpu = {"own": own - self._own, **server_cpu_used(self._servers, servers)}
 
     @property
     def total_cpu(self) -> float:
