@@ -40,13 +40,3 @@ def server_cpu_used(
         kept = [pid for pid in then if pid in now]
         used[name] = sum(max(0.0, now[pid] - then[pid]) for pid in kept) if kept else None
     return used
-
-
-def server_cpu() -> dict[str, float | None]:
-    """CPU-seconds used so far by the local database server's and broker's processes (None: none here)."""
-    used: dict[str, float | None] = {}
-    for name, pattern in SERVERS.items():
-        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False).stdout
-        pids = [int(pid) for pid in found.split()]
-        used[name] = sum(cpu_seconds(pid) for pid in pids) if pids else None
-    return used

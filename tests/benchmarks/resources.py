@@ -20,13 +20,13 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tests.benchmarks.common import Result, Sizes, db_url, fresh_backlog, rate, scratch_db, temp_topics
-from tests.benchmarks.processes import SERVERS, server_cpu
+from tests.benchmarks.processes import SERVERS, server_cpu_used, server_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _child(engine: Engine, topic: str, batch: int, relay: str, rows: int) -> dict[str, Any]:
-    servers_before = server_cpu()
+    servers_before = server_snapshot()
     done = subprocess.run(
         [sys.executable, "-m", "tests.benchmarks.relay_child", db_url(engine), topic, str(batch), relay],
         cwd=ROOT,
@@ -39,10 +39,8 @@ def _child(engine: Engine, topic: str, batch: int, relay: str, rows: int) -> dic
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     if report["published"] != rows:
         raise RuntimeError(f"{relay} relay child published {report['published']} of {rows}")
-    after = server_cpu()
-    for name, before in servers_before.items():
-        used = after[name]
-        report[f"{name}_cpu_seconds"] = None if before is None or used is None else used - before
+    for name, used in server_cpu_used(servers_before, server_snapshot()).items():
+        report[f"{name}_cpu_seconds"] = used
     return report
 
 
